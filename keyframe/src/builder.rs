@@ -1,0 +1,365 @@
+//! Writing keyframes. Leaf boundaries are content-defined on the key: a leaf ends after a key
+//! whose hash meets a condition (once the leaf has its minimum size) or at the maximum size.
+//! Because the rule depends only on the keys since the last boundary, an update touches only
+//! the leaves its changes fall in (plus neighbours until the boundaries re-align); every other
+//! leaf is reused as it is, and re-cut leaves that come out equal dedup by content hash.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{concat, interleave_record_batch};
+use arrow_row::Rows;
+use rayon::prelude::*;
+
+use crate::block;
+use crate::error::Result;
+use crate::format::content_hash;
+use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode};
+use crate::pack::PackWriter;
+use crate::record::RecordKind;
+use crate::tree::{Root, TableLayout, Tree};
+use crate::zonemap;
+
+/// Sizes that shape the tree. Changing them changes where boundaries fall (and so dedup
+/// against trees written with other shapes), never what is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeShape {
+    /// A leaf never ends before this many rows (except the last).
+    pub min_leaf_rows: usize,
+    /// After the minimum, a leaf ends after a key whose hash has these low bits all zero.
+    pub leaf_boundary_mask: u64,
+    /// A leaf always ends at this many rows.
+    pub max_leaf_rows: usize,
+    /// Internal nodes: minimum children.
+    pub min_fanout: usize,
+    /// Internal nodes: boundary mask on the hash of a child's first key.
+    pub fanout_mask: u64,
+    /// Internal nodes: maximum children.
+    pub max_fanout: usize,
+}
+
+impl Default for TreeShape {
+    fn default() -> Self {
+        TreeShape {
+            min_leaf_rows: 2048,
+            leaf_boundary_mask: (1 << 13) - 1,
+            max_leaf_rows: 1 << 16,
+            min_fanout: 8,
+            fanout_mask: (1 << 5) - 1,
+            max_fanout: 512,
+        }
+    }
+}
+
+/// The changes a commit makes to one table, sorted by key.
+#[derive(Debug)]
+pub struct SortedChanges {
+    /// Rows to insert or overwrite, sorted by key, keys unique.
+    pub upserts: RecordBatch,
+    /// Encoded keys of `upserts`, row for row.
+    pub upsert_keys: Rows,
+    /// Encoded keys to delete, sorted, unique, none of them among the upserts' keys.
+    pub deletes: Vec<Vec<u8>>,
+}
+
+/// One change: the upsert row at an index, or a delete.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Upsert(usize),
+    Delete,
+}
+
+fn key_hash(key: &[u8], seed: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, seed)
+}
+
+/// Writes a new version of the tree `old` with `changes` applied and returns its root
+/// (`None` when the table ends up empty). Only new content is appended to `packs`.
+pub fn apply(
+    packs: &mut PackWriter,
+    shape: &TreeShape,
+    old: &Tree,
+    changes: &SortedChanges,
+) -> Result<Option<Root>> {
+    let layout = old.layout().clone();
+    let ops = merge_ops(changes);
+    let leaves = old.leaves()?;
+    let mut chunker = Chunker::new(*shape, layout.clone());
+    let mut out: Vec<ChildEntry> = Vec::with_capacity(leaves.len() + 1);
+    let mut pos = 0usize;
+    if leaves.is_empty() {
+        let merged = merge_leaf(None, &ops, changes, &layout)?;
+        if let Some((batch, hashes)) = merged {
+            chunker.push(packs, &batch, &hashes, &mut out)?;
+        }
+    }
+    for (i, leaf) in leaves.iter().enumerate() {
+        let end = match leaves.get(i + 1) {
+            Some(next) => {
+                pos + ops[pos..].partition_point(|(k, _)| *k < next.entry.first_key.as_slice())
+            }
+            None => ops.len(),
+        };
+        let leaf_ops = &ops[pos..end];
+        pos = end;
+        if leaf_ops.is_empty() && chunker.is_empty() {
+            out.push(leaf.entry.clone());
+            continue;
+        }
+        let node = old.read_leaf(&leaf.entry)?;
+        let batch = old.read_batch(&node)?;
+        if let Some((merged, hashes)) = merge_leaf(Some(batch), leaf_ops, changes, &layout)? {
+            chunker.push(packs, &merged, &hashes, &mut out)?;
+        }
+    }
+    chunker.finish(packs, &mut out)?;
+    build_internal(packs, shape, out)
+}
+
+/// Upserts and deletes merged into one key-ordered list.
+fn merge_ops(changes: &SortedChanges) -> Vec<(&[u8], Op)> {
+    let mut ops = Vec::with_capacity(changes.upsert_keys.num_rows() + changes.deletes.len());
+    let (mut i, mut j) = (0, 0);
+    let n = changes.upsert_keys.num_rows();
+    while i < n || j < changes.deletes.len() {
+        let take_upsert = j >= changes.deletes.len()
+            || (i < n && changes.upsert_keys.row(i).as_ref() < changes.deletes[j].as_slice());
+        if take_upsert {
+            ops.push((changes.upsert_keys.row(i).data(), Op::Upsert(i)));
+            i += 1;
+        } else {
+            ops.push((changes.deletes[j].as_slice(), Op::Delete));
+            j += 1;
+        }
+    }
+    ops
+}
+
+/// Applies `ops` (all within the leaf's key range) to a leaf's rows; returns the merged rows
+/// and the hash of each row's key, or `None` when no row remains.
+fn merge_leaf(
+    leaf: Option<RecordBatch>,
+    ops: &[(&[u8], Op)],
+    changes: &SortedChanges,
+    layout: &TableLayout,
+) -> Result<Option<(RecordBatch, Vec<u64>)>> {
+    let leaf_keys = match &leaf {
+        Some(b) => Some(layout.key.encode_batch(b)?),
+        None => None,
+    };
+    let n = leaf_keys.as_ref().map_or(0, |k| k.num_rows());
+    // (source, row): source 0 is the leaf, 1 the upserts.
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(n + ops.len());
+    let mut hashes = Vec::with_capacity(n + ops.len());
+    let (mut i, mut j) = (0usize, 0usize);
+    while i < n || j < ops.len() {
+        let lk = leaf_keys.as_ref().filter(|_| i < n).map(|k| k.row(i));
+        let order = match (lk, ops.get(j)) {
+            (Some(l), Some((k, _))) => l.as_ref().cmp(k),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                if let Some(l) = lk {
+                    hashes.push(key_hash(l.as_ref(), 0));
+                }
+                picks.push((0, i));
+                i += 1;
+            }
+            ord => {
+                let (k, op) = ops[j];
+                if let Op::Upsert(u) = op {
+                    picks.push((1, u));
+                    hashes.push(key_hash(k, 0));
+                }
+                if ord == std::cmp::Ordering::Equal {
+                    i += 1;
+                }
+                j += 1;
+            }
+        }
+    }
+    if picks.is_empty() {
+        return Ok(None);
+    }
+    let empty;
+    let leaf_batch = match &leaf {
+        Some(b) => b,
+        None => {
+            empty = RecordBatch::new_empty(layout.schema.clone());
+            &empty
+        }
+    };
+    let merged = interleave_record_batch(&[leaf_batch, &changes.upserts], &picks)?;
+    Ok(Some((merged, hashes)))
+}
+
+/// Cuts a stream of sorted rows into leaves at content-defined boundaries.
+struct Chunker {
+    shape: TreeShape,
+    layout: Arc<TableLayout>,
+    pending: Vec<RecordBatch>,
+    count: usize,
+}
+
+impl Chunker {
+    fn new(shape: TreeShape, layout: Arc<TableLayout>) -> Self {
+        Chunker {
+            shape,
+            layout,
+            pending: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn push(
+        &mut self,
+        packs: &mut PackWriter,
+        batch: &RecordBatch,
+        hashes: &[u64],
+        out: &mut Vec<ChildEntry>,
+    ) -> Result<()> {
+        let mut start = 0;
+        for (r, h) in hashes.iter().enumerate() {
+            self.count += 1;
+            let cut = (self.count >= self.shape.min_leaf_rows
+                && h & self.shape.leaf_boundary_mask == 0)
+                || self.count >= self.shape.max_leaf_rows;
+            if cut {
+                self.pending.push(batch.slice(start, r + 1 - start));
+                start = r + 1;
+                self.emit(packs, out)?;
+            }
+        }
+        if start < batch.num_rows() {
+            self.pending
+                .push(batch.slice(start, batch.num_rows() - start));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, packs: &mut PackWriter, out: &mut Vec<ChildEntry>) -> Result<()> {
+        if self.count > 0 {
+            self.emit(packs, out)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, packs: &mut PackWriter, out: &mut Vec<ChildEntry>) -> Result<()> {
+        let parts = std::mem::take(&mut self.pending);
+        self.count = 0;
+        let ncols = self.layout.schema.fields().len();
+        let columns: Vec<ArrayRef> = (0..ncols)
+            .map(|c| {
+                let arrays: Vec<&dyn arrow::array::Array> =
+                    parts.iter().map(|b| b.column(c).as_ref()).collect();
+                concat(&arrays)
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let entry = write_leaf(packs, &self.layout, columns)?;
+        out.push(entry);
+        Ok(())
+    }
+}
+
+/// Encodes, hashes and stores the blocks of one leaf and the leaf node itself.
+fn write_leaf(
+    packs: &mut PackWriter,
+    layout: &TableLayout,
+    columns: Vec<ArrayRef>,
+) -> Result<ChildEntry> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    let encoded: Vec<(Vec<u8>, zonemap::ZoneMap)> = columns
+        .par_iter()
+        .map(|c| Ok((block::encode(c)?, zonemap::compute(c)?)))
+        .collect::<Result<_>>()?;
+    let mut chunks = Vec::with_capacity(encoded.len());
+    for (raw, zone) in encoded {
+        let hash = content_hash(&raw);
+        let block = packs.put(RecordKind::ColumnBlock, &raw, hash)?;
+        chunks.push(ColumnChunk {
+            block,
+            raw_len: raw.len() as u32,
+            zone,
+        });
+    }
+    let key_cols: Vec<ArrayRef> = layout
+        .key
+        .columns()
+        .iter()
+        .map(|&c| columns[c].clone())
+        .collect();
+    let ends: Vec<ArrayRef> = key_cols
+        .iter()
+        .map(|k| concat(&[k.slice(0, 1).as_ref(), k.slice(rows - 1, 1).as_ref()]))
+        .collect::<std::result::Result<_, _>>()?;
+    let end_keys = layout.key.encode_columns(&ends)?;
+    let leaf = LeafNode {
+        rows: rows as u32,
+        first_key: end_keys.row(0).as_ref().to_vec(),
+        last_key: end_keys.row(1).as_ref().to_vec(),
+        columns: chunks,
+    };
+    let raw = leaf.encode();
+    let node = packs.put(RecordKind::Leaf, &raw, content_hash(&raw))?;
+    Ok(ChildEntry {
+        first_key: leaf.first_key.clone(),
+        node,
+        rows: rows as u64,
+        raw_bytes: leaf.raw_bytes(),
+        leaves: 1,
+    })
+}
+
+/// Builds the internal levels over `level0` (leaf entries in key order), content-defined on
+/// the children's first keys, and returns the root.
+fn build_internal(
+    packs: &mut PackWriter,
+    shape: &TreeShape,
+    mut entries: Vec<ChildEntry>,
+) -> Result<Option<Root>> {
+    let mut height = 0u8;
+    loop {
+        if entries.len() <= 1 {
+            return Ok(entries.pop().map(|entry| Root { entry, height }));
+        }
+        height += 1;
+        let mut next = Vec::new();
+        let mut group: Vec<ChildEntry> = Vec::new();
+        let n = entries.len();
+        for (i, e) in entries.into_iter().enumerate() {
+            let h = key_hash(&e.first_key, u64::from(height));
+            group.push(e);
+            let cut = (group.len() >= shape.min_fanout && h & shape.fanout_mask == 0)
+                || group.len() >= shape.max_fanout
+                || i + 1 == n;
+            if cut {
+                next.push(write_internal(packs, height, std::mem::take(&mut group))?);
+            }
+        }
+        entries = next;
+    }
+}
+
+fn write_internal(
+    packs: &mut PackWriter,
+    level: u8,
+    children: Vec<ChildEntry>,
+) -> Result<ChildEntry> {
+    let node = InternalNode { level, children };
+    let raw = node.encode();
+    let r = packs.put(RecordKind::Internal, &raw, content_hash(&raw))?;
+    let c = &node.children;
+    Ok(ChildEntry {
+        first_key: c[0].first_key.clone(),
+        node: r,
+        rows: c.iter().map(|x| x.rows).sum(),
+        raw_bytes: c.iter().map(|x| x.raw_bytes).sum(),
+        leaves: c.iter().map(|x| x.leaves).sum(),
+    })
+}

@@ -1,0 +1,79 @@
+//! The keyframe crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the keyframe layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory concerned, relative to the store root.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Bytes on disk do not verify: a checksum, magic number, length or structure is wrong.
+    #[error("corrupt data in {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file concerned, relative to the store root.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What failed to verify.
+        reason: String,
+    },
+    /// Another process (or handle) holds the lock.
+    #[error("{path} is locked by another writer")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// An Arrow operation failed (encoding, decoding or a compute kernel).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A column type the keyframe layer cannot store or use as a key.
+    #[error("unsupported data type for column {column}: {data_type}")]
+    UnsupportedType {
+        /// Column name.
+        column: String,
+        /// The offending type, as Arrow prints it.
+        data_type: String,
+    },
+    /// A predicate names a column that is not in the table.
+    #[error("unknown column {0}")]
+    UnknownColumn(String),
+    /// A value cannot be compared with a column (e.g. a string against an int column).
+    #[error("value {value} does not fit column {column}: {reason}")]
+    BadValue {
+        /// Column name.
+        column: String,
+        /// The value, as printed.
+        value: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Corrupt`] for `path` at `offset`.
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! # reeldb-keyframe
+//!
+//! Keyframes: each table version as a sorted columnar B-tree whose leaves hold one
+//! lz4-compressed Arrow block per column. Blocks and nodes are content-addressed by xxh3-128
+//! and stored once in append-only pack files, however many keyframes and tables use them;
+//! leaf boundaries are content-defined on the key, so untouched key ranges dedup.
+//!
+//! Layers, bottom up: [`storage`] (the one I/O trait), [`format`] and [`record`] (bytes on
+//! disk), [`pack`] (pack files), [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
+//! (reading), [`builder`] (writing), with [`key`], [`zonemap`] and [`predicate`] beside them.
+
+pub mod block;
+pub mod builder;
+pub mod error;
+pub mod format;
+pub mod key;
+pub mod node;
+pub mod pack;
+pub mod predicate;
+pub mod record;
+pub mod storage;
+pub mod tree;
+pub mod zonemap;
+
+pub use builder::{SortedChanges, TreeShape};
+pub use error::{Error, Result};
+pub use key::KeyCodec;
+pub use node::{ChildEntry, LeafNode, RecordRef};
+pub use pack::{PackReader, PackWriter};
+pub use predicate::{BoundPredicate, CmpOp, Predicate};
+pub use storage::{LocalStorage, Storage};
+pub use tree::{LeafEntry, Root, TableLayout, Tree};

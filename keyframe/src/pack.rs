@@ -1,0 +1,322 @@
+//! Pack files: append-only files of records. [`PackReader`] maps them for readers;
+//! [`PackWriter`] appends new records for the single writer, storing each content hash once.
+//!
+//! ```text
+//! pack file: magic "REELPACK", format_version u32, pack_id u32, then records back to back
+//! ```
+//! A pack's valid length is the one the latest committed version records; bytes past it are
+//! the remains of an unfinished commit and are cut off when the next writer opens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::format::{ContentHash, Decoder, Encoder, FORMAT_VERSION, PACK_HEADER_LEN, PACK_MAGIC};
+use crate::node::RecordRef;
+use crate::record::{self, RecordKind};
+use crate::storage::{AppendFile, Storage};
+
+/// Directory of the pack files, relative to the store root.
+pub const PACK_DIR: &str = "packs";
+/// A pack is sealed and a new one started once it passes this length.
+pub const DEFAULT_MAX_PACK_LEN: u64 = 1 << 30;
+
+/// Path of pack `id`, relative to the store root.
+pub fn pack_path(id: u32) -> PathBuf {
+    Path::new(PACK_DIR).join(format!("{id:08}.pack"))
+}
+
+fn pack_id_of(name: &str) -> Option<u32> {
+    name.strip_suffix(".pack")?.parse().ok()
+}
+
+/// Reads records from pack files through memory maps shared by every reader of a store.
+#[derive(Debug)]
+pub struct PackReader {
+    storage: Arc<dyn Storage>,
+    maps: RwLock<HashMap<u32, Bytes>>,
+}
+
+impl PackReader {
+    /// A reader over the packs of `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        PackReader {
+            storage,
+            maps: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn mapped(&self, pack: u32, need: u64) -> Result<Bytes> {
+        if let Ok(maps) = self.maps.read()
+            && let Some(m) = maps.get(&pack)
+            && m.len() as u64 >= need
+        {
+            return Ok(m.clone());
+        }
+        let path = pack_path(pack);
+        let map = self.storage.map(&path)?;
+        if (map.len() as u64) < need {
+            return Err(Error::corrupt(
+                path,
+                need,
+                format!("reference past the end of the pack ({} bytes)", map.len()),
+            ));
+        }
+        check_header(&map[..PACK_HEADER_LEN as usize], pack)
+            .map_err(|reason| Error::corrupt(&path, 0, reason))?;
+        if let Ok(mut maps) = self.maps.write() {
+            maps.insert(pack, map.clone());
+        }
+        Ok(map)
+    }
+
+    /// Reads, verifies and decompresses the record `r`, which must be of `kind`.
+    pub fn read(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
+        let end = r.offset + u64::from(r.len);
+        let map = self.mapped(r.pack, end)?;
+        let bytes = &map[r.offset as usize..end as usize];
+        record::decode(bytes, kind, r.hash)
+            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))
+    }
+}
+
+/// Appends records for the single writer, deduplicating by content hash.
+///
+/// Records appended since the last [`PackWriter::sync`] are pending: [`PackWriter::abort`]
+/// forgets them and cuts the files back, so an abandoned commit leaves nothing referenced.
+#[derive(Debug)]
+pub struct PackWriter {
+    storage: Arc<dyn Storage>,
+    index: HashMap<ContentHash, RecordRef>,
+    pending: Vec<ContentHash>,
+    /// Committed length of every pack, by id.
+    committed: Vec<(u32, u64)>,
+    active: Option<(u32, Box<dyn AppendFile>)>,
+    created_pending: bool,
+    max_pack_len: u64,
+    /// Records and bytes appended since the writer opened.
+    appended: (u64, u64),
+}
+
+impl PackWriter {
+    /// Opens the packs for appending, given the committed length of each pack. Pack bytes past
+    /// their committed length and pack files no commit knows are removed.
+    pub fn open(storage: Arc<dyn Storage>, committed: &[(u32, u64)]) -> Result<Self> {
+        cut_back(storage.as_ref(), committed)?;
+        Ok(PackWriter {
+            storage,
+            index: HashMap::new(),
+            pending: Vec::new(),
+            committed: committed.to_vec(),
+            active: None,
+            created_pending: false,
+            max_pack_len: DEFAULT_MAX_PACK_LEN,
+            appended: (0, 0),
+        })
+    }
+
+    /// Sets the length past which a pack is sealed (tests use small packs).
+    pub fn set_max_pack_len(&mut self, len: u64) {
+        self.max_pack_len = len.max(PACK_HEADER_LEN + 1);
+    }
+
+    /// Tells the writer a record that already exists, so equal content is not written again.
+    pub fn remember(&mut self, r: RecordRef) {
+        self.index.entry(r.hash).or_insert(r);
+    }
+
+    /// Number of distinct records the writer knows.
+    pub fn known_records(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Column blocks and bytes (of records of any kind) appended since this writer opened,
+    /// committed or not.
+    pub fn appended(&self) -> (u64, u64) {
+        self.appended
+    }
+
+    /// Stores `raw` as a record of `kind` unless equal content is already stored; returns
+    /// where it is.
+    pub fn put(&mut self, kind: RecordKind, raw: &[u8], hash: ContentHash) -> Result<RecordRef> {
+        if let Some(r) = self.index.get(&hash) {
+            return Ok(*r);
+        }
+        let framed = record::encode(kind, raw, hash);
+        let (pack, file) = self.active_pack()?;
+        let offset = file.append(&framed)?;
+        let r = RecordRef {
+            pack,
+            offset,
+            len: framed.len() as u32,
+            hash,
+        };
+        self.index.insert(hash, r);
+        self.pending.push(hash);
+        if kind == RecordKind::ColumnBlock {
+            self.appended.0 += 1;
+        }
+        self.appended.1 += framed.len() as u64;
+        Ok(r)
+    }
+
+    fn active_pack(&mut self) -> Result<(u32, &mut Box<dyn AppendFile>)> {
+        let full = self
+            .active
+            .as_ref()
+            .is_none_or(|(_, f)| f.len() >= self.max_pack_len);
+        if full {
+            let last = self.committed.last().copied();
+            let reuse = match (&self.active, last) {
+                (None, Some((id, len))) if len < self.max_pack_len => Some(id),
+                _ => None,
+            };
+            let id = match reuse {
+                Some(id) => id,
+                None => {
+                    let next = self
+                        .active
+                        .as_ref()
+                        .map(|(id, _)| *id)
+                        .into_iter()
+                        .chain(self.committed.iter().map(|(id, _)| *id))
+                        .max()
+                        .map_or(1, |m| m + 1);
+                    self.new_pack(next)?;
+                    next
+                }
+            };
+            if reuse.is_some() {
+                let file = self.storage.open_append(&pack_path(id))?;
+                self.active = Some((id, file));
+            }
+        }
+        match self.active.as_mut() {
+            Some((id, f)) => Ok((*id, f)),
+            None => Err(Error::corrupt(
+                PACK_DIR,
+                0,
+                "no active pack after opening one",
+            )),
+        }
+    }
+
+    fn new_pack(&mut self, id: u32) -> Result<()> {
+        if let Some((old, mut f)) = self.active.take() {
+            f.sync()?;
+            let len = f.len();
+            self.set_committed(old, len);
+        }
+        let path = pack_path(id);
+        let mut file = self.storage.open_append(&path)?;
+        let mut e = Encoder::new();
+        e.raw(&PACK_MAGIC).u32(FORMAT_VERSION).u32(id);
+        file.append(&e.finish())?;
+        self.created_pending = true;
+        self.active = Some((id, file));
+        Ok(())
+    }
+
+    fn set_committed(&mut self, id: u32, len: u64) {
+        match self.committed.iter_mut().find(|(p, _)| *p == id) {
+            Some(e) => e.1 = len,
+            None => self.committed.push((id, len)),
+        }
+    }
+
+    /// Ends the pending records' commit: makes them durable (unless `durable` is false, for
+    /// rebuilds that trade durability for speed) and returns the length of every pack, which
+    /// the caller records in the commit that references them.
+    pub fn sync(&mut self, durable: bool) -> Result<Vec<(u32, u64)>> {
+        if let Some((id, f)) = self.active.as_mut() {
+            if durable {
+                f.sync()?;
+            }
+            let (id, len) = (*id, f.len());
+            self.set_committed(id, len);
+        }
+        if self.created_pending && durable {
+            self.storage.sync_dir(Path::new(PACK_DIR))?;
+        }
+        self.created_pending = false;
+        self.pending.clear();
+        Ok(self.committed.clone())
+    }
+
+    /// The pack lengths as of the last [`PackWriter::sync`].
+    pub fn committed(&self) -> &[(u32, u64)] {
+        &self.committed
+    }
+
+    /// Forgets every pending record and cuts the packs back to their committed lengths.
+    pub fn abort(&mut self) -> Result<()> {
+        for h in self.pending.drain(..) {
+            self.index.remove(&h);
+        }
+        self.active = None;
+        self.created_pending = false;
+        cut_back(self.storage.as_ref(), &self.committed)
+    }
+}
+
+/// Cuts every pack back to its committed length and removes pack files no commit knows.
+fn cut_back(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
+    storage.create_dir_all(Path::new(PACK_DIR))?;
+    let mut changed_dir = false;
+    for name in storage.list(Path::new(PACK_DIR))? {
+        let path = Path::new(PACK_DIR).join(&name);
+        match pack_id_of(&name).and_then(|id| committed.iter().find(|(p, _)| *p == id)) {
+            Some(&(_, len)) => {
+                let on_disk = storage.len(&path)?;
+                if on_disk < len {
+                    return Err(Error::corrupt(
+                        path,
+                        on_disk,
+                        format!("pack is shorter than its committed length {len}"),
+                    ));
+                }
+                if on_disk > len {
+                    storage.truncate(&path, len)?;
+                }
+            }
+            None => {
+                storage.remove(&path)?;
+                changed_dir = true;
+            }
+        }
+    }
+    for &(id, _) in committed {
+        if !storage.exists(&pack_path(id))? {
+            return Err(Error::corrupt(
+                pack_path(id),
+                0,
+                "committed pack file is missing",
+            ));
+        }
+    }
+    if changed_dir {
+        storage.sync_dir(Path::new(PACK_DIR))?;
+    }
+    Ok(())
+}
+
+/// Checks a pack header.
+pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<(), String> {
+    let mut d = Decoder::new(bytes.get(..PACK_HEADER_LEN as usize).unwrap_or(bytes));
+    let magic: [u8; 8] = d.fixed().map_err(|e| e.0)?;
+    if magic != PACK_MAGIC {
+        return Err("bad pack magic".into());
+    }
+    let v = d.u32().map_err(|e| e.0)?;
+    if v != FORMAT_VERSION {
+        return Err(format!("pack format version {v} is not supported"));
+    }
+    let found = d.u32().map_err(|e| e.0)?;
+    if found != id {
+        return Err(format!("pack header says id {found}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! The one storage trait all file I/O goes through, and its local-filesystem implementation.
+//!
+//! Files are append-only while a writer holds the store lock and immutable to readers below the
+//! lengths a committed version records; nothing a reader may map is ever truncated below that.
+//! Tests wrap [`Storage`] to inject faults and simulate crashes; object stores can implement it.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+/// An open file that only grows, written by the single writer.
+pub trait AppendFile: Send + Debug {
+    /// Appends `data` at the end and returns the offset where it starts.
+    fn append(&mut self, data: &[u8]) -> Result<u64>;
+    /// Makes every appended byte (and the file's length) durable.
+    fn sync(&mut self) -> Result<()>;
+    /// The current length, including unsynced appends.
+    fn len(&self) -> u64;
+    /// True when nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A held exclusive lock; dropping it releases the lock.
+pub trait LockGuard: Send + Debug {}
+
+/// File operations on a store directory. Every path is relative to the store root.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// True when `path` exists.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// True when `path` is a directory.
+    fn is_dir(&self, path: &Path) -> Result<bool>;
+    /// The file's current length.
+    fn len(&self, path: &Path) -> Result<u64>;
+    /// Reads `len` bytes at `offset`; fails if the file is shorter.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Bytes>;
+    /// A read-only view of the whole file as it is now (memory-mapped where possible).
+    fn map(&self, path: &Path) -> Result<Bytes>;
+    /// Opens `path` for appending, creating it if missing.
+    fn open_append(&self, path: &Path) -> Result<Box<dyn AppendFile>>;
+    /// Writes a whole small file atomically: temporary file, sync, rename, directory sync.
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()>;
+    /// Cuts a file back to `len` bytes (only the writer does this, and only above committed data).
+    fn truncate(&self, path: &Path, len: u64) -> Result<()>;
+    /// Deletes a file.
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// Names of the entries of a directory (files and directories), sorted.
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+    /// Makes the directory's entries (creations, renames, deletions) durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// Takes an exclusive lock on `path` without waiting; [`Error::Locked`] if it is held.
+    fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>>;
+}
+
+/// [`Storage`] on a local directory, reading through memory maps.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Storage rooted at `root` (which need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStorage { root: root.into() }
+    }
+
+    /// The directory this storage lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &Path) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+#[derive(Debug)]
+struct LocalAppendFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl AppendFile for LocalAppendFile {
+    fn append(&mut self, data: &[u8]) -> Result<u64> {
+        let at = self.len;
+        self.file
+            .write_all(data)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.len += data.len() as u64;
+        Ok(at)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[derive(Debug)]
+struct LocalLock {
+    _file: File,
+}
+
+impl LockGuard for LocalLock {}
+
+/// A memory map that owns its mapping, so it can back [`Bytes`].
+struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: a mapped file must not change under the map. ReelDB files are append-only and the
+    // single writer never truncates or rewrites bytes below the length a committed version
+    // records; readers only touch bytes below that length, so mapped pages never change.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+impl Storage for LocalStorage {
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        std::fs::create_dir_all(self.full(path)).map_err(|e| Error::io(path, e))
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.full(path).try_exists().map_err(|e| Error::io(path, e))
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        Ok(self.full(path).is_dir())
+    }
+
+    fn len(&self, path: &Path) -> Result<u64> {
+        std::fs::metadata(self.full(path))
+            .map(|m| m.len())
+            .map_err(|e| Error::io(path, e))
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(self.full(path)).map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn map(&self, path: &Path) -> Result<Bytes> {
+        let file = File::open(self.full(path)).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let map = map_file(&file).map_err(|e| Error::io(path, e))?;
+        Ok(Bytes::from_owner(Mapped(map)))
+    }
+
+    fn open_append(&self, path: &Path) -> Result<Box<dyn AppendFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(Box::new(LocalAppendFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+        }))
+    }
+
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        let full = self.full(path);
+        let tmp = full.with_extension("tmp");
+        let mut file = File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        file.write_all(data).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        std::fs::rename(&tmp, &full).map_err(|e| Error::io(path, e))?;
+        self.sync_dir(path.parent().unwrap_or(Path::new("")))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))?;
+        file.set_len(len).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        std::fs::remove_file(self.full(path)).map_err(|e| Error::io(path, e))
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.full(dir)).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        let d = File::open(self.full(dir)).map_err(|e| Error::io(dir, e))?;
+        d.sync_all().map_err(|e| Error::io(dir, e))
+    }
+
+    fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(LocalLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+}

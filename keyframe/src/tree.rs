@@ -1,0 +1,257 @@
+//! Reading a keyframe's B-tree: leaves in key order with their row ordinals, point lookups by
+//! descent, and the leaves a key range touches.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, make_comparator};
+use arrow::compute::SortOptions;
+use arrow::datatypes::SchemaRef;
+
+use crate::block;
+use crate::error::{Error, Result};
+use crate::key::KeyCodec;
+use crate::node::{ChildEntry, InternalNode, LeafNode};
+use crate::pack::{PackReader, pack_path};
+use crate::record::RecordKind;
+
+/// What the keyframe layer needs to know about a table.
+#[derive(Debug)]
+pub struct TableLayout {
+    /// The table's schema.
+    pub schema: SchemaRef,
+    /// Its primary-key codec.
+    pub key: KeyCodec,
+}
+
+impl TableLayout {
+    /// A layout for `schema` keyed on the columns at `key_columns`.
+    pub fn new(schema: SchemaRef, key_columns: &[usize]) -> Result<Self> {
+        for f in schema.fields() {
+            block::check_storable(f.name(), f.data_type())?;
+        }
+        let key = KeyCodec::new(&schema, key_columns)?;
+        Ok(TableLayout { schema, key })
+    }
+}
+
+/// The root of a keyframe tree: the summary of the whole tree and its height.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// Summary of the tree (first key, root node, rows, bytes, leaves).
+    pub entry: ChildEntry,
+    /// 0 when the root node is a leaf, else the root's level.
+    pub height: u8,
+}
+
+/// A leaf's summary and the ordinal of its first row within the keyframe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafEntry {
+    /// The leaf's summary from its parent.
+    pub entry: ChildEntry,
+    /// Row ordinal of the leaf's first row.
+    pub ordinal: u64,
+}
+
+/// A read handle on one keyframe tree.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    packs: Arc<PackReader>,
+    layout: Arc<TableLayout>,
+    root: Option<Root>,
+}
+
+impl Tree {
+    /// A handle on the tree at `root` (`None` for an empty table).
+    pub fn new(packs: Arc<PackReader>, layout: Arc<TableLayout>, root: Option<Root>) -> Self {
+        Tree {
+            packs,
+            layout,
+            root,
+        }
+    }
+
+    /// The table layout.
+    pub fn layout(&self) -> &Arc<TableLayout> {
+        &self.layout
+    }
+
+    /// The root, if the table has rows.
+    pub fn root(&self) -> Option<&Root> {
+        self.root.as_ref()
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> u64 {
+        self.root.as_ref().map_or(0, |r| r.entry.rows)
+    }
+
+    fn read_internal(&self, e: &ChildEntry, level: u8) -> Result<InternalNode> {
+        let raw = self.packs.read(&e.node, RecordKind::Internal)?;
+        let node = InternalNode::decode(&raw)
+            .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
+        if node.level != level || node.children[0].first_key != e.first_key {
+            return Err(Error::corrupt(
+                pack_path(e.node.pack),
+                e.node.offset,
+                "internal node does not match its parent's entry",
+            ));
+        }
+        let rows: u64 = node.children.iter().map(|c| c.rows).sum();
+        if rows != e.rows {
+            return Err(Error::corrupt(
+                pack_path(e.node.pack),
+                e.node.offset,
+                format!(
+                    "internal node holds {rows} rows, its parent says {}",
+                    e.rows
+                ),
+            ));
+        }
+        Ok(node)
+    }
+
+    /// Reads a leaf node and checks it against its entry.
+    pub fn read_leaf(&self, e: &ChildEntry) -> Result<LeafNode> {
+        let raw = self.packs.read(&e.node, RecordKind::Leaf)?;
+        let leaf = LeafNode::decode(&raw)
+            .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
+        if u64::from(leaf.rows) != e.rows
+            || leaf.first_key != e.first_key
+            || leaf.columns.len() != self.layout.schema.fields().len()
+        {
+            return Err(Error::corrupt(
+                pack_path(e.node.pack),
+                e.node.offset,
+                "leaf does not match its parent's entry or the table schema",
+            ));
+        }
+        Ok(leaf)
+    }
+
+    /// Every leaf, in key order, with row ordinals.
+    pub fn leaves(&self) -> Result<Vec<LeafEntry>> {
+        self.leaves_in(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The leaves that may hold keys within the given bounds (encoded keys), in key order.
+    pub fn leaves_in(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Vec<LeafEntry>> {
+        let mut out = Vec::new();
+        if let Some(root) = &self.root {
+            self.collect(&root.entry, root.height, 0, lo, hi, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn collect(
+        &self,
+        e: &ChildEntry,
+        level: u8,
+        ordinal: u64,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        out: &mut Vec<LeafEntry>,
+    ) -> Result<()> {
+        if level == 0 {
+            out.push(LeafEntry {
+                entry: e.clone(),
+                ordinal,
+            });
+            return Ok(());
+        }
+        let node = self.read_internal(e, level)?;
+        let mut ord = ordinal;
+        for (i, c) in node.children.iter().enumerate() {
+            let next_first = node.children.get(i + 1).map(|n| n.first_key.as_slice());
+            // The child covers [c.first_key, next_first); skip it when the range misses that.
+            let below_lo = match (lo, next_first) {
+                (Bound::Included(l), Some(nf)) | (Bound::Excluded(l), Some(nf)) => nf <= l,
+                _ => false,
+            };
+            let above_hi = match hi {
+                Bound::Included(h) => c.first_key.as_slice() > h,
+                Bound::Excluded(h) => c.first_key.as_slice() >= h,
+                Bound::Unbounded => false,
+            };
+            if !below_lo && !above_hi {
+                self.collect(c, level - 1, ord, lo, hi, out)?;
+            }
+            ord += c.rows;
+        }
+        Ok(())
+    }
+
+    /// The leaf that would hold `key`, if any leaf's range covers it.
+    pub fn find_leaf(&self, key: &[u8]) -> Result<Option<LeafEntry>> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        if key < root.entry.first_key.as_slice() {
+            return Ok(None);
+        }
+        let (mut e, mut level, mut ordinal) = (root.entry.clone(), root.height, 0u64);
+        while level > 0 {
+            let node = self.read_internal(&e, level)?;
+            let i = node
+                .children
+                .partition_point(|c| c.first_key.as_slice() <= key)
+                .saturating_sub(1);
+            ordinal += node.children[..i].iter().map(|c| c.rows).sum::<u64>();
+            e = node.children[i].clone();
+            level -= 1;
+        }
+        Ok(Some(LeafEntry { entry: e, ordinal }))
+    }
+
+    /// Decodes the given columns of a leaf.
+    pub fn read_columns(&self, leaf: &LeafNode, columns: &[usize]) -> Result<Vec<ArrayRef>> {
+        columns
+            .iter()
+            .map(|&c| {
+                let chunk = &leaf.columns[c];
+                let raw = self.packs.read(&chunk.block, RecordKind::ColumnBlock)?;
+                let t = self.layout.schema.field(c).data_type();
+                block::decode(raw, t, leaf.rows as usize).map_err(|reason| {
+                    Error::corrupt(pack_path(chunk.block.pack), chunk.block.offset, reason)
+                })
+            })
+            .collect()
+    }
+
+    /// Decodes a whole leaf as a batch of the table schema.
+    pub fn read_batch(&self, leaf: &LeafNode) -> Result<RecordBatch> {
+        let all: Vec<usize> = (0..self.layout.schema.fields().len()).collect();
+        let cols = self.read_columns(leaf, &all)?;
+        Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
+    }
+}
+
+/// Binary search over the sorted key columns of a leaf for the key given as one-row arrays:
+/// `Ok(row)` when present, `Err(insertion point)` when not.
+pub fn search_key(
+    keys: &[ArrayRef],
+    probe: &[ArrayRef],
+) -> Result<std::result::Result<usize, usize>> {
+    let cmps = keys
+        .iter()
+        .zip(probe)
+        .map(|(k, p)| make_comparator(k.as_ref(), p.as_ref(), SortOptions::default()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let compare = |row: usize| {
+        cmps.iter()
+            .map(|c| c(row, 0))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    };
+    let (mut lo, mut hi) = (0usize, keys.first().map_or(0, |k| k.len()));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match compare(mid) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Ok(Ok(mid)),
+        }
+    }
+    Ok(Err(lo))
+}

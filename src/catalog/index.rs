@@ -1,0 +1,226 @@
+//! `versions.idx`: a 64-byte header, then one 64-byte entry per version, version v at offset
+//! 64 * v.
+//!
+//! ```text
+//! header: magic "REELVIDX", format_version u32, then zeros to 64 bytes
+//! entry:
+//!  0 version          u64
+//!  8 committed_at     i64  microseconds since the Unix epoch, strictly increasing
+//! 16 source_offset    u64  latest source offset at or before this version (u64::MAX: none yet)
+//! 24 record_offset    u64  of the version record in records.log
+//! 32 record_len       u32  framed length of that record
+//! 36 flags            u32  bit 0: this version itself recorded a source offset
+//! 40 record_checksum  u64  xxh3-64 of the framed record
+//! 48 reserved         u64  0
+//! 56 entry_checksum   u64  xxh3-64 of bytes 0..56
+//! ```
+
+use std::path::Path;
+
+use reeldb_keyframe::format::{Decoder, Encoder, FORMAT_VERSION, checksum};
+use reeldb_keyframe::storage::Storage;
+
+use crate::error::{Error, Result};
+
+/// Length of the header and of each entry.
+pub const ENTRY_LEN: u64 = 64;
+/// First bytes of the index file.
+pub const INDEX_MAGIC: [u8; 8] = *b"REELVIDX";
+/// `source_offset` value meaning no offset recorded yet.
+pub const NO_OFFSET: u64 = u64::MAX;
+const FLAG_OWN_OFFSET: u32 = 1;
+
+/// One version's index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The version number.
+    pub version: u64,
+    /// Commit time, microseconds since the Unix epoch.
+    pub committed_at: i64,
+    /// Latest source offset at or before this version ([`NO_OFFSET`] when none).
+    pub carried_offset: u64,
+    /// True when this version recorded a source offset itself.
+    pub own_offset: bool,
+    /// Where the version record starts in records.log.
+    pub record_offset: u64,
+    /// Framed length of the version record.
+    pub record_len: u32,
+    /// Checksum of the framed version record.
+    pub record_checksum: u64,
+}
+
+impl IndexEntry {
+    /// The 64 bytes of the entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.u64(self.version)
+            .u64(self.committed_at as u64)
+            .u64(self.carried_offset)
+            .u64(self.record_offset)
+            .u32(self.record_len)
+            .u32(if self.own_offset { FLAG_OWN_OFFSET } else { 0 })
+            .u64(self.record_checksum)
+            .u64(0);
+        let mut out = e.finish();
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Parses and verifies an entry, which must be for `version`.
+    pub fn decode(buf: &[u8], version: u64) -> std::result::Result<Self, String> {
+        if buf.len() != ENTRY_LEN as usize {
+            return Err(format!("entry is {} bytes", buf.len()));
+        }
+        let mut d = Decoder::new(buf);
+        let field = |r: std::result::Result<u64, _>| {
+            r.map_err(|e: reeldb_keyframe::format::DecodeError| e.0)
+        };
+        let v = field(d.u64())?;
+        let committed_at = field(d.u64())? as i64;
+        let carried_offset = field(d.u64())?;
+        let record_offset = field(d.u64())?;
+        let record_len = d.u32().map_err(|e| e.0)?;
+        let flags = d.u32().map_err(|e| e.0)?;
+        let record_checksum = field(d.u64())?;
+        let _reserved = field(d.u64())?;
+        let sum = field(d.u64())?;
+        if checksum(&buf[..56]) != sum {
+            return Err("entry checksum mismatch".into());
+        }
+        if v != version {
+            return Err(format!("entry holds version {v}, expected {version}"));
+        }
+        Ok(IndexEntry {
+            version: v,
+            committed_at,
+            carried_offset,
+            own_offset: flags & FLAG_OWN_OFFSET != 0,
+            record_offset,
+            record_len,
+            record_checksum,
+        })
+    }
+}
+
+/// The bytes of an empty index file.
+pub fn header() -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.raw(&INDEX_MAGIC).u32(FORMAT_VERSION);
+    let mut h = e.finish();
+    h.resize(ENTRY_LEN as usize, 0);
+    h
+}
+
+/// Reads the index file of a store.
+#[derive(Debug)]
+pub struct IndexReader<'a> {
+    storage: &'a dyn Storage,
+    path: &'a Path,
+}
+
+impl<'a> IndexReader<'a> {
+    /// A reader over `path` in `storage`.
+    pub fn new(storage: &'a dyn Storage, path: &'a Path) -> Self {
+        IndexReader { storage, path }
+    }
+
+    fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
+        Error::CorruptCatalog {
+            path: self.path.display().to_string(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks the header.
+    pub fn check_header(&self) -> Result<()> {
+        let h = self.storage.read_at(self.path, 0, ENTRY_LEN as usize)?;
+        if h[..8] != INDEX_MAGIC {
+            return Err(self.corrupt(0, "bad index magic"));
+        }
+        let v = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        if v != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: v,
+                oldest: reeldb_keyframe::format::OLDEST_SUPPORTED_VERSION,
+                current: FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the entry of `version`.
+    pub fn entry(&self, version: u64) -> Result<IndexEntry> {
+        let at = ENTRY_LEN * version;
+        let buf = self.storage.read_at(self.path, at, ENTRY_LEN as usize)?;
+        IndexEntry::decode(&buf, version).map_err(|r| self.corrupt(at, r))
+    }
+
+    /// The latest committed version and its entry, or `None` before the first commit.
+    ///
+    /// Only the very last entry may be incomplete (a commit in progress, or torn by a crash);
+    /// it is then ignored. Any damage before it is corruption.
+    pub fn latest(&self) -> Result<Option<IndexEntry>> {
+        let len = self.storage.len(self.path)?;
+        let n = (len / ENTRY_LEN).saturating_sub(1);
+        if n == 0 {
+            return Ok(None);
+        }
+        match self.entry(n) {
+            Ok(e) => Ok(Some(e)),
+            Err(_) if n == 1 => Ok(None),
+            Err(_) => self.entry(n - 1).map(Some),
+        }
+    }
+
+    /// The last version whose `key(entry)` is at most `target`, by binary search over versions
+    /// `1..=latest` (`key` must not decrease with the version).
+    pub fn last_at_or_before(
+        &self,
+        latest: u64,
+        target: u64,
+        key: impl Fn(&IndexEntry) -> u64,
+    ) -> Result<Option<IndexEntry>> {
+        let (mut lo, mut hi) = (1u64, latest + 1);
+        let mut found = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry(mid)?;
+            if key(&e) <= target {
+                found = Some(e);
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_round_trips_and_refuses_damage() {
+        let e = IndexEntry {
+            version: 7,
+            committed_at: 1_700_000_000_000_000,
+            carried_offset: 42,
+            own_offset: true,
+            record_offset: 4096,
+            record_len: 300,
+            record_checksum: 99,
+        };
+        let bytes = e.encode();
+        assert_eq!(bytes.len(), ENTRY_LEN as usize);
+        assert_eq!(IndexEntry::decode(&bytes, 7), Ok(e));
+        assert!(IndexEntry::decode(&bytes, 8).is_err());
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(IndexEntry::decode(&bad, 7).is_err(), "byte {i}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `records.log`: a 16-byte header, then framed catalog records back to back.
+//!
+//! ```text
+//! header: magic "REELRECS", format_version u32, reserved u32
+//! record:
+//!  0 magic     u32  "RCAT"
+//!  4 kind      u8   1 table definition, 2 version
+//!  5 reserved  [3]  0
+//!  8 len       u32  payload length
+//! 12 payload   [len] postcard (see version.rs)
+//! .. checksum  u64  xxh3-64 of bytes 0 .. 12 + len
+//! ```
+
+use std::path::Path;
+
+use reeldb_keyframe::format::{Decoder, Encoder, FORMAT_VERSION, MAX_RECORD_LEN, checksum};
+use reeldb_keyframe::storage::Storage;
+
+use crate::error::{Error, Result};
+
+/// First bytes of the records log.
+pub const RECORDS_MAGIC: [u8; 8] = *b"REELRECS";
+/// Length of the records-log header.
+pub const RECORDS_HEADER_LEN: u64 = 16;
+const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RCAT");
+const FRAME_HEADER: usize = 12;
+
+/// What a catalog record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CatalogKind {
+    /// A table definition (name, schema, key columns).
+    TableDef = 1,
+    /// A version record.
+    Version = 2,
+}
+
+/// The bytes of an empty records log.
+pub fn header() -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.raw(&RECORDS_MAGIC).u32(FORMAT_VERSION).u32(0);
+    e.finish()
+}
+
+/// Frames a payload as a catalog record.
+pub fn frame(kind: CatalogKind, payload: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.u32(RECORD_MAGIC)
+        .u8(kind as u8)
+        .raw(&[0, 0, 0])
+        .u32(payload.len() as u32)
+        .raw(payload);
+    let mut out = e.finish();
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Reads the record of `kind` framed in `len` bytes at `offset` and returns its payload.
+pub fn read(
+    storage: &dyn Storage,
+    path: &Path,
+    offset: u64,
+    len: u32,
+    kind: CatalogKind,
+) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| Error::CorruptCatalog {
+        path: path.display().to_string(),
+        offset,
+        reason,
+    };
+    if (len as usize) < FRAME_HEADER + 8 || len > MAX_RECORD_LEN {
+        return Err(corrupt(format!("record length {len} out of bounds")));
+    }
+    let buf = storage.read_at(path, offset, len as usize)?;
+    let body = buf.len() - 8;
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&buf[body..]);
+    if checksum(&buf[..body]) != u64::from_le_bytes(sum) {
+        return Err(corrupt("record checksum mismatch".into()));
+    }
+    let mut d = Decoder::new(&buf[..FRAME_HEADER]);
+    let bad = |e: reeldb_keyframe::format::DecodeError| corrupt(e.0);
+    if d.u32().map_err(bad)? != RECORD_MAGIC {
+        return Err(corrupt("bad record magic".into()));
+    }
+    let k = d.u8().map_err(bad)?;
+    if k != kind as u8 {
+        return Err(corrupt(format!(
+            "record of kind {k}, expected {}",
+            kind as u8
+        )));
+    }
+    let _ = d.fixed::<3>().map_err(bad)?;
+    let n = d.u32().map_err(bad)? as usize;
+    if FRAME_HEADER + n != body {
+        return Err(corrupt("record length disagrees with its frame".into()));
+    }
+    Ok(buf[FRAME_HEADER..body].to_vec())
+}
+
+/// Checks the header of the records log.
+pub fn check_header(storage: &dyn Storage, path: &Path) -> Result<()> {
+    let h = storage.read_at(path, 0, RECORDS_HEADER_LEN as usize)?;
+    if h[..8] != RECORDS_MAGIC {
+        return Err(Error::CorruptCatalog {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: "bad records magic".into(),
+        });
+    }
+    Ok(())
+}

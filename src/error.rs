@@ -1,0 +1,123 @@
+//! The reeldb crate's one error type.
+
+/// Everything a ReelDB operation can fail with. Every variant names what it concerns; a failed
+/// operation leaves the store as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Storage, corruption or encoding errors from the keyframe layer.
+    #[error(transparent)]
+    Keyframe(#[from] reeldb_keyframe::Error),
+    /// An Arrow operation failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The directory holds no store.
+    #[error("no ReelDB store at {0}")]
+    NotAStore(String),
+    /// The directory already holds a store (or other files).
+    #[error("{0} already exists and is not empty")]
+    AlreadyExists(String),
+    /// The store was written by an incompatible format version.
+    #[error(
+        "store format version {found} is not supported (this build reads {oldest}..={current})"
+    )]
+    UnsupportedFormat {
+        /// Version found on disk.
+        found: u32,
+        /// Oldest version this build reads.
+        oldest: u32,
+        /// Version this build writes.
+        current: u32,
+    },
+    /// No table of that name exists at the version read.
+    #[error("unknown table {table} at version {version}")]
+    UnknownTable {
+        /// The table name.
+        table: String,
+        /// The version looked at (0 before any commit).
+        version: u64,
+    },
+    /// The table already exists.
+    #[error("table {0} already exists")]
+    TableExists(String),
+    /// No such version.
+    #[error("unknown version {version} (the store has versions 1..={latest})")]
+    UnknownVersion {
+        /// The version asked for.
+        version: u64,
+        /// The latest committed version (0 if none).
+        latest: u64,
+    },
+    /// No version was committed at or before the time or source offset asked for.
+    #[error("no version at or before {0}")]
+    NoVersionBefore(String),
+    /// The store has no committed version yet.
+    #[error("the store has no versions yet")]
+    Empty,
+    /// A batch does not match the table's schema.
+    #[error("schema mismatch for table {table}: {reason}")]
+    SchemaMismatch {
+        /// The table.
+        table: String,
+        /// What differs.
+        reason: String,
+    },
+    /// A key column holds a null, or a non-nullable column holds one.
+    #[error("null in column {column} of table {table} (row {row})")]
+    NullValue {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Row index within the offending input.
+        row: usize,
+    },
+    /// The same key occurs twice among the rows one commit writes to a table.
+    #[error("duplicate key {key} in one commit to table {table}")]
+    DuplicateKey {
+        /// The table.
+        table: String,
+        /// The key, printed.
+        key: String,
+    },
+    /// Another writer holds the store's lock.
+    #[error("another writer holds the lock on {0}")]
+    WriterLocked(String),
+    /// An earlier failure to make data durable left this writer unusable; open a new one.
+    #[error("writer poisoned by an earlier durability failure; reopen the store")]
+    Poisoned,
+    /// A source offset that does not grow.
+    #[error("source offset {offered} does not grow past {last} (version {version})")]
+    SourceOffsetRegressed {
+        /// The offset offered.
+        offered: u64,
+        /// The last recorded offset.
+        last: u64,
+        /// The version that recorded it.
+        version: u64,
+    },
+    /// A malformed argument (column list, filter expression, key value ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Catalog bytes that fail to verify.
+    #[error("corrupt catalog {path} at offset {offset}: {reason}")]
+    CorruptCatalog {
+        /// The catalog file.
+        path: String,
+        /// Offset of the bad entry or record.
+        offset: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Maps the keyframe layer's lock error to the writer-level one.
+pub(crate) fn lock_error(e: reeldb_keyframe::Error, store: &str) -> Error {
+    match e {
+        reeldb_keyframe::Error::Locked { .. } => Error::WriterLocked(store.to_string()),
+        other => Error::Keyframe(other),
+    }
+}

@@ -1,0 +1,447 @@
+//! [`Snapshot`] (one version of the whole store) and [`Table`] (one table at that version):
+//! full scans with projection and a pushed-down filter, parallel scans, point gets and
+//! key-range scans in either direction.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{filter_record_batch, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use rayon::prelude::*;
+use reeldb_keyframe::tree::{LeafEntry, TableLayout, Tree, search_key};
+use reeldb_keyframe::{BoundPredicate, Root};
+
+use crate::catalog::version::{TableEntry, VersionRecord};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::store::{Store, VersionInfo, info_of};
+use crate::value::Key;
+
+/// One committed version of the store. Cheap to clone; reads never block the writer.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    store: Store,
+    record: Arc<VersionRecord>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(store: Store, record: VersionRecord) -> Self {
+        Snapshot {
+            store,
+            record: Arc::new(record),
+        }
+    }
+
+    /// The version number.
+    pub fn version(&self) -> u64 {
+        self.record.version
+    }
+
+    /// Time, source offset and metadata of the version.
+    pub fn info(&self) -> VersionInfo {
+        info_of(&self.record)
+    }
+
+    /// Names of the tables at this version, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.record.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// The table `name` at this version.
+    pub fn table(&self, name: &str) -> Result<Table> {
+        let entry = self
+            .record
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTable {
+                table: name.to_string(),
+                version: self.version(),
+            })?;
+        let def = self.store.load_def(entry.def)?;
+        let tree = Tree::new(
+            self.store.inner.packs.clone(),
+            def.1.clone(),
+            entry.root.as_ref().map(Root::from),
+        );
+        Ok(Table {
+            entry: entry.clone(),
+            key_columns: def.0.def.key_columns.clone(),
+            tree,
+        })
+    }
+}
+
+/// What a scan reads: which columns, and which rows.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Columns to return, in this order (`None`: every column).
+    pub columns: Option<Vec<String>>,
+    /// Rows to return (`None`: every row). Pushed down: leaves whose zone maps rule the filter
+    /// out are not read.
+    pub filter: Option<Filter>,
+}
+
+impl ScanOptions {
+    /// Every column, every row.
+    pub fn new() -> Self {
+        ScanOptions::default()
+    }
+
+    /// Only these columns.
+    #[must_use]
+    pub fn columns<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
+        self.columns = Some(columns.iter().map(|c| c.as_ref().to_string()).collect());
+        self
+    }
+
+    /// Only rows matching `filter`.
+    #[must_use]
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+}
+
+/// One table at one version.
+#[derive(Debug, Clone)]
+pub struct Table {
+    entry: TableEntry,
+    key_columns: Vec<String>,
+    tree: Tree,
+}
+
+/// A resolved scan: leaves to read, columns to decode, filter to apply.
+#[derive(Debug, Clone)]
+struct ScanPlan {
+    layout: Arc<TableLayout>,
+    output: SchemaRef,
+    /// Columns to decode: the output columns, then the filter column if it is not among them.
+    read: Vec<usize>,
+    outputs: usize,
+    predicate: Option<(BoundPredicate, usize)>,
+}
+
+impl ScanPlan {
+    fn new(layout: &Arc<TableLayout>, opts: &ScanOptions) -> Result<Self> {
+        let schema = &layout.schema;
+        let mut read: Vec<usize> = match &opts.columns {
+            None => (0..schema.fields().len()).collect(),
+            Some(cols) => cols
+                .iter()
+                .map(|c| {
+                    schema
+                        .index_of(c)
+                        .map_err(|_| Error::InvalidArgument(format!("unknown column {c}")))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let outputs = read.len();
+        let output = Arc::new(schema.project(&read)?);
+        let predicate = match &opts.filter {
+            None => None,
+            Some(f) => {
+                let bound = f.bind(schema)?;
+                let pos = match read.iter().position(|&c| c == bound.column()) {
+                    Some(p) => p,
+                    None => {
+                        read.push(bound.column());
+                        read.len() - 1
+                    }
+                };
+                Some((bound, pos))
+            }
+        };
+        Ok(ScanPlan {
+            layout: layout.clone(),
+            output,
+            read,
+            outputs,
+            predicate,
+        })
+    }
+
+    /// Reads one leaf: `None` when no row matches.
+    fn leaf(&self, tree: &Tree, leaf: &LeafEntry) -> Result<Option<RecordBatch>> {
+        let node = tree.read_leaf(&leaf.entry)?;
+        if let Some((p, _)) = &self.predicate {
+            let t = self.layout.schema.field(p.column()).data_type();
+            if !p.may_match(&node.columns[p.column()].zone, t) {
+                return Ok(None);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = tree.read_columns(&node, &self.read)?;
+        let mask = match &self.predicate {
+            Some((p, pos)) => Some(p.evaluate(&cols[*pos])?),
+            None => None,
+        };
+        cols.truncate(self.outputs);
+        let batch = RecordBatch::try_new_with_options(
+            self.output.clone(),
+            cols,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(node.rows as usize)),
+        )?;
+        let batch = match mask {
+            Some(m) => filter_record_batch(&batch, &m)?,
+            None => batch,
+        };
+        Ok((batch.num_rows() > 0).then_some(batch))
+    }
+}
+
+impl Table {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// The table's schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.tree.layout().schema.clone()
+    }
+
+    /// Names of the primary-key columns, in key order.
+    pub fn key_columns(&self) -> &[String] {
+        &self.key_columns
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> u64 {
+        self.tree.rows()
+    }
+
+    /// The version that last changed this table.
+    pub fn changed_at(&self) -> u64 {
+        self.entry.changed_at
+    }
+
+    /// Scans the table in key order, one batch per leaf that has matching rows.
+    pub fn scan(&self, opts: &ScanOptions) -> Result<Scan> {
+        let plan = ScanPlan::new(self.tree.layout(), opts)?;
+        let leaves = self.tree.leaves()?;
+        Ok(Scan {
+            tree: self.tree.clone(),
+            plan,
+            leaves: leaves.into_iter(),
+        })
+    }
+
+    /// Scans the table with leaves decoded in parallel on rayon's pool. Batches come in no
+    /// particular order.
+    pub fn par_scan(
+        &self,
+        opts: &ScanOptions,
+    ) -> Result<impl ParallelIterator<Item = Result<RecordBatch>> + use<>> {
+        let plan = ScanPlan::new(self.tree.layout(), opts)?;
+        let tree = self.tree.clone();
+        let leaves = self.tree.leaves()?;
+        Ok(leaves
+            .into_par_iter()
+            .filter_map(move |l| plan.leaf(&tree, &l).transpose()))
+    }
+
+    /// The schema of what a scan with `opts` returns.
+    pub fn scan_schema(&self, opts: &ScanOptions) -> Result<SchemaRef> {
+        Ok(ScanPlan::new(self.tree.layout(), opts)?.output)
+    }
+
+    fn key_arrays(&self, key: &Key) -> Result<Vec<ArrayRef>> {
+        let layout = self.tree.layout();
+        let cols = layout.key.columns();
+        if key.0.len() != cols.len() {
+            return Err(Error::InvalidArgument(format!(
+                "table {} has {} key columns ({}); got {} values",
+                self.name(),
+                cols.len(),
+                self.key_columns.join(", "),
+                key.0.len()
+            )));
+        }
+        key.0
+            .iter()
+            .zip(cols)
+            .map(|(v, &c)| {
+                let f = layout.schema.field(c);
+                if matches!(v, crate::value::Value::Null) {
+                    return Err(Error::InvalidArgument(format!(
+                        "key column {} cannot be null",
+                        f.name()
+                    )));
+                }
+                v.to_array(f.data_type(), f.name())
+            })
+            .collect()
+    }
+
+    fn encode_key(&self, key: &Key) -> Result<(Vec<u8>, Vec<ArrayRef>)> {
+        let arrays = self.key_arrays(key)?;
+        let rows = self.tree.layout().key.encode_columns(&arrays)?;
+        Ok((rows.row(0).as_ref().to_vec(), arrays))
+    }
+
+    /// The row with `key`, as a one-row batch, or `None`.
+    pub fn get(&self, key: impl Into<Key>) -> Result<Option<RecordBatch>> {
+        let (encoded, probe) = self.encode_key(&key.into())?;
+        let Some(leaf) = self.tree.find_leaf(&encoded)? else {
+            return Ok(None);
+        };
+        let node = self.tree.read_leaf(&leaf.entry)?;
+        if encoded.as_slice() > node.last_key.as_slice() {
+            return Ok(None);
+        }
+        let layout = self.tree.layout();
+        let keys = self.tree.read_columns(&node, layout.key.columns())?;
+        let Ok(row) = search_key(&keys, &probe)? else {
+            return Ok(None);
+        };
+        let batch = self.tree.read_batch(&node)?;
+        Ok(Some(batch.slice(row, 1)))
+    }
+
+    /// Rows whose keys fall in `range`, in key order; iterate from the back for descending
+    /// order (each batch's rows are then in descending order too).
+    pub fn range<K: Into<Key> + Clone, R: RangeBounds<K>>(&self, range: R) -> Result<Range> {
+        let bound = |b: Bound<&K>| -> Result<Bound<(Vec<u8>, Vec<ArrayRef>)>> {
+            Ok(match b {
+                Bound::Included(k) => Bound::Included(self.encode_key(&k.clone().into())?),
+                Bound::Excluded(k) => Bound::Excluded(self.encode_key(&k.clone().into())?),
+                Bound::Unbounded => Bound::Unbounded,
+            })
+        };
+        let lo = bound(range.start_bound())?;
+        let hi = bound(range.end_bound())?;
+        let as_bytes = |b: &Bound<(Vec<u8>, Vec<ArrayRef>)>| match b {
+            Bound::Included((k, _)) => Bound::Included(k.clone()),
+            Bound::Excluded((k, _)) => Bound::Excluded(k.clone()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (lo_b, hi_b) = (as_bytes(&lo), as_bytes(&hi));
+        let leaves = self.tree.leaves_in(
+            lo_b.as_ref().map(|k| k.as_slice()),
+            hi_b.as_ref().map(|k| k.as_slice()),
+        )?;
+        Ok(Range {
+            tree: self.tree.clone(),
+            lo: lo.map(|(_, a)| a),
+            hi: hi.map(|(_, a)| a),
+            front: 0,
+            back: leaves.len(),
+            leaves,
+        })
+    }
+}
+
+/// A full scan in key order; see [`Table::scan`].
+#[derive(Debug)]
+pub struct Scan {
+    tree: Tree,
+    plan: ScanPlan,
+    leaves: std::vec::IntoIter<LeafEntry>,
+}
+
+impl Scan {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.output.clone()
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for leaf in self.leaves.by_ref() {
+            match self.plan.leaf(&self.tree, &leaf) {
+                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.leaves = Vec::new().into_iter();
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A key-range scan; see [`Table::range`]. After an error it yields nothing more.
+#[derive(Debug)]
+pub struct Range {
+    tree: Tree,
+    lo: Bound<Vec<ArrayRef>>,
+    hi: Bound<Vec<ArrayRef>>,
+    leaves: Vec<LeafEntry>,
+    front: usize,
+    back: usize,
+}
+
+impl Range {
+    /// The rows of leaf `i` within the bounds.
+    fn rows_of(&self, i: usize) -> Result<Option<RecordBatch>> {
+        let node = self.tree.read_leaf(&self.leaves[i].entry)?;
+        let layout = self.tree.layout();
+        let keys = self.tree.read_columns(&node, layout.key.columns())?;
+        let n = node.rows as usize;
+        let start = match &self.lo {
+            Bound::Unbounded => 0,
+            Bound::Included(p) => search_key(&keys, p)?.unwrap_or_else(|ins| ins),
+            Bound::Excluded(p) => match search_key(&keys, p)? {
+                Ok(at) => at + 1,
+                Err(ins) => ins,
+            },
+        };
+        let end = match &self.hi {
+            Bound::Unbounded => n,
+            Bound::Included(p) => match search_key(&keys, p)? {
+                Ok(at) => at + 1,
+                Err(ins) => ins,
+            },
+            Bound::Excluded(p) => search_key(&keys, p)?.unwrap_or_else(|ins| ins),
+        };
+        if start >= end {
+            return Ok(None);
+        }
+        let batch = self.tree.read_batch(&node)?;
+        Ok(Some(batch.slice(start, end - start)))
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<RecordBatch>> {
+        self.front = self.back;
+        Some(Err(e))
+    }
+}
+
+impl Iterator for Range {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.front < self.back {
+            let i = self.front;
+            self.front += 1;
+            match self.rows_of(i) {
+                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(None) => continue,
+                Err(e) => return self.fail(e),
+            }
+        }
+        None
+    }
+}
+
+impl DoubleEndedIterator for Range {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while self.front < self.back {
+            self.back -= 1;
+            match self.rows_of(self.back) {
+                Ok(Some(b)) => {
+                    let rev = UInt32Array::from_iter_values((0..b.num_rows() as u32).rev());
+                    return Some(take_record_batch(&b, &rev).map_err(Error::from));
+                }
+                Ok(None) => continue,
+                Err(e) => return self.fail(e),
+            }
+        }
+        None
+    }
+}

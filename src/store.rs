@@ -1,0 +1,417 @@
+//! [`Store`]: opening and creating a store directory, finding versions (by number, time or
+//! source offset) and listing them, and store-wide statistics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use reeldb_keyframe::format::{
+    Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
+};
+use reeldb_keyframe::storage::{LocalStorage, Storage};
+use reeldb_keyframe::tree::TableLayout;
+use reeldb_keyframe::{PackReader, TreeShape};
+
+use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
+use crate::catalog::records::{self, CatalogKind};
+use crate::catalog::version::{self, CatalogRef, LoadedDef, TableDef, VersionRecord};
+use crate::catalog::{self, CATALOG_DIR};
+use crate::error::{Error, Result};
+use crate::snapshot::Snapshot;
+use crate::writer::{Writer, WriterOptions};
+
+/// The store descriptor file, written last when a store is created.
+pub const STORE_FILE: &str = "STORE";
+/// The writer's lock file.
+pub const LOCK_FILE: &str = "LOCK";
+const STORE_MAGIC: [u8; 8] = *b"REELSTOR";
+/// Feature bits this build understands; a store with any other bit set is refused.
+const KNOWN_FEATURES: u32 = 0;
+
+/// What kind of data a version is stored as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionKind {
+    /// A full keyframe of every table.
+    Keyframe,
+}
+
+impl VersionKind {
+    /// Lower-case name, as `reel versions` prints it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VersionKind::Keyframe => "keyframe",
+        }
+    }
+}
+
+/// Facts about one committed version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionInfo {
+    /// The version number (dense, from 1).
+    pub version: u64,
+    /// How it is stored.
+    pub kind: VersionKind,
+    /// When it was committed.
+    pub committed_at: DateTime<Utc>,
+    /// The source-stream position it reflects, if the commit gave one.
+    pub source_offset: Option<u64>,
+    /// User metadata.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// Store-wide sizes and sharing, from [`Store::stats`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStats {
+    /// Committed versions.
+    pub versions: u64,
+    /// Bytes of every file in the store directory.
+    pub bytes_on_disk: u64,
+    /// Uncompressed bytes full copies of every table at every version would take.
+    pub logical_bytes: u64,
+    /// Distinct column blocks stored.
+    pub blocks_stored: u64,
+    /// Column blocks referenced, summed over versions and tables.
+    pub blocks_referenced: u64,
+    /// `logical_bytes / bytes_on_disk`.
+    pub sharing_ratio: f64,
+    /// Rows per table at the latest version.
+    pub latest_rows: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct StoreInner {
+    pub(crate) path: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) packs: Arc<PackReader>,
+    pub(crate) shape: TreeShape,
+    defs: RwLock<HashMap<CatalogRef, Arc<(LoadedDef, Arc<TableLayout>)>>>,
+}
+
+/// An open store. Cheap to clone; any number of readers in any number of processes may read
+/// while one writer commits.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+fn descriptor() -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.raw(&STORE_MAGIC).u32(FORMAT_VERSION).u32(KNOWN_FEATURES);
+    let mut out = e.finish();
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+impl Store {
+    /// Creates a new, empty store at `path` (the directory may exist but must be empty).
+    pub fn create(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        if path.exists()
+            && std::fs::read_dir(path)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(Error::AlreadyExists(path.display().to_string()));
+        }
+        std::fs::create_dir_all(path).map_err(|e| reeldb_keyframe::Error::io(path, e))?;
+        Self::create_in(Arc::new(LocalStorage::new(path)), path)
+    }
+
+    /// Creates a new store on any [`Storage`] (used by tests to inject faults).
+    pub fn create_in(storage: Arc<dyn Storage>, path: &Path) -> Result<Store> {
+        storage.create_dir_all(Path::new(CATALOG_DIR))?;
+        storage.create_dir_all(Path::new(reeldb_keyframe::pack::PACK_DIR))?;
+        storage.write_atomic(&catalog::records_path(), &records::header())?;
+        storage.write_atomic(&catalog::index_path(), &catalog::index::header())?;
+        storage.write_atomic(Path::new(STORE_FILE), &descriptor())?;
+        Self::open_in(storage, path)
+    }
+
+    /// Opens the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        Self::open_in(Arc::new(LocalStorage::new(path)), path)
+    }
+
+    /// Opens a store on any [`Storage`].
+    pub fn open_in(storage: Arc<dyn Storage>, path: &Path) -> Result<Store> {
+        let shown = path.display().to_string();
+        if !storage.exists(Path::new(STORE_FILE))? {
+            return Err(Error::NotAStore(shown));
+        }
+        let d = storage.read_at(Path::new(STORE_FILE), 0, 24)?;
+        let bad = || Error::CorruptCatalog {
+            path: STORE_FILE.into(),
+            offset: 0,
+            reason: "bad store descriptor".into(),
+        };
+        let mut dec = Decoder::new(&d);
+        let magic: [u8; 8] = dec.fixed().map_err(|_| bad())?;
+        let format = dec.u32().map_err(|_| bad())?;
+        let features = dec.u32().map_err(|_| bad())?;
+        let sum = dec.u64().map_err(|_| bad())?;
+        if magic != STORE_MAGIC || checksum(&d[..16]) != sum {
+            return Err(bad());
+        }
+        if !(OLDEST_SUPPORTED_VERSION..=FORMAT_VERSION).contains(&format)
+            || features & !KNOWN_FEATURES != 0
+        {
+            return Err(Error::UnsupportedFormat {
+                found: format,
+                oldest: OLDEST_SUPPORTED_VERSION,
+                current: FORMAT_VERSION,
+            });
+        }
+        records::check_header(storage.as_ref(), &catalog::records_path())?;
+        IndexReader::new(storage.as_ref(), &catalog::index_path()).check_header()?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                path: path.to_path_buf(),
+                packs: Arc::new(PackReader::new(storage.clone())),
+                storage,
+                shape: TreeShape::default(),
+                defs: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Takes the writer lock (failing at once with [`Error::WriterLocked`] if another writer,
+    /// in this or any process, holds it) and returns the writer.
+    pub fn writer(&self) -> Result<Writer> {
+        self.writer_with(WriterOptions::default())
+    }
+
+    /// [`Store::writer`] with options.
+    pub fn writer_with(&self, options: WriterOptions) -> Result<Writer> {
+        Writer::open(self.clone(), options)
+    }
+
+    fn index(&self) -> IndexReader<'_> {
+        // The index path is a constant; the reader borrows it for its lifetime.
+        static INDEX: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        IndexReader::new(
+            self.inner.storage.as_ref(),
+            INDEX.get_or_init(catalog::index_path),
+        )
+    }
+
+    /// The latest committed version number (0 before the first commit).
+    pub fn latest_version(&self) -> Result<u64> {
+        Ok(self.index().latest()?.map_or(0, |e| e.version))
+    }
+
+    pub(crate) fn latest_entry(&self) -> Result<Option<IndexEntry>> {
+        self.index().latest()
+    }
+
+    pub(crate) fn read_record(&self, e: &IndexEntry) -> Result<VersionRecord> {
+        let path = catalog::records_path();
+        let payload = records::read(
+            self.inner.storage.as_ref(),
+            &path,
+            e.record_offset,
+            e.record_len,
+            CatalogKind::Version,
+        )?;
+        let rec: VersionRecord =
+            version::decode(&payload, &path.display().to_string(), e.record_offset)?;
+        if rec.version != e.version {
+            return Err(Error::CorruptCatalog {
+                path: path.display().to_string(),
+                offset: e.record_offset,
+                reason: format!(
+                    "record of version {} where {} was expected",
+                    rec.version, e.version
+                ),
+            });
+        }
+        Ok(rec)
+    }
+
+    fn entry(&self, version: u64) -> Result<IndexEntry> {
+        let latest = self.latest_version()?;
+        if version == 0 || version > latest {
+            return Err(Error::UnknownVersion { version, latest });
+        }
+        self.index().entry(version)
+    }
+
+    /// The latest version.
+    pub fn latest(&self) -> Result<Snapshot> {
+        let e = self.latest_entry()?.ok_or(Error::Empty)?;
+        self.snapshot_of(&e)
+    }
+
+    /// Version `version`. Costs the same for any version: one index entry, one record.
+    pub fn snapshot(&self, version: u64) -> Result<Snapshot> {
+        let e = self.entry(version)?;
+        self.snapshot_of(&e)
+    }
+
+    /// The last version committed at or before `time`.
+    pub fn snapshot_as_of(&self, time: DateTime<Utc>) -> Result<Snapshot> {
+        let latest = self.latest_version()?;
+        let target = time.timestamp_micros();
+        let e = self
+            .index()
+            .last_at_or_before(latest, target as u64 ^ (1 << 63), |e| {
+                (e.committed_at as u64) ^ (1 << 63)
+            })?
+            .ok_or_else(|| Error::NoVersionBefore(time.to_rfc3339()))?;
+        self.snapshot_of(&e)
+    }
+
+    /// The last version whose source offset is at or before `offset` (versions without an
+    /// offset of their own carry the one before them).
+    pub fn snapshot_at_offset(&self, offset: u64) -> Result<Snapshot> {
+        let latest = self.latest_version()?;
+        // "No offset yet" sorts before every offset: key 0, offsets as offset + 1.
+        let key = |e: &IndexEntry| {
+            if e.carried_offset == NO_OFFSET {
+                0
+            } else {
+                e.carried_offset + 1
+            }
+        };
+        let e = self
+            .index()
+            .last_at_or_before(latest, offset.saturating_add(1), key)?
+            .filter(|e| e.carried_offset != NO_OFFSET)
+            .ok_or_else(|| Error::NoVersionBefore(format!("source offset {offset}")))?;
+        self.snapshot_of(&e)
+    }
+
+    /// The source offset the latest version reflects: where a reducer resumes.
+    pub fn latest_source_offset(&self) -> Result<Option<u64>> {
+        Ok(self
+            .latest_entry()?
+            .and_then(|e| (e.carried_offset != NO_OFFSET).then_some(e.carried_offset)))
+    }
+
+    fn snapshot_of(&self, e: &IndexEntry) -> Result<Snapshot> {
+        let rec = self.read_record(e)?;
+        Ok(Snapshot::new(self.clone(), rec))
+    }
+
+    /// Every committed version, oldest first.
+    pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let latest = self.latest_version()?;
+        (1..=latest)
+            .map(|v| {
+                let e = self.index().entry(v)?;
+                Ok(info_of(&self.read_record(&e)?))
+            })
+            .collect()
+    }
+
+    /// Sizes, logical bytes and block sharing over every version.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let latest = self.latest_version()?;
+        let (mut logical, mut referenced, mut stored) = (0u64, 0u64, 0u64);
+        let mut latest_rows = BTreeMap::new();
+        for v in 1..=latest {
+            let rec = self.read_record(&self.index().entry(v)?)?;
+            for t in &rec.tables {
+                if let Some(r) = &t.root {
+                    logical += r.raw_bytes;
+                    referenced += r.leaves * u64::from(t.columns);
+                }
+                if v == latest {
+                    latest_rows.insert(t.name.clone(), t.root.as_ref().map_or(0, |r| r.rows));
+                }
+            }
+            stored = rec.blocks_stored;
+        }
+        let bytes_on_disk = dir_bytes(self.inner.storage.as_ref(), Path::new(""))?;
+        Ok(StoreStats {
+            versions: latest,
+            bytes_on_disk,
+            logical_bytes: logical,
+            blocks_stored: stored,
+            blocks_referenced: referenced,
+            sharing_ratio: if bytes_on_disk == 0 {
+                0.0
+            } else {
+                logical as f64 / bytes_on_disk as f64
+            },
+            latest_rows,
+        })
+    }
+
+    pub(crate) fn load_def(&self, r: CatalogRef) -> Result<Arc<(LoadedDef, Arc<TableLayout>)>> {
+        if let Ok(defs) = self.inner.defs.read()
+            && let Some(d) = defs.get(&r)
+        {
+            return Ok(d.clone());
+        }
+        let path = catalog::records_path();
+        let payload = records::read(
+            self.inner.storage.as_ref(),
+            &path,
+            r.offset,
+            r.len,
+            CatalogKind::TableDef,
+        )?;
+        let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
+        let schema = def.schema()?;
+        let keys = key_indices(&schema, &def.key_columns, &def.name)?;
+        let layout = Arc::new(TableLayout::new(schema.clone(), &keys)?);
+        let loaded = Arc::new((LoadedDef { def, schema }, layout));
+        if let Ok(mut defs) = self.inner.defs.write() {
+            defs.insert(r, loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
+/// Indices of the key columns named `keys` in `schema`.
+pub(crate) fn key_indices(
+    schema: &arrow::datatypes::Schema,
+    keys: &[String],
+    table: &str,
+) -> Result<Vec<usize>> {
+    if keys.is_empty() {
+        return Err(Error::SchemaMismatch {
+            table: table.to_string(),
+            reason: "a table needs at least one key column".into(),
+        });
+    }
+    keys.iter()
+        .map(|k| {
+            schema.index_of(k).map_err(|_| Error::SchemaMismatch {
+                table: table.to_string(),
+                reason: format!("key column {k} is not in the schema"),
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn info_of(rec: &VersionRecord) -> VersionInfo {
+    VersionInfo {
+        version: rec.version,
+        kind: VersionKind::Keyframe,
+        committed_at: DateTime::from_timestamp_micros(rec.committed_at).unwrap_or_default(),
+        source_offset: rec.source_offset,
+        meta: rec.meta.iter().cloned().collect(),
+    }
+}
+
+fn dir_bytes(storage: &dyn Storage, dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for name in storage.list(dir)? {
+        let p = dir.join(&name);
+        total += if storage.is_dir(&p)? {
+            dir_bytes(storage, &p)?
+        } else {
+            storage.len(&p)?
+        };
+    }
+    Ok(total)
+}

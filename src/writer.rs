@@ -1,0 +1,747 @@
+//! [`Writer`] and [`Transaction`]: the single writer, validation of what a commit writes, and
+//! the commit protocol.
+//!
+//! A commit (1) appends new blocks and nodes to the packs and syncs them, (2) appends new table
+//! definitions and the version record to `records.log` and syncs it, then (3) appends the
+//! version's index entry and syncs it: that append is the commit point. A failure before it
+//! cuts every file back, so the store is unchanged; a failure to sync poisons the writer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::util::display::array_value_to_string;
+use arrow_row::{RowConverter, SortField};
+use reeldb_keyframe::builder::{self, SortedChanges};
+use reeldb_keyframe::node::{InternalNode, LeafNode};
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::storage::{AppendFile, LockGuard};
+use reeldb_keyframe::tree::{TableLayout, Tree};
+use reeldb_keyframe::{PackWriter, RecordRef, Root};
+
+use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
+use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
+use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry, VersionRecord};
+use crate::catalog::{index_path, records_path};
+use crate::error::{Error, Result, lock_error};
+use crate::store::{LOCK_FILE, Store, key_indices};
+
+/// Options for a [`Writer`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    sync: bool,
+    max_pack_len: Option<u64>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            sync: true,
+            max_pack_len: None,
+        }
+    }
+}
+
+impl WriterOptions {
+    /// Whether commits are made durable (fsync of data, catalog and directories) before they
+    /// return. Default `true`. `false` trades durability for speed, for rebuilding a store from
+    /// the event stream: a crash may then lose recent versions (never corrupt older ones
+    /// silently: what cannot be verified is refused on read).
+    #[must_use]
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Seals a pack file once it passes this many bytes (default 1 GiB).
+    #[must_use]
+    pub fn max_pack_len(mut self, len: u64) -> Self {
+        self.max_pack_len = Some(len);
+        self
+    }
+}
+
+/// The store's single writer. Holds the writer lock until dropped.
+#[derive(Debug)]
+pub struct Writer {
+    store: Store,
+    _lock: Box<dyn LockGuard>,
+    packs: PackWriter,
+    head: Option<(IndexEntry, VersionRecord)>,
+    records: Box<dyn AppendFile>,
+    index: Box<dyn AppendFile>,
+    options: WriterOptions,
+    poisoned: bool,
+}
+
+impl Writer {
+    pub(crate) fn open(store: Store, options: WriterOptions) -> Result<Writer> {
+        let storage = store.inner.storage.clone();
+        let lock = storage
+            .try_lock(Path::new(LOCK_FILE))
+            .map_err(|e| lock_error(e, &store.path().display().to_string()))?;
+        let latest = store.latest_entry()?;
+        let head = match latest {
+            Some(e) => Some((e, store.read_record(&e)?)),
+            None => None,
+        };
+        // Cut off what unfinished commits left behind.
+        let index_len = ENTRY_LEN * (head.as_ref().map_or(0, |(e, _)| e.version) + 1);
+        if storage.len(&index_path())? > index_len {
+            storage.truncate(&index_path(), index_len)?;
+        }
+        let records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
+            e.record_offset + u64::from(e.record_len)
+        });
+        if storage.len(&records_path())? > records_len {
+            storage.truncate(&records_path(), records_len)?;
+        }
+        let committed = head.as_ref().map_or(Vec::new(), |(_, r)| r.packs.clone());
+        let mut packs = PackWriter::open(storage.clone(), &committed)?;
+        if let Some(len) = options.max_pack_len {
+            packs.set_max_pack_len(len);
+        }
+        let mut writer = Writer {
+            records: storage.open_append(&records_path())?,
+            index: storage.open_append(&index_path())?,
+            store,
+            _lock: lock,
+            packs,
+            head,
+            options,
+            poisoned: false,
+        };
+        writer.remember_latest()?;
+        Ok(writer)
+    }
+
+    /// Teaches the pack writer every record the latest version references, so equal content
+    /// written again is stored once.
+    fn remember_latest(&mut self) -> Result<()> {
+        let Some((_, rec)) = &self.head else {
+            return Ok(());
+        };
+        let packs = self.store.inner.packs.clone();
+        let mut refs: Vec<RecordRef> = Vec::new();
+        for t in &rec.tables {
+            let Some(root) = &t.root else { continue };
+            let root = Root::from(root);
+            let mut stack = vec![(root.entry.node, root.height)];
+            while let Some((node, level)) = stack.pop() {
+                refs.push(node);
+                if level == 0 {
+                    let leaf = LeafNode::decode(&packs.read(&node, RecordKind::Leaf)?)
+                        .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
+                    refs.extend(leaf.columns.iter().map(|c| c.block));
+                } else {
+                    let n = InternalNode::decode(&packs.read(&node, RecordKind::Internal)?)
+                        .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
+                    stack.extend(n.children.iter().map(|c| (c.node, level - 1)));
+                }
+            }
+        }
+        for r in refs {
+            self.packs.remember(r);
+        }
+        Ok(())
+    }
+
+    /// The latest committed version (0 before the first commit).
+    pub fn version(&self) -> u64 {
+        self.head.as_ref().map_or(0, |(e, _)| e.version)
+    }
+
+    /// Starts a commit.
+    pub fn begin(&mut self) -> Transaction<'_> {
+        Transaction {
+            writer: self,
+            creates: Vec::new(),
+            changes: BTreeMap::new(),
+            meta: Vec::new(),
+            source_offset: None,
+        }
+    }
+
+    fn table_layout(&self, name: &str, pending: &[PendingTable]) -> Result<Arc<TableLayout>> {
+        if let Some(p) = pending.iter().find(|p| p.name == name) {
+            return Ok(p.layout.clone());
+        }
+        let entry = self
+            .head
+            .as_ref()
+            .and_then(|(_, r)| r.tables.iter().find(|t| t.name == name))
+            .ok_or_else(|| Error::UnknownTable {
+                table: name.to_string(),
+                version: self.version(),
+            })?;
+        Ok(self.store.load_def(entry.def)?.1.clone())
+    }
+
+    fn reset_files(&mut self) -> Result<()> {
+        let storage = self.store.inner.storage.clone();
+        let (records_len, index_len) = match &self.head {
+            Some((e, _)) => (
+                e.record_offset + u64::from(e.record_len),
+                ENTRY_LEN * (e.version + 1),
+            ),
+            None => (RECORDS_HEADER_LEN, ENTRY_LEN),
+        };
+        self.packs.abort()?;
+        storage.truncate(&records_path(), records_len)?;
+        storage.truncate(&index_path(), index_len)?;
+        self.records = storage.open_append(&records_path())?;
+        self.index = storage.open_append(&index_path())?;
+        Ok(())
+    }
+}
+
+/// A table created by the transaction.
+#[derive(Debug)]
+struct PendingTable {
+    name: String,
+    def: TableDef,
+    layout: Arc<TableLayout>,
+}
+
+/// What a transaction does to one table.
+#[derive(Debug)]
+enum TableChange {
+    Edits {
+        upserts: Vec<RecordBatch>,
+        deletes: Vec<RecordBatch>,
+    },
+    Replace(Vec<RecordBatch>),
+}
+
+/// One commit being assembled. Nothing reaches the store until [`Transaction::commit`];
+/// dropping the transaction discards it.
+#[derive(Debug)]
+pub struct Transaction<'w> {
+    writer: &'w mut Writer,
+    creates: Vec<PendingTable>,
+    changes: BTreeMap<String, TableChange>,
+    meta: Vec<(String, String)>,
+    source_offset: Option<u64>,
+}
+
+fn same_fields(table: &str, want: &SchemaRef, got: &SchemaRef) -> Result<()> {
+    let mismatch = |reason: String| Error::SchemaMismatch {
+        table: table.to_string(),
+        reason,
+    };
+    if want.fields().len() != got.fields().len() {
+        return Err(mismatch(format!(
+            "expected {} columns ({}), got {} ({})",
+            want.fields().len(),
+            names(want),
+            got.fields().len(),
+            names(got)
+        )));
+    }
+    for (w, g) in want.fields().iter().zip(got.fields()) {
+        if w.name() != g.name() || w.data_type() != g.data_type() {
+            return Err(mismatch(format!(
+                "expected column {}: {}, got {}: {}",
+                w.name(),
+                w.data_type(),
+                g.name(),
+                g.data_type()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `batch` against the table (column names and types, no nulls in key or
+/// non-nullable columns) and returns it carrying the table's schema.
+fn conform(table: &str, layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
+    same_fields(table, &layout.schema, &batch.schema())?;
+    let mut must_be_valid: Vec<usize> = layout.key.columns().to_vec();
+    must_be_valid.extend(
+        layout
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_nullable())
+            .map(|(i, _)| i),
+    );
+    check_nulls(table, batch, &must_be_valid)?;
+    RecordBatch::try_new(layout.schema.clone(), batch.columns().to_vec()).map_err(|e| {
+        Error::SchemaMismatch {
+            table: table.to_string(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+fn names(s: &SchemaRef) -> String {
+    s.fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Transaction<'_> {
+    /// Creates a table with `schema`, keyed on `key_columns` (in key order). Key columns may be
+    /// ints of any width, strings, binary, dates or timestamps, and never hold nulls.
+    pub fn create_table(
+        &mut self,
+        name: &str,
+        schema: SchemaRef,
+        key_columns: &[&str],
+    ) -> Result<&mut Self> {
+        if name.is_empty() || name.chars().any(|c| c.is_control()) {
+            return Err(Error::InvalidArgument(format!("bad table name {name:?}")));
+        }
+        let exists = self.creates.iter().any(|p| p.name == name)
+            || self.writer.table_layout(name, &[]).is_ok();
+        if exists {
+            return Err(Error::TableExists(name.to_string()));
+        }
+        let keys: Vec<String> = key_columns.iter().map(|k| k.to_string()).collect();
+        let idx = key_indices(&schema, &keys, name)?;
+        let mut seen = idx.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != idx.len() {
+            return Err(Error::SchemaMismatch {
+                table: name.to_string(),
+                reason: "a key column is named twice".into(),
+            });
+        }
+        let layout = Arc::new(TableLayout::new(schema.clone(), &idx).map_err(|e| {
+            Error::SchemaMismatch {
+                table: name.to_string(),
+                reason: e.to_string(),
+            }
+        })?);
+        self.creates.push(PendingTable {
+            name: name.to_string(),
+            def: TableDef::new(name, &schema, &keys)?,
+            layout,
+        });
+        Ok(self)
+    }
+
+    fn layout(&self, table: &str) -> Result<Arc<TableLayout>> {
+        self.writer.table_layout(table, &self.creates)
+    }
+
+    fn edits(&mut self, table: &str) -> Result<(&mut Vec<RecordBatch>, &mut Vec<RecordBatch>)> {
+        let entry = self
+            .changes
+            .entry(table.to_string())
+            .or_insert(TableChange::Edits {
+                upserts: Vec::new(),
+                deletes: Vec::new(),
+            });
+        match entry {
+            TableChange::Edits { upserts, deletes } => Ok((upserts, deletes)),
+            TableChange::Replace(_) => Err(Error::InvalidArgument(format!(
+                "table {table} is replaced in this commit; it cannot also take upserts or deletes"
+            ))),
+        }
+    }
+
+    /// Inserts rows, or overwrites the rows with the same keys. `batch` has the table's schema.
+    pub fn upsert(&mut self, table: &str, batch: RecordBatch) -> Result<&mut Self> {
+        let layout = self.layout(table)?;
+        let batch = conform(table, &layout, &batch)?;
+        self.edits(table)?.0.push(batch);
+        Ok(self)
+    }
+
+    /// Deletes the rows with the keys in `keys`: a batch holding (at least) the key columns.
+    /// Keys that are not in the table are ignored, as SQL's DELETE ignores them.
+    pub fn delete(&mut self, table: &str, keys: RecordBatch) -> Result<&mut Self> {
+        let layout = self.layout(table)?;
+        let mut cols = Vec::new();
+        for &c in layout.key.columns() {
+            let f = layout.schema.field(c);
+            let col = keys
+                .column_by_name(f.name())
+                .ok_or_else(|| Error::SchemaMismatch {
+                    table: table.to_string(),
+                    reason: format!("delete keys lack key column {}", f.name()),
+                })?;
+            if col.data_type() != f.data_type() {
+                return Err(Error::SchemaMismatch {
+                    table: table.to_string(),
+                    reason: format!(
+                        "key column {} is {}, expected {}",
+                        f.name(),
+                        col.data_type(),
+                        f.data_type()
+                    ),
+                });
+            }
+            cols.push(col.clone());
+        }
+        let schema = Arc::new(layout.schema.project(layout.key.columns())?);
+        let batch = RecordBatch::try_new(schema, cols)?;
+        self.edits(table)?.1.push(batch);
+        Ok(self)
+    }
+
+    /// Replaces the whole state of the table with `batches`; the store works out which rows
+    /// changed. Cannot be combined with upserts or deletes to the same table in one commit.
+    pub fn replace(&mut self, table: &str, batches: Vec<RecordBatch>) -> Result<&mut Self> {
+        let layout = self.layout(table)?;
+        let batches = batches
+            .iter()
+            .map(|b| conform(table, &layout, b))
+            .collect::<Result<Vec<_>>>()?;
+        if self.changes.contains_key(table) {
+            return Err(Error::InvalidArgument(format!(
+                "table {table} already has changes in this commit; replace cannot be combined with them"
+            )));
+        }
+        self.changes
+            .insert(table.to_string(), TableChange::Replace(batches));
+        Ok(self)
+    }
+
+    /// Adds a metadata entry (for example a label).
+    pub fn meta(&mut self, key: &str, value: &str) -> &mut Self {
+        self.meta.retain(|(k, _)| k != key);
+        self.meta.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Records the position in the source event stream this version reflects. It must be
+    /// greater than any offset recorded before.
+    pub fn source_offset(&mut self, offset: u64) -> &mut Self {
+        self.source_offset = Some(offset);
+        self
+    }
+
+    /// Validates and writes everything, all or nothing, and returns the new version.
+    pub fn commit(self) -> Result<u64> {
+        let Transaction {
+            writer,
+            creates,
+            changes,
+            mut meta,
+            source_offset,
+        } = self;
+        if writer.poisoned {
+            return Err(Error::Poisoned);
+        }
+        meta.sort();
+        let prev = writer.head.as_ref().map(|(e, _)| *e);
+        if let (Some(off), Some(p)) = (source_offset, prev)
+            && p.carried_offset != NO_OFFSET
+            && off <= p.carried_offset
+        {
+            let version = last_offset_version(writer, p)?;
+            return Err(Error::SourceOffsetRegressed {
+                offered: off,
+                last: p.carried_offset,
+                version,
+            });
+        }
+        // Validate and sort every change before writing anything.
+        let mut prepared = Vec::new();
+        for (name, change) in changes {
+            let layout = writer.table_layout(&name, &creates)?;
+            let old_root = writer
+                .head
+                .as_ref()
+                .and_then(|(_, r)| r.tables.iter().find(|t| t.name == name))
+                .and_then(|t| t.root.as_ref().map(Root::from));
+            let old = Tree::new(writer.store.inner.packs.clone(), layout.clone(), old_root);
+            let sorted = prepare(&name, &layout, &old, change)?;
+            prepared.push((name, old, sorted));
+        }
+        let result = write_version(writer, creates, prepared, meta, source_offset);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let durability = matches!(&e, Error::Keyframe(reeldb_keyframe::Error::Io { .. }));
+                if writer.reset_files().is_err() || durability {
+                    writer.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn last_offset_version(writer: &Writer, p: IndexEntry) -> Result<u64> {
+    let mut v = p.version;
+    while v > 0 {
+        let e = crate::catalog::index::IndexReader::new(
+            writer.store.inner.storage.as_ref(),
+            &index_path(),
+        )
+        .entry(v)?;
+        if e.own_offset {
+            return Ok(v);
+        }
+        v -= 1;
+    }
+    Ok(p.version)
+}
+
+fn write_version(
+    writer: &mut Writer,
+    creates: Vec<PendingTable>,
+    prepared: Vec<(String, Tree, Option<SortedChanges>)>,
+    meta: Vec<(String, String)>,
+    source_offset: Option<u64>,
+) -> Result<u64> {
+    let prev = writer.head.as_ref().map(|(e, r)| (*e, r));
+    let version = prev.map_or(1, |(e, _)| e.version + 1);
+    let now = chrono::Utc::now().timestamp_micros();
+    let committed_at = prev.map_or(now, |(e, _)| now.max(e.committed_at + 1));
+    let mut tables: BTreeMap<String, TableEntry> = prev
+        .map(|(_, r)| {
+            r.tables
+                .iter()
+                .map(|t| (t.name.clone(), t.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let blocks_before = writer.packs.appended();
+    let base = writer.records.len();
+    let mut pending = Vec::new();
+    for p in &creates {
+        let framed = records::frame(CatalogKind::TableDef, &version::encode(&p.def)?);
+        let def = CatalogRef {
+            offset: base + pending.len() as u64,
+            len: framed.len() as u32,
+        };
+        pending.extend_from_slice(&framed);
+        tables.insert(
+            p.name.clone(),
+            TableEntry {
+                name: p.name.clone(),
+                def,
+                columns: p.layout.schema.fields().len() as u32,
+                root: None,
+                changed_at: version,
+            },
+        );
+    }
+    for (name, old, sorted) in prepared {
+        let Some(sorted) = sorted else { continue };
+        let root = builder::apply(&mut writer.packs, &writer.store.inner.shape, &old, &sorted)?;
+        if let Some(t) = tables.get_mut(&name) {
+            t.root = root.as_ref().map(RootRecord::from);
+            t.changed_at = version;
+        }
+    }
+    let durable = writer.options.sync;
+    let packs = writer.packs.sync(durable)?;
+    let blocks_after = writer.packs.appended();
+    let (prev_blocks, prev_bytes) =
+        prev.map_or((0, 0), |(_, r)| (r.blocks_stored, r.pack_bytes_appended));
+    let rec = VersionRecord {
+        version,
+        committed_at,
+        source_offset,
+        meta,
+        tables: tables.into_values().collect(),
+        packs,
+        blocks_stored: prev_blocks + (blocks_after.0 - blocks_before.0),
+        pack_bytes_appended: prev_bytes + (blocks_after.1 - blocks_before.1),
+    };
+    let framed = records::frame(CatalogKind::Version, &version::encode(&rec)?);
+    let record_offset = base + pending.len() as u64;
+    pending.extend_from_slice(&framed);
+    writer.records.append(&pending)?;
+    if durable {
+        writer.records.sync()?;
+    }
+    let carried_offset = match (source_offset, prev) {
+        (Some(o), _) => o,
+        (None, Some((e, _))) => e.carried_offset,
+        (None, None) => NO_OFFSET,
+    };
+    let entry = IndexEntry {
+        version,
+        committed_at,
+        carried_offset,
+        own_offset: source_offset.is_some(),
+        record_offset,
+        record_len: framed.len() as u32,
+        record_checksum: reeldb_keyframe::format::checksum(&framed),
+    };
+    writer.index.append(&entry.encode())?;
+    if durable {
+        writer.index.sync()?;
+    }
+    writer.head = Some((entry, rec));
+    Ok(version)
+}
+
+/// Validates one table's change and sorts it into key order; `None` when it changes nothing.
+fn prepare(
+    table: &str,
+    layout: &TableLayout,
+    old: &Tree,
+    change: TableChange,
+) -> Result<Option<SortedChanges>> {
+    match change {
+        TableChange::Edits { upserts, deletes } => {
+            let (upserts, upsert_keys) = sorted_unique(table, layout, &upserts)?;
+            let mut del: Vec<Vec<u8>> = Vec::new();
+            for d in &deletes {
+                check_nulls(table, d, &(0..d.num_columns()).collect::<Vec<_>>())?;
+                let rows = layout.key.encode_columns(d.columns())?;
+                del.extend(rows.iter().map(|r| r.as_ref().to_vec()));
+            }
+            del.sort_unstable();
+            del.dedup();
+            for k in &del {
+                let hit = bsearch_rows(&upsert_keys, k);
+                if hit.is_ok() {
+                    return Err(Error::DuplicateKey {
+                        table: table.to_string(),
+                        key: show_key(layout, k),
+                    });
+                }
+            }
+            if upserts.num_rows() == 0 && del.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(SortedChanges {
+                upserts,
+                upsert_keys,
+                deletes: del,
+            }))
+        }
+        TableChange::Replace(batches) => {
+            let (state, keys) = sorted_unique(table, layout, &batches)?;
+            diff(layout, old, &state, &keys)
+        }
+    }
+}
+
+fn bsearch_rows(rows: &arrow_row::Rows, key: &[u8]) -> std::result::Result<usize, usize> {
+    let (mut lo, mut hi) = (0, rows.num_rows());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match rows.row(mid).as_ref().cmp(key) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Ok(mid),
+        }
+    }
+    Err(lo)
+}
+
+fn show_key(layout: &TableLayout, key: &[u8]) -> String {
+    match layout.key.decode(&[key]) {
+        Ok(cols) => {
+            let parts: Vec<String> = cols
+                .iter()
+                .map(|c| array_value_to_string(c, 0).unwrap_or_else(|_| "?".into()))
+                .collect();
+            format!("({})", parts.join(", "))
+        }
+        Err(_) => format!("{key:?}"),
+    }
+}
+
+fn check_nulls(table: &str, batch: &RecordBatch, columns: &[usize]) -> Result<()> {
+    for &c in columns {
+        let col = batch.column(c);
+        if col.null_count() > 0 {
+            let row = (0..col.len()).find(|&i| col.is_null(i)).unwrap_or(0);
+            return Err(Error::NullValue {
+                table: table.to_string(),
+                column: batch.schema().field(c).name().clone(),
+                row,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Concatenates conformed batches, checks for duplicate keys and sorts by key. Returns the
+/// sorted rows and their encoded keys.
+fn sorted_unique(
+    table: &str,
+    layout: &TableLayout,
+    batches: &[RecordBatch],
+) -> Result<(RecordBatch, arrow_row::Rows)> {
+    let batch = concat_batches(&layout.schema, batches)?;
+    let keys = layout.key.encode_batch(&batch)?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
+    for w in order.windows(2) {
+        if keys.row(w[0] as usize) == keys.row(w[1] as usize) {
+            return Err(Error::DuplicateKey {
+                table: table.to_string(),
+                key: show_key(layout, keys.row(w[0] as usize).as_ref()),
+            });
+        }
+    }
+    let sorted_already = order.iter().enumerate().all(|(i, &o)| i as u32 == o);
+    if sorted_already {
+        return Ok((batch, keys));
+    }
+    let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
+    let keys = layout.key.encode_batch(&sorted)?;
+    Ok((sorted, keys))
+}
+
+/// The changes that turn `old` into `state` (sorted, unique keys): rows that are new or
+/// differ, and keys that are gone.
+fn diff(
+    layout: &TableLayout,
+    old: &Tree,
+    state: &RecordBatch,
+    keys: &arrow_row::Rows,
+) -> Result<Option<SortedChanges>> {
+    let fields = layout
+        .schema
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
+    let whole = RowConverter::new(fields)?;
+    let new_rows = whole.convert_columns(state.columns())?;
+    let mut changed: Vec<u32> = Vec::new();
+    let mut deletes: Vec<Vec<u8>> = Vec::new();
+    let mut j = 0usize;
+    let n = state.num_rows();
+    for leaf in old.leaves()? {
+        let node = old.read_leaf(&leaf.entry)?;
+        let batch = old.read_batch(&node)?;
+        let old_keys = layout.key.encode_batch(&batch)?;
+        let old_rows = whole.convert_columns(batch.columns())?;
+        for i in 0..batch.num_rows() {
+            let k = old_keys.row(i);
+            while j < n && keys.row(j) < k {
+                changed.push(j as u32);
+                j += 1;
+            }
+            if j < n && keys.row(j) == k {
+                if new_rows.row(j) != old_rows.row(i) {
+                    changed.push(j as u32);
+                }
+                j += 1;
+            } else {
+                deletes.push(k.as_ref().to_vec());
+            }
+        }
+    }
+    changed.extend(j as u32..n as u32);
+    if changed.is_empty() && deletes.is_empty() {
+        return Ok(None);
+    }
+    let upserts = take_record_batch(state, &UInt32Array::from(changed))?;
+    let upsert_keys = layout.key.encode_batch(&upserts)?;
+    Ok(Some(SortedChanges {
+        upserts,
+        upsert_keys,
+        deletes,
+    }))
+}
