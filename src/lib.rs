@@ -66,6 +66,7 @@ pub mod writer;
 
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use reeldb_keyframe::TreeShape;
 pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use value::{Key, Value};

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use reeldb_keyframe::PackReader;
 use reeldb_keyframe::format::{
     Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
 };
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::TableLayout;
-use reeldb_keyframe::{PackReader, TreeShape};
 
 use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind};
@@ -84,7 +84,6 @@ pub(crate) struct StoreInner {
     pub(crate) path: PathBuf,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) packs: Arc<PackReader>,
-    pub(crate) shape: TreeShape,
     defs: RwLock<HashMap<CatalogRef, Arc<(LoadedDef, Arc<TableLayout>)>>>,
 }
 
@@ -171,7 +170,6 @@ impl Store {
                 path: path.to_path_buf(),
                 packs: Arc::new(PackReader::new(storage.clone())),
                 storage,
-                shape: TreeShape::default(),
                 defs: RwLock::new(HashMap::new()),
             }),
         })

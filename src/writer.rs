@@ -20,7 +20,7 @@ use reeldb_keyframe::node::{InternalNode, LeafNode};
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{AppendFile, LockGuard};
 use reeldb_keyframe::tree::{TableLayout, Tree};
-use reeldb_keyframe::{PackWriter, RecordRef, Root};
+use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
 
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
@@ -34,6 +34,7 @@ use crate::store::{LOCK_FILE, Store, key_indices};
 pub struct WriterOptions {
     sync: bool,
     max_pack_len: Option<u64>,
+    shape: TreeShape,
 }
 
 impl Default for WriterOptions {
@@ -41,6 +42,7 @@ impl Default for WriterOptions {
         WriterOptions {
             sync: true,
             max_pack_len: None,
+            shape: TreeShape::default(),
         }
     }
 }
@@ -53,6 +55,14 @@ impl WriterOptions {
     #[must_use]
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Leaf and node sizes for the trees this writer builds (tests use tiny leaves to get
+    /// deep trees from few rows). Readers need no setting: any shape reads the same.
+    #[must_use]
+    pub fn tree_shape(mut self, shape: TreeShape) -> Self {
+        self.shape = shape;
         self
     }
 
@@ -383,6 +393,17 @@ impl Transaction<'_> {
             cols.push(col.clone());
         }
         let schema = Arc::new(layout.schema.project(layout.key.columns())?);
+        let loose = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
+            cols.clone(),
+        )?;
+        check_nulls(table, &loose, &(0..cols.len()).collect::<Vec<_>>())?;
         let batch = RecordBatch::try_new(schema, cols)?;
         self.edits(table)?.1.push(batch);
         Ok(self)
@@ -530,7 +551,7 @@ fn write_version(
     }
     for (name, old, sorted) in prepared {
         let Some(sorted) = sorted else { continue };
-        let root = builder::apply(&mut writer.packs, &writer.store.inner.shape, &old, &sorted)?;
+        let root = builder::apply(&mut writer.packs, &writer.options.shape, &old, &sorted)?;
         if let Some(t) = tables.get_mut(&name) {
             t.root = root.as_ref().map(RootRecord::from);
             t.changed_at = version;
@@ -592,7 +613,6 @@ fn prepare(
             let (upserts, upsert_keys) = sorted_unique(table, layout, &upserts)?;
             let mut del: Vec<Vec<u8>> = Vec::new();
             for d in &deletes {
-                check_nulls(table, d, &(0..d.num_columns()).collect::<Vec<_>>())?;
                 let rows = layout.key.encode_columns(d.columns())?;
                 del.extend(rows.iter().map(|r| r.as_ref().to_vec()));
             }

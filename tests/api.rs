@@ -1,0 +1,442 @@
+//! The Store / Writer / Snapshot API, behaviour by behaviour.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use common::{id_column, ids, orders, orders_schema};
+use rayon::prelude::*;
+use reeldb::{Error, Filter, ScanOptions, Store, WriterOptions};
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s")).unwrap();
+    (dir, store)
+}
+
+fn scan_ids(store: &Store, version: u64) -> Vec<i64> {
+    let t = store.snapshot(version).unwrap().table("orders").unwrap();
+    let batches: Vec<RecordBatch> = t
+        .scan(&ScanOptions::new())
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    id_column(&batches)
+}
+
+fn seeded(store: &Store, n: i64) -> u64 {
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+    tx.upsert("orders", orders(&(0..n).collect::<Vec<_>>(), 0))
+        .unwrap();
+    tx.commit().unwrap()
+}
+
+#[test]
+fn versions_are_dense_from_one_and_every_version_stays_readable() {
+    let (_d, store) = new_store();
+    assert_eq!(seeded(&store, 100), 1);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[100, 101], 1)).unwrap();
+    assert_eq!(tx.commit().unwrap(), 2);
+    let mut tx = w.begin();
+    tx.delete("orders", ids(&[0, 50])).unwrap();
+    assert_eq!(tx.commit().unwrap(), 3);
+    drop(w);
+    let store = Store::open(store.path()).unwrap();
+    assert_eq!(store.latest_version().unwrap(), 3);
+    assert_eq!(scan_ids(&store, 1), (0..100).collect::<Vec<_>>());
+    assert_eq!(scan_ids(&store, 2), (0..102).collect::<Vec<_>>());
+    let v3: Vec<i64> = (0..102).filter(|i| *i != 0 && *i != 50).collect();
+    assert_eq!(scan_ids(&store, 3), v3);
+}
+
+#[test]
+fn an_upsert_overwrites_the_row_with_the_same_key() {
+    let (_d, store) = new_store();
+    seeded(&store, 10);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[3], 9)).unwrap();
+    tx.commit().unwrap();
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert_eq!(t.num_rows(), 10);
+    let row = t.get(3i64).unwrap().unwrap();
+    assert_eq!(row, orders(&[3], 9));
+    let old = store.snapshot(1).unwrap().table("orders").unwrap();
+    assert_eq!(old.get(3i64).unwrap().unwrap(), orders(&[3], 0));
+}
+
+#[test]
+fn replace_keeps_exactly_the_given_state() {
+    let (_d, store) = new_store();
+    seeded(&store, 50);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    let mut next: Vec<i64> = (10..60).collect();
+    next.reverse();
+    tx.replace("orders", vec![orders(&next, 0)]).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(scan_ids(&store, 2), (10..60).collect::<Vec<_>>());
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert!(t.get(5i64).unwrap().is_none());
+    assert_eq!(t.get(55i64).unwrap().unwrap(), orders(&[55], 0));
+}
+
+#[test]
+fn projection_and_filters_return_only_matching_rows_and_columns() {
+    let (_d, store) = new_store();
+    seeded(&store, 30_000);
+    let t = store.latest().unwrap().table("orders").unwrap();
+    let opts = ScanOptions::new()
+        .columns(&["amount", "id"])
+        .filter(Filter::between("id", 100, 199));
+    let batches: Vec<RecordBatch> = t.scan(&opts).unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(batches[0].schema().field(0).name(), "amount");
+    assert_eq!(batches[0].num_columns(), 2);
+    assert_eq!(id_column(&batches), (100..200).collect::<Vec<_>>());
+    let shipped = ScanOptions::new().filter(Filter::eq("status", "shipped"));
+    let n: usize = t
+        .scan(&shipped)
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(n, (0..30_000).filter(|i| i % 3 == 2).count());
+    let few = ScanOptions::new().filter(Filter::is_in("id", [7, 29_999, 40_000]));
+    assert_eq!(
+        id_column(
+            &t.scan(&few)
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect::<Vec<_>>()
+        ),
+        vec![7, 29_999]
+    );
+    let lt = ScanOptions::new()
+        .columns(&["id"])
+        .filter(Filter::lt("amount", 3.0));
+    assert_eq!(
+        id_column(&t.scan(&lt).unwrap().map(|b| b.unwrap()).collect::<Vec<_>>()),
+        vec![0, 1]
+    );
+}
+
+#[test]
+fn a_parallel_scan_returns_the_same_rows_as_a_serial_one() {
+    let (_d, store) = new_store();
+    seeded(&store, 50_000);
+    let t = store.latest().unwrap().table("orders").unwrap();
+    let opts = ScanOptions::new().filter(Filter::ge("id", 1_000));
+    let mut par = id_column(
+        &t.par_scan(&opts)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect::<Vec<_>>(),
+    );
+    par.sort_unstable();
+    assert_eq!(par, (1_000..50_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_range_scan_runs_in_key_order_both_ways() {
+    let (_d, store) = new_store();
+    seeded(&store, 40_000);
+    let t = store.latest().unwrap().table("orders").unwrap();
+    let fwd: Vec<RecordBatch> = t
+        .range(5_000i64..25_000)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(id_column(&fwd), (5_000..25_000).collect::<Vec<_>>());
+    let back: Vec<RecordBatch> = t
+        .range(5_000i64..=25_000)
+        .unwrap()
+        .rev()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(id_column(&back), (5_000..=25_000).rev().collect::<Vec<_>>());
+    let tail: Vec<RecordBatch> = t.range(39_990i64..).unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(id_column(&tail), (39_990..40_000).collect::<Vec<_>>());
+    assert_eq!(t.range(50_000i64..).unwrap().count(), 0);
+    let mut both = t.range(..10i64).unwrap();
+    assert!(both.next().is_some());
+    assert!(both.next_back().is_none() || both.next().is_none());
+}
+
+#[test]
+fn versions_are_found_by_time_and_by_source_offset() {
+    let (_d, store) = new_store();
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+    tx.source_offset(10).meta("label", "first");
+    tx.commit().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[1], 0)).unwrap();
+    tx.commit().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[2], 0)).unwrap();
+    tx.source_offset(30);
+    tx.commit().unwrap();
+    assert_eq!(
+        store.snapshot_at_offset(9).unwrap_err().to_string(),
+        "no version at or before source offset 9"
+    );
+    assert_eq!(store.snapshot_at_offset(10).unwrap().version(), 2);
+    assert_eq!(store.snapshot_at_offset(29).unwrap().version(), 2);
+    assert_eq!(store.snapshot_at_offset(1_000).unwrap().version(), 3);
+    assert_eq!(store.latest_source_offset().unwrap(), Some(30));
+    let infos = store.versions().unwrap();
+    assert_eq!(
+        infos[0].meta.get("label").map(String::as_str),
+        Some("first")
+    );
+    assert!(
+        infos
+            .windows(2)
+            .all(|w| w[0].committed_at < w[1].committed_at)
+    );
+    assert_eq!(
+        store
+            .snapshot_as_of(infos[1].committed_at)
+            .unwrap()
+            .version(),
+        2
+    );
+    let before = infos[0].committed_at - chrono::Duration::seconds(1);
+    assert!(matches!(
+        store.snapshot_as_of(before),
+        Err(Error::NoVersionBefore(_))
+    ));
+    let mut tx = w.begin();
+    tx.source_offset(30);
+    assert!(matches!(
+        tx.commit(),
+        Err(Error::SourceOffsetRegressed {
+            offered: 30,
+            last: 30,
+            version: 3
+        })
+    ));
+}
+
+fn assert_unchanged(store: &Store, version: u64, rows: u64) {
+    assert_eq!(store.latest_version().unwrap(), version);
+    assert_eq!(
+        store.latest().unwrap().table("orders").unwrap().num_rows(),
+        rows
+    );
+}
+
+#[test]
+fn bad_input_is_a_typed_error_and_changes_nothing() {
+    let (_d, store) = new_store();
+    seeded(&store, 10);
+    let mut w = store.writer().unwrap();
+
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)])),
+        vec![Arc::new(arrow::array::Int32Array::from(vec![1]))],
+    )
+    .unwrap();
+    assert!(matches!(
+        w.begin().upsert("orders", wrong),
+        Err(Error::SchemaMismatch { .. })
+    ));
+
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[20, 21, 20], 0)).unwrap();
+    let err = tx.commit().unwrap_err();
+    assert!(
+        matches!(&err, Error::DuplicateKey { key, .. } if key == "(20)"),
+        "{err}"
+    );
+    assert_unchanged(&store, 1, 10);
+
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[30], 0)).unwrap();
+    tx.delete("orders", ids(&[30])).unwrap();
+    assert!(matches!(tx.commit(), Err(Error::DuplicateKey { .. })));
+    assert_unchanged(&store, 1, 10);
+
+    let null_key = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![Some(1), None]))],
+    )
+    .unwrap();
+    assert!(matches!(
+        w.begin().delete("orders", null_key),
+        Err(Error::NullValue { row: 1, .. })
+    ));
+    let mut null_status = orders(&[40], 0).columns().to_vec();
+    null_status[1] = Arc::new(arrow::array::StringArray::from(vec![None::<&str>]));
+    let loose = Arc::new(Schema::new(
+        orders_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let null_status = RecordBatch::try_new(loose, null_status).unwrap();
+    assert!(matches!(
+        w.begin().upsert("orders", null_status),
+        Err(Error::NullValue { ref column, .. }) if column == "status"
+    ));
+    assert_unchanged(&store, 1, 10);
+
+    assert!(matches!(
+        w.begin().upsert("nope", orders(&[1], 0)),
+        Err(Error::UnknownTable { .. })
+    ));
+    assert!(matches!(
+        w.begin().create_table("orders", orders_schema(), &["id"]),
+        Err(Error::TableExists(_))
+    ));
+    assert!(matches!(
+        w.begin().create_table("t2", orders_schema(), &["amount"]),
+        Err(Error::SchemaMismatch { .. })
+    ));
+    assert!(matches!(
+        store.snapshot(2),
+        Err(Error::UnknownVersion {
+            version: 2,
+            latest: 1
+        })
+    ));
+    assert!(matches!(
+        store.snapshot(0),
+        Err(Error::UnknownVersion { .. })
+    ));
+    assert!(matches!(
+        store.latest().unwrap().table("nope"),
+        Err(Error::UnknownTable { .. })
+    ));
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert!(t.get(("a", 1)).is_err());
+    assert!(t.scan(&ScanOptions::new().columns(&["nope"])).is_err());
+    assert!(
+        t.scan(&ScanOptions::new().filter(Filter::eq("id", "x")))
+            .is_err()
+    );
+
+    // The writer still works after all of that.
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[10], 0)).unwrap();
+    assert_eq!(tx.commit().unwrap(), 2);
+    assert_unchanged(&store, 2, 11);
+}
+
+#[test]
+fn a_second_writer_is_refused_until_the_first_is_dropped() {
+    let (_d, store) = new_store();
+    let w = store.writer().unwrap();
+    let again = Store::open(store.path()).unwrap();
+    assert!(matches!(again.writer(), Err(Error::WriterLocked(_))));
+    drop(w);
+    assert!(again.writer().is_ok());
+}
+
+#[test]
+fn readers_keep_the_version_they_opened_while_the_writer_commits() {
+    let (_d, store) = new_store();
+    seeded(&store, 1_000);
+    let reader = Store::open(store.path()).unwrap();
+    let snap = reader.latest().unwrap();
+    let mut w = store
+        .writer_with(WriterOptions::default().sync(false))
+        .unwrap();
+    for round in 1..5u64 {
+        let mut tx = w.begin();
+        tx.delete("orders", ids(&[round as i64])).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(snap.table("orders").unwrap().num_rows(), 1_000);
+    assert_eq!(
+        reader.latest().unwrap().table("orders").unwrap().num_rows(),
+        996
+    );
+    let t = snap.table("orders").unwrap();
+    let batches: Vec<RecordBatch> = t
+        .par_scan(&ScanOptions::new())
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1_000);
+}
+
+#[test]
+fn an_empty_table_scans_to_nothing_and_gets_nothing() {
+    let (_d, store) = new_store();
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+    tx.commit().unwrap();
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert_eq!(t.num_rows(), 0);
+    assert_eq!(t.scan(&ScanOptions::new()).unwrap().count(), 0);
+    assert!(t.get(1i64).unwrap().is_none());
+    assert_eq!(t.range(0i64..).unwrap().count(), 0);
+    let mut tx = w.begin();
+    tx.delete("orders", ids(&[1])).unwrap();
+    tx.commit().unwrap();
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert_eq!(t.num_rows(), 0);
+    assert_eq!(t.key_columns(), ["id"]);
+    assert_eq!(t.name(), "orders");
+}
+
+#[test]
+fn composite_string_and_int_keys_sort_and_get() {
+    let (_d, store) = new_store();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account", DataType::Utf8, false),
+        Field::new("seq", DataType::UInt32, false),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(arrow::array::StringArray::from(vec!["b", "a", "b", "a"])),
+            Arc::new(arrow::array::UInt32Array::from(vec![1, 2, 0, 1])),
+            Arc::new(Int64Array::from(vec![10, 20, 30, 40])),
+        ],
+    )
+    .unwrap();
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("ledger", schema, &["account", "seq"])
+        .unwrap();
+    tx.upsert("ledger", batch).unwrap();
+    tx.commit().unwrap();
+    let t = store.latest().unwrap().table("ledger").unwrap();
+    let row = t.get(("b", 0u32)).unwrap().unwrap();
+    let v = row
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(v, 30);
+    assert!(t.get(("c", 0u32)).unwrap().is_none());
+    let all: Vec<RecordBatch> = t
+        .range(("a", 2u32)..("b", 1u32))
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let vs: Vec<i64> = all
+        .iter()
+        .flat_map(|b| {
+            b.column(2)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(vs, vec![20, 30]);
+}

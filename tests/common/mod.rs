@@ -1,0 +1,104 @@
+//! Shared helpers for the integration tests: a small orders table and batch builders.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+/// id int64 (key), status utf8, amount float64, note utf8 (nullable).
+pub fn orders_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("note", DataType::Utf8, true),
+    ]))
+}
+
+/// Rows for `ids` whose values derive from the id and a `round` salt.
+pub fn orders(ids: &[i64], round: u64) -> RecordBatch {
+    let status: Vec<String> = ids
+        .iter()
+        .map(|&i| ["new", "paid", "shipped"][((i as u64 + round) % 3) as usize].to_string())
+        .collect();
+    let amount: Vec<f64> = ids
+        .iter()
+        .map(|&i| (i as f64) * 1.5 + round as f64)
+        .collect();
+    let note: Vec<Option<String>> = ids
+        .iter()
+        .map(|&i| (i % 7 != 0).then(|| format!("note-{i}-{round}")))
+        .collect();
+    RecordBatch::try_new(
+        orders_schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(status)),
+            Arc::new(Float64Array::from(amount)),
+            Arc::new(StringArray::from(note)),
+        ],
+    )
+    .unwrap()
+}
+
+/// A batch of just the `id` key column.
+pub fn ids(ids: &[i64]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec()))]).unwrap()
+}
+
+/// All `id` values of a sequence of batches, in order.
+pub fn id_column(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column_by_name("id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            (0..c.len()).map(move |i| c.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Sums the `amount` column of a batch sequence (nulls skipped).
+pub fn amount_sum(batches: &[RecordBatch]) -> f64 {
+    batches
+        .iter()
+        .map(|b| {
+            let c = b
+                .column_by_name("amount")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
+            c.iter().flatten().sum::<f64>()
+        })
+        .sum()
+}
+
+/// Rows for `ids` where each row's values derive from its id and its own salt.
+pub fn orders_salted(ids: &[i64], salts: &[u64]) -> RecordBatch {
+    let parts: Vec<RecordBatch> = ids
+        .iter()
+        .zip(salts)
+        .map(|(&i, &s)| orders(&[i], s))
+        .collect();
+    arrow::compute::concat_batches(&orders_schema(), &parts).unwrap()
+}
+
+/// A tree shape with tiny leaves and nodes, so a few hundred rows make a deep tree.
+pub fn tiny_shape() -> reeldb::TreeShape {
+    reeldb::TreeShape {
+        min_leaf_rows: 6,
+        leaf_boundary_mask: 7,
+        max_leaf_rows: 12,
+        min_fanout: 2,
+        fanout_mask: 3,
+        max_fanout: 6,
+    }
+}

@@ -1,0 +1,234 @@
+//! Model-based property test: random sequences of creates, upserts, deletes and replaces over
+//! several tables, with the store reopened at random points; every version's scan, get and
+//! range (both directions) must equal an in-memory model (a BTreeMap per table per version).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use arrow::array::RecordBatch;
+use common::{ids, orders_salted, orders_schema, tiny_shape};
+use proptest::prelude::*;
+use reeldb::{Error, ScanOptions, Store, WriterOptions};
+
+const TABLES: [&str; 2] = ["a", "b"];
+
+/// What a commit does to one table.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Upsert these (key, salt) rows (keys may repeat: the commit must then fail) and delete
+    /// these keys.
+    Change {
+        upserts: Vec<(i64, u64)>,
+        deletes: Vec<i64>,
+    },
+    /// Replace the whole table with these rows.
+    Replace(Vec<(i64, u64)>),
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Commit(Vec<(usize, Edit)>),
+    Reopen,
+}
+
+type State = BTreeMap<i64, u64>;
+
+fn rows() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    prop::collection::vec((0i64..400, 0u64..1_000), 0..120)
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        6 => (rows(), prop::collection::vec(0i64..400, 0..40))
+            .prop_map(|(upserts, deletes)| Edit::Change { upserts, deletes }),
+        1 => rows().prop_map(Edit::Replace),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => prop::collection::btree_map(0usize..TABLES.len(), edit(), 1..=2)
+            .prop_map(|m| Step::Commit(m.into_iter().collect())),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+fn batch(rows: &[(i64, u64)]) -> RecordBatch {
+    let (k, s): (Vec<i64>, Vec<u64>) = rows.iter().copied().unzip();
+    orders_salted(&k, &s)
+}
+
+/// Applies an edit to the model; `None` when the store must refuse it.
+fn apply(state: &State, edit: &Edit) -> Option<State> {
+    let mut next = state.clone();
+    match edit {
+        Edit::Change { upserts, deletes } => {
+            let mut seen = std::collections::BTreeSet::new();
+            for (k, s) in upserts {
+                if !seen.insert(*k) {
+                    return None;
+                }
+                next.insert(*k, *s);
+            }
+            for k in deletes {
+                if seen.contains(k) {
+                    return None;
+                }
+                next.remove(k);
+            }
+        }
+        Edit::Replace(rows) => {
+            next.clear();
+            for (k, s) in rows {
+                if next.insert(*k, *s).is_some() {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(next)
+}
+
+fn expected(state: &State, keys: impl Iterator<Item = i64>) -> RecordBatch {
+    let rows: Vec<(i64, u64)> = keys
+        .filter_map(|k| state.get(&k).map(|s| (k, *s)))
+        .collect();
+    batch(&rows)
+}
+
+fn concat(batches: Vec<RecordBatch>) -> RecordBatch {
+    arrow::compute::concat_batches(&orders_schema(), &batches).unwrap()
+}
+
+fn check_version(store: &Store, version: u64, states: &[State; 2], probes: &[i64]) {
+    let snap = store.snapshot(version).unwrap();
+    for (t, name) in TABLES.iter().enumerate() {
+        let table = snap.table(name).unwrap();
+        let state = &states[t];
+        assert_eq!(
+            table.num_rows(),
+            state.len() as u64,
+            "v{version} {name} rows"
+        );
+        let scanned = concat(
+            table
+                .scan(&ScanOptions::new())
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect(),
+        );
+        assert_eq!(
+            scanned,
+            expected(state, state.keys().copied()),
+            "v{version} {name} scan"
+        );
+        for &k in probes {
+            let got = table.get(k).unwrap();
+            let want = state.get(&k).map(|s| batch(&[(k, *s)]));
+            assert_eq!(got, want, "v{version} {name} get {k}");
+        }
+        let (lo, hi) = (probes[0].min(probes[1]), probes[0].max(probes[1]));
+        for (bounds, label) in [
+            ((Bound::Included(lo), Bound::Excluded(hi)), "[lo,hi)"),
+            ((Bound::Excluded(lo), Bound::Included(hi)), "(lo,hi]"),
+            ((Bound::Unbounded, Bound::Included(hi)), "(..,hi]"),
+            ((Bound::Included(lo), Bound::Unbounded), "[lo,..)"),
+        ] {
+            let keys: Vec<i64> = state.range(bounds).map(|(k, _)| *k).collect();
+            let fwd = concat(table.range(bounds).unwrap().map(|b| b.unwrap()).collect());
+            assert_eq!(
+                fwd,
+                expected(state, keys.iter().copied()),
+                "v{version} {name} range {label}"
+            );
+            let back = concat(
+                table
+                    .range(bounds)
+                    .unwrap()
+                    .rev()
+                    .map(|b| b.unwrap())
+                    .collect(),
+            );
+            assert_eq!(
+                back,
+                expected(state, keys.iter().rev().copied()),
+                "v{version} {name} range rev {label}"
+            );
+        }
+    }
+}
+
+fn run(steps: Vec<Step>, probes: Vec<i64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create(dir.path().join("s")).unwrap();
+    let options = WriterOptions::default()
+        .sync(false)
+        .tree_shape(tiny_shape())
+        .max_pack_len(64 << 10);
+    let mut writer = store.writer_with(options.clone()).unwrap();
+    let mut tx = writer.begin();
+    for name in TABLES {
+        tx.create_table(name, orders_schema(), &["id"]).unwrap();
+    }
+    tx.commit().unwrap();
+    let mut history: Vec<[State; 2]> = vec![[State::new(), State::new()]];
+    for step in steps {
+        match step {
+            Step::Reopen => {
+                drop(writer);
+                store = Store::open(store.path()).unwrap();
+                writer = store.writer_with(options.clone()).unwrap();
+            }
+            Step::Commit(edits) => {
+                let current = history.last().unwrap().clone();
+                let mut next = current.clone();
+                let mut valid = true;
+                let mut tx = writer.begin();
+                for (t, e) in &edits {
+                    match apply(&current[*t], e) {
+                        Some(s) => next[*t] = s,
+                        None => valid = false,
+                    }
+                    match e {
+                        Edit::Change { upserts, deletes } => {
+                            tx.upsert(TABLES[*t], batch(upserts)).unwrap();
+                            tx.delete(TABLES[*t], ids(deletes)).unwrap();
+                        }
+                        Edit::Replace(rows) => {
+                            tx.replace(TABLES[*t], vec![batch(rows)]).unwrap();
+                        }
+                    }
+                }
+                match tx.commit() {
+                    Ok(v) => {
+                        assert!(valid, "the store accepted an invalid commit: {edits:?}");
+                        assert_eq!(v, history.len() as u64 + 1);
+                        history.push(next);
+                    }
+                    Err(Error::DuplicateKey { .. }) => assert!(!valid, "refused a valid commit"),
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+        }
+    }
+    drop(writer);
+    let reopened = Store::open(store.path()).unwrap();
+    assert_eq!(reopened.latest_version().unwrap(), history.len() as u64);
+    for (i, states) in history.iter().enumerate() {
+        check_version(&reopened, i as u64 + 1, states, &probes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_version_matches_the_model(
+        steps in prop::collection::vec(step(), 1..14),
+        probes in prop::collection::vec(-5i64..405, 2..8),
+    ) {
+        run(steps, probes);
+    }
+}
