@@ -217,6 +217,7 @@ impl Store {
             e.record_offset,
             e.record_len,
             CatalogKind::Version,
+            Some(e.record_checksum),
         )?;
         let rec: VersionRecord =
             version::decode(&payload, &path.display().to_string(), e.record_offset)?;
@@ -356,6 +357,7 @@ impl Store {
             r.offset,
             r.len,
             CatalogKind::TableDef,
+            None,
         )?;
         let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
         let schema = def.schema()?;

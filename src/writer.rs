@@ -454,6 +454,11 @@ impl Transaction<'_> {
             return Err(Error::Poisoned);
         }
         meta.sort();
+        if source_offset == Some(NO_OFFSET) {
+            return Err(Error::InvalidArgument(format!(
+                "source offset {NO_OFFSET} is reserved (it means \"no offset\")"
+            )));
+        }
         let prev = writer.head.as_ref().map(|(e, _)| *e);
         if let (Some(off), Some(p)) = (source_offset, prev)
             && p.carried_offset != NO_OFFSET

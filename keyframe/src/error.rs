@@ -41,6 +41,16 @@ pub enum Error {
         /// The offending type, as Arrow prints it.
         data_type: String,
     },
+    /// Something exceeds a limit of the on-disk format.
+    #[error("{what} is {size}, over the format's limit of {limit}")]
+    TooLarge {
+        /// What is too large.
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A predicate names a column that is not in the table.
     #[error("unknown column {0}")]
     UnknownColumn(String),

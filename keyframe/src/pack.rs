@@ -145,6 +145,13 @@ impl PackWriter {
         if let Some(r) = self.index.get(&hash) {
             return Ok(*r);
         }
+        if raw.len() as u64 > u64::from(crate::format::MAX_RECORD_LEN) {
+            return Err(Error::TooLarge {
+                what: format!("a {kind:?} record"),
+                size: raw.len() as u64,
+                limit: u64::from(crate::format::MAX_RECORD_LEN),
+            });
+        }
         let framed = record::encode(kind, raw, hash);
         let (pack, file) = self.active_pack()?;
         let offset = file.append(&framed)?;

@@ -28,6 +28,14 @@ pub struct TableLayout {
 impl TableLayout {
     /// A layout for `schema` keyed on the columns at `key_columns`.
     pub fn new(schema: SchemaRef, key_columns: &[usize]) -> Result<Self> {
+        let limit = u64::from(u16::MAX);
+        if schema.fields().len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: "the number of columns".into(),
+                size: schema.fields().len() as u64,
+                limit,
+            });
+        }
         for f in schema.fields() {
             block::check_storable(f.name(), f.data_type())?;
         }

@@ -57,12 +57,15 @@ pub fn frame(kind: CatalogKind, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads the record of `kind` framed in `len` bytes at `offset` and returns its payload.
+/// `whole_checksum`, when given, is the xxh3-64 of the whole framed record that the version
+/// index recorded for it.
 pub fn read(
     storage: &dyn Storage,
     path: &Path,
     offset: u64,
     len: u32,
     kind: CatalogKind,
+    whole_checksum: Option<u64>,
 ) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::CorruptCatalog {
         path: path.display().to_string(),
@@ -78,6 +81,11 @@ pub fn read(
     sum.copy_from_slice(&buf[body..]);
     if checksum(&buf[..body]) != u64::from_le_bytes(sum) {
         return Err(corrupt("record checksum mismatch".into()));
+    }
+    if whole_checksum.is_some_and(|c| c != checksum(&buf)) {
+        return Err(corrupt(
+            "record does not match its index entry's checksum".into(),
+        ));
     }
     let mut d = Decoder::new(&buf[..FRAME_HEADER]);
     let bad = |e: reeldb_keyframe::format::DecodeError| corrupt(e.0);
@@ -107,6 +115,14 @@ pub fn check_header(storage: &dyn Storage, path: &Path) -> Result<()> {
             path: path.display().to_string(),
             offset: 0,
             reason: "bad records magic".into(),
+        });
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            found: version,
+            oldest: reeldb_keyframe::format::OLDEST_SUPPORTED_VERSION,
+            current: FORMAT_VERSION,
         });
     }
     Ok(())

@@ -1,0 +1,444 @@
+//! `reel`: the ReelDB command line. Every command exits 0 on success; on failure it prints one
+//! line, `error: ...`, to stderr and exits 1 (2 for bad usage).
+
+mod demo;
+mod files;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use output::RowFormat;
+use reeldb::{Error, Filter, Key, ScanOptions, Snapshot, Store, Value, WriterOptions};
+
+/// ReelDB: an embedded store of versioned analytical state.
+#[derive(Debug, Parser)]
+#[command(name = "reel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an empty store.
+    Init {
+        /// Store directory (created; must be empty if it exists).
+        store: PathBuf,
+    },
+    /// Create a table (commits a new version and prints its number).
+    Create {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+        /// Primary-key columns, comma-separated, in key order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        key: Vec<String>,
+        /// A file whose schema the table takes (.arrow, .parquet, .csv, .ndjson/.jsonl).
+        #[arg(long)]
+        schema_from: PathBuf,
+    },
+    /// Commit one version: any mix of upserts, deletes and replaces; prints the version.
+    Commit(CommitArgs),
+    /// List versions.
+    Versions {
+        /// Store directory.
+        store: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: InfoFormat,
+    },
+    /// List the tables at a version with their row counts and keys.
+    Tables {
+        /// Store directory.
+        store: PathBuf,
+        #[command(flatten)]
+        at: At,
+    },
+    /// Scan a table at a version.
+    Scan(ScanArgs),
+    /// Print the row with a key (exit 1 when absent).
+    Get {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+        /// One value per key column, comma-separated, in key order.
+        key: String,
+        #[command(flatten)]
+        at: At,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: RowFormat,
+    },
+    /// Sizes on disk, logical bytes and block sharing.
+    Stats {
+        /// Store directory.
+        store: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: InfoFormat,
+    },
+    /// Run the demo: a reducer folds a synthetic order/account event stream into state
+    /// tables, committing a version per batch, then queries the past.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct CommitArgs {
+    /// Store directory.
+    store: PathBuf,
+    /// TABLE=FILE: rows to insert or overwrite.
+    #[arg(long)]
+    upsert: Vec<String>,
+    /// TABLE=FILE: keys (the key columns) of rows to delete.
+    #[arg(long)]
+    delete: Vec<String>,
+    /// TABLE=FILE: the table's whole new state.
+    #[arg(long)]
+    replace: Vec<String>,
+    /// KEY=VALUE metadata (repeatable).
+    #[arg(long)]
+    meta: Vec<String>,
+    /// The source-stream position this version reflects (must grow).
+    #[arg(long)]
+    source_offset: Option<u64>,
+    /// Skip fsync: faster, for rebuilds from the event stream; a crash may lose recent versions.
+    #[arg(long)]
+    no_sync: bool,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// Store directory.
+    store: PathBuf,
+    /// Table name.
+    table: String,
+    #[command(flatten)]
+    at: At,
+    /// Columns to return, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// A filter: 'col OP value' (OP: = < <= > >=), 'col between A and B' or 'col in (A, B)'.
+    #[arg(long = "where")]
+    filter: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: RowFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Which version to read (the latest when none is given).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct At {
+    /// Version number.
+    #[arg(long)]
+    version: Option<u64>,
+    /// The last version committed at or before this RFC 3339 time.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// The last version at or before this source offset.
+    #[arg(long)]
+    at_offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InfoFormat {
+    Table,
+    Json,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        Command::Init { store } => {
+            Store::create(&store)?;
+            say(&mut out, format_args!("created store {}", store.display()))
+        }
+        Command::Create {
+            store,
+            table,
+            key,
+            schema_from,
+        } => {
+            let store = Store::open(&store)?;
+            let schema = files::infer_schema(&schema_from)?;
+            let mut w = store.writer()?;
+            let mut tx = w.begin();
+            let keys: Vec<&str> = key.iter().map(String::as_str).collect();
+            tx.create_table(&table, schema, &keys)?;
+            let v = tx.commit()?;
+            say(&mut out, format_args!("{v}"))
+        }
+        Command::Commit(args) => commit(&mut out, args),
+        Command::Versions { store, format } => versions(&mut out, &Store::open(&store)?, format),
+        Command::Tables { store, at } => {
+            let snap = open_at(&Store::open(&store)?, &at)?;
+            for name in snap.table_names() {
+                let t = snap.table(&name)?;
+                say(
+                    &mut out,
+                    format_args!(
+                        "{name}\t{} rows\tkey ({})",
+                        t.num_rows(),
+                        t.key_columns().join(", ")
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        Command::Scan(args) => scan(&mut out, args),
+        Command::Get {
+            store,
+            table,
+            key,
+            at,
+            format,
+        } => {
+            let snap = open_at(&Store::open(&store)?, &at)?;
+            let t = snap.table(&table)?;
+            let key = Key(key
+                .split(',')
+                .map(|v| Value::Str(v.trim().to_string()))
+                .collect());
+            match t.get(key.clone())? {
+                Some(row) => output::write_rows(&mut out, &row.schema(), &[row], format),
+                None => Err(Error::InvalidArgument(format!(
+                    "no row with key {key} in {table} at version {}",
+                    snap.version()
+                ))),
+            }
+        }
+        Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
+        Command::Demo(args) => demo::run(&mut out, args),
+    }
+}
+
+fn say(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    writeln!(out, "{args}").map_err(|e| Error::InvalidArgument(format!("writing output: {e}")))
+}
+
+fn open_at(store: &Store, at: &At) -> Result<Snapshot, Error> {
+    if let Some(v) = at.version {
+        return store.snapshot(v);
+    }
+    if let Some(t) = &at.as_of {
+        let time = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+            Error::InvalidArgument(format!("--as-of {t:?}: {e} (expected RFC 3339)"))
+        })?;
+        return store.snapshot_as_of(time.to_utc());
+    }
+    if let Some(o) = at.at_offset {
+        return store.snapshot_at_offset(o);
+    }
+    store.latest()
+}
+
+fn split_pair<'a>(arg: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error> {
+    arg.split_once('=')
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| Error::InvalidArgument(format!("--{flag} {arg:?}: expected NAME=VALUE")))
+}
+
+fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
+    let store = Store::open(&args.store)?;
+    let mut w = store.writer_with(WriterOptions::default().sync(!args.no_sync))?;
+    let latest = store.latest().ok();
+    let schema_of = |table: &str| -> Result<arrow::datatypes::SchemaRef, Error> {
+        let snap = latest.as_ref().ok_or_else(|| Error::UnknownTable {
+            table: table.to_string(),
+            version: 0,
+        })?;
+        Ok(snap.table(table)?.schema())
+    };
+    let mut tx = w.begin();
+    for a in &args.upsert {
+        let (table, file) = split_pair(a, "upsert")?;
+        for b in files::read_as(Path::new(file), &schema_of(table)?)? {
+            tx.upsert(table, b)?;
+        }
+    }
+    for a in &args.delete {
+        let (table, file) = split_pair(a, "delete")?;
+        let t = latest
+            .as_ref()
+            .ok_or_else(|| Error::UnknownTable {
+                table: table.to_string(),
+                version: 0,
+            })?
+            .table(table)?;
+        let schema = t.schema();
+        let key_idx: Vec<usize> = t
+            .key_columns()
+            .iter()
+            .map(|k| schema.index_of(k))
+            .collect::<Result<_, _>>()?;
+        let key_schema = std::sync::Arc::new(schema.project(&key_idx)?);
+        for b in files::read_as(Path::new(file), &key_schema)? {
+            tx.delete(table, b)?;
+        }
+    }
+    for a in &args.replace {
+        let (table, file) = split_pair(a, "replace")?;
+        let batches = files::read_as(Path::new(file), &schema_of(table)?)?;
+        tx.replace(table, batches)?;
+    }
+    for m in &args.meta {
+        let (k, v) = split_pair(m, "meta")?;
+        tx.meta(k, v);
+    }
+    if let Some(o) = args.source_offset {
+        tx.source_offset(o);
+    }
+    let v = tx.commit()?;
+    say(out, format_args!("{v}"))
+}
+
+fn versions(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), Error> {
+    let infos = store.versions()?;
+    match format {
+        InfoFormat::Json => {
+            let list: Vec<serde_json::Value> = infos
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "version": i.version,
+                        "kind": i.kind.as_str(),
+                        "committed_at": i.committed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        "source_offset": i.source_offset,
+                        "meta": i.meta,
+                    })
+                })
+                .collect();
+            say(out, format_args!("{}", serde_json::Value::Array(list)))
+        }
+        InfoFormat::Table => {
+            say(
+                out,
+                format_args!(
+                    "{:>8}  {:<9} {:<27} {:>13}  meta",
+                    "version", "kind", "committed_at", "source_offset"
+                ),
+            )?;
+            for i in &infos {
+                let meta: Vec<String> = i.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                say(
+                    out,
+                    format_args!(
+                        "{:>8}  {:<9} {:<27} {:>13}  {}",
+                        i.version,
+                        i.kind.as_str(),
+                        i.committed_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        i.source_offset.map_or("-".to_string(), |o| o.to_string()),
+                        meta.join(" ")
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
+    let store = Store::open(&args.store)?;
+    let snap = open_at(&store, &args.at)?;
+    let t = snap.table(&args.table)?;
+    let mut opts = ScanOptions::new();
+    if let Some(cols) = &args.columns {
+        opts = opts.columns(cols);
+    }
+    if let Some(f) = &args.filter {
+        opts = opts.filter(Filter::parse(f)?);
+    }
+    let schema = t.scan_schema(&opts)?;
+    let batches: Vec<_> = t.scan(&opts)?.collect::<Result<_, _>>()?;
+    match &args.output {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+            output::write_rows(&mut f, &schema, &batches, args.format)
+        }
+        None => output::write_rows(out, &schema, &batches, args.format),
+    }
+}
+
+fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), Error> {
+    let s = store.stats()?;
+    match format {
+        InfoFormat::Json => {
+            let v = serde_json::json!({
+                "versions": s.versions,
+                "bytes_on_disk": s.bytes_on_disk,
+                "logical_bytes": s.logical_bytes,
+                "blocks_stored": s.blocks_stored,
+                "blocks_referenced": s.blocks_referenced,
+                "sharing_ratio": s.sharing_ratio,
+                "latest_rows": s.latest_rows,
+            });
+            say(out, format_args!("{v}"))
+        }
+        InfoFormat::Table => {
+            let rows: BTreeMap<&str, String> = BTreeMap::from([
+                ("versions", s.versions.to_string()),
+                ("bytes_on_disk", human(s.bytes_on_disk)),
+                ("logical_bytes", human(s.logical_bytes)),
+                ("blocks_stored", s.blocks_stored.to_string()),
+                ("blocks_referenced", s.blocks_referenced.to_string()),
+                ("sharing_ratio", format!("{:.1}x", s.sharing_ratio)),
+            ]);
+            for k in [
+                "versions",
+                "bytes_on_disk",
+                "logical_bytes",
+                "blocks_stored",
+                "blocks_referenced",
+                "sharing_ratio",
+            ] {
+                say(out, format_args!("{k:<18} {}", rows[k]))?;
+            }
+            for (t, n) in &s.latest_rows {
+                say(
+                    out,
+                    format_args!(
+                        "rows[{t}]{:width$} {n}",
+                        "",
+                        width = 12usize.saturating_sub(t.len())
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Bytes in B, KiB, MiB or GiB.
+pub fn human(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

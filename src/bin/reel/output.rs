@@ -1,0 +1,79 @@
+//! Writing query results: a text table, CSV, JSON (an array of objects) or Arrow IPC.
+
+use std::io::Write;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use clap::ValueEnum;
+use reeldb::Error;
+
+/// Output formats for rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RowFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// An Arrow IPC file.
+    Arrow,
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::InvalidArgument(format!("writing output: {e}"))
+}
+
+/// Writes `batches` (of `schema`) to `out` in `format`.
+pub fn write_rows(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: RowFormat,
+) -> Result<(), Error> {
+    match format {
+        RowFormat::Table => {
+            let shown = arrow::util::pretty::pretty_format_batches(batches)?;
+            if batches.is_empty() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(out, "{}", names.join(" | ")).map_err(io)?;
+                writeln!(out, "(0 rows)").map_err(io)?;
+            } else {
+                writeln!(out, "{shown}").map_err(io)?;
+            }
+        }
+        RowFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            if batches.is_empty() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                drop(w);
+                writeln!(out, "{}", names.join(",")).map_err(io)?;
+            } else {
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+        }
+        RowFormat::Json => {
+            let mut w = arrow::json::ArrayWriter::new(&mut *out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            if batches.is_empty() {
+                write!(out, "[]").map_err(io)?;
+            }
+            writeln!(out).map_err(io)?;
+        }
+        RowFormat::Arrow => {
+            let mut w = arrow::ipc::writer::FileWriter::try_new(&mut *out, schema)?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
