@@ -67,6 +67,8 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use reeldb_keyframe::TreeShape;
+/// The storage trait all file I/O goes through, and its local-filesystem implementation.
+pub use reeldb_keyframe::storage;
 pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use value::{Key, Value};

@@ -1,0 +1,261 @@
+//! Corruption is detected, never returned as data; torn commits vanish; a failed commit leaves
+//! the store as it was.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use common::{ids, orders, orders_schema, tiny_shape};
+use reeldb::storage::{AppendFile, LocalStorage, LockGuard, Storage};
+use reeldb::{Error, ScanOptions, Store, WriterOptions};
+
+/// Every version's full contents, or the first error.
+fn read_all(store: &Store) -> Result<Vec<Vec<RecordBatch>>, Error> {
+    let latest = store.latest_version()?;
+    (1..=latest)
+        .map(|v| {
+            let t = store.snapshot(v)?.table("orders")?;
+            t.scan(&ScanOptions::new())?.collect::<Result<Vec<_>, _>>()
+        })
+        .collect()
+}
+
+fn build(path: &Path) -> Vec<Vec<RecordBatch>> {
+    let store = Store::create(path).unwrap();
+    let mut w = store
+        .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
+        .unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+    tx.upsert("orders", orders(&(0..200).collect::<Vec<_>>(), 0))
+        .unwrap();
+    tx.commit().unwrap();
+    for round in 1..4u64 {
+        let mut tx = w.begin();
+        let lo = round as i64 * 40;
+        tx.upsert("orders", orders(&(lo..lo + 30).collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.delete("orders", ids(&[round as i64])).unwrap();
+        tx.commit().unwrap();
+    }
+    drop(w);
+    read_all(&store).unwrap()
+}
+
+#[test]
+fn every_flipped_byte_of_a_pack_is_detected_and_never_read_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let truth = build(&path);
+    let pack = path.join("packs/00000001.pack");
+    let pristine = std::fs::read(&pack).unwrap();
+    let (mut flips, mut detected) = (0, 0);
+    for at in (0..pristine.len()).step_by(11) {
+        let mut bad = pristine.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(&pack, &bad).unwrap();
+        flips += 1;
+        // A fresh handle each time, so no mapping of the old bytes is reused.
+        match Store::open(&path).and_then(|s| read_all(&s)) {
+            Ok(got) => assert_eq!(got, truth, "a flip at byte {at} changed what was read"),
+            Err(Error::Keyframe(reeldb_keyframe::Error::Corrupt { .. })) => detected += 1,
+            Err(e) => panic!("a flip at byte {at} gave an unexpected error: {e}"),
+        }
+    }
+    std::fs::write(&pack, &pristine).unwrap();
+    assert_eq!(
+        detected, flips,
+        "every record in the pack is referenced, so every flip must be caught"
+    );
+}
+
+#[test]
+fn a_torn_index_entry_is_ignored_and_cut_off_by_the_next_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let truth = build(&path);
+    let idx = path.join("catalog/versions.idx");
+    let good = std::fs::read(&idx).unwrap();
+    for tail in [
+        vec![0u8; 17],
+        vec![0xAB; 64],
+        good[good.len() - 64..good.len() - 10].to_vec(),
+    ] {
+        let mut torn = good.clone();
+        torn.extend_from_slice(&tail);
+        std::fs::write(&idx, &torn).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.latest_version().unwrap(), 4);
+        assert_eq!(read_all(&store).unwrap(), truth);
+        let mut w = store.writer().unwrap();
+        assert_eq!(
+            std::fs::read(&idx).unwrap(),
+            good,
+            "the writer cuts the torn tail off"
+        );
+        let mut tx = w.begin();
+        tx.delete("orders", ids(&[150])).unwrap();
+        assert_eq!(tx.commit().unwrap(), 5);
+        drop(w);
+        std::fs::write(&idx, &good).unwrap();
+        // Undo version 5 for the next round: its records are garbage past version 4's tail.
+        Store::open(&path).unwrap().writer().unwrap();
+    }
+}
+
+#[test]
+fn damage_to_an_index_entry_before_the_last_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    build(&path);
+    let idx = path.join("catalog/versions.idx");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    bytes[64 * 2 + 3] ^= 1;
+    std::fs::write(&idx, &bytes).unwrap();
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(
+        store.snapshot(2),
+        Err(Error::CorruptCatalog { .. })
+    ));
+    assert_eq!(store.latest_version().unwrap(), 4);
+    assert!(store.snapshot(4).is_ok());
+}
+
+/// Local storage that fails every append and sync after a countdown, as a disk that fills up.
+#[derive(Debug)]
+struct FailingStorage {
+    inner: LocalStorage,
+    budget: Arc<AtomicI64>,
+}
+
+#[derive(Debug)]
+struct FailingFile {
+    inner: Box<dyn AppendFile>,
+    budget: Arc<AtomicI64>,
+}
+
+fn spend(budget: &AtomicI64) -> reeldb_keyframe::Result<()> {
+    if budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+        return Err(reeldb_keyframe::Error::io(
+            "injected",
+            std::io::Error::other("injected failure"),
+        ));
+    }
+    Ok(())
+}
+
+impl AppendFile for FailingFile {
+    fn append(&mut self, data: &[u8]) -> reeldb_keyframe::Result<u64> {
+        spend(&self.budget)?;
+        self.inner.append(data)
+    }
+    fn sync(&mut self) -> reeldb_keyframe::Result<()> {
+        spend(&self.budget)?;
+        self.inner.sync()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+impl Storage for FailingStorage {
+    fn create_dir_all(&self, p: &Path) -> reeldb_keyframe::Result<()> {
+        self.inner.create_dir_all(p)
+    }
+    fn exists(&self, p: &Path) -> reeldb_keyframe::Result<bool> {
+        self.inner.exists(p)
+    }
+    fn is_dir(&self, p: &Path) -> reeldb_keyframe::Result<bool> {
+        self.inner.is_dir(p)
+    }
+    fn len(&self, p: &Path) -> reeldb_keyframe::Result<u64> {
+        self.inner.len(p)
+    }
+    fn read_at(&self, p: &Path, o: u64, l: usize) -> reeldb_keyframe::Result<Bytes> {
+        self.inner.read_at(p, o, l)
+    }
+    fn map(&self, p: &Path) -> reeldb_keyframe::Result<Bytes> {
+        self.inner.map(p)
+    }
+    fn open_append(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FailingFile {
+            inner: self.inner.open_append(p)?,
+            budget: self.budget.clone(),
+        }))
+    }
+    fn write_atomic(&self, p: &Path, d: &[u8]) -> reeldb_keyframe::Result<()> {
+        spend(&self.budget)?;
+        self.inner.write_atomic(p, d)
+    }
+    fn truncate(&self, p: &Path, l: u64) -> reeldb_keyframe::Result<()> {
+        self.inner.truncate(p, l)
+    }
+    fn remove(&self, p: &Path) -> reeldb_keyframe::Result<()> {
+        self.inner.remove(p)
+    }
+    fn list(&self, d: &Path) -> reeldb_keyframe::Result<Vec<String>> {
+        self.inner.list(d)
+    }
+    fn sync_dir(&self, d: &Path) -> reeldb_keyframe::Result<()> {
+        spend(&self.budget)?;
+        self.inner.sync_dir(d)
+    }
+    fn try_lock(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
+        self.inner.try_lock(p)
+    }
+}
+
+#[test]
+fn a_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("s");
+    let truth = build(&path);
+    let mut failures = 0;
+    for budget in 0..40 {
+        let counter = Arc::new(AtomicI64::new(i64::MAX));
+        let storage = Arc::new(FailingStorage {
+            inner: LocalStorage::new(&path),
+            budget: counter.clone(),
+        });
+        let store = Store::open_in(storage, &path).unwrap();
+        let mut w = store
+            .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
+            .unwrap();
+        counter.store(budget, Ordering::SeqCst);
+        let mut tx = w.begin();
+        tx.upsert("orders", orders(&(500..700).collect::<Vec<_>>(), 9))
+            .unwrap();
+        tx.delete("orders", ids(&[10, 11])).unwrap();
+        let result = tx.commit();
+        drop(w);
+        let reopened = Store::open(&path).unwrap();
+        match result {
+            Err(e) => {
+                failures += 1;
+                assert!(matches!(e, Error::Keyframe(_)), "{e}");
+                assert_eq!(reopened.latest_version().unwrap(), 4, "budget {budget}");
+                assert_eq!(read_all(&reopened).unwrap(), truth, "budget {budget}");
+                // The next writer repairs whatever the failed commit left and commits.
+                let mut w = reopened.writer().unwrap();
+                let mut tx = w.begin();
+                tx.delete("orders", ids(&[12])).unwrap();
+                assert_eq!(tx.commit().unwrap(), 5);
+                drop(w);
+                // Put the store back to four versions for the next round.
+                let idx = path.join("catalog/versions.idx");
+                let bytes = std::fs::read(&idx).unwrap();
+                std::fs::write(&idx, &bytes[..64 * 5]).unwrap();
+                Store::open(&path).unwrap().writer().unwrap();
+            }
+            Ok(v) => {
+                assert_eq!(v, 5);
+                assert!(failures > 3, "the commit should need several writes");
+                break;
+            }
+        }
+    }
+}
