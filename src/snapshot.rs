@@ -62,12 +62,12 @@ impl Snapshot {
         let def = self.store.load_def(entry.def)?;
         let tree = Tree::new(
             self.store.inner.packs.clone(),
-            def.1.clone(),
+            def.layout.clone(),
             entry.root.as_ref().map(Root::from),
         );
         Ok(Table {
             entry: entry.clone(),
-            key_columns: def.0.def.key_columns.clone(),
+            key_columns: def.def.key_columns.clone(),
             tree,
         })
     }

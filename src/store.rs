@@ -84,7 +84,7 @@ pub(crate) struct StoreInner {
     pub(crate) path: PathBuf,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) packs: Arc<PackReader>,
-    defs: RwLock<HashMap<CatalogRef, Arc<(LoadedDef, Arc<TableLayout>)>>>,
+    defs: RwLock<HashMap<CatalogRef, Arc<LoadedDef>>>,
 }
 
 /// An open store. Cheap to clone; any number of readers in any number of processes may read
@@ -344,7 +344,7 @@ impl Store {
         })
     }
 
-    pub(crate) fn load_def(&self, r: CatalogRef) -> Result<Arc<(LoadedDef, Arc<TableLayout>)>> {
+    pub(crate) fn load_def(&self, r: CatalogRef) -> Result<Arc<LoadedDef>> {
         if let Ok(defs) = self.inner.defs.read()
             && let Some(d) = defs.get(&r)
         {
@@ -363,7 +363,11 @@ impl Store {
         let schema = def.schema()?;
         let keys = key_indices(&schema, &def.key_columns, &def.name)?;
         let layout = Arc::new(TableLayout::new(schema.clone(), &keys)?);
-        let loaded = Arc::new((LoadedDef { def, schema }, layout));
+        let loaded = Arc::new(LoadedDef {
+            def,
+            schema,
+            layout,
+        });
         if let Ok(mut defs) = self.inner.defs.write() {
             defs.insert(r, loaded.clone());
         }

@@ -187,7 +187,7 @@ impl Writer {
                 table: name.to_string(),
                 version: self.version(),
             })?;
-        Ok(self.store.load_def(entry.def)?.1.clone())
+        Ok(self.store.load_def(entry.def)?.layout.clone())
     }
 
     fn reset_files(&mut self) -> Result<()> {

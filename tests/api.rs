@@ -1,4 +1,5 @@
 //! The Store / Writer / Snapshot API, behaviour by behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

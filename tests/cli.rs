@@ -1,4 +1,5 @@
 //! The `reel` command line, end to end: the contract later checks use.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

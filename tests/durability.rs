@@ -1,5 +1,6 @@
 //! Corruption is detected, never returned as data; torn commits vanish; a failed commit leaves
 //! the store as it was.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

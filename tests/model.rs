@@ -1,6 +1,7 @@
 //! Model-based property test: random sequences of creates, upserts, deletes and replaces over
 //! several tables, with the store reopened at random points; every version's scan, get and
 //! range (both directions) must equal an in-memory model (a BTreeMap per table per version).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Block-level dedup: two keyframes that differ in one key range share every other block.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::sync::Arc;

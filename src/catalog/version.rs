@@ -172,6 +172,8 @@ pub struct LoadedDef {
     pub def: TableDef,
     /// Its schema.
     pub schema: SchemaRef,
+    /// What the keyframe layer needs to read and write the table.
+    pub layout: Arc<reeldb_keyframe::TableLayout>,
 }
 
 /// Shorthand.

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: a small orders table and batch builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
 
