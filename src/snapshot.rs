@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use rayon::prelude::*;
-use reeldb_keyframe::tree::{LeafEntry, TableLayout, Tree, search_key};
+use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree, search_key};
 use reeldb_keyframe::{BoundPredicate, Root};
 
 use crate::catalog::version::{TableEntry, VersionRecord};
@@ -61,7 +61,7 @@ impl Snapshot {
             })?;
         let def = self.store.load_def(entry.def)?;
         let tree = Tree::new(
-            self.store.inner.packs.clone(),
+            self.store.inner.source.clone(),
             def.layout.clone(),
             entry.root.as_ref().map(Root::from),
         );
@@ -171,7 +171,7 @@ impl ScanPlan {
                 return Ok(None);
             }
         }
-        let mut cols: Vec<ArrayRef> = tree.read_columns(&node, &self.read)?;
+        let mut cols: Vec<ArrayRef> = tree.read_columns(&node, &self.read, Access::Streaming)?;
         let mask = match &self.predicate {
             Some((p, pos)) => Some(p.evaluate(&cols[*pos])?),
             None => None,
@@ -291,11 +291,13 @@ impl Table {
             return Ok(None);
         }
         let layout = self.tree.layout();
-        let keys = self.tree.read_columns(&node, layout.key.columns())?;
+        let keys = self
+            .tree
+            .read_columns(&node, layout.key.columns(), Access::Cached)?;
         let Ok(row) = search_key(&keys, &probe)? else {
             return Ok(None);
         };
-        let batch = self.tree.read_batch(&node)?;
+        let batch = self.tree.read_batch(&node, Access::Cached)?;
         Ok(Some(batch.slice(row, 1)))
     }
 
@@ -381,7 +383,9 @@ impl Range {
     fn rows_of(&self, i: usize) -> Result<Option<RecordBatch>> {
         let node = self.tree.read_leaf(&self.leaves[i].entry)?;
         let layout = self.tree.layout();
-        let keys = self.tree.read_columns(&node, layout.key.columns())?;
+        let keys = self
+            .tree
+            .read_columns(&node, layout.key.columns(), Access::Cached)?;
         let n = node.rows as usize;
         let start = match &self.lo {
             Bound::Unbounded => 0,
@@ -402,7 +406,7 @@ impl Range {
         if start >= end {
             return Ok(None);
         }
-        let batch = self.tree.read_batch(&node)?;
+        let batch = self.tree.read_batch(&node, Access::Cached)?;
         Ok(Some(batch.slice(start, end - start)))
     }
 

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use reeldb_keyframe::PackReader;
 use reeldb_keyframe::format::{
     Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
 };
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::TableLayout;
+use reeldb_keyframe::{DecodedCache, PackReader, Source};
 
 use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind};
@@ -83,7 +83,7 @@ pub struct StoreStats {
 pub(crate) struct StoreInner {
     pub(crate) path: PathBuf,
     pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) packs: Arc<PackReader>,
+    pub(crate) source: Arc<Source>,
     defs: RwLock<HashMap<CatalogRef, Arc<LoadedDef>>>,
 }
 
@@ -168,7 +168,10 @@ impl Store {
         Ok(Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
-                packs: Arc::new(PackReader::new(storage.clone())),
+                source: Arc::new(Source {
+                    packs: PackReader::new(storage.clone()),
+                    cache: DecodedCache::default(),
+                }),
                 storage,
                 defs: RwLock::new(HashMap::new()),
             }),

@@ -134,7 +134,7 @@ impl Writer {
         let Some((_, rec)) = &self.head else {
             return Ok(());
         };
-        let packs = self.store.inner.packs.clone();
+        let source = self.store.inner.source.clone();
         let mut refs: Vec<RecordRef> = Vec::new();
         for t in &rec.tables {
             let Some(root) = &t.root else { continue };
@@ -143,11 +143,11 @@ impl Writer {
             while let Some((node, level)) = stack.pop() {
                 refs.push(node);
                 if level == 0 {
-                    let leaf = LeafNode::decode(&packs.read(&node, RecordKind::Leaf)?)
+                    let leaf = LeafNode::decode(&source.packs.read(&node, RecordKind::Leaf)?)
                         .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
                     refs.extend(leaf.columns.iter().map(|c| c.block));
                 } else {
-                    let n = InternalNode::decode(&packs.read(&node, RecordKind::Internal)?)
+                    let n = InternalNode::decode(&source.packs.read(&node, RecordKind::Internal)?)
                         .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
                     stack.extend(n.children.iter().map(|c| (c.node, level - 1)));
                 }
@@ -480,7 +480,7 @@ impl Transaction<'_> {
                 .as_ref()
                 .and_then(|(_, r)| r.tables.iter().find(|t| t.name == name))
                 .and_then(|t| t.root.as_ref().map(Root::from));
-            let old = Tree::new(writer.store.inner.packs.clone(), layout.clone(), old_root);
+            let old = Tree::new(writer.store.inner.source.clone(), layout.clone(), old_root);
             let sorted = prepare(&name, &layout, &old, change)?;
             prepared.push((name, old, sorted));
         }
@@ -739,7 +739,7 @@ fn diff(
     let n = state.num_rows();
     for leaf in old.leaves()? {
         let node = old.read_leaf(&leaf.entry)?;
-        let batch = old.read_batch(&node)?;
+        let batch = old.read_batch(&node, reeldb_keyframe::Access::Streaming)?;
         let old_keys = layout.key.encode_batch(&batch)?;
         let old_rows = whole.convert_columns(batch.columns())?;
         for i in 0..batch.num_rows() {

@@ -17,7 +17,7 @@ use crate::format::content_hash;
 use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode};
 use crate::pack::PackWriter;
 use crate::record::RecordKind;
-use crate::tree::{Root, TableLayout, Tree};
+use crate::tree::{Access, Root, TableLayout, Tree};
 use crate::zonemap;
 
 /// Sizes that shape the tree. Changing them changes where boundaries fall (and so dedup
@@ -107,7 +107,7 @@ pub fn apply(
             continue;
         }
         let node = old.read_leaf(&leaf.entry)?;
-        let batch = old.read_batch(&node)?;
+        let batch = old.read_batch(&node, Access::Streaming)?;
         if let Some((merged, hashes)) = merge_leaf(Some(batch), leaf_ops, changes, &layout)? {
             chunker.push(packs, &merged, &hashes, &mut out)?;
         }

@@ -11,6 +11,7 @@
 
 pub mod block;
 pub mod builder;
+pub mod cache;
 pub mod error;
 pub mod format;
 pub mod key;
@@ -23,10 +24,11 @@ pub mod tree;
 pub mod zonemap;
 
 pub use builder::{SortedChanges, TreeShape};
+pub use cache::DecodedCache;
 pub use error::{Error, Result};
 pub use key::KeyCodec;
 pub use node::{ChildEntry, LeafNode, RecordRef};
 pub use pack::{PackReader, PackWriter};
 pub use predicate::{BoundPredicate, CmpOp, Predicate};
 pub use storage::{LocalStorage, Storage};
-pub use tree::{LeafEntry, Root, TableLayout, Tree};
+pub use tree::{Access, LeafEntry, Root, Source, TableLayout, Tree};

@@ -5,11 +5,12 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, make_comparator};
+use arrow::array::{Array, ArrayRef, RecordBatch, make_comparator};
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 
 use crate::block;
+use crate::cache::{Decoded, DecodedCache};
 use crate::error::{Error, Result};
 use crate::key::KeyCodec;
 use crate::node::{ChildEntry, InternalNode, LeafNode};
@@ -62,19 +63,37 @@ pub struct LeafEntry {
     pub ordinal: u64,
 }
 
+/// Where a tree's records come from: the packs, through a cache of decoded records.
+#[derive(Debug)]
+pub struct Source {
+    /// The pack files.
+    pub packs: PackReader,
+    /// Decoded nodes and blocks.
+    pub cache: DecodedCache,
+}
+
+/// Whether a read of column blocks goes through the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Point lookups and range scans: reuse and keep decoded blocks.
+    Cached,
+    /// Full scans: decode directly, leave the cache to the blocks that are reused.
+    Streaming,
+}
+
 /// A read handle on one keyframe tree.
 #[derive(Debug, Clone)]
 pub struct Tree {
-    packs: Arc<PackReader>,
+    source: Arc<Source>,
     layout: Arc<TableLayout>,
     root: Option<Root>,
 }
 
 impl Tree {
     /// A handle on the tree at `root` (`None` for an empty table).
-    pub fn new(packs: Arc<PackReader>, layout: Arc<TableLayout>, root: Option<Root>) -> Self {
+    pub fn new(source: Arc<Source>, layout: Arc<TableLayout>, root: Option<Root>) -> Self {
         Tree {
-            packs,
+            source,
             layout,
             root,
         }
@@ -95,25 +114,29 @@ impl Tree {
         self.root.as_ref().map_or(0, |r| r.entry.rows)
     }
 
-    fn read_internal(&self, e: &ChildEntry, level: u8) -> Result<InternalNode> {
-        let raw = self.packs.read(&e.node, RecordKind::Internal)?;
-        let node = InternalNode::decode(&raw)
-            .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
-        if node.level != level || node.children[0].first_key != e.first_key {
-            return Err(Error::corrupt(
-                pack_path(e.node.pack),
-                e.node.offset,
-                "internal node does not match its parent's entry",
-            ));
-        }
+    fn read_internal(&self, e: &ChildEntry, level: u8) -> Result<Arc<InternalNode>> {
+        let node = match self.source.cache.get(&e.node.hash) {
+            Some(Decoded::Internal(n)) => n,
+            _ => {
+                let raw = self.source.packs.read(&e.node, RecordKind::Internal)?;
+                let node = InternalNode::decode(&raw)
+                    .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
+                let node = Arc::new(node);
+                self.source
+                    .cache
+                    .insert(e.node.hash, Decoded::Internal(node.clone()));
+                node
+            }
+        };
         let rows: u64 = node.children.iter().map(|c| c.rows).sum();
-        if rows != e.rows {
+        if node.level != level || node.children[0].first_key != e.first_key || rows != e.rows {
             return Err(Error::corrupt(
                 pack_path(e.node.pack),
                 e.node.offset,
                 format!(
-                    "internal node holds {rows} rows, its parent says {}",
-                    e.rows
+                    "internal node (level {}, {rows} rows) does not match its parent's entry \
+                     (level {level}, {} rows)",
+                    node.level, e.rows
                 ),
             ));
         }
@@ -121,10 +144,20 @@ impl Tree {
     }
 
     /// Reads a leaf node and checks it against its entry.
-    pub fn read_leaf(&self, e: &ChildEntry) -> Result<LeafNode> {
-        let raw = self.packs.read(&e.node, RecordKind::Leaf)?;
-        let leaf = LeafNode::decode(&raw)
-            .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
+    pub fn read_leaf(&self, e: &ChildEntry) -> Result<Arc<LeafNode>> {
+        let leaf = match self.source.cache.get(&e.node.hash) {
+            Some(Decoded::Leaf(l)) => l,
+            _ => {
+                let raw = self.source.packs.read(&e.node, RecordKind::Leaf)?;
+                let leaf = LeafNode::decode(&raw)
+                    .map_err(|d| Error::corrupt(pack_path(e.node.pack), e.node.offset, d.0))?;
+                let leaf = Arc::new(leaf);
+                self.source
+                    .cache
+                    .insert(e.node.hash, Decoded::Leaf(leaf.clone()));
+                leaf
+            }
+        };
         if u64::from(leaf.rows) != e.rows
             || leaf.first_key != e.first_key
             || leaf.columns.len() != self.layout.schema.fields().len()
@@ -213,24 +246,45 @@ impl Tree {
     }
 
     /// Decodes the given columns of a leaf.
-    pub fn read_columns(&self, leaf: &LeafNode, columns: &[usize]) -> Result<Vec<ArrayRef>> {
+    pub fn read_columns(
+        &self,
+        leaf: &LeafNode,
+        columns: &[usize],
+        access: Access,
+    ) -> Result<Vec<ArrayRef>> {
         columns
             .iter()
             .map(|&c| {
                 let chunk = &leaf.columns[c];
-                let raw = self.packs.read(&chunk.block, RecordKind::ColumnBlock)?;
                 let t = self.layout.schema.field(c).data_type();
-                block::decode(raw, t, leaf.rows as usize).map_err(|reason| {
+                if access == Access::Cached
+                    && let Some(Decoded::Column(a)) = self.source.cache.get(&chunk.block.hash)
+                    && a.data_type() == t
+                    && a.len() == leaf.rows as usize
+                {
+                    return Ok(a);
+                }
+                let raw = self
+                    .source
+                    .packs
+                    .read(&chunk.block, RecordKind::ColumnBlock)?;
+                let array = block::decode(raw, t, leaf.rows as usize).map_err(|reason| {
                     Error::corrupt(pack_path(chunk.block.pack), chunk.block.offset, reason)
-                })
+                })?;
+                if access == Access::Cached {
+                    self.source
+                        .cache
+                        .insert(chunk.block.hash, Decoded::Column(array.clone()));
+                }
+                Ok(array)
             })
             .collect()
     }
 
     /// Decodes a whole leaf as a batch of the table schema.
-    pub fn read_batch(&self, leaf: &LeafNode) -> Result<RecordBatch> {
+    pub fn read_batch(&self, leaf: &LeafNode, access: Access) -> Result<RecordBatch> {
         let all: Vec<usize> = (0..self.layout.schema.fields().len()).collect();
-        let cols = self.read_columns(leaf, &all)?;
+        let cols = self.read_columns(leaf, &all, access)?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
 }

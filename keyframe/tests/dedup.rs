@@ -8,7 +8,9 @@ use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use reeldb_keyframe::builder::{self, SortedChanges};
 use reeldb_keyframe::node::RecordRef;
-use reeldb_keyframe::{LocalStorage, PackReader, PackWriter, TableLayout, Tree, TreeShape};
+use reeldb_keyframe::{
+    DecodedCache, LocalStorage, PackReader, PackWriter, Source, TableLayout, Tree, TreeShape,
+};
 
 fn rows(ids: std::ops::Range<i64>, salt: f64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
@@ -48,7 +50,7 @@ fn blocks(tree: &Tree) -> Vec<(Vec<u8>, Vec<u8>, HashSet<RecordRef>)> {
         .map(|l| {
             let leaf = tree.read_leaf(&l.entry).unwrap();
             let refs = leaf.columns.iter().map(|c| c.block).collect();
-            (leaf.first_key, leaf.last_key, refs)
+            (leaf.first_key.clone(), leaf.last_key.clone(), refs)
         })
         .collect()
 }
@@ -57,7 +59,10 @@ fn blocks(tree: &Tree) -> Vec<(Vec<u8>, Vec<u8>, HashSet<RecordRef>)> {
 fn two_keyframes_differing_in_one_key_range_share_every_other_block() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(LocalStorage::new(dir.path()));
-    let reader = Arc::new(PackReader::new(storage.clone()));
+    let reader = Arc::new(Source {
+        packs: PackReader::new(storage.clone()),
+        cache: DecodedCache::default(),
+    });
     let mut packs = PackWriter::open(storage, &[]).unwrap();
     let base = rows(0..200_000, 0.0);
     let layout = Arc::new(TableLayout::new(base.schema(), &[0]).unwrap());
