@@ -19,6 +19,12 @@ use rayon::prelude::*;
 use reeldb::{ScanOptions, Store, WriterOptions};
 use support::*;
 
+/// Whether a section runs: `REELDB_FIGURES` lists sections (scan, get, storage, open);
+/// unset runs them all.
+fn section(name: &str) -> bool {
+    std::env::var("REELDB_FIGURES").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
+}
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -101,189 +107,201 @@ fn main() {
         rayon::current_num_threads()
     );
 
-    // --- Scans: keyframe vs in-memory Arrow vs mmap'd IPC, same Q1, same parallelism.
     let (store, keyframe_write_s) = create(&work.path().join("scan"), &initial);
-    let memory = slices(&initial, 16 * 1024);
-    let ipc = work.path().join("state.arrow");
-    write_ipc(&ipc, &initial, 64 * 1024);
-    let expect = q1(std::slice::from_ref(&initial));
-    assert!(
-        same(&q1_store(&store, 1), &expect),
-        "keyframe Q1 disagrees with the in-memory answer"
-    );
-    assert!(same(&q1_par(&ipc_mmap_batches(&ipc)), &expect));
-    let reps = 21;
-    let t_mem = time(reps, || q1_par(&memory));
-    let t_kf = time(reps, || q1_store(&store, 1));
-    let t_ipc = time(reps, || q1_par(&ipc_mmap_batches(&ipc)));
-    println!("## Q1 scan: count and sum(amount) group by status (median of {reps})\n");
-    println!("| source | ms | speed vs in-memory Arrow |\n|---|---|---|");
-    println!(
-        "| in-memory Arrow RecordBatch | {:.2} | 1.00x |",
-        t_mem * 1e3
-    );
-    println!(
-        "| Arrow IPC file, mmap, zero-copy | {:.2} | {:.2}x |",
-        t_ipc * 1e3,
-        t_mem / t_ipc
-    );
-    println!(
-        "| ReelDB keyframe (par_scan) | {:.2} | {:.2}x |",
-        t_kf * 1e3,
-        t_mem / t_kf
-    );
-
-    // --- Point gets: 1,000 random keys vs binary search on the in-memory sorted ids.
-    let ids = initial
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .clone();
-    let mut rng = Rng(7);
-    let probes: Vec<i64> = (0..1000)
-        .map(|_| ids.value(rng.below(ids.len() as u64) as usize))
-        .collect();
-    let gets = |table: &reeldb::Table| {
-        probes
-            .iter()
-            .filter(|&&k| table.get(k).unwrap().is_some())
-            .count()
-    };
-    // Cold: a freshly opened store (empty cache of decoded blocks), warm page cache.
-    let path = store.path().to_path_buf();
-    let t_cold = time(3, || {
-        gets(
-            &Store::open(&path)
-                .unwrap()
-                .latest()
-                .unwrap()
-                .table("t")
-                .unwrap(),
-        )
-    });
-    let table = store.latest().unwrap().table("t").unwrap();
-    let t_get = time(5, || gets(&table));
-    let t_bs = time(5, || {
-        probes
-            .iter()
-            .map(|k| {
-                let i = ids.values().binary_search(k).unwrap();
-                initial.slice(i, 1).num_rows()
-            })
-            .sum::<usize>()
-    });
-    println!("\n## 1,000 single-key gets\n");
-    println!("| method | ms |\n|---|---|");
-    println!("| in-memory binary search + slice | {:.3} |", t_bs * 1e3);
-    println!(
-        "| ReelDB get, freshly opened store (cold block cache) | {:.1} |",
-        t_cold * 1e3
-    );
-    println!("| ReelDB get, warm block cache | {:.1} |", t_get * 1e3);
-    drop(table);
-    drop(store);
-
-    // --- Storage after 100 versions of 1% / 0.2% / 0.1% changes.
-    let versions = env("REELDB_BENCH_VERSIONS", 100);
-    println!(
-        "\n## {versions} versions of 1% updates, 0.2% inserts, 0.1% deletes (a keyframe per commit)\n"
-    );
-    println!(
-        "| spread | bytes after v0 | bytes after v{versions} | x one copy | commit median ms | commit / first keyframe write |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let cases: Vec<(&str, Option<Spread>)> = match peer_data() {
-        Some(_) => vec![
-            ("uniform (peer-bench changes)", None),
-            ("hot 5% of keys", Some(Spread::Hot)),
-        ],
-        None => vec![
-            ("uniform", Some(Spread::Uniform)),
-            ("hot 5% of keys", Some(Spread::Hot)),
-        ],
-    };
-    for (label, spread) in cases {
-        let dir = work.path().join(label.replace(' ', "_"));
-        // Generated spreads start from the generator's own (deterministic) state; the peer
-        // case replays the peer's change files over the peer's initial state.
-        let mut generator = spread.map(|_| Workload::new(initial.num_rows(), 42));
-        let start = generator
-            .as_ref()
-            .map_or_else(|| initial.clone(), |g| g.initial());
-        let (store, first_s) = create(&dir, &start);
-        let one_copy = dir_bytes(&dir);
-        let mut w = store.writer_with(WriterOptions::default()).unwrap();
-        let mut commits = Vec::new();
-        for v in 1..=versions {
-            let change = match (&mut generator, spread) {
-                (Some(g), Some(s)) => g.step(s),
-                _ => split_peer_change(&read_ipc(
-                    &peer_data().unwrap().join(format!("changes/v{v:04}.arrow")),
-                )),
-            };
-            let t = Instant::now();
-            let mut tx = w.begin();
-            tx.upsert("t", change.upserts).unwrap();
-            tx.delete("t", change.deletes).unwrap();
-            tx.commit().unwrap();
-            commits.push(t.elapsed().as_secs_f64());
-        }
-        drop(w);
-        let total = dir_bytes(&dir);
-        let med = median(&mut commits);
+    if section("scan") {
+        // --- Scans: keyframe vs in-memory Arrow vs mmap'd IPC, same Q1, same parallelism.
+        let memory = slices(&initial, 16 * 1024);
+        let ipc = work.path().join("state.arrow");
+        write_ipc(&ipc, &initial, 64 * 1024);
+        let expect = q1(std::slice::from_ref(&initial));
+        assert!(
+            same(&q1_store(&store, 1), &expect),
+            "keyframe Q1 disagrees with the in-memory answer"
+        );
+        assert!(same(
+            &q1_par(&ipc_mmap_batches(&ipc, &["status", "amount"])),
+            &expect
+        ));
+        let reps = 21;
+        let t_mem = time(reps, || q1_par(&memory));
+        let t_kf = time(reps, || q1_store(&store, 1));
+        let t_ipc = time(reps, || {
+            q1_par(&ipc_mmap_batches(&ipc, &["status", "amount"]))
+        });
+        println!("## Q1 scan: count and sum(amount) group by status (median of {reps})\n");
+        println!("| source | ms | speed vs in-memory Arrow |\n|---|---|---|");
         println!(
-            "| {label} | {:.1} MB | {:.1} MB | {:.2}x | {:.1} | {:.2}x |",
-            one_copy as f64 / 1e6,
-            total as f64 / 1e6,
-            total as f64 / one_copy as f64,
-            med * 1e3,
-            med / first_s
+            "| in-memory Arrow RecordBatch | {:.2} | 1.00x |",
+            t_mem * 1e3
+        );
+        println!(
+            "| Arrow IPC file, mmap, zero-copy | {:.2} | {:.2}x |",
+            t_ipc * 1e3,
+            t_mem / t_ipc
+        );
+        println!(
+            "| ReelDB keyframe (par_scan) | {:.2} | {:.2}x |",
+            t_kf * 1e3,
+            t_mem / t_kf
         );
     }
-    println!(
-        "\n(first keyframe write of {} rows: {:.0} ms)",
-        initial.num_rows(),
-        keyframe_write_s * 1e3
-    );
-
-    // --- Opening the first vs the last of many small commits.
-    let n = env("REELDB_BENCH_SMALL_COMMITS", 100_000) as u64;
-    let dir = work.path().join("small");
-    let store = Store::create(&dir).unwrap();
-    let mut w = store
-        .writer_with(WriterOptions::default().sync(false))
-        .unwrap();
-    let small = initial.slice(0, 1);
-    let mut tx = w.begin();
-    tx.create_table("t", initial.schema(), &["id"]).unwrap();
-    tx.commit().unwrap();
-    let t = Instant::now();
-    for i in 1..n {
-        let mut tx = w.begin();
-        let row = RecordBatch::try_new(
-            small.schema(),
-            std::iter::once(std::sync::Arc::new(Int64Array::from(vec![i as i64 % 1000])) as _)
-                .chain(small.columns()[1..].iter().cloned())
-                .collect(),
-        )
-        .unwrap();
-        tx.upsert("t", row).unwrap();
-        tx.commit().unwrap();
+    if section("get") {
+        // --- Point gets: 1,000 random keys vs binary search on the in-memory sorted ids.
+        let ids = initial
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        let mut rng = Rng(7);
+        let probes: Vec<i64> = (0..1000)
+            .map(|_| ids.value(rng.below(ids.len() as u64) as usize))
+            .collect();
+        let gets = |table: &reeldb::Table| {
+            probes
+                .iter()
+                .filter(|&&k| table.get(k).unwrap().is_some())
+                .count()
+        };
+        // Cold: a freshly opened store (empty cache of decoded blocks), warm page cache.
+        let path = store.path().to_path_buf();
+        let t_cold = time(3, || {
+            gets(
+                &Store::open(&path)
+                    .unwrap()
+                    .latest()
+                    .unwrap()
+                    .table("t")
+                    .unwrap(),
+            )
+        });
+        let table = store.latest().unwrap().table("t").unwrap();
+        let t_get = time(5, || gets(&table));
+        let t_bs = time(5, || {
+            probes
+                .iter()
+                .map(|k| {
+                    let i = ids.values().binary_search(k).unwrap();
+                    initial.slice(i, 1).num_rows()
+                })
+                .sum::<usize>()
+        });
+        println!("\n## 1,000 single-key gets\n");
+        println!("| method | ms |\n|---|---|");
+        println!("| in-memory binary search + slice | {:.3} |", t_bs * 1e3);
+        println!(
+            "| ReelDB get, freshly opened store (cold block cache) | {:.1} |",
+            t_cold * 1e3
+        );
+        println!("| ReelDB get, warm block cache | {:.1} |", t_get * 1e3);
+        drop(table);
     }
-    let build_s = t.elapsed().as_secs_f64();
-    drop(w);
-    let reader = Store::open(&dir).unwrap();
-    let open = |v: u64| {
-        time(2001, || {
-            reader.snapshot(v).unwrap().table("t").unwrap().num_rows()
-        })
-    };
-    let (first, last) = (open(1), open(n));
-    let (first2, last2) = (open(1), open(n));
-    println!("\n## Opening a version among {n} (built in {build_s:.1} s, no sync)\n");
-    println!("| version | µs (median of 2,001, two rounds) |\n|---|---|");
-    println!("| 1 | {:.1} / {:.1} |", first * 1e6, first2 * 1e6);
-    println!("| {n} | {:.1} / {:.1} |", last * 1e6, last2 * 1e6);
-    println!("\nlast / first: {:.2}x", (last + last2) / (first + first2));
+    drop(store);
+    if section("storage") {
+        // --- Storage after 100 versions of 1% / 0.2% / 0.1% changes.
+        let versions = env("REELDB_BENCH_VERSIONS", 100);
+        println!(
+            "\n## {versions} versions of 1% updates, 0.2% inserts, 0.1% deletes (a keyframe per commit)\n"
+        );
+        println!(
+            "| spread | bytes after v0 | bytes after v{versions} | x one copy | commit median ms | commit / first keyframe write |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let cases: Vec<(&str, Option<Spread>)> = match peer_data() {
+            Some(_) => vec![
+                ("uniform (peer-bench changes)", None),
+                ("hot: ten ranges, 5% of keys", Some(Spread::Hot)),
+                ("hot: newest 5% of keys", Some(Spread::Recent)),
+            ],
+            None => vec![
+                ("uniform", Some(Spread::Uniform)),
+                ("hot: ten ranges, 5% of keys", Some(Spread::Hot)),
+                ("hot: newest 5% of keys", Some(Spread::Recent)),
+            ],
+        };
+        for (label, spread) in cases {
+            let dir = work.path().join(label.replace([' ', ':', ','], "_"));
+            // Generated spreads start from the generator's own (deterministic) state; the peer
+            // case replays the peer's change files over the peer's initial state.
+            let mut generator = spread.map(|_| Workload::new(initial.num_rows(), 42));
+            let start = generator
+                .as_ref()
+                .map_or_else(|| initial.clone(), |g| g.initial());
+            let (store, first_s) = create(&dir, &start);
+            let one_copy = dir_bytes(&dir);
+            let mut w = store.writer_with(WriterOptions::default()).unwrap();
+            let mut commits = Vec::new();
+            for v in 1..=versions {
+                let change = match (&mut generator, spread) {
+                    (Some(g), Some(s)) => g.step(s),
+                    _ => split_peer_change(&read_ipc(
+                        &peer_data().unwrap().join(format!("changes/v{v:04}.arrow")),
+                    )),
+                };
+                let t = Instant::now();
+                let mut tx = w.begin();
+                tx.upsert("t", change.upserts).unwrap();
+                tx.delete("t", change.deletes).unwrap();
+                tx.commit().unwrap();
+                commits.push(t.elapsed().as_secs_f64());
+            }
+            drop(w);
+            let total = dir_bytes(&dir);
+            let med = median(&mut commits);
+            println!(
+                "| {label} | {:.1} MB | {:.1} MB | {:.2}x | {:.1} | {:.2}x |",
+                one_copy as f64 / 1e6,
+                total as f64 / 1e6,
+                total as f64 / one_copy as f64,
+                med * 1e3,
+                med / first_s
+            );
+        }
+        println!(
+            "\n(first keyframe write of {} rows: {:.0} ms)",
+            initial.num_rows(),
+            keyframe_write_s * 1e3
+        );
+    }
+    if section("open") {
+        // --- Opening the first vs the last of many small commits.
+        let n = env("REELDB_BENCH_SMALL_COMMITS", 100_000) as u64;
+        let dir = work.path().join("small");
+        let store = Store::create(&dir).unwrap();
+        let mut w = store
+            .writer_with(WriterOptions::default().sync(false))
+            .unwrap();
+        let small = initial.slice(0, 1);
+        let mut tx = w.begin();
+        tx.create_table("t", initial.schema(), &["id"]).unwrap();
+        tx.commit().unwrap();
+        let t = Instant::now();
+        for i in 1..n {
+            let mut tx = w.begin();
+            let row = RecordBatch::try_new(
+                small.schema(),
+                std::iter::once(std::sync::Arc::new(Int64Array::from(vec![i as i64 % 1000])) as _)
+                    .chain(small.columns()[1..].iter().cloned())
+                    .collect(),
+            )
+            .unwrap();
+            tx.upsert("t", row).unwrap();
+            tx.commit().unwrap();
+        }
+        let build_s = t.elapsed().as_secs_f64();
+        drop(w);
+        let reader = Store::open(&dir).unwrap();
+        let open = |v: u64| {
+            time(2001, || {
+                reader.snapshot(v).unwrap().table("t").unwrap().num_rows()
+            })
+        };
+        let (first, last) = (open(1), open(n));
+        let (first2, last2) = (open(1), open(n));
+        println!("\n## Opening a version among {n} (built in {build_s:.1} s, no sync)\n");
+        println!("| version | µs (median of 2,001, two rounds) |\n|---|---|");
+        println!("| 1 | {:.1} / {:.1} |", first * 1e6, first2 * 1e6);
+        println!("| {n} | {:.1} / {:.1} |", last * 1e6, last2 * 1e6);
+        println!("\nlast / first: {:.2}x", (last + last2) / (first + first2));
+    }
 }

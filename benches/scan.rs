@@ -41,7 +41,7 @@ fn scans(c: &mut Criterion) {
     g.bench_function("ipc_mmap", |b| {
         b.iter(|| {
             merge(
-                ipc_mmap_batches(&ipc)
+                ipc_mmap_batches(&ipc, &["status", "amount"])
                     .par_iter()
                     .map(|m| q1(std::slice::from_ref(m)))
                     .collect(),

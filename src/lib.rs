@@ -73,3 +73,8 @@ pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use value::{Key, Value};
 pub use writer::{Transaction, Writer, WriterOptions};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -150,9 +150,13 @@ pub fn batch(ids: &[i64], rows: &[&Row]) -> RecordBatch {
 pub enum Spread {
     /// Anywhere in the key space.
     Uniform,
-    /// Within fixed hot key ranges that cover 5% of the keys (ten ranges of 0.5%); inserts
-    /// get new ids at the top of the key space, as the peer workload's do.
+    /// Within fixed hot key ranges that cover 5% of the keys (ten ranges of 0.5%). Inserts
+    /// refill keys deleted from the hot ranges first (so they stay populated), and take new
+    /// ids at the top of the key space, as the peer workload's do, when there are none.
     Hot,
+    /// Within the newest 5% of the keys (a range sliding up as inserts append new ids above
+    /// it): where an event-sourced state's live entities are.
+    Recent,
 }
 
 /// The state and its change stream.
@@ -163,6 +167,8 @@ pub struct Workload {
     version: i64,
     customers: u64,
     hot: Vec<(i64, i64)>,
+    /// Keys deleted from the hot ranges, for inserts to reuse.
+    holes: Vec<i64>,
 }
 
 /// One version's changes: rows to upsert (sorted by id) and ids to delete.
@@ -191,6 +197,7 @@ impl Workload {
             version: 0,
             customers,
             hot,
+            holes: Vec::new(),
         }
     }
 
@@ -207,6 +214,10 @@ impl Workload {
                 Spread::Hot => {
                     let (lo, hi) = self.hot[self.rng.below(self.hot.len() as u64) as usize];
                     lo + self.rng.below((hi - lo) as u64) as i64
+                }
+                Spread::Recent => {
+                    let width = (self.hot.len() as i64 * (self.hot[0].1 - self.hot[0].0)).max(1);
+                    self.next_id - 1 - self.rng.below(width as u64) as i64
                 }
             };
             if self.state.contains_key(&id) && !taken.contains(&id) {
@@ -247,11 +258,20 @@ impl Workload {
             self.state.remove(id);
         }
         for _ in 0..n_ins {
-            let id = self.next_id;
-            self.next_id += 1;
+            // Only keys deleted by earlier versions are reused: one operation per key.
+            let id = if spread == Spread::Hot && !self.holes.is_empty() {
+                let at = self.rng.below(self.holes.len() as u64) as usize;
+                self.holes.swap_remove(at)
+            } else {
+                self.next_id += 1;
+                self.next_id - 1
+            };
             let row = new_row(&mut self.rng, self.version, self.customers);
             self.state.insert(id, row);
             taken.insert(id);
+        }
+        if spread == Spread::Hot {
+            self.holes.extend(&deleted);
         }
         let up_ids: Vec<i64> = taken
             .iter()
@@ -375,9 +395,10 @@ pub fn median(xs: &mut [f64]) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Decodes an Arrow IPC file without copying its buffers: the file is memory-mapped (through
-/// ReelDB's storage layer, which owns the one memmap call) and batches point into the map.
-pub fn ipc_mmap_batches(path: &Path) -> Vec<RecordBatch> {
+/// Decodes the named columns of an Arrow IPC file without copying their buffers: the file is
+/// memory-mapped (through ReelDB's storage layer, which owns the one memmap call) and the
+/// batches point into the map.
+pub fn ipc_mmap_batches(path: &Path, columns: &[&str]) -> Vec<RecordBatch> {
     use arrow::buffer::Buffer;
     use arrow::ipc::convert::fb_to_schema;
     use arrow::ipc::reader::{FileDecoder, read_footer_length};
@@ -390,7 +411,12 @@ pub fn ipc_mmap_batches(path: &Path) -> Vec<RecordBatch> {
     let footer_len = read_footer_length(buffer[trailer_start..].try_into().unwrap()).unwrap();
     let footer = root_as_footer(&buffer[trailer_start - footer_len..trailer_start]).unwrap();
     let schema = fb_to_schema(footer.schema().unwrap());
-    let mut decoder = FileDecoder::new(Arc::new(schema), footer.version());
+    let projection = columns
+        .iter()
+        .map(|c| schema.index_of(c).unwrap())
+        .collect();
+    let mut decoder =
+        FileDecoder::new(Arc::new(schema), footer.version()).with_projection(projection);
     for block in footer.dictionaries().iter().flatten() {
         let len = block.bodyLength() as usize + block.metaDataLength() as usize;
         let data = buffer.slice_with_length(block.offset() as usize, len);
