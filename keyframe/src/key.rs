@@ -101,3 +101,45 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
 
 /// Shared handle to a codec.
 pub type KeyCodecRef = Arc<KeyCodec>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn encoded_keys_sort_like_the_keys_themselves() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, false),
+            Field::new("n", DataType::Int32, false),
+        ]));
+        let codec = KeyCodec::new(&schema, &[0, 1]).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["b", "a", "a", "", "ab"])),
+                Arc::new(Int32Array::from(vec![0, 5, -7, 3, i32::MIN])),
+            ],
+        )
+        .unwrap();
+        let rows = codec.encode_batch(&batch).unwrap();
+        let mut order: Vec<usize> = (0..5).collect();
+        order.sort_by(|&a, &b| compare(rows.row(a).as_ref(), rows.row(b).as_ref()));
+        assert_eq!(order, vec![3, 2, 1, 4, 0]);
+        let decoded = codec.decode(&[rows.row(2).as_ref()]).unwrap();
+        assert_eq!(
+            decoded[1].as_ref(),
+            &Int32Array::from(vec![-7]) as &dyn arrow::array::Array
+        );
+    }
+
+    #[test]
+    fn floats_and_lists_cannot_be_keys() {
+        let schema = Arc::new(Schema::new(vec![Field::new("f", DataType::Float64, false)]));
+        assert!(matches!(
+            KeyCodec::new(&schema, &[0]),
+            Err(Error::UnsupportedType { .. })
+        ));
+    }
+}

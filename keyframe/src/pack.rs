@@ -327,3 +327,119 @@ pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::content_hash;
+    use crate::storage::LocalStorage;
+
+    fn writer(dir: &Path) -> (Arc<dyn Storage>, PackWriter) {
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir));
+        let w = PackWriter::open(storage.clone(), &[]).unwrap();
+        (storage, w)
+    }
+
+    #[test]
+    fn equal_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut w) = writer(dir.path());
+        let a = w
+            .put(
+                RecordKind::ColumnBlock,
+                b"same bytes",
+                content_hash(b"same bytes"),
+            )
+            .unwrap();
+        let b = w
+            .put(
+                RecordKind::ColumnBlock,
+                b"same bytes",
+                content_hash(b"same bytes"),
+            )
+            .unwrap();
+        assert_eq!(a, b);
+        let lens = w.sync(true).unwrap();
+        assert_eq!(lens, vec![(1, PACK_HEADER_LEN + a.len as u64)]);
+        let reader = PackReader::new(storage);
+        assert_eq!(
+            reader.read(&a, RecordKind::ColumnBlock).unwrap(),
+            b"same bytes"
+        );
+    }
+
+    #[test]
+    fn abort_forgets_pending_records_and_cuts_the_pack_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut w) = writer(dir.path());
+        let kept = w
+            .put(RecordKind::Leaf, b"kept", content_hash(b"kept"))
+            .unwrap();
+        let committed = w.sync(true).unwrap();
+        w.put(RecordKind::Leaf, b"dropped", content_hash(b"dropped"))
+            .unwrap();
+        w.abort().unwrap();
+        assert_eq!(storage.len(&pack_path(1)).unwrap(), committed[0].1);
+        // The aborted content is written afresh, at the old end of the pack.
+        let again = w
+            .put(RecordKind::Leaf, b"dropped", content_hash(b"dropped"))
+            .unwrap();
+        assert_eq!(again.offset, committed[0].1);
+        assert_eq!(
+            w.put(RecordKind::Leaf, b"kept", content_hash(b"kept"))
+                .unwrap(),
+            kept
+        );
+    }
+
+    #[test]
+    fn a_full_pack_is_sealed_and_a_new_one_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut w) = writer(dir.path());
+        w.set_max_pack_len(100);
+        let mut refs = Vec::new();
+        for i in 0..5u8 {
+            let raw = vec![i; 80];
+            refs.push(
+                w.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))
+                    .unwrap(),
+            );
+        }
+        let lens = w.sync(true).unwrap();
+        assert!(lens.len() >= 3, "{lens:?}");
+        let reader = PackReader::new(storage.clone());
+        for (i, r) in refs.iter().enumerate() {
+            assert_eq!(
+                reader.read(r, RecordKind::ColumnBlock).unwrap(),
+                vec![i as u8; 80]
+            );
+        }
+        // Reopening with the committed lengths keeps every pack.
+        drop(w);
+        PackWriter::open(storage.clone(), &lens).unwrap();
+        assert_eq!(storage.list(Path::new(PACK_DIR)).unwrap().len(), lens.len());
+    }
+
+    #[test]
+    fn a_reference_past_the_end_or_of_the_wrong_kind_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut w) = writer(dir.path());
+        let r = w
+            .put(RecordKind::Leaf, b"node", content_hash(b"node"))
+            .unwrap();
+        w.sync(true).unwrap();
+        let reader = PackReader::new(storage);
+        assert!(matches!(
+            reader.read(&r, RecordKind::Internal),
+            Err(Error::Corrupt { .. })
+        ));
+        let far = RecordRef {
+            offset: r.offset + 1000,
+            ..r
+        };
+        assert!(matches!(
+            reader.read(&far, RecordKind::Leaf),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

@@ -238,3 +238,47 @@ impl Storage for LocalStorage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_are_read_back_and_truncation_cuts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let p = Path::new("f");
+        let mut f = s.open_append(p).unwrap();
+        assert_eq!(f.append(b"hello ").unwrap(), 0);
+        assert_eq!(f.append(b"world").unwrap(), 6);
+        f.sync().unwrap();
+        assert_eq!(&s.read_at(p, 6, 5).unwrap()[..], b"world");
+        assert_eq!(&s.map(p).unwrap()[..], b"hello world");
+        s.truncate(p, 5).unwrap();
+        assert_eq!(s.len(p).unwrap(), 5);
+        assert!(s.read_at(p, 3, 5).is_err(), "reading past the end fails");
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.write_atomic(Path::new("x"), b"one").unwrap();
+        s.write_atomic(Path::new("x"), b"two!").unwrap();
+        assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
+        assert_eq!(s.list(Path::new("")).unwrap(), vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let held = s.try_lock(Path::new("LOCK")).unwrap();
+        assert!(matches!(
+            s.try_lock(Path::new("LOCK")),
+            Err(Error::Locked { .. })
+        ));
+        drop(held);
+        assert!(s.try_lock(Path::new("LOCK")).is_ok());
+    }
+}
