@@ -153,16 +153,8 @@ fn main() {
             .downcast_ref::<Int64Array>()
             .unwrap()
             .clone();
-        let mut rng = Rng(7);
-        let probes: Vec<i64> = (0..1000)
-            .map(|_| ids.value(rng.below(ids.len() as u64) as usize))
-            .collect();
-        let gets = |table: &reeldb::Table| {
-            probes
-                .iter()
-                .filter(|&&k| table.get(k).unwrap().is_some())
-                .count()
-        };
+        let probes = probe_keys(&initial);
+        let gets = |table: &reeldb::Table| get_all(table, &probes);
         // Cold: a freshly opened store (empty cache of decoded blocks), warm page cache.
         let path = store.path().to_path_buf();
         let t_cold = time(3, || {

@@ -5,7 +5,6 @@
 
 mod support;
 
-use arrow::array::{Array, Int64Array};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rayon::prelude::*;
 use reeldb::{ScanOptions, Store};
@@ -61,26 +60,12 @@ fn scans(c: &mut Criterion) {
     });
     g.finish();
 
-    let ids = initial
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .clone();
-    let mut rng = Rng(7);
-    let probes: Vec<i64> = (0..1000)
-        .map(|_| ids.value(rng.below(ids.len() as u64) as usize))
-        .collect();
+    let probes = probe_keys(&initial);
     let mut g = c.benchmark_group(format!("get/{n}"));
     g.sample_size(10);
     g.bench_function("keyframe_1000", |b| {
         let t = store.latest().unwrap().table("t").unwrap();
-        b.iter(|| {
-            probes
-                .iter()
-                .filter(|&&k| t.get(k).unwrap().is_some())
-                .count()
-        })
+        b.iter(|| get_all(&t, &probes))
     });
     g.finish();
 }

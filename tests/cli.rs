@@ -41,6 +41,38 @@ fn write_arrow(path: &Path, batch: &arrow::array::RecordBatch) {
     w.finish().unwrap();
 }
 
+/// A store at `dir/s` with an `orders` table (version 1) holding `ids` (version 2); returns
+/// the store path and the Arrow file the rows came from.
+fn seeded(dir: &Path, ids: &[i64]) -> (String, std::path::PathBuf) {
+    let s = dir.join("s").to_str().unwrap().to_string();
+    let first = dir.join("first.arrow");
+    write_arrow(&first, &orders(ids, 0));
+    ok(&["init", &s]);
+    let schema_from = first.to_str().unwrap();
+    assert_eq!(
+        ok(&[
+            "create",
+            &s,
+            "orders",
+            "--key",
+            "id",
+            "--schema-from",
+            schema_from
+        ]),
+        "1\n"
+    );
+    assert_eq!(
+        ok(&[
+            "commit",
+            &s,
+            "--upsert",
+            &format!("orders={}", first.display())
+        ]),
+        "2\n"
+    );
+    (s, first)
+}
+
 #[test]
 fn a_store_is_built_and_queried_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,26 +240,8 @@ fn a_store_is_built_and_queried_through_the_cli() {
 #[test]
 fn replace_from_parquet_computes_the_difference() {
     let dir = tempfile::tempdir().unwrap();
-    let s = dir.path().join("s");
-    let s = s.to_str().unwrap();
-    let first = dir.path().join("first.arrow");
-    write_arrow(&first, &orders(&[1, 2, 3], 0));
-    ok(&["init", s]);
-    ok(&[
-        "create",
-        s,
-        "orders",
-        "--key",
-        "id",
-        "--schema-from",
-        first.to_str().unwrap(),
-    ]);
-    ok(&[
-        "commit",
-        s,
-        "--upsert",
-        &format!("orders={}", first.display()),
-    ]);
+    let (s, _) = seeded(dir.path(), &[1, 2, 3]);
+    let s = s.as_str();
     let pq = dir.path().join("state.parquet");
     let batch = orders(&[2, 3, 9], 1);
     let mut w = parquet::arrow::ArrowWriter::try_new(
@@ -256,26 +270,8 @@ fn replace_from_parquet_computes_the_difference() {
 #[test]
 fn bad_input_exits_one_with_a_one_line_message_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let s = dir.path().join("s");
-    let s = s.to_str().unwrap();
-    let first = dir.path().join("first.arrow");
-    write_arrow(&first, &orders(&[1, 2], 0));
-    ok(&["init", s]);
-    ok(&[
-        "create",
-        s,
-        "orders",
-        "--key",
-        "id",
-        "--schema-from",
-        first.to_str().unwrap(),
-    ]);
-    ok(&[
-        "commit",
-        s,
-        "--upsert",
-        &format!("orders={}", first.display()),
-    ]);
+    let (s, first) = seeded(dir.path(), &[1, 2]);
+    let s = s.as_str();
 
     let keys_only = dir.path().join("keys.arrow");
     write_arrow(&keys_only, &ids(&[1]));
@@ -390,5 +386,5 @@ fn reader_processes_see_whole_versions_while_the_writer_commits() {
         tx.commit().unwrap();
     }
     let seen = reader.join().unwrap();
-    assert!(seen.iter().all(|&n| (100..=157).contains(&n)), "{seen:?}");
+    assert!(seen.iter().all(|&n| (100..=158).contains(&n)), "{seen:?}");
 }

@@ -456,3 +456,24 @@ pub fn slices(batch: &RecordBatch, chunk: usize) -> Vec<RecordBatch> {
         .map(|at| batch.slice(at, chunk.min(batch.num_rows() - at)))
         .collect()
 }
+
+/// 1,000 keys of `state` (its first column, `id`) in a fixed random order, for point gets.
+pub fn probe_keys(state: &RecordBatch) -> Vec<i64> {
+    let ids = state
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let mut rng = Rng(7);
+    (0..1000)
+        .map(|_| ids.value(rng.below(ids.len() as u64) as usize))
+        .collect()
+}
+
+/// Gets every key of `probes` from `table`; returns how many were found.
+pub fn get_all(table: &reeldb::Table, probes: &[i64]) -> usize {
+    probes
+        .iter()
+        .filter(|&&k| table.get(k).unwrap().is_some())
+        .count()
+}

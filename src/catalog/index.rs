@@ -135,19 +135,7 @@ impl<'a> IndexReader<'a> {
 
     /// Checks the header.
     pub fn check_header(&self) -> Result<()> {
-        let h = self.storage.read_at(self.path, 0, ENTRY_LEN as usize)?;
-        if h[..8] != INDEX_MAGIC {
-            return Err(self.corrupt(0, "bad index magic"));
-        }
-        let v = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-        if v != FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                found: v,
-                oldest: reeldb_keyframe::format::OLDEST_SUPPORTED_VERSION,
-                current: FORMAT_VERSION,
-            });
-        }
-        Ok(())
+        super::check_header(self.storage, self.path, &INDEX_MAGIC)
     }
 
     /// Reads the entry of `version`.

@@ -13,6 +13,11 @@ pub mod version;
 
 use std::path::Path;
 
+use reeldb_keyframe::format::{FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
+use reeldb_keyframe::storage::Storage;
+
+use crate::error::{Error, Result};
+
 /// Directory of the catalog files.
 pub const CATALOG_DIR: &str = "catalog";
 
@@ -24,4 +29,25 @@ pub fn records_path() -> std::path::PathBuf {
 /// Path of the version index.
 pub fn index_path() -> std::path::PathBuf {
     Path::new(CATALOG_DIR).join("versions.idx")
+}
+
+/// Checks that a catalog file starts with `magic` followed by this build's format version.
+pub fn check_header(storage: &dyn Storage, path: &Path, magic: &[u8; 8]) -> Result<()> {
+    let h = storage.read_at(path, 0, 12)?;
+    if h[..8] != magic[..] {
+        return Err(Error::CorruptCatalog {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: format!("bad magic (expected {:?})", String::from_utf8_lossy(magic)),
+        });
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            found: version,
+            oldest: OLDEST_SUPPORTED_VERSION,
+            current: FORMAT_VERSION,
+        });
+    }
+    Ok(())
 }

@@ -109,21 +109,5 @@ pub fn read(
 
 /// Checks the header of the records log.
 pub fn check_header(storage: &dyn Storage, path: &Path) -> Result<()> {
-    let h = storage.read_at(path, 0, RECORDS_HEADER_LEN as usize)?;
-    if h[..8] != RECORDS_MAGIC {
-        return Err(Error::CorruptCatalog {
-            path: path.display().to_string(),
-            offset: 0,
-            reason: "bad records magic".into(),
-        });
-    }
-    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedFormat {
-            found: version,
-            oldest: reeldb_keyframe::format::OLDEST_SUPPORTED_VERSION,
-            current: FORMAT_VERSION,
-        });
-    }
-    Ok(())
+    super::check_header(storage, path, &RECORDS_MAGIC)
 }
