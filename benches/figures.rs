@@ -72,6 +72,99 @@ fn same(a: &HashMap<String, (u64, f64)>, b: &HashMap<String, (u64, f64)>) -> boo
         })
 }
 
+/// Checks ReelDB's answers against the peer bench's reference answers (`expected.json`: row
+/// count, Q1, Q2 and Q3 at its check versions). Peer version n is ReelDB version n + 1.
+fn check_peer_answers(store: &Store, data: &Path) -> Vec<u64> {
+    use arrow::array::Float64Array;
+    let expected: serde_json::Value =
+        serde_json::from_reader(std::fs::File::open(data.join("expected.json")).unwrap()).unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let mut checked = Vec::new();
+    for (v, e) in expected.as_object().unwrap() {
+        let peer_v: u64 = v.parse().unwrap();
+        let version = peer_v + 1;
+        let t = store.snapshot(version).unwrap().table("t").unwrap();
+        assert_eq!(
+            t.num_rows(),
+            e["rows"].as_u64().unwrap(),
+            "rows at peer v{peer_v}"
+        );
+        let q1 = q1_store(store, version);
+        for (status, pair) in e["Q1"].as_object().unwrap() {
+            let (n, sum) = q1[status.as_str()];
+            assert_eq!(
+                n,
+                pair[0].as_u64().unwrap(),
+                "Q1 count {status} at peer v{peer_v}"
+            );
+            assert!(
+                close(sum, pair[1].as_f64().unwrap()),
+                "Q1 sum {status} at peer v{peer_v}"
+            );
+        }
+        let q2: f64 = t
+            .scan(
+                &ScanOptions::new()
+                    .columns(&["amount"])
+                    .filter(reeldb::Filter::eq("region", "r7")),
+            )
+            .unwrap()
+            .map(|b| {
+                let b = b.unwrap();
+                let a = b.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+                a.iter().flatten().sum::<f64>()
+            })
+            .sum();
+        assert!(
+            close(q2, e["Q2"].as_f64().unwrap()),
+            "Q2 at peer v{peer_v}: {q2}"
+        );
+        let lookups = read_ipc(&data.join(format!("lookups/v{peer_v:04}.arrow")));
+        let ids: Vec<i64> = lookups
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let (mut found, mut sum_id, mut sum_amount) = (0u64, 0i64, 0f64);
+        for id in ids {
+            if let Some(row) = t.get(id).unwrap() {
+                found += 1;
+                sum_id += id;
+                sum_amount += row
+                    .column(4)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .unwrap()
+                    .value(0);
+            }
+        }
+        let q3 = &e["Q3"];
+        assert_eq!(
+            found,
+            q3["found"].as_u64().unwrap(),
+            "Q3 found at peer v{peer_v}"
+        );
+        assert_eq!(
+            sum_id,
+            q3["sum_id"].as_i64().unwrap(),
+            "Q3 ids at peer v{peer_v}"
+        );
+        assert!(
+            close(sum_amount, q3["sum_amount"].as_f64().unwrap()),
+            "Q3 amounts at peer v{peer_v}"
+        );
+        checked.push(peer_v);
+    }
+    checked.sort_unstable();
+    checked
+}
+
 fn initial_state() -> RecordBatch {
     match peer_data() {
         Some(dir) => {
@@ -239,6 +332,13 @@ fn main() {
             }
             drop(w);
             let total = dir_bytes(&dir);
+            if spread.is_none() && versions == 100 {
+                let data = peer_data().unwrap();
+                let checked = check_peer_answers(&Store::open(&dir).unwrap(), &data);
+                eprintln!(
+                    "peer-bench reference answers (rows, Q1, Q2, Q3) match at peer versions {checked:?}"
+                );
+            }
             let med = median(&mut commits);
             println!(
                 "| {label} | {:.1} MB | {:.1} MB | {:.2}x | {:.1} | {:.2}x |",
