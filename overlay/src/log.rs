@@ -1,0 +1,224 @@
+//! Node logs: one append-only file of HAMT nodes per generation, memory-mapped by readers.
+//!
+//! ```text
+//! header: magic "REELHAMT", format_version u32, reserved u32 = 0; then node frames
+//! ```
+//! The log's valid length is what the latest committed version records; bytes past it are the
+//! remains of an unfinished commit, cut off when the writer opens the log again.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use reeldb_keyframe::format::{Encoder, FORMAT_VERSION, checksum};
+use reeldb_keyframe::storage::{AppendFile, Storage};
+
+use crate::entry::KeyHasher;
+use crate::error::{Error, Result};
+use crate::node::{FRAME_OVERHEAD, Node, NodeRef};
+
+/// First bytes of a node log.
+pub const LOG_MAGIC: [u8; 8] = *b"REELHAMT";
+/// Length of the node-log header.
+pub const LOG_HEADER_LEN: u64 = 16;
+/// Largest node body accepted on read (a branch of 32 long keys stays far below it).
+pub const MAX_NODE_LEN: u32 = 16 << 20;
+
+/// Reads nodes from a node log through a shared memory map, verifying each one.
+#[derive(Debug)]
+pub struct NodeLog {
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    hasher: KeyHasher,
+    map: RwLock<Bytes>,
+}
+
+impl NodeLog {
+    /// A reader of the log at `path`, whose entries are filed by `hasher`.
+    pub fn new(storage: Arc<dyn Storage>, path: &Path, hasher: KeyHasher) -> Self {
+        NodeLog {
+            storage,
+            path: path.to_path_buf(),
+            hasher,
+            map: RwLock::new(Bytes::new()),
+        }
+    }
+
+    /// The log's path, relative to the store root.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// A view of the log holding at least `need` bytes.
+    fn view(&self, need: u64) -> Result<Bytes> {
+        if let Ok(m) = self.map.read()
+            && m.len() as u64 >= need
+        {
+            return Ok(m.clone());
+        }
+        let m = self.storage.map(&self.path)?;
+        if (m.len() as u64) < need {
+            return Err(self.corrupt(
+                need,
+                format!("reference past the end of the log ({} bytes)", m.len()),
+            ));
+        }
+        if m.len() < LOG_HEADER_LEN as usize || m[..8] != LOG_MAGIC {
+            return Err(self.corrupt(0, "bad node-log magic"));
+        }
+        let version = u32::from_le_bytes([m[8], m[9], m[10], m[11]]);
+        if version != FORMAT_VERSION {
+            return Err(self.corrupt(
+                0,
+                format!("node-log format version {version} is not supported"),
+            ));
+        }
+        if let Ok(mut slot) = self.map.write() {
+            *slot = m.clone();
+        }
+        Ok(m)
+    }
+
+    /// Reads and verifies the node at `r`.
+    pub fn read(&self, r: NodeRef) -> Result<Node> {
+        if r.offset < LOG_HEADER_LEN {
+            return Err(self.corrupt(r.offset, "node reference into the header"));
+        }
+        let m = self.view(r.offset + 4)?;
+        let at = r.offset as usize;
+        let len = u32::from_le_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
+        if len > MAX_NODE_LEN {
+            return Err(self.corrupt(r.offset, format!("node length {len} out of bounds")));
+        }
+        let end = r.offset + len as u64 + FRAME_OVERHEAD as u64;
+        let m = self.view(end)?;
+        let frame = &m[at..end as usize];
+        let body_end = frame.len() - 8;
+        let mut stored = [0u8; 8];
+        stored.copy_from_slice(&frame[body_end..]);
+        let sum = checksum(&frame[..body_end]);
+        if sum != u64::from_le_bytes(stored) || sum != r.checksum {
+            return Err(self.corrupt(r.offset, "node checksum mismatch"));
+        }
+        Node::decode(&frame[4..body_end], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
+    }
+}
+
+/// Appends nodes to a node log for the single writer.
+#[derive(Debug)]
+pub struct NodeLogWriter {
+    log: NodeLog,
+    file: Box<dyn AppendFile>,
+    committed: u64,
+    created: bool,
+}
+
+impl NodeLogWriter {
+    /// Opens the log at `path` for appending: creates it (with its header) when `committed`
+    /// is `None`, else cuts it back to the committed length.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+        committed: Option<u64>,
+        hasher: KeyHasher,
+    ) -> Result<Self> {
+        let created = committed.is_none();
+        let committed = match committed {
+            Some(len) => {
+                let on_disk = storage.len(path)?;
+                if on_disk < len {
+                    return Err(Error::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: on_disk,
+                        reason: format!("node log is shorter than its committed length {len}"),
+                    });
+                }
+                if on_disk > len {
+                    storage.truncate(path, len)?;
+                }
+                len
+            }
+            None => {
+                if storage.exists(path)? {
+                    storage.remove(path)?;
+                }
+                let mut f = storage.open_append(path)?;
+                let mut e = Encoder::new();
+                e.raw(&LOG_MAGIC).u32(FORMAT_VERSION).u32(0);
+                f.append(&e.finish())?;
+                0
+            }
+        };
+        let file = storage.open_append(path)?;
+        Ok(NodeLogWriter {
+            log: NodeLog::new(storage, path, hasher),
+            file,
+            committed,
+            created,
+        })
+    }
+
+    /// The reader over this log (it sees appended, uncommitted nodes too).
+    pub fn reader(&self) -> &NodeLog {
+        &self.log
+    }
+
+    /// Appends a node and returns its reference.
+    pub fn append(&mut self, node: &Node) -> Result<NodeRef> {
+        let frame = node.encode();
+        let sum = u64::from_le_bytes(
+            frame[frame.len() - 8..]
+                .try_into()
+                .map_err(|_| self.log.corrupt(0, "frame shorter than its checksum"))?,
+        );
+        let offset = self.file.append(&frame)?;
+        Ok(NodeRef {
+            offset,
+            checksum: sum,
+        })
+    }
+
+    /// Bytes appended so far (header included).
+    pub fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// True when only the header has been written.
+    pub fn is_empty(&self) -> bool {
+        self.file.len() <= LOG_HEADER_LEN
+    }
+
+    /// Ends a commit: makes appended nodes durable (unless `durable` is false) and returns
+    /// the length the commit records. A newly created log's directory entry is synced too.
+    pub fn sync(&mut self, durable: bool) -> Result<u64> {
+        if durable {
+            self.file.sync()?;
+            if self.created
+                && let Some(dir) = self.log.path.parent()
+            {
+                self.log.storage.sync_dir(dir)?;
+            }
+        }
+        self.created = false;
+        self.committed = self.file.len();
+        Ok(self.committed)
+    }
+
+    /// Forgets what was appended since the last sync.
+    pub fn abort(&mut self) -> Result<()> {
+        let storage = self.log.storage.clone();
+        let path = self.log.path.clone();
+        let keep = self.committed.max(LOG_HEADER_LEN);
+        storage.truncate(&path, keep)?;
+        self.file = storage.open_append(&path)?;
+        Ok(())
+    }
+}
