@@ -8,16 +8,19 @@
 //! versions.
 //!
 //! Modules: [`entry`] (what is known of one key), [`node`] (node bytes), [`log`] (the
-//! per-generation node log), [`hamt`] (lookups, iteration and the path-copying builder).
+//! per-generation node log), [`hamt`] (lookups, iteration and the path-copying builder),
+//! [`version`] (a version's trie, deletion vector and live rows, and applying a commit).
 
 pub mod entry;
 pub mod error;
 pub mod hamt;
 pub mod log;
 pub mod node;
+pub mod version;
 
 pub use entry::{Entry, KeyHasher, RowLocation, key_hash};
 pub use error::{Error, Result};
 pub use hamt::HamtBuilder;
 pub use log::{NodeLog, NodeLogWriter};
 pub use node::NodeRef;
+pub use version::{Change, OverlayRefs, OverlayVersion, apply};

@@ -24,6 +24,16 @@ pub const LOG_HEADER_LEN: u64 = 16;
 /// Largest node body accepted on read (a branch of 32 long keys stays far below it).
 pub const MAX_NODE_LEN: u32 = 16 << 20;
 
+/// What a blob frame holds (its body's first byte; nodes use 1 and 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// A deletion vector: the keyframe ordinals a version shadows (`RoaringTreemap`).
+    DeletionVector = 3,
+    /// The overlay rows live at a version, by generation row id (`RoaringBitmap`).
+    LiveRows = 4,
+}
+
 /// Reads nodes from a node log through a shared memory map, verifying each one.
 #[derive(Debug)]
 pub struct NodeLog {
@@ -89,6 +99,22 @@ impl NodeLog {
 
     /// Reads and verifies the node at `r`.
     pub fn read(&self, r: NodeRef) -> Result<Node> {
+        let (m, body) = self.read_frame(r)?;
+        Node::decode(&m[body], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
+    }
+
+    /// Reads and verifies the blob of `kind` at `r` and returns its payload.
+    pub fn read_blob(&self, r: NodeRef, kind: BlobKind) -> Result<Bytes> {
+        let (m, body) = self.read_frame(r)?;
+        let body = m.slice(body);
+        if body.len() < 4 || body[0] != kind as u8 || body[1..4] != [0, 0, 0] {
+            return Err(self.corrupt(r.offset, format!("expected a {kind:?} blob")));
+        }
+        Ok(body.slice(4..))
+    }
+
+    /// Verifies the frame at `r`; returns the map and the range of its body.
+    fn read_frame(&self, r: NodeRef) -> Result<(Bytes, std::ops::Range<usize>)> {
         if r.offset < LOG_HEADER_LEN {
             return Err(self.corrupt(r.offset, "node reference into the header"));
         }
@@ -108,7 +134,7 @@ impl NodeLog {
         if sum != u64::from_le_bytes(stored) || sum != r.checksum {
             return Err(self.corrupt(r.offset, "node checksum mismatch"));
         }
-        Node::decode(&frame[4..body_end], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
+        Ok((m.clone(), at + 4..at + body_end))
     }
 }
 
@@ -173,7 +199,18 @@ impl NodeLogWriter {
 
     /// Appends a node and returns its reference.
     pub fn append(&mut self, node: &Node) -> Result<NodeRef> {
-        let frame = node.encode();
+        self.append_frame(node.encode())
+    }
+
+    /// Appends a blob of `kind` and returns its reference.
+    pub fn append_blob(&mut self, kind: BlobKind, payload: &[u8]) -> Result<NodeRef> {
+        let mut body = Vec::with_capacity(payload.len() + 4);
+        body.extend_from_slice(&[kind as u8, 0, 0, 0]);
+        body.extend_from_slice(payload);
+        self.append_frame(crate::node::frame(&body))
+    }
+
+    fn append_frame(&mut self, frame: Vec<u8>) -> Result<NodeRef> {
         let sum = u64::from_le_bytes(
             frame[frame.len() - 8..]
                 .try_into()

@@ -78,13 +78,7 @@ impl Node {
                 }
             }
         }
-        let body = e.finish();
-        let mut out = Vec::with_capacity(body.len() + FRAME_OVERHEAD);
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        let sum = checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        out
+        frame(&e.finish())
     }
 
     /// Parses a node body (the frame already verified), checking every entry's hash.
@@ -140,6 +134,16 @@ impl Node {
         d.finish()?;
         Ok(node)
     }
+}
+
+/// Frames a body: its length, the body, and the xxh3-64 of both.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + FRAME_OVERHEAD);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
 }
 
 /// The 5-bit chunk of `hash` that picks a slot at `depth`.
