@@ -416,6 +416,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_row_has_its_key_order_position_as_ordinal() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let source = Arc::new(Source {
+            packs: PackReader::new(storage.clone()),
+            cache: DecodedCache::default(),
+        });
+        let mut packs = PackWriter::open(storage, &[]).unwrap();
+        let keys: Vec<i64> = (0..500).map(|k| k * 3).collect();
+        let layout = Arc::new(TableLayout::new(batch(&[], 0).schema(), &[0]).unwrap());
+        let empty = Tree::new(source.clone(), layout.clone(), None);
+        let root = apply(
+            &mut packs,
+            &shape(),
+            &empty,
+            &changes(&layout, batch(&keys, 0), &[]),
+        )
+        .unwrap();
+        let tree = Tree::new(source, layout.clone(), root);
+        assert!(tree.leaves().unwrap().len() > 20);
+        for probe in [0i64, 1, 3, 299, 300, 1497, 1498, -5] {
+            let arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![probe]))];
+            let enc = layout.key.encode_columns(&arrays).unwrap();
+            let want = (probe >= 0 && probe % 3 == 0 && probe < 1500).then(|| (probe / 3) as u64);
+            assert_eq!(
+                tree.ordinal_of(enc.row(0).as_ref(), &arrays).unwrap(),
+                want,
+                "key {probe}"
+            );
+        }
+    }
+
     proptest! {
         /// The property that makes untouched key ranges dedup: applying changes to a tree
         /// yields exactly the tree a from-scratch build of the resulting rows yields.

@@ -254,31 +254,51 @@ impl Tree {
     ) -> Result<Vec<ArrayRef>> {
         columns
             .iter()
-            .map(|&c| {
-                let chunk = &leaf.columns[c];
-                let t = self.layout.schema.field(c).data_type();
-                if access == Access::Cached
-                    && let Some(Decoded::Column(a)) = self.source.cache.get(&chunk.block.hash)
-                    && a.data_type() == t
-                    && a.len() == leaf.rows as usize
-                {
-                    return Ok(a);
-                }
-                let raw = self
-                    .source
-                    .packs
-                    .read(&chunk.block, RecordKind::ColumnBlock)?;
-                let array = block::decode(raw, t, leaf.rows as usize).map_err(|reason| {
-                    Error::corrupt(pack_path(chunk.block.pack), chunk.block.offset, reason)
-                })?;
-                if access == Access::Cached {
-                    self.source
-                        .cache
-                        .insert(chunk.block.hash, Decoded::Column(array.clone()));
-                }
-                Ok(array)
-            })
+            .map(|&c| self.read_block(&leaf.columns[c].block, c, leaf.rows as usize, access))
             .collect()
+    }
+
+    /// Decodes the column block `block`, which holds `rows` values of column `column`.
+    pub fn read_block(
+        &self,
+        block: &crate::node::RecordRef,
+        column: usize,
+        rows: usize,
+        access: Access,
+    ) -> Result<ArrayRef> {
+        let t = self.layout.schema.field(column).data_type();
+        if access == Access::Cached
+            && let Some(Decoded::Column(a)) = self.source.cache.get(&block.hash)
+            && a.data_type() == t
+            && a.len() == rows
+        {
+            return Ok(a);
+        }
+        let raw = self.source.packs.read(block, RecordKind::ColumnBlock)?;
+        let array = block::decode(raw, t, rows)
+            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))?;
+        if access == Access::Cached {
+            self.source
+                .cache
+                .insert(block.hash, Decoded::Column(array.clone()));
+        }
+        Ok(array)
+    }
+
+    /// The ordinal of the row with encoded key `key` (whose key columns are `probe`, one
+    /// row each), if the tree holds it.
+    pub fn ordinal_of(&self, key: &[u8], probe: &[ArrayRef]) -> Result<Option<u64>> {
+        let Some(leaf) = self.find_leaf(key)? else {
+            return Ok(None);
+        };
+        let node = self.read_leaf(&leaf.entry)?;
+        if key > node.last_key.as_slice() {
+            return Ok(None);
+        }
+        let keys = self.read_columns(&node, self.layout.key.columns(), Access::Cached)?;
+        Ok(search_key(&keys, probe)?
+            .ok()
+            .map(|row| leaf.ordinal + row as u64))
     }
 
     /// Decodes a whole leaf as a batch of the table schema.
