@@ -8,6 +8,9 @@ pub enum Error {
     /// Storage, corruption or encoding errors from the keyframe layer.
     #[error(transparent)]
     Keyframe(#[from] reeldb_keyframe::Error),
+    /// Overlay node-log errors from the overlay layer.
+    #[error(transparent)]
+    Overlay(#[from] reeldb_overlay::Error),
     /// An Arrow operation failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

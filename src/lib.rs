@@ -59,6 +59,8 @@
 pub mod catalog;
 pub mod error;
 pub mod filter;
+mod overlay_commit;
+pub mod overlay_view;
 pub mod snapshot;
 pub mod store;
 pub mod value;

@@ -5,18 +5,24 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{filter_record_batch, take_record_batch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::kernels::boolean::and;
+use arrow::compute::{
+    concat_batches, filter_record_batch, interleave_record_batch, take_record_batch,
+};
 use arrow::datatypes::SchemaRef;
 use rayon::prelude::*;
 use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree, search_key};
 use reeldb_keyframe::{BoundPredicate, Root};
 
+use crate::catalog::overlay_log_path;
 use crate::catalog::version::{TableEntry, VersionRecord};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::overlay_view::OverlayView;
 use crate::store::{Store, VersionInfo, info_of};
 use crate::value::Key;
+use reeldb_overlay::RowLocation;
 
 /// One committed version of the store. Cheap to clone; reads never block the writer.
 #[derive(Debug, Clone)]
@@ -65,10 +71,21 @@ impl Snapshot {
             def.layout.clone(),
             entry.root.as_ref().map(Root::from),
         );
+        let overlay = match &entry.overlay {
+            Some(rec) => {
+                let path = overlay_log_path(entry.def.offset, entry.keyframe_at);
+                Some(Arc::new(OverlayView::load(
+                    self.store.node_log(&path),
+                    rec,
+                )?))
+            }
+            None => None,
+        };
         Ok(Table {
             entry: entry.clone(),
             key_columns: def.def.key_columns.clone(),
             tree,
+            overlay,
         })
     }
 }
@@ -110,6 +127,14 @@ pub struct Table {
     entry: TableEntry,
     key_columns: Vec<String>,
     tree: Tree,
+    overlay: Option<Arc<OverlayView>>,
+}
+
+/// A unit of scan work: a keyframe leaf or an overlay row batch.
+#[derive(Debug, Clone)]
+enum Unit {
+    Leaf(LeafEntry),
+    Batch(usize),
 }
 
 /// A resolved scan: leaves to read, columns to decode, filter to apply.
@@ -162,25 +187,63 @@ impl ScanPlan {
         })
     }
 
-    /// Reads one leaf: `None` when no row matches.
-    fn leaf(&self, tree: &Tree, leaf: &LeafEntry) -> Result<Option<RecordBatch>> {
-        let node = tree.read_leaf(&leaf.entry)?;
-        if let Some((p, _)) = &self.predicate {
-            let t = self.layout.schema.field(p.column()).data_type();
-            if !p.may_match(&node.columns[p.column()].zone, t) {
-                return Ok(None);
+    /// Reads one unit: `None` when no row of it is visible and matches.
+    fn unit(
+        &self,
+        tree: &Tree,
+        overlay: Option<&OverlayView>,
+        unit: &Unit,
+    ) -> Result<Option<RecordBatch>> {
+        match unit {
+            Unit::Leaf(leaf) => {
+                let keep = match overlay {
+                    Some(o) => match o.keyframe_mask(leaf.ordinal, leaf.entry.rows) {
+                        Some(mask) => mask,
+                        None => return Ok(None),
+                    },
+                    None => None,
+                };
+                let node = tree.read_leaf(&leaf.entry)?;
+                if let Some((p, _)) = &self.predicate {
+                    let t = self.layout.schema.field(p.column()).data_type();
+                    if !p.may_match(&node.columns[p.column()].zone, t) {
+                        return Ok(None);
+                    }
+                }
+                let cols = tree.read_columns(&node, &self.read, Access::Streaming)?;
+                self.finish(cols, node.rows as usize, keep)
+            }
+            Unit::Batch(b) => {
+                let Some(o) = overlay else { return Ok(None) };
+                let Some(keep) = o.live_mask(*b) else {
+                    return Ok(None);
+                };
+                let cols = o.batch_columns(tree, *b, &self.read, Access::Streaming)?;
+                self.finish(cols, o.batches[*b].rows as usize, Some(keep))
             }
         }
-        let mut cols: Vec<ArrayRef> = tree.read_columns(&node, &self.read, Access::Streaming)?;
-        let mask = match &self.predicate {
+    }
+
+    /// Applies visibility and the filter to decoded columns and projects them.
+    fn finish(
+        &self,
+        mut cols: Vec<ArrayRef>,
+        rows: usize,
+        keep: Option<BooleanArray>,
+    ) -> Result<Option<RecordBatch>> {
+        let matched = match &self.predicate {
             Some((p, pos)) => Some(p.evaluate(&cols[*pos])?),
             None => None,
+        };
+        let mask = match (keep, matched) {
+            (Some(k), Some(m)) => Some(and(&k, &m)?),
+            (k, m) => k.or(m),
         };
         cols.truncate(self.outputs);
         let batch = RecordBatch::try_new_with_options(
             self.output.clone(),
             cols,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(node.rows as usize)),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         let batch = match mask {
             Some(m) => filter_record_batch(&batch, &m)?,
@@ -208,7 +271,19 @@ impl Table {
 
     /// Number of rows.
     pub fn num_rows(&self) -> u64 {
-        self.tree.rows()
+        match &self.overlay {
+            Some(o) => self.tree.rows() - o.shadowed() + o.live(),
+            None => self.tree.rows(),
+        }
+    }
+
+    /// Keyframe leaves, then overlay batches.
+    fn units(&self) -> Result<Vec<Unit>> {
+        let mut units: Vec<Unit> = self.tree.leaves()?.into_iter().map(Unit::Leaf).collect();
+        if let Some(o) = &self.overlay {
+            units.extend((0..o.batches.len()).map(Unit::Batch));
+        }
+        Ok(units)
     }
 
     /// The version that last changed this table.
@@ -216,14 +291,16 @@ impl Table {
         self.entry.changed_at
     }
 
-    /// Scans the table in key order, one batch per leaf that has matching rows.
+    /// Scans the table: every visible row that matches, in batches. Rows come in key order
+    /// at a keyframe version; at an overlay version the overlay's rows come after the
+    /// keyframe's (use [`Table::range`] for key order at any version).
     pub fn scan(&self, opts: &ScanOptions) -> Result<Scan> {
         let plan = ScanPlan::new(self.tree.layout(), opts)?;
-        let leaves = self.tree.leaves()?;
         Ok(Scan {
             tree: self.tree.clone(),
+            overlay: self.overlay.clone(),
             plan,
-            leaves: leaves.into_iter(),
+            units: self.units()?.into_iter(),
         })
     }
 
@@ -235,10 +312,11 @@ impl Table {
     ) -> Result<impl ParallelIterator<Item = Result<RecordBatch>> + use<>> {
         let plan = ScanPlan::new(self.tree.layout(), opts)?;
         let tree = self.tree.clone();
-        let leaves = self.tree.leaves()?;
-        Ok(leaves
+        let overlay = self.overlay.clone();
+        Ok(self
+            .units()?
             .into_par_iter()
-            .filter_map(move |l| plan.leaf(&tree, &l).transpose()))
+            .filter_map(move |u| plan.unit(&tree, overlay.as_deref(), &u).transpose()))
     }
 
     /// The schema of what a scan with `opts` returns.
@@ -283,6 +361,14 @@ impl Table {
     /// The row with `key`, as a one-row batch, or `None`.
     pub fn get(&self, key: impl Into<Key>) -> Result<Option<RecordBatch>> {
         let (encoded, probe) = self.encode_key(&key.into())?;
+        if let Some(o) = &self.overlay
+            && let Some(entry) = o.entry(&encoded)?
+        {
+            return match entry.row {
+                Some(loc) => Ok(Some(o.row(&self.tree, loc)?)),
+                None => Ok(None),
+            };
+        }
         let Some(leaf) = self.tree.find_leaf(&encoded)? else {
             return Ok(None);
         };
@@ -319,27 +405,58 @@ impl Table {
             Bound::Unbounded => Bound::Unbounded,
         };
         let (lo_b, hi_b) = (as_bytes(&lo), as_bytes(&hi));
-        let leaves = self.tree.leaves_in(
+        let (lo_r, hi_r) = (
             lo_b.as_ref().map(|k| k.as_slice()),
             hi_b.as_ref().map(|k| k.as_slice()),
-        )?;
+        );
+        let mut parts: Vec<Part> = self
+            .tree
+            .leaves_in(lo_r, hi_r)?
+            .into_iter()
+            .map(|l| Part {
+                leaf: Some(l),
+                overlay: Vec::new(),
+            })
+            .collect();
+        if let Some(o) = &self.overlay {
+            let rows = o.rows_in(lo_r, hi_r)?;
+            if parts.is_empty() && !rows.is_empty() {
+                parts.push(Part {
+                    leaf: None,
+                    overlay: Vec::new(),
+                });
+            }
+            // Each overlay row joins the part whose leaf's key interval holds its key.
+            for (key, loc) in rows {
+                let at = parts
+                    .partition_point(|p| {
+                        p.leaf
+                            .as_ref()
+                            .is_some_and(|l| l.entry.first_key.as_slice() <= key.as_slice())
+                    })
+                    .saturating_sub(1);
+                parts[at].overlay.push(loc);
+            }
+        }
         Ok(Range {
             tree: self.tree.clone(),
+            overlay: self.overlay.clone(),
             lo: lo.map(|(_, a)| a),
             hi: hi.map(|(_, a)| a),
             front: 0,
-            back: leaves.len(),
-            leaves,
+            back: parts.len(),
+            parts,
         })
     }
 }
 
-/// A full scan in key order; see [`Table::scan`].
+/// A full scan; see [`Table::scan`].
 #[derive(Debug)]
 pub struct Scan {
     tree: Tree,
+    overlay: Option<Arc<OverlayView>>,
     plan: ScanPlan,
-    leaves: std::vec::IntoIter<LeafEntry>,
+    units: std::vec::IntoIter<Unit>,
 }
 
 impl Scan {
@@ -353,12 +470,12 @@ impl Iterator for Scan {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        for leaf in self.leaves.by_ref() {
-            match self.plan.leaf(&self.tree, &leaf) {
+        while let Some(unit) = self.units.next() {
+            match self.plan.unit(&self.tree, self.overlay.as_deref(), &unit) {
                 Ok(Some(b)) => return Some(Ok(b)),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.leaves = Vec::new().into_iter();
+                    self.units = Vec::new().into_iter();
                     return Some(Err(e));
                 }
             }
@@ -371,17 +488,26 @@ impl Iterator for Scan {
 #[derive(Debug)]
 pub struct Range {
     tree: Tree,
+    overlay: Option<Arc<OverlayView>>,
     lo: Bound<Vec<ArrayRef>>,
     hi: Bound<Vec<ArrayRef>>,
-    leaves: Vec<LeafEntry>,
+    parts: Vec<Part>,
     front: usize,
     back: usize,
 }
 
+/// One step of a range scan: a keyframe leaf and the overlay rows within its key interval.
+#[derive(Debug)]
+struct Part {
+    leaf: Option<LeafEntry>,
+    /// Overlay rows in the range and the leaf's interval, in key order.
+    overlay: Vec<RowLocation>,
+}
+
 impl Range {
-    /// The rows of leaf `i` within the bounds.
-    fn rows_of(&self, i: usize) -> Result<Option<RecordBatch>> {
-        let node = self.tree.read_leaf(&self.leaves[i].entry)?;
+    /// The keyframe rows of a leaf within the bounds and not shadowed.
+    fn keyframe_rows(&self, leaf: &LeafEntry) -> Result<Option<RecordBatch>> {
+        let node = self.tree.read_leaf(&leaf.entry)?;
         let layout = self.tree.layout();
         let keys = self
             .tree
@@ -406,8 +532,71 @@ impl Range {
         if start >= end {
             return Ok(None);
         }
+        let keep = match &self.overlay {
+            Some(o) => match o.keyframe_mask(leaf.ordinal + start as u64, (end - start) as u64) {
+                Some(mask) => mask,
+                None => return Ok(None),
+            },
+            None => None,
+        };
         let batch = self.tree.read_batch(&node, Access::Cached)?;
-        Ok(Some(batch.slice(start, end - start)))
+        let batch = batch.slice(start, end - start);
+        Ok(Some(match keep {
+            Some(mask) => filter_record_batch(&batch, &mask)?,
+            None => batch,
+        }))
+    }
+
+    /// The overlay rows at `locs`, in that order.
+    fn overlay_rows(&self, locs: &[RowLocation]) -> Result<Option<RecordBatch>> {
+        let Some(o) = &self.overlay else {
+            return Ok(None);
+        };
+        if locs.is_empty() {
+            return Ok(None);
+        }
+        let schema = self.tree.layout().schema.clone();
+        let all: Vec<usize> = (0..schema.fields().len()).collect();
+        let mut sources: Vec<RecordBatch> = Vec::new();
+        let mut slot: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+        let mut picks = Vec::with_capacity(locs.len());
+        for l in locs {
+            let at = match slot.get(&l.batch) {
+                Some(&at) => at,
+                None => {
+                    let cols =
+                        o.batch_columns(&self.tree, l.batch as usize, &all, Access::Cached)?;
+                    sources.push(RecordBatch::try_new(schema.clone(), cols)?);
+                    slot.insert(l.batch, sources.len() - 1);
+                    sources.len() - 1
+                }
+            };
+            picks.push((at, l.row as usize));
+        }
+        let refs: Vec<&RecordBatch> = sources.iter().collect();
+        Ok(Some(interleave_record_batch(&refs, &picks)?))
+    }
+
+    /// The rows of part `i`, in key order.
+    fn rows_of(&self, i: usize) -> Result<Option<RecordBatch>> {
+        let part = &self.parts[i];
+        let base = match &part.leaf {
+            Some(leaf) => self.keyframe_rows(leaf)?,
+            None => None,
+        };
+        let extra = self.overlay_rows(&part.overlay)?;
+        let merged = match (base, extra) {
+            (None, None) => return Ok(None),
+            (Some(b), None) | (None, Some(b)) => b,
+            (Some(a), Some(b)) => {
+                let both = concat_batches(&a.schema(), [&a, &b])?;
+                let keys = self.tree.layout().key.encode_batch(&both)?;
+                let mut order: Vec<u32> = (0..both.num_rows() as u32).collect();
+                order.sort_unstable_by(|&x, &y| keys.row(x as usize).cmp(&keys.row(y as usize)));
+                take_record_batch(&both, &UInt32Array::from(order))?
+            }
+        };
+        Ok((merged.num_rows() > 0).then_some(merged))
     }
 
     fn fail(&mut self, e: Error) -> Option<Result<RecordBatch>> {

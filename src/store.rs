@@ -32,8 +32,10 @@ const KNOWN_FEATURES: u32 = 0;
 /// What kind of data a version is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionKind {
-    /// A full keyframe of every table.
+    /// Every table the commit changed was written as a keyframe.
     Keyframe,
+    /// At least one table the commit changed was written as an overlay over its keyframe.
+    Overlay,
 }
 
 impl VersionKind {
@@ -41,6 +43,7 @@ impl VersionKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             VersionKind::Keyframe => "keyframe",
+            VersionKind::Overlay => "overlay",
         }
     }
 }
@@ -85,6 +88,7 @@ pub(crate) struct StoreInner {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) source: Arc<Source>,
     defs: RwLock<HashMap<CatalogRef, Arc<LoadedDef>>>,
+    logs: RwLock<HashMap<PathBuf, Arc<reeldb_overlay::NodeLog>>>,
 }
 
 /// An open store. Cheap to clone; any number of readers in any number of processes may read
@@ -174,6 +178,7 @@ impl Store {
                 }),
                 storage,
                 defs: RwLock::new(HashMap::new()),
+                logs: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -321,12 +326,21 @@ impl Store {
         for v in 1..=latest {
             let rec = self.read_record(&self.index().entry(v)?)?;
             for t in &rec.tables {
+                let keyframe_rows = t.root.as_ref().map_or(0, |r| r.rows);
+                let rows = match &t.overlay {
+                    Some(o) => keyframe_rows - o.shadowed + o.live,
+                    None => keyframe_rows,
+                };
                 if let Some(r) = &t.root {
-                    logical += r.raw_bytes;
+                    // At an overlay version, the keyframe's bytes per row times its rows.
+                    logical += r.raw_bytes * rows / keyframe_rows.max(1);
                     referenced += r.leaves * u64::from(t.columns);
                 }
+                if let Some(o) = &t.overlay {
+                    referenced += o.batches.len() as u64 * u64::from(t.columns);
+                }
                 if v == latest {
-                    latest_rows.insert(t.name.clone(), t.root.as_ref().map_or(0, |r| r.rows));
+                    latest_rows.insert(t.name.clone(), rows);
                 }
             }
             stored = rec.blocks_stored;
@@ -345,6 +359,25 @@ impl Store {
             },
             latest_rows,
         })
+    }
+
+    /// The shared reader of the overlay node log at `path`.
+    pub(crate) fn node_log(&self, path: &Path) -> Arc<reeldb_overlay::NodeLog> {
+        if let Ok(logs) = self.inner.logs.read()
+            && let Some(l) = logs.get(path)
+        {
+            return l.clone();
+        }
+        let log = Arc::new(reeldb_overlay::NodeLog::new(
+            self.inner.storage.clone(),
+            path,
+            reeldb_overlay::key_hash,
+        ));
+        if let Ok(mut logs) = self.inner.logs.write() {
+            logs.entry(path.to_path_buf())
+                .or_insert_with(|| log.clone());
+        }
+        log
     }
 
     pub(crate) fn load_def(&self, r: CatalogRef) -> Result<Arc<LoadedDef>> {
@@ -403,7 +436,11 @@ pub(crate) fn key_indices(
 pub(crate) fn info_of(rec: &VersionRecord) -> VersionInfo {
     VersionInfo {
         version: rec.version,
-        kind: VersionKind::Keyframe,
+        kind: if rec.kind == 1 {
+            VersionKind::Overlay
+        } else {
+            VersionKind::Keyframe
+        },
         committed_at: DateTime::from_timestamp_micros(rec.committed_at).unwrap_or_default(),
         source_offset: rec.source_offset,
         meta: rec.meta.iter().cloned().collect(),

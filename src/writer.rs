@@ -6,8 +6,8 @@
 //! version's index entry and syncs it: that append is the commit point. A failure before it
 //! cuts every file back, so the store is unchanged; a failure to sync poisons the writer.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, UInt32Array};
@@ -21,13 +21,17 @@ use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{AppendFile, LockGuard};
 use reeldb_keyframe::tree::{TableLayout, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
+use reeldb_overlay::NodeLogWriter;
 
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
 use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry, VersionRecord};
 use crate::catalog::{index_path, records_path};
 use crate::error::{Error, Result, lock_error};
+use crate::overlay_commit::{fold_overlay, write_overlay};
+use crate::snapshot::{Snapshot, Table};
 use crate::store::{LOCK_FILE, Store, key_indices};
+use crate::value::Key;
 
 /// Options for a [`Writer`].
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub struct WriterOptions {
     sync: bool,
     max_pack_len: Option<u64>,
     shape: TreeShape,
+    keyframe_every: u32,
+    keyframe_fraction: f64,
 }
 
 impl Default for WriterOptions {
@@ -43,6 +49,8 @@ impl Default for WriterOptions {
             sync: true,
             max_pack_len: None,
             shape: TreeShape::default(),
+            keyframe_every: 1,
+            keyframe_fraction: 0.25,
         }
     }
 }
@@ -66,6 +74,23 @@ impl WriterOptions {
         self
     }
 
+    /// A table's change is written as a new keyframe on every `n`-th commit to the table
+    /// since its last keyframe, and as an overlay over that keyframe otherwise. 1 (for now
+    /// the default) makes every commit a keyframe.
+    #[must_use]
+    pub fn keyframe_every(mut self, n: u32) -> Self {
+        self.keyframe_every = n.max(1);
+        self
+    }
+
+    /// A table's change is written as a keyframe once its overlay would hold more keys than
+    /// this fraction of the keyframe's rows (default 0.25).
+    #[must_use]
+    pub fn keyframe_fraction(mut self, fraction: f64) -> Self {
+        self.keyframe_fraction = fraction.max(0.0);
+        self
+    }
+
     /// Seals a pack file once it passes this many bytes (default 1 GiB).
     #[must_use]
     pub fn max_pack_len(mut self, len: u64) -> Self {
@@ -85,6 +110,8 @@ pub struct Writer {
     index: Box<dyn AppendFile>,
     options: WriterOptions,
     poisoned: bool,
+    /// Node logs of the generations this writer has appended to.
+    logs: HashMap<PathBuf, NodeLogWriter>,
 }
 
 impl Writer {
@@ -123,6 +150,7 @@ impl Writer {
             head,
             options,
             poisoned: false,
+            logs: HashMap::new(),
         };
         writer.remember_latest()?;
         Ok(writer)
@@ -137,6 +165,13 @@ impl Writer {
         let source = self.store.inner.source.clone();
         let mut refs: Vec<RecordRef> = Vec::new();
         for t in &rec.tables {
+            if let Some(o) = &t.overlay {
+                refs.extend(
+                    o.batches
+                        .iter()
+                        .flat_map(|b| b.columns.iter().map(RecordRef::from)),
+                );
+            }
             let Some(root) = &t.root else { continue };
             let root = Root::from(root);
             let mut stack = vec![(root.entry.node, root.height)];
@@ -172,6 +207,7 @@ impl Writer {
             changes: BTreeMap::new(),
             meta: Vec::new(),
             source_offset: None,
+            keyframe: false,
         }
     }
 
@@ -200,6 +236,9 @@ impl Writer {
             None => (RECORDS_HEADER_LEN, ENTRY_LEN),
         };
         self.packs.abort()?;
+        for log in self.logs.values_mut() {
+            log.abort()?;
+        }
         storage.truncate(&records_path(), records_len)?;
         storage.truncate(&index_path(), index_len)?;
         self.records = storage.open_append(&records_path())?;
@@ -235,6 +274,7 @@ pub struct Transaction<'w> {
     changes: BTreeMap<String, TableChange>,
     meta: Vec<(String, String)>,
     source_offset: Option<u64>,
+    keyframe: bool,
 }
 
 fn same_fields(table: &str, want: &SchemaRef, got: &SchemaRef) -> Result<()> {
@@ -434,6 +474,12 @@ impl Transaction<'_> {
         self
     }
 
+    /// Writes every table this commit changes as a new keyframe, whatever the policy says.
+    pub fn keyframe(&mut self) -> &mut Self {
+        self.keyframe = true;
+        self
+    }
+
     /// Records the position in the source event stream this version reflects. It must be
     /// greater than any offset recorded before.
     pub fn source_offset(&mut self, offset: u64) -> &mut Self {
@@ -449,6 +495,7 @@ impl Transaction<'_> {
             changes,
             mut meta,
             source_offset,
+            keyframe,
         } = self;
         if writer.poisoned {
             return Err(Error::Poisoned);
@@ -475,16 +522,16 @@ impl Transaction<'_> {
         let mut prepared = Vec::new();
         for (name, change) in changes {
             let layout = writer.table_layout(&name, &creates)?;
-            let old_root = writer
-                .head
-                .as_ref()
-                .and_then(|(_, r)| r.tables.iter().find(|t| t.name == name))
-                .and_then(|t| t.root.as_ref().map(Root::from));
-            let old = Tree::new(writer.store.inner.source.clone(), layout.clone(), old_root);
-            let sorted = prepare(&name, &layout, &old, change)?;
-            prepared.push((name, old, sorted));
+            let current = match &writer.head {
+                Some((_, rec)) if rec.tables.iter().any(|t| t.name == name) => {
+                    Some(Snapshot::new(writer.store.clone(), rec.clone()).table(&name)?)
+                }
+                _ => None,
+            };
+            let sorted = prepare(&name, &layout, current.as_ref(), change)?;
+            prepared.push((name, sorted));
         }
-        let result = write_version(writer, creates, prepared, meta, source_offset);
+        let result = write_version(writer, creates, prepared, meta, source_offset, keyframe);
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -517,9 +564,10 @@ fn last_offset_version(writer: &Writer, p: IndexEntry) -> Result<u64> {
 fn write_version(
     writer: &mut Writer,
     creates: Vec<PendingTable>,
-    prepared: Vec<(String, Tree, Option<SortedChanges>)>,
+    prepared: Vec<(String, Option<SortedChanges>)>,
     meta: Vec<(String, String)>,
     source_offset: Option<u64>,
+    force_keyframe: bool,
 ) -> Result<u64> {
     let prev = writer.head.as_ref().map(|(e, r)| (*e, r));
     let version = prev.map_or(1, |(e, _)| e.version + 1);
@@ -551,18 +599,58 @@ fn write_version(
                 columns: p.layout.schema.fields().len() as u32,
                 root: None,
                 changed_at: version,
+                keyframe_at: version,
+                overlay: None,
             },
         );
     }
-    for (name, old, sorted) in prepared {
-        let Some(sorted) = sorted else { continue };
-        let root = builder::apply(&mut writer.packs, &writer.options.shape, &old, &sorted)?;
-        if let Some(t) = tables.get_mut(&name) {
-            t.root = root.as_ref().map(RootRecord::from);
-            t.changed_at = version;
-        }
-    }
     let durable = writer.options.sync;
+    let mut kind = 0u8;
+    for (name, sorted) in prepared {
+        let Some(sorted) = sorted else { continue };
+        let layout = writer.table_layout(&name, &creates)?;
+        let Some(t) = tables.get_mut(&name) else {
+            continue;
+        };
+        let tree = Tree::new(
+            writer.store.inner.source.clone(),
+            layout.clone(),
+            t.root.as_ref().map(Root::from),
+        );
+        let changed = (sorted.upserts.num_rows() + sorted.deletes.len()) as f64;
+        let as_keyframe = match &t.overlay {
+            _ if force_keyframe => true,
+            None if t.root.is_none() => true,
+            None => writer.options.keyframe_every <= 1,
+            Some(o) => {
+                o.commits + 1 >= writer.options.keyframe_every
+                    || o.entries as f64 + changed
+                        > writer.options.keyframe_fraction * tree.rows() as f64
+            }
+        };
+        if as_keyframe {
+            let sorted = match &t.overlay {
+                Some(o) => fold_overlay(&writer.store, t, o, &tree, sorted)?,
+                None => sorted,
+            };
+            let root = builder::apply(&mut writer.packs, &writer.options.shape, &tree, &sorted)?;
+            t.root = root.as_ref().map(RootRecord::from);
+            t.overlay = None;
+            t.keyframe_at = version;
+        } else {
+            kind = 1;
+            t.overlay = Some(write_overlay(
+                &mut writer.packs,
+                &mut writer.logs,
+                writer.store.inner.storage.clone(),
+                t,
+                &tree,
+                &sorted,
+                durable,
+            )?);
+        }
+        t.changed_at = version;
+    }
     let packs = writer.packs.sync(durable)?;
     let blocks_after = writer.packs.appended();
     let (prev_blocks, prev_bytes) =
@@ -572,6 +660,7 @@ fn write_version(
         committed_at,
         source_offset,
         meta,
+        kind,
         tables: tables.into_values().collect(),
         packs,
         blocks_stored: prev_blocks + (blocks_after.0 - blocks_before.0),
@@ -602,15 +691,19 @@ fn write_version(
     if durable {
         writer.index.sync()?;
     }
+    for log in writer.logs.values_mut() {
+        log.mark_committed();
+    }
     writer.head = Some((entry, rec));
     Ok(version)
 }
 
 /// Validates one table's change and sorts it into key order; `None` when it changes nothing.
+/// `current` is the table as it stands (`None` for a table this commit creates).
 fn prepare(
     table: &str,
     layout: &TableLayout,
-    old: &Tree,
+    current: Option<&Table>,
     change: TableChange,
 ) -> Result<Option<SortedChanges>> {
     match change {
@@ -643,6 +736,10 @@ fn prepare(
         }
         TableChange::Replace(batches) => {
             let (state, keys) = sorted_unique(table, layout, &batches)?;
+            let old: Box<dyn Iterator<Item = Result<RecordBatch>>> = match current {
+                Some(t) => Box::new(t.range::<Key, _>(..)?),
+                None => Box::new(std::iter::empty()),
+            };
             diff(layout, old, &state, &keys)
         }
     }
@@ -717,11 +814,11 @@ fn sorted_unique(
     Ok((sorted, keys))
 }
 
-/// The changes that turn `old` into `state` (sorted, unique keys): rows that are new or
-/// differ, and keys that are gone.
+/// The changes that turn `old` (the current rows, in key order) into `state` (sorted, unique
+/// keys): rows that are new or differ, and keys that are gone.
 fn diff(
     layout: &TableLayout,
-    old: &Tree,
+    old: impl Iterator<Item = Result<RecordBatch>>,
     state: &RecordBatch,
     keys: &arrow_row::Rows,
 ) -> Result<Option<SortedChanges>> {
@@ -737,9 +834,8 @@ fn diff(
     let mut deletes: Vec<Vec<u8>> = Vec::new();
     let mut j = 0usize;
     let n = state.num_rows();
-    for leaf in old.leaves()? {
-        let node = old.read_leaf(&leaf.entry)?;
-        let batch = old.read_batch(&node, reeldb_keyframe::Access::Streaming)?;
+    for batch in old {
+        let batch = batch?;
         let old_keys = layout.key.encode_batch(&batch)?;
         let old_rows = whole.convert_columns(batch.columns())?;
         for i in 0..batch.num_rows() {

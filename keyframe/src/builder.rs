@@ -440,7 +440,7 @@ mod tests {
         for probe in [0i64, 1, 3, 299, 300, 1497, 1498, -5] {
             let arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![probe]))];
             let enc = layout.key.encode_columns(&arrays).unwrap();
-            let want = (probe >= 0 && probe % 3 == 0 && probe < 1500).then(|| (probe / 3) as u64);
+            let want = (probe >= 0 && probe % 3 == 0 && probe < 1500).then_some((probe / 3) as u64);
             assert_eq!(
                 tree.ordinal_of(enc.row(0).as_ref(), &arrays).unwrap(),
                 want,

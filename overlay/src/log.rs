@@ -233,8 +233,9 @@ impl NodeLogWriter {
         self.file.len() <= LOG_HEADER_LEN
     }
 
-    /// Ends a commit: makes appended nodes durable (unless `durable` is false) and returns
-    /// the length the commit records. A newly created log's directory entry is synced too.
+    /// Makes appended nodes durable (unless `durable` is false) and returns the length the
+    /// commit records. A newly created log's directory entry is synced too. The nodes stay
+    /// pending until [`NodeLogWriter::mark_committed`].
     pub fn sync(&mut self, durable: bool) -> Result<u64> {
         if durable {
             self.file.sync()?;
@@ -245,11 +246,15 @@ impl NodeLogWriter {
             }
         }
         self.created = false;
-        self.committed = self.file.len();
-        Ok(self.committed)
+        Ok(self.file.len())
     }
 
-    /// Forgets what was appended since the last sync.
+    /// Records that the commit referencing everything appended so far is durable.
+    pub fn mark_committed(&mut self) {
+        self.committed = self.file.len();
+    }
+
+    /// Forgets what was appended since the last [`NodeLogWriter::mark_committed`].
     pub fn abort(&mut self) -> Result<()> {
         let storage = self.log.storage.clone();
         let path = self.log.path.clone();

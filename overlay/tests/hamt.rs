@@ -82,6 +82,7 @@ fn commit(
     }
     let root = b.commit(w).unwrap();
     w.sync(false).unwrap();
+    w.mark_committed();
     root
 }
 

@@ -26,6 +26,15 @@ pub fn records_path() -> std::path::PathBuf {
     Path::new(CATALOG_DIR).join("records.log")
 }
 
+/// Directory of the overlay node logs.
+pub const OVERLAY_DIR: &str = "overlays";
+
+/// Path of the node log of the generation whose keyframe version `keyframe_at` wrote, for
+/// the table whose definition record is at `def_offset`.
+pub fn overlay_log_path(def_offset: u64, keyframe_at: u64) -> std::path::PathBuf {
+    Path::new(OVERLAY_DIR).join(format!("t{def_offset}-g{keyframe_at}.hamt"))
+}
+
 /// Path of the version index.
 pub fn index_path() -> std::path::PathBuf {
     Path::new(CATALOG_DIR).join("versions.idx")

@@ -124,10 +124,81 @@ pub struct TableEntry {
     pub def: CatalogRef,
     /// Number of columns (for block counts without reading the definition).
     pub columns: u32,
-    /// Root of its keyframe (`None` when empty).
+    /// Root of the generation's keyframe (`None` when it is empty).
     pub root: Option<RootRecord>,
     /// The version that last changed the table.
     pub changed_at: u64,
+    /// The version that wrote the generation's keyframe (its generation number).
+    pub keyframe_at: u64,
+    /// The overlay over the keyframe at this version (`None`: the keyframe is the state).
+    pub overlay: Option<OverlayRecord>,
+}
+
+/// A block of an overlay row batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// Pack of the column block.
+    pub pack: u32,
+    /// Offset of the column block.
+    pub offset: u64,
+    /// Framed length of the column block.
+    pub len: u32,
+    /// Content hash of the column block.
+    pub hash: [u8; 16],
+}
+
+impl From<&BlockRecord> for RecordRef {
+    fn from(b: &BlockRecord) -> Self {
+        RecordRef {
+            pack: b.pack,
+            offset: b.offset,
+            len: b.len,
+            hash: ContentHash(b.hash),
+        }
+    }
+}
+
+impl From<&RecordRef> for BlockRecord {
+    fn from(r: &RecordRef) -> Self {
+        BlockRecord {
+            pack: r.pack,
+            offset: r.offset,
+            len: r.len,
+            hash: r.hash.0,
+        }
+    }
+}
+
+/// The rows one overlay commit upserted into a table: one block per column.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Rows in the batch.
+    pub rows: u32,
+    /// One block per table column, in schema order.
+    pub columns: Vec<BlockRecord>,
+}
+
+/// A table's overlay at one version (see the overlay crate).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OverlayRecord {
+    /// Committed length of the generation's node log.
+    pub log_len: u64,
+    /// Trie root: offset and checksum in the node log.
+    pub root: Option<(u64, u64)>,
+    /// Deletion-vector blob: offset and checksum.
+    pub deletion_vector: (u64, u64),
+    /// Live-rows blob: offset and checksum.
+    pub live_rows: (u64, u64),
+    /// Keys the trie holds.
+    pub entries: u64,
+    /// Keyframe rows shadowed (the deletion vector's cardinality).
+    pub shadowed: u64,
+    /// Overlay rows live (the live bitmap's cardinality).
+    pub live: u64,
+    /// Overlay commits to the table since its keyframe.
+    pub commits: u32,
+    /// Every row batch of the generation so far, in commit order.
+    pub batches: Vec<BatchRecord>,
 }
 
 /// Everything a version is.
@@ -141,6 +212,9 @@ pub struct VersionRecord {
     pub source_offset: Option<u64>,
     /// User metadata.
     pub meta: Vec<(String, String)>,
+    /// 0 when every table this commit changed was written as a keyframe, 1 when any was
+    /// written as an overlay.
+    pub kind: u8,
     /// Every table, sorted by name.
     pub tables: Vec<TableEntry>,
     /// Committed length of every pack file.

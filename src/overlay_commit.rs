@@ -1,0 +1,160 @@
+//! Writing a table's change as an overlay (its rows as a batch in the packs, its keys in the
+//! generation's trie, with the deletion vector and live rows), and folding an overlay into
+//! the changes that make the next keyframe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::interleave_record_batch;
+use reeldb_keyframe::builder::SortedChanges;
+use reeldb_keyframe::format::content_hash;
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::storage::Storage;
+use reeldb_keyframe::tree::{Access, Tree};
+use reeldb_keyframe::{PackWriter, block};
+use reeldb_overlay::hamt::for_each;
+use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply, key_hash};
+
+use crate::catalog::version::{BatchRecord, BlockRecord, OverlayRecord, TableEntry};
+use crate::catalog::{OVERLAY_DIR, overlay_log_path};
+use crate::error::Result;
+use crate::overlay_view::{OverlayView, refs_of, starts_of};
+use crate::store::Store;
+
+/// Writes `changes` to table `t` (whose keyframe is `tree`) as its next overlay version.
+pub(crate) fn write_overlay(
+    packs: &mut PackWriter,
+    logs: &mut HashMap<PathBuf, NodeLogWriter>,
+    storage: Arc<dyn Storage>,
+    t: &TableEntry,
+    tree: &Tree,
+    changes: &SortedChanges,
+    durable: bool,
+) -> Result<OverlayRecord> {
+    let path = overlay_log_path(t.def.offset, t.keyframe_at);
+    let prev = t.overlay.as_ref();
+    if !logs.contains_key(&path) {
+        storage.create_dir_all(std::path::Path::new(OVERLAY_DIR))?;
+        let log = NodeLogWriter::open(storage, &path, prev.map(|o| o.log_len), key_hash)?;
+        logs.insert(path.clone(), log);
+    }
+    let Some(log) = logs.get_mut(&path) else {
+        unreachable!("the node log was inserted just above");
+    };
+
+    // The commit's rows, one block per column.
+    let mut batches = prev.map_or_else(Vec::new, |o| o.batches.clone());
+    let batch = batches.len() as u32;
+    let rows = changes.upserts.num_rows() as u32;
+    if rows > 0 {
+        let mut columns = Vec::with_capacity(changes.upserts.num_columns());
+        for c in changes.upserts.columns() {
+            let raw = block::encode(c)?;
+            let r = packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?;
+            columns.push(BlockRecord::from(&r));
+        }
+        batches.push(BatchRecord { rows, columns });
+    }
+
+    let prev_version = match prev {
+        Some(o) => OverlayVersion::load(log.reader(), &refs_of(o))?,
+        None => OverlayVersion::default(),
+    };
+    let mut edits: Vec<Change<'_>> = (0..rows)
+        .map(|i| Change {
+            key: changes.upsert_keys.row(i as usize).data(),
+            row: Some(RowLocation { batch, row: i }),
+        })
+        .collect();
+    edits.extend(changes.deletes.iter().map(|k| Change { key: k, row: None }));
+    let layout = tree.layout().clone();
+    let mut ordinal = |key: &[u8]| -> reeldb_overlay::Result<Option<u64>> {
+        let probe = layout.key.decode(&[key])?;
+        Ok(tree.ordinal_of(key, &probe)?)
+    };
+    let starts = starts_of(&batches);
+    let next = apply(log, &prev_version, edits, &mut ordinal, &|l| {
+        starts[l.batch as usize] + l.row
+    })?;
+    let refs = next.store(log)?;
+    let log_len = log.sync(durable)?;
+    Ok(OverlayRecord {
+        log_len,
+        root: refs.root.map(|r| (r.offset, r.checksum)),
+        deletion_vector: (refs.shadowed.offset, refs.shadowed.checksum),
+        live_rows: (refs.live.offset, refs.live.checksum),
+        entries: next.entries,
+        shadowed: next.shadowed.len(),
+        live: next.live.len(),
+        commits: prev.map_or(0, |o| o.commits) + 1,
+        batches,
+    })
+}
+
+/// Where a key's row comes from when an overlay is folded into a keyframe.
+enum Source {
+    Overlay(RowLocation),
+    Commit(usize),
+    Delete,
+}
+
+/// The changes that turn the keyframe `tree` into its state with overlay `o` and then
+/// `changes` applied: the input of the next keyframe.
+pub(crate) fn fold_overlay(
+    store: &Store,
+    t: &TableEntry,
+    o: &OverlayRecord,
+    tree: &Tree,
+    changes: SortedChanges,
+) -> Result<SortedChanges> {
+    let view = OverlayView::load(
+        store.node_log(&overlay_log_path(t.def.offset, t.keyframe_at)),
+        o,
+    )?;
+    let mut ops: BTreeMap<Vec<u8>, Source> = BTreeMap::new();
+    for_each(&view.log, view.version.root, &mut |e| {
+        match e.row {
+            Some(loc) => ops.insert(e.key, Source::Overlay(loc)),
+            None if e.shadows.is_some() => ops.insert(e.key, Source::Delete),
+            None => None,
+        };
+    })?;
+    for i in 0..changes.upserts.num_rows() {
+        ops.insert(
+            changes.upsert_keys.row(i).as_ref().to_vec(),
+            Source::Commit(i),
+        );
+    }
+    for k in changes.deletes {
+        ops.insert(k, Source::Delete);
+    }
+    let layout = tree.layout();
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    let mut sources: Vec<RecordBatch> = (0..view.batches.len())
+        .map(|b| {
+            let cols = view.batch_columns(tree, b, &all, Access::Streaming)?;
+            Ok(RecordBatch::try_new(layout.schema.clone(), cols)?)
+        })
+        .collect::<Result<_>>()?;
+    let commit_source = sources.len();
+    sources.push(changes.upserts);
+    let mut picks = Vec::new();
+    let mut deletes = Vec::new();
+    for (key, src) in ops {
+        match src {
+            Source::Overlay(l) => picks.push((l.batch as usize, l.row as usize)),
+            Source::Commit(i) => picks.push((commit_source, i)),
+            Source::Delete => deletes.push(key),
+        }
+    }
+    let refs: Vec<&RecordBatch> = sources.iter().collect();
+    let upserts = interleave_record_batch(&refs, &picks)?;
+    let upsert_keys = layout.key.encode_batch(&upserts)?;
+    Ok(SortedChanges {
+        upserts,
+        upsert_keys,
+        deletes,
+    })
+}
