@@ -98,6 +98,9 @@ pub struct ScanOptions {
     /// Rows to return (`None`: every row). Pushed down: leaves whose zone maps rule the filter
     /// out are not read.
     pub filter: Option<Filter>,
+    /// Return rows in key order at every version (a merge of keyframe and overlay; without
+    /// it, rows are in key order only at keyframe versions).
+    pub key_order: bool,
 }
 
 impl ScanOptions {
@@ -117,6 +120,13 @@ impl ScanOptions {
     #[must_use]
     pub fn filter(mut self, filter: Filter) -> Self {
         self.filter = Some(filter);
+        self
+    }
+
+    /// Rows in key order at every version.
+    #[must_use]
+    pub fn in_key_order(mut self) -> Self {
+        self.key_order = true;
         self
     }
 }
@@ -296,11 +306,16 @@ impl Table {
     /// keyframe's (use [`Table::range`] for key order at any version).
     pub fn scan(&self, opts: &ScanOptions) -> Result<Scan> {
         let plan = ScanPlan::new(self.tree.layout(), opts)?;
+        let source = if opts.key_order && self.overlay.is_some() {
+            ScanSource::Ordered(Box::new(self.range::<Key, _>(..)?))
+        } else {
+            ScanSource::Units(self.units()?.into_iter())
+        };
         Ok(Scan {
             tree: self.tree.clone(),
             overlay: self.overlay.clone(),
             plan,
-            units: self.units()?.into_iter(),
+            source,
         })
     }
 
@@ -456,7 +471,16 @@ pub struct Scan {
     tree: Tree,
     overlay: Option<Arc<OverlayView>>,
     plan: ScanPlan,
-    units: std::vec::IntoIter<Unit>,
+    source: ScanSource,
+}
+
+/// Where a scan's rows come from.
+#[derive(Debug)]
+enum ScanSource {
+    /// Keyframe leaves then overlay batches.
+    Units(std::vec::IntoIter<Unit>),
+    /// The merged key-ordered range over the whole table.
+    Ordered(Box<Range>),
 }
 
 impl Scan {
@@ -470,12 +494,30 @@ impl Iterator for Scan {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(unit) = self.units.next() {
-            match self.plan.unit(&self.tree, self.overlay.as_deref(), &unit) {
+        loop {
+            let step = match &mut self.source {
+                ScanSource::Units(units) => {
+                    let unit = units.next()?;
+                    self.plan.unit(&self.tree, self.overlay.as_deref(), &unit)
+                }
+                ScanSource::Ordered(range) => match range.next()? {
+                    Ok(batch) => {
+                        let cols = self
+                            .plan
+                            .read
+                            .iter()
+                            .map(|&c| batch.column(c).clone())
+                            .collect();
+                        self.plan.finish(cols, batch.num_rows(), None)
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match step {
                 Ok(Some(b)) => return Some(Ok(b)),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.units = Vec::new().into_iter();
+                    self.source = ScanSource::Units(Vec::new().into_iter());
                     return Some(Err(e));
                 }
             }

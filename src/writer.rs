@@ -49,7 +49,7 @@ impl Default for WriterOptions {
             sync: true,
             max_pack_len: None,
             shape: TreeShape::default(),
-            keyframe_every: 1,
+            keyframe_every: 20,
             keyframe_fraction: 0.25,
         }
     }
@@ -75,8 +75,8 @@ impl WriterOptions {
     }
 
     /// A table's change is written as a new keyframe on every `n`-th commit to the table
-    /// since its last keyframe, and as an overlay over that keyframe otherwise. 1 (for now
-    /// the default) makes every commit a keyframe.
+    /// since its last keyframe, and as an overlay over that keyframe otherwise (default 20;
+    /// 1 makes every commit a keyframe).
     #[must_use]
     pub fn keyframe_every(mut self, n: u32) -> Self {
         self.keyframe_every = n.max(1);

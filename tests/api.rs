@@ -441,3 +441,45 @@ fn composite_string_and_int_keys_sort_and_get() {
         .collect();
     assert_eq!(vs, vec![20, 30]);
 }
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.map(|e| e.unwrap().metadata().unwrap().len()).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_one_key_commit_over_a_large_overlay_writes_a_path_of_trie_nodes() {
+    let (_d, store) = new_store();
+    seeded(&store, 100_000);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert(
+        "orders",
+        orders(&(0..20_000).map(|i| i * 5).collect::<Vec<_>>(), 1),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let versions = store.versions().unwrap();
+    assert_eq!(versions.last().unwrap().kind, reeldb::VersionKind::Overlay);
+    let overlays = store.path().join("overlays");
+    let before = dir_bytes(&overlays);
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[42], 2)).unwrap();
+    tx.commit().unwrap();
+    let written = dir_bytes(&overlays) - before;
+    // A path of about four 32-way nodes plus two small bitmaps, not the 20,000-key trie again.
+    assert!(
+        written < 48 * 1024,
+        "a one-key overlay commit wrote {written} trie bytes (trie: {before})"
+    );
+    assert!(
+        before > 10 * written,
+        "the trie ({before} bytes) should dwarf one path ({written})"
+    );
+    let t = store.latest().unwrap().table("orders").unwrap();
+    assert_eq!(t.get(42i64).unwrap().unwrap(), orders(&[42], 2));
+    assert_eq!(t.get(40i64).unwrap().unwrap(), orders(&[40], 1));
+    assert_eq!(t.get(41i64).unwrap().unwrap(), orders(&[41], 0));
+    assert_eq!(t.num_rows(), 100_000);
+}

@@ -132,6 +132,18 @@ fn check_version(store: &Store, version: u64, states: &[State; 2], probes: &[i64
             expected(state, state.keys().copied()),
             "v{version} {name} scan"
         );
+        let ordered = concat(
+            table
+                .scan(&ScanOptions::new().in_key_order())
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect(),
+        );
+        assert_eq!(
+            ordered,
+            expected(state, state.keys().copied()),
+            "v{version} {name} ordered scan"
+        );
         for &k in probes {
             let got = table.get(k).unwrap();
             let want = state.get(&k).map(|s| batch(&[(k, *s)]));

@@ -109,6 +109,9 @@ struct CommitArgs {
     /// Skip fsync: faster, for rebuilds from the event stream; a crash may lose recent versions.
     #[arg(long)]
     no_sync: bool,
+    /// Write every changed table as a new keyframe instead of an overlay.
+    #[arg(long)]
+    keyframe: bool,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +308,9 @@ fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
     if let Some(o) = args.source_offset {
         tx.source_offset(o);
     }
+    if args.keyframe {
+        tx.keyframe();
+    }
     let v = tx.commit()?;
     say(out, format_args!("{v}"))
 }
@@ -359,7 +365,7 @@ fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
     let store = Store::open(&args.store)?;
     let snap = open_at(&store, &args.at)?;
     let t = snap.table(&args.table)?;
-    let mut opts = ScanOptions::new();
+    let mut opts = ScanOptions::new().in_key_order();
     if let Some(cols) = &args.columns {
         opts = opts.columns(cols);
     }
