@@ -522,7 +522,6 @@ impl Iterator for Scan {
                 }
             }
         }
-        None
     }
 }
 
