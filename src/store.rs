@@ -78,6 +78,10 @@ pub struct StoreStats {
     pub blocks_referenced: u64,
     /// `logical_bytes / bytes_on_disk`.
     pub sharing_ratio: f64,
+    /// Bytes of the overlay row batches' column blocks (each distinct block once).
+    pub row_batch_bytes: u64,
+    /// Bytes of the overlay node logs (tries, deletion vectors, live rows).
+    pub node_log_bytes: u64,
     /// Rows per table at the latest version.
     pub latest_rows: BTreeMap<String, u64>,
 }
@@ -322,6 +326,7 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats> {
         let latest = self.latest_version()?;
         let (mut logical, mut referenced, mut stored) = (0u64, 0u64, 0u64);
+        let mut batch_blocks: HashMap<(u32, u64), u64> = HashMap::new();
         let mut latest_rows = BTreeMap::new();
         for v in 1..=latest {
             let rec = self.read_record(&self.index().entry(v)?)?;
@@ -338,6 +343,9 @@ impl Store {
                 }
                 if let Some(o) = &t.overlay {
                     referenced += o.batches.len() as u64 * u64::from(t.columns);
+                    for b in o.batches.iter().flat_map(|b| &b.columns) {
+                        batch_blocks.insert((b.pack, b.offset), u64::from(b.len));
+                    }
                 }
                 if v == latest {
                     latest_rows.insert(t.name.clone(), rows);
@@ -346,6 +354,12 @@ impl Store {
             stored = rec.blocks_stored;
         }
         let bytes_on_disk = dir_bytes(self.inner.storage.as_ref(), Path::new(""))?;
+        let overlays = Path::new(catalog::OVERLAY_DIR);
+        let node_log_bytes = if self.inner.storage.exists(overlays)? {
+            dir_bytes(self.inner.storage.as_ref(), overlays)?
+        } else {
+            0
+        };
         Ok(StoreStats {
             versions: latest,
             bytes_on_disk,
@@ -358,6 +372,8 @@ impl Store {
                 logical as f64 / bytes_on_disk as f64
             },
             latest_rows,
+            row_batch_bytes: batch_blocks.values().sum(),
+            node_log_bytes,
         })
     }
 

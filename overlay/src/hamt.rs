@@ -24,7 +24,8 @@ pub fn get(log: &NodeLog, root: Option<NodeRef>, hash: u64, key: &[u8]) -> Resul
         return Ok(None);
     };
     for depth in 0..=MAX_DEPTH + 1 {
-        match log.read(r)? {
+        let node = log.read(r)?;
+        match &*node {
             Node::Collision(entries) => {
                 return Ok(entries
                     .binary_search_by(|e| e.key.as_slice().cmp(key))
@@ -34,7 +35,7 @@ pub fn get(log: &NodeLog, root: Option<NodeRef>, hash: u64, key: &[u8]) -> Resul
             Node::Branch {
                 datamap,
                 nodemap,
-                mut entries,
+                entries,
                 children,
             } => {
                 if depth > MAX_DEPTH {
@@ -42,8 +43,8 @@ pub fn get(log: &NodeLog, root: Option<NodeRef>, hash: u64, key: &[u8]) -> Resul
                 }
                 let bit = 1u32 << chunk(hash, depth);
                 if datamap & bit != 0 {
-                    let e = entries.swap_remove((datamap & (bit - 1)).count_ones() as usize);
-                    return Ok((e.key == key).then_some(e));
+                    let e = &entries[(datamap & (bit - 1)).count_ones() as usize];
+                    return Ok((e.key == key).then(|| e.clone()));
                 }
                 if nodemap & bit == 0 {
                     return Ok(None);
@@ -61,14 +62,14 @@ pub fn for_each(log: &NodeLog, root: Option<NodeRef>, f: &mut dyn FnMut(Entry)) 
         if depth > MAX_DEPTH + 1 {
             return Err(too_deep(log, Some(r)));
         }
-        match log.read(r)? {
-            Node::Collision(entries) => entries.into_iter().for_each(&mut *f),
+        match &*log.read(r)? {
+            Node::Collision(entries) => entries.iter().cloned().for_each(&mut *f),
             Node::Branch {
                 entries, children, ..
             } => {
-                entries.into_iter().for_each(&mut *f);
+                entries.iter().cloned().for_each(&mut *f);
                 for c in children {
-                    walk(log, c, depth + 1, f)?;
+                    walk(log, *c, depth + 1, f)?;
                 }
             }
         }
@@ -101,17 +102,19 @@ enum MemNode {
 }
 
 impl MemNode {
-    fn from_node(node: Node) -> MemNode {
+    fn from_node(node: &Node) -> MemNode {
         match node {
-            Node::Collision(entries) => MemNode::Collision(entries),
+            Node::Collision(entries) => MemNode::Collision(entries.clone()),
             Node::Branch {
                 datamap,
                 nodemap,
                 entries,
                 children,
             } => {
+                let (datamap, nodemap) = (*datamap, *nodemap);
                 let mut slots = BTreeMap::new();
-                let (mut entries, mut children) = (entries.into_iter(), children.into_iter());
+                let (mut entries, mut children) =
+                    (entries.iter().cloned(), children.iter().copied());
                 for c in 0..32u32 {
                     let bit = 1u32 << c;
                     if datamap & bit != 0
@@ -132,7 +135,7 @@ impl MemNode {
 
 fn load<'c>(child: &'c mut Child, log: &NodeLog) -> Result<&'c mut MemNode> {
     if let Child::Stored(r) = child {
-        *child = Child::Loaded(Box::new(MemNode::from_node(log.read(*r)?)));
+        *child = Child::Loaded(Box::new(MemNode::from_node(&*log.read(*r)?)));
     }
     match child {
         Child::Loaded(node) => Ok(node),
@@ -217,7 +220,7 @@ fn mem_get(
             Some(Slot::Child(Child::Loaded(n))) => mem_get(n, depth + 1, hash, key, log),
             // An unchanged subtree: continue from its root, which sits at depth + 1.
             Some(Slot::Child(Child::Stored(r))) => mem_get(
-                &MemNode::from_node(log.read(*r)?),
+                &MemNode::from_node(&*log.read(*r)?),
                 depth + 1,
                 hash,
                 key,

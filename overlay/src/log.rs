@@ -34,13 +34,27 @@ pub enum BlobKind {
     LiveRows = 4,
 }
 
-/// Reads nodes from a node log through a shared memory map, verifying each one.
-#[derive(Debug)]
+/// Decoded nodes kept per log, by count.
+const NODE_CACHE_NODES: usize = 1 << 16;
+
+/// Reads nodes from a node log through a shared memory map, verifying each one, and keeps
+/// recently decoded nodes. Entries are keyed by offset and checksum, so bytes rewritten at an
+/// offset after an aborted commit can never be served from the cache.
 pub struct NodeLog {
     storage: Arc<dyn Storage>,
     path: PathBuf,
     hasher: KeyHasher,
     map: RwLock<Bytes>,
+    nodes: quick_cache::sync::Cache<(u64, u64), Arc<Node>>,
+}
+
+impl std::fmt::Debug for NodeLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeLog")
+            .field("path", &self.path)
+            .field("cached_nodes", &self.nodes.len())
+            .finish()
+    }
 }
 
 impl NodeLog {
@@ -51,6 +65,7 @@ impl NodeLog {
             path: path.to_path_buf(),
             hasher,
             map: RwLock::new(Bytes::new()),
+            nodes: quick_cache::sync::Cache::new(NODE_CACHE_NODES),
         }
     }
 
@@ -98,9 +113,15 @@ impl NodeLog {
     }
 
     /// Reads and verifies the node at `r`.
-    pub fn read(&self, r: NodeRef) -> Result<Node> {
+    pub fn read(&self, r: NodeRef) -> Result<Arc<Node>> {
+        if let Some(n) = self.nodes.get(&(r.offset, r.checksum)) {
+            return Ok(n);
+        }
         let (m, body) = self.read_frame(r)?;
-        Node::decode(&m[body], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
+        let node =
+            Arc::new(Node::decode(&m[body], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))?);
+        self.nodes.insert((r.offset, r.checksum), node.clone());
+        Ok(node)
     }
 
     /// Reads and verifies the blob of `kind` at `r` and returns its payload.

@@ -395,6 +395,8 @@ fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), E
                 "blocks_stored": s.blocks_stored,
                 "blocks_referenced": s.blocks_referenced,
                 "sharing_ratio": s.sharing_ratio,
+                "row_batch_bytes": s.row_batch_bytes,
+                "node_log_bytes": s.node_log_bytes,
                 "latest_rows": s.latest_rows,
             });
             say(out, format_args!("{v}"))
