@@ -62,20 +62,41 @@ pub(crate) fn write_overlay(
         Some(o) => OverlayVersion::load(log.reader(), &refs_of(o))?,
         None => OverlayVersion::default(),
     };
-    let mut edits: Vec<Change<'_>> = (0..rows)
-        .map(|i| Change {
-            key: changes.upsert_keys.row(i as usize).data(),
-            row: Some(RowLocation { batch, row: i }),
-        })
-        .collect();
-    edits.extend(changes.deletes.iter().map(|k| Change { key: k, row: None }));
-    let layout = tree.layout().clone();
-    let mut ordinal = |key: &[u8]| -> reeldb_overlay::Result<Option<u64>> {
-        let probe = layout.key.decode(&[key])?;
-        Ok(tree.ordinal_of(key, &probe)?)
-    };
+    // Upserts and deletes merged into key order, with each key's keyframe ordinal found by
+    // one merge over the keyframe's leaves.
+    let mut edits: Vec<Change<'_>> = Vec::with_capacity(rows as usize + changes.deletes.len());
+    let (mut u, mut d) = (0usize, 0usize);
+    while u < rows as usize || d < changes.deletes.len() {
+        let take_upsert = d >= changes.deletes.len()
+            || (u < rows as usize
+                && changes.upsert_keys.row(u).data() < changes.deletes[d].as_slice());
+        if take_upsert {
+            edits.push(Change {
+                key: changes.upsert_keys.row(u).data(),
+                row: Some(RowLocation {
+                    batch,
+                    row: u as u32,
+                }),
+                shadows: None,
+            });
+            u += 1;
+        } else {
+            edits.push(Change {
+                key: &changes.deletes[d],
+                row: None,
+                shadows: None,
+            });
+            d += 1;
+        }
+    }
+    let keys: Vec<&[u8]> = edits.iter().map(|e| e.key).collect();
+    let probe = tree.layout().key.decode(&keys)?;
+    let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
+    for (e, o) in edits.iter_mut().zip(ordinals) {
+        e.shadows = o;
+    }
     let starts = starts_of(&batches);
-    let next = apply(log, &prev_version, edits, &mut ordinal, &|l| {
+    let next = apply(log, &prev_version, edits, &|l| {
         starts[l.batch as usize] + l.row
     })?;
     let refs = next.store(log)?;

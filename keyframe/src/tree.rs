@@ -285,6 +285,68 @@ impl Tree {
         Ok(array)
     }
 
+    /// The ordinals of sorted, distinct encoded keys (`probe` holds their key columns, row i
+    /// for key i), by one merge over the leaves they fall in.
+    pub fn ordinals_of_sorted(
+        &self,
+        keys: &[&[u8]],
+        probe: &[ArrayRef],
+    ) -> Result<Vec<Option<u64>>> {
+        let mut out = vec![None; keys.len()];
+        let Some(first) = keys.first() else {
+            return Ok(out);
+        };
+        let last = keys[keys.len() - 1];
+        let leaves = self.leaves_in(Bound::Included(first), Bound::Included(last))?;
+        let key_cols = self.layout.key.columns();
+        let mut i = 0usize;
+        for (li, leaf) in leaves.iter().enumerate() {
+            // Keys below this leaf's first key are in no leaf.
+            i += keys[i..].partition_point(|k| *k < leaf.entry.first_key.as_slice());
+            let end = match leaves.get(li + 1) {
+                Some(next) => {
+                    i + keys[i..].partition_point(|k| *k < next.entry.first_key.as_slice())
+                }
+                None => keys.len(),
+            };
+            if i == end {
+                continue;
+            }
+            let node = self.read_leaf(&leaf.entry)?;
+            let cols = self.read_columns(&node, key_cols, Access::Cached)?;
+            let cmps = cols
+                .iter()
+                .zip(probe)
+                .map(|(l, p)| make_comparator(l.as_ref(), p.as_ref(), SortOptions::default()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let compare = |row: usize, j: usize| {
+                cmps.iter()
+                    .map(|c| c(row, j))
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
+            };
+            let mut from = 0usize;
+            for (j, slot) in out.iter_mut().enumerate().take(end).skip(i) {
+                // Leaf rows before `from` are below key j-1, so below key j too.
+                let (mut lo, mut hi) = (from, node.rows as usize);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if compare(mid, j) == Ordering::Less {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                if lo < node.rows as usize && compare(lo, j) == Ordering::Equal {
+                    *slot = Some(leaf.ordinal + lo as u64);
+                }
+                from = lo;
+            }
+            i = end;
+        }
+        Ok(out)
+    }
+
     /// The ordinal of the row with encoded key `key` (whose key columns are `probe`, one
     /// row each), if the tree holds it.
     pub fn ordinal_of(&self, key: &[u8], probe: &[ArrayRef]) -> Result<Option<u64>> {

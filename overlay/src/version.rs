@@ -46,6 +46,9 @@ pub struct Change<'a> {
     pub key: &'a [u8],
     /// Where the key's new row is, or `None` for a delete.
     pub row: Option<RowLocation>,
+    /// The key's ordinal in the generation's keyframe, if the keyframe holds it (the row the
+    /// key shadows; the same at every version of the generation).
+    pub shadows: Option<u64>,
 }
 
 fn bitmap_error(log: &NodeLog, r: NodeRef, e: std::io::Error) -> Error {
@@ -91,51 +94,45 @@ impl OverlayVersion {
 
 /// Applies one commit's changes (each key at most once) to `prev` and returns the next
 /// version, appending the changed trie paths to `log` (the caller then stores the bitmaps
-/// and syncs).
-///
-/// `keyframe_ordinal` finds a key in the generation's keyframe; `row_id` numbers overlay rows
-/// across the generation's batches. A delete of a key neither the keyframe nor the overlay
-/// holds changes nothing.
+/// and syncs). `row_id` numbers overlay rows across the generation's batches. A delete of a
+/// key neither the keyframe nor the overlay holds changes nothing.
 pub fn apply<'a>(
     log: &mut NodeLogWriter,
     prev: &OverlayVersion,
     changes: impl IntoIterator<Item = Change<'a>>,
-    keyframe_ordinal: &mut dyn FnMut(&[u8]) -> Result<Option<u64>>,
     row_id: &dyn Fn(RowLocation) -> u32,
 ) -> Result<OverlayVersion> {
     let mut next = prev.clone();
     let mut trie = HamtBuilder::new(prev.root);
     for change in changes {
         let hash = key_hash(change.key);
-        let old = trie.get(log.reader(), hash, change.key)?;
-        let shadows = match &old {
-            Some(e) => e.shadows,
-            None => keyframe_ordinal(change.key)?,
-        };
-        if old.is_none() && change.row.is_none() && shadows.is_none() {
+        if change.row.is_none()
+            && change.shadows.is_none()
+            && trie.get(log.reader(), hash, change.key)?.is_none()
+        {
             continue;
         }
+        let old = trie.insert(
+            log.reader(),
+            Entry {
+                hash,
+                key: change.key.to_vec(),
+                row: change.row,
+                shadows: change.shadows,
+            },
+        )?;
         if let Some(loc) = old.as_ref().and_then(|e| e.row) {
             next.live.remove(row_id(loc));
         }
         if let Some(loc) = change.row {
             next.live.insert(row_id(loc));
         }
-        if let Some(s) = shadows {
+        if let Some(s) = change.shadows {
             next.shadowed.insert(s);
         }
         if old.is_none() {
             next.entries += 1;
         }
-        trie.insert(
-            log.reader(),
-            Entry {
-                hash,
-                key: change.key.to_vec(),
-                row: change.row,
-                shadows,
-            },
-        )?;
     }
     next.root = trie.commit(log)?;
     Ok(next)

@@ -50,7 +50,8 @@ proptest! {
                     rows.push((*k, value));
                     RowLocation { batch: b as u32, row: (rows.len() as u32 - 1) - batch_start[b] }
                 });
-                changes.push(Change { key: kb, row });
+                let shadows = (*k < KEYFRAME_ROWS).then_some(u64::from(*k));
+                changes.push(Change { key: kb, row, shadows });
                 match v {
                     Some(value) => { state.insert(*k, *value); }
                     None => { state.remove(k); }
@@ -58,11 +59,7 @@ proptest! {
             }
             let starts = batch_start.clone();
             let row_id = move |l: RowLocation| starts[l.batch as usize] + l.row;
-            let mut ordinal = |kb: &[u8]| {
-                let k = u16::from_be_bytes([kb[0], kb[1]]);
-                Ok((k < KEYFRAME_ROWS).then_some(u64::from(k)))
-            };
-            version = apply(&mut log, &version, changes, &mut ordinal, &row_id).unwrap();
+            version = apply(&mut log, &version, changes, &row_id).unwrap();
             let refs = version.store(&mut log).unwrap();
             log.sync(false).unwrap();
             log.mark_committed();
