@@ -232,7 +232,7 @@ fn mem_get(
 
 fn write(node: MemNode, out: &mut NodeLogWriter) -> Result<NodeRef> {
     match node {
-        MemNode::Collision(entries) => out.append(&Node::Collision(entries)),
+        MemNode::Collision(entries) => out.append(Node::Collision(entries)),
         MemNode::Branch(slots) => {
             let (mut datamap, mut nodemap) = (0u32, 0u32);
             let (mut entries, mut children) = (Vec::new(), Vec::new());
@@ -252,7 +252,7 @@ fn write(node: MemNode, out: &mut NodeLogWriter) -> Result<NodeRef> {
                     }
                 }
             }
-            out.append(&Node::Branch {
+            out.append(Node::Branch {
                 datamap,
                 nodemap,
                 entries,

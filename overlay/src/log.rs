@@ -159,13 +159,15 @@ impl NodeLog {
     }
 }
 
-/// Appends nodes to a node log for the single writer.
+/// Appends nodes to a node log for the single writer. Appends are buffered and written at
+/// [`NodeLogWriter::sync`]; nothing reads a node before the commit that wrote it is synced.
 #[derive(Debug)]
 pub struct NodeLogWriter {
     log: NodeLog,
     file: Box<dyn AppendFile>,
     committed: u64,
     created: bool,
+    buffer: Vec<u8>,
 }
 
 impl NodeLogWriter {
@@ -210,6 +212,7 @@ impl NodeLogWriter {
             file,
             committed,
             created,
+            buffer: Vec::new(),
         })
     }
 
@@ -218,9 +221,14 @@ impl NodeLogWriter {
         &self.log
     }
 
-    /// Appends a node and returns its reference.
-    pub fn append(&mut self, node: &Node) -> Result<NodeRef> {
-        self.append_frame(node.encode())
+    /// Appends a node and returns its reference. The node also enters the reader's cache:
+    /// the next commit loads exactly the nodes this one wrote.
+    pub fn append(&mut self, node: Node) -> Result<NodeRef> {
+        let r = self.append_frame(node.encode())?;
+        self.log
+            .nodes
+            .insert((r.offset, r.checksum), Arc::new(node));
+        Ok(r)
     }
 
     /// Appends a blob of `kind` and returns its reference.
@@ -237,27 +245,32 @@ impl NodeLogWriter {
                 .try_into()
                 .map_err(|_| self.log.corrupt(0, "frame shorter than its checksum"))?,
         );
-        let offset = self.file.append(&frame)?;
+        let offset = self.len();
+        self.buffer.extend_from_slice(&frame);
         Ok(NodeRef {
             offset,
             checksum: sum,
         })
     }
 
-    /// Bytes appended so far (header included).
+    /// Bytes appended so far (header included), buffered or written.
     pub fn len(&self) -> u64 {
-        self.file.len()
+        self.file.len() + self.buffer.len() as u64
     }
 
     /// True when only the header has been written.
     pub fn is_empty(&self) -> bool {
-        self.file.len() <= LOG_HEADER_LEN
+        self.len() <= LOG_HEADER_LEN
     }
 
     /// Makes appended nodes durable (unless `durable` is false) and returns the length the
     /// commit records. A newly created log's directory entry is synced too. The nodes stay
     /// pending until [`NodeLogWriter::mark_committed`].
     pub fn sync(&mut self, durable: bool) -> Result<u64> {
+        if !self.buffer.is_empty() {
+            self.file.append(&self.buffer)?;
+            self.buffer.clear();
+        }
         if durable {
             self.file.sync()?;
             if self.created
@@ -272,13 +285,14 @@ impl NodeLogWriter {
 
     /// Records that the commit referencing everything appended so far is durable.
     pub fn mark_committed(&mut self) {
-        self.committed = self.file.len();
+        self.committed = self.len();
     }
 
     /// Forgets what was appended since the last [`NodeLogWriter::mark_committed`].
     pub fn abort(&mut self) -> Result<()> {
         let storage = self.log.storage.clone();
         let path = self.log.path.clone();
+        self.buffer.clear();
         let keep = self.committed.max(LOG_HEADER_LEN);
         storage.truncate(&path, keep)?;
         self.file = storage.open_append(&path)?;
