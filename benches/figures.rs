@@ -314,7 +314,11 @@ fn main() {
                 .map_or_else(|| initial.clone(), |g| g.initial());
             let (store, first_s) = create(&dir, &start);
             let one_copy = dir_bytes(&dir);
-            let mut w = store.writer_with(WriterOptions::default()).unwrap();
+            // Issue 2's figures: every commit a keyframe (overlays are measured by
+            // benches/overlays.rs).
+            let mut w = store
+                .writer_with(WriterOptions::default().keyframe_every(1))
+                .unwrap();
             let mut commits = Vec::new();
             for v in 1..=versions {
                 let change = match (&mut generator, spread) {
