@@ -15,7 +15,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use arrow::array::{Array, Int64Array, RecordBatch};
-use rayon::prelude::*;
 use reeldb::{ScanOptions, Store, WriterOptions};
 use support::*;
 
@@ -30,38 +29,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Median seconds of `reps` runs of `f` (after one warm-up run).
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    std::hint::black_box(f());
-    let mut xs: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&mut xs)
-}
-
-fn q1_par(batches: &[RecordBatch]) -> HashMap<String, (u64, f64)> {
-    merge(
-        batches
-            .par_iter()
-            .map(|b| q1(std::slice::from_ref(b)))
-            .collect(),
-    )
-}
-
-fn q1_store(store: &Store, version: u64) -> HashMap<String, (u64, f64)> {
-    let t = store.snapshot(version).unwrap().table("t").unwrap();
-    let parts: Vec<_> = t
-        .par_scan(&ScanOptions::new().columns(&["status", "amount"]))
-        .unwrap()
-        .map(|b| q1(&[b.unwrap()]))
-        .collect();
-    merge(parts)
 }
 
 fn same(a: &HashMap<String, (u64, f64)>, b: &HashMap<String, (u64, f64)>) -> bool {

@@ -10,40 +10,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use rayon::prelude::*;
-use reeldb::{ScanOptions, Store, VersionKind};
+use reeldb::{Store, VersionKind};
 use support::*;
-
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    std::hint::black_box(f());
-    let mut xs: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&mut xs)
-}
-
-fn q1_store(store: &Store, version: u64) -> HashMap<String, (u64, f64)> {
-    let t = store.snapshot(version).unwrap().table("t").unwrap();
-    merge(
-        t.par_scan(&ScanOptions::new().columns(&["status", "amount"]))
-            .unwrap()
-            .map(|b| q1(&[b.unwrap()]))
-            .collect(),
-    )
-}
-
-fn q1_memory(slices: &[RecordBatch]) -> HashMap<String, (u64, f64)> {
-    merge(
-        slices
-            .par_iter()
-            .map(|b| q1(std::slice::from_ref(b)))
-            .collect(),
-    )
-}
 
 fn main() {
     let n = rows();
@@ -128,7 +96,7 @@ fn main() {
     for v in [at_keyframe, after, before_next] {
         let state = &states[&v];
         let slices = slices(state, 16 * 1024);
-        let want = q1_memory(&slices);
+        let want = q1_par(&slices);
         let got = q1_store(&store, v);
         assert_eq!(got.len(), want.len());
         for (k, (c, s)) in &want {
@@ -139,7 +107,7 @@ fn main() {
                 "Q1 sum {k} at v{v}"
             );
         }
-        let t_mem = time(15, || q1_memory(&slices));
+        let t_mem = time(15, || q1_par(&slices));
         let t_store = time(15, || q1_store(&store, v));
         scan_ms.insert(v, t_store);
         println!(

@@ -7,7 +7,7 @@ mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rayon::prelude::*;
-use reeldb::{ScanOptions, Store};
+use reeldb::Store;
 use support::*;
 
 fn scans(c: &mut Criterion) {
@@ -47,17 +47,7 @@ fn scans(c: &mut Criterion) {
             )
         })
     });
-    g.bench_function("keyframe", |b| {
-        b.iter(|| {
-            let t = store.latest().unwrap().table("t").unwrap();
-            let parts: Vec<_> = t
-                .par_scan(&ScanOptions::new().columns(&["status", "amount"]))
-                .unwrap()
-                .map(|b| q1(&[b.unwrap()]))
-                .collect();
-            merge(parts)
-        })
-    });
+    g.bench_function("keyframe", |b| b.iter(|| q1_store(&store, 1)));
     g.finish();
 
     let probes = probe_keys(&initial);

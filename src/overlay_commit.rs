@@ -2,6 +2,7 @@
 //! generation's trie, with the deletion vector and live rows), and folding an overlay into
 //! the changes that make the next keyframe.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,13 +36,13 @@ pub(crate) fn write_overlay(
 ) -> Result<OverlayRecord> {
     let path = overlay_log_path(t.def.offset, t.keyframe_at);
     let prev = t.overlay.as_ref();
-    if !logs.contains_key(&path) {
-        storage.create_dir_all(std::path::Path::new(OVERLAY_DIR))?;
-        let log = NodeLogWriter::open(storage, &path, prev.map(|o| o.log_len), key_hash)?;
-        logs.insert(path.clone(), log);
-    }
-    let Some(log) = logs.get_mut(&path) else {
-        unreachable!("the node log was inserted just above");
+    let log = match logs.entry(path) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(v) => {
+            storage.create_dir_all(std::path::Path::new(OVERLAY_DIR))?;
+            let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len), key_hash)?;
+            v.insert(log)
+        }
     };
 
     // The commit's rows, one block per column.

@@ -477,3 +477,39 @@ pub fn get_all(table: &reeldb::Table, probes: &[i64]) -> usize {
         .filter(|&&k| table.get(k).unwrap().is_some())
         .count()
 }
+
+/// Median seconds of `reps` runs of `f`, after one warm-up run.
+pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
+    std::hint::black_box(f());
+    let mut xs: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&mut xs)
+}
+
+/// Q1 over table `t` of `store` at `version`, by a parallel scan of its two columns.
+pub fn q1_store(store: &reeldb::Store, version: u64) -> HashMap<String, (u64, f64)> {
+    use rayon::prelude::*;
+    let t = store.snapshot(version).unwrap().table("t").unwrap();
+    merge(
+        t.par_scan(&reeldb::ScanOptions::new().columns(&["status", "amount"]))
+            .unwrap()
+            .map(|b| q1(&[b.unwrap()]))
+            .collect(),
+    )
+}
+
+/// Q1 over in-memory batches, one rayon task per batch.
+pub fn q1_par(batches: &[RecordBatch]) -> HashMap<String, (u64, f64)> {
+    use rayon::prelude::*;
+    merge(
+        batches
+            .par_iter()
+            .map(|b| q1(std::slice::from_ref(b)))
+            .collect(),
+    )
+}
