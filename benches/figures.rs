@@ -332,7 +332,7 @@ fn main() {
         let dir = work.path().join("small");
         let store = Store::create(&dir).unwrap();
         let mut w = store
-            .writer_with(WriterOptions::default().sync(false))
+            .writer_with(WriterOptions::default().sync(false).keyframe_every(1))
             .unwrap();
         let small = initial.slice(0, 1);
         let mut tx = w.begin();
