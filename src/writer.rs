@@ -535,7 +535,13 @@ impl Transaction<'_> {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                let durability = matches!(&e, Error::Keyframe(reeldb_keyframe::Error::Io { .. }));
+                let durability = matches!(
+                    &e,
+                    Error::Keyframe(reeldb_keyframe::Error::Io { .. })
+                        | Error::Overlay(reeldb_overlay::Error::Keyframe(
+                            reeldb_keyframe::Error::Io { .. }
+                        ))
+                );
                 if writer.reset_files().is_err() || durability {
                     writer.poisoned = true;
                 }

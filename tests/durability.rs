@@ -211,7 +211,25 @@ impl Storage for FailingStorage {
 }
 
 #[test]
-fn a_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
+fn a_keyframe_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
+    // 200 new rows: more than a quarter of the table, so the commit writes a keyframe.
+    fail_at_every_write(reeldb::VersionKind::Keyframe, |tx| {
+        tx.upsert("orders", orders(&(500..700).collect::<Vec<_>>(), 9))
+            .unwrap();
+        tx.delete("orders", ids(&[10, 11])).unwrap();
+    });
+}
+
+#[test]
+fn an_overlay_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
+    // A few rows: the commit is an overlay (row batch, trie paths, bitmaps).
+    fail_at_every_write(reeldb::VersionKind::Overlay, |tx| {
+        tx.upsert("orders", orders(&[5, 150, 900], 9)).unwrap();
+        tx.delete("orders", ids(&[10, 11])).unwrap();
+    });
+}
+
+fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::Transaction<'_>)) {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("s");
     let truth = build(&path);
@@ -228,16 +246,14 @@ fn a_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
             .unwrap();
         counter.store(budget, Ordering::SeqCst);
         let mut tx = w.begin();
-        tx.upsert("orders", orders(&(500..700).collect::<Vec<_>>(), 9))
-            .unwrap();
-        tx.delete("orders", ids(&[10, 11])).unwrap();
+        change(&mut tx);
         let result = tx.commit();
         drop(w);
         let reopened = Store::open(&path).unwrap();
         match result {
             Err(e) => {
                 failures += 1;
-                assert!(matches!(e, Error::Keyframe(_)), "{e}");
+                assert!(matches!(e, Error::Keyframe(_) | Error::Overlay(_)), "{e}");
                 assert_eq!(reopened.latest_version().unwrap(), 4, "budget {budget}");
                 assert_eq!(read_all(&reopened).unwrap(), truth, "budget {budget}");
                 // The next writer repairs whatever the failed commit left and commits.
@@ -254,6 +270,7 @@ fn a_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
             }
             Ok(v) => {
                 assert_eq!(v, 5);
+                assert_eq!(reopened.versions().unwrap()[4].kind, kind);
                 assert!(failures > 3, "the commit should need several writes");
                 break;
             }
