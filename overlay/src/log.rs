@@ -106,6 +106,9 @@ impl NodeLog {
                 format!("node-log format version {version} is not supported"),
             ));
         }
+        if m[12..16] != [0, 0, 0, 0] {
+            return Err(self.corrupt(12, "reserved node-log header bytes are not zero"));
+        }
         if let Ok(mut slot) = self.map.write() {
             *slot = m.clone();
         }
