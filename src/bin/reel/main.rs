@@ -233,7 +233,7 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn say(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
-    writeln!(out, "{args}").map_err(|e| Error::InvalidArgument(format!("writing output: {e}")))
+    writeln!(out, "{args}").map_err(output::write_error)
 }
 
 fn open_at(store: &Store, at: &At) -> Result<Snapshot, Error> {

@@ -20,8 +20,17 @@ pub enum RowFormat {
     Arrow,
 }
 
-fn io(e: std::io::Error) -> Error {
+/// Maps a failed write of output to an error; a reader that went away (`reel ... | head`)
+/// ends the program quietly, as command-line tools do.
+pub fn write_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
     Error::InvalidArgument(format!("writing output: {e}"))
+}
+
+fn io(e: std::io::Error) -> Error {
+    write_error(e)
 }
 
 /// Writes `batches` (of `schema`) to `out` in `format`.
