@@ -41,6 +41,7 @@ pub struct WriterOptions {
     shape: TreeShape,
     keyframe_every: u32,
     keyframe_fraction: f64,
+    keyframe_touching: f64,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +52,7 @@ impl Default for WriterOptions {
             shape: TreeShape::default(),
             keyframe_every: 20,
             keyframe_fraction: 0.25,
+            keyframe_touching: 0.1,
         }
     }
 }
@@ -88,6 +90,16 @@ impl WriterOptions {
     #[must_use]
     pub fn keyframe_fraction(mut self, fraction: f64) -> Self {
         self.keyframe_fraction = fraction.max(0.0);
+        self
+    }
+
+    /// Right after a keyframe, a change that touches at most this fraction of the keyframe's
+    /// leaves is written as a new keyframe rather than starting an overlay (default 0.1):
+    /// changes clustered in a few key ranges (the newest entities, say) cost a keyframe only
+    /// the leaves they touch, since every other leaf is shared. 0 turns this off.
+    #[must_use]
+    pub fn keyframe_touching(mut self, fraction: f64) -> Self {
+        self.keyframe_touching = fraction.max(0.0);
         self
     }
 
@@ -627,7 +639,10 @@ fn write_version(
         let as_keyframe = match &t.overlay {
             _ if force_keyframe => true,
             None if t.root.is_none() => true,
-            None => writer.options.keyframe_every <= 1,
+            None => {
+                writer.options.keyframe_every <= 1
+                    || touched_fraction(&tree, &sorted)? <= writer.options.keyframe_touching
+            }
             Some(o) => {
                 o.commits + 1 >= writer.options.keyframe_every
                     || o.entries as f64 + changed
@@ -749,6 +764,33 @@ fn prepare(
             diff(layout, old, &state, &keys)
         }
     }
+}
+
+/// The fraction of `tree`'s leaves whose key intervals hold at least one of the changed keys.
+fn touched_fraction(tree: &Tree, changes: &SortedChanges) -> Result<f64> {
+    let leaves = tree.leaves()?;
+    if leaves.is_empty() {
+        return Ok(1.0);
+    }
+    let mut keys: Vec<&[u8]> = changes.upsert_keys.iter().map(|r| r.data()).collect();
+    keys.extend(changes.deletes.iter().map(Vec::as_slice));
+    keys.sort_unstable();
+    // Leaf i covers [first_key(i), first_key(i + 1)); keys below the first leaf go to it.
+    let mut touched = 0usize;
+    let mut k = 0usize;
+    for (i, _) in leaves.iter().enumerate() {
+        let end = match leaves.get(i + 1) {
+            Some(next) => {
+                k + keys[k..].partition_point(|key| *key < next.entry.first_key.as_slice())
+            }
+            None => keys.len(),
+        };
+        if end > k {
+            touched += 1;
+        }
+        k = end;
+    }
+    Ok(touched as f64 / leaves.len() as f64)
 }
 
 fn bsearch_rows(rows: &arrow_row::Rows, key: &[u8]) -> std::result::Result<usize, usize> {

@@ -180,7 +180,13 @@ fn check_version(store: &Store, version: u64, states: &[State; 2], probes: &[i64
     }
 }
 
-fn run(steps: Vec<Step>, probes: Vec<i64>, keyframe_every: u32, keyframe_fraction: f64) {
+fn run(
+    steps: Vec<Step>,
+    probes: Vec<i64>,
+    keyframe_every: u32,
+    keyframe_fraction: f64,
+    keyframe_touching: f64,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::create(dir.path().join("s")).unwrap();
     let options = WriterOptions::default()
@@ -188,7 +194,8 @@ fn run(steps: Vec<Step>, probes: Vec<i64>, keyframe_every: u32, keyframe_fractio
         .tree_shape(tiny_shape())
         .max_pack_len(64 << 10)
         .keyframe_every(keyframe_every)
-        .keyframe_fraction(keyframe_fraction);
+        .keyframe_fraction(keyframe_fraction)
+        .keyframe_touching(keyframe_touching);
     let mut writer = store.writer_with(options.clone()).unwrap();
     let mut tx = writer.begin();
     for name in TABLES {
@@ -255,7 +262,8 @@ proptest! {
         probes in prop::collection::vec(-5i64..405, 2..8),
         keyframe_every in 1u32..6,
         keyframe_fraction in prop::sample::select(vec![0.05, 0.5, 100.0]),
+        keyframe_touching in prop::sample::select(vec![0.0, 0.1, 1.0]),
     ) {
-        run(steps, probes, keyframe_every, keyframe_fraction);
+        run(steps, probes, keyframe_every, keyframe_fraction, keyframe_touching);
     }
 }
