@@ -136,7 +136,7 @@ pub(crate) fn fold_overlay(
         o,
     )?;
     let mut ops: BTreeMap<Vec<u8>, Source> = BTreeMap::new();
-    for_each(&view.log, view.version.root, &mut |e| {
+    for_each(&view.log, view.root, &mut |e| {
         match e.row {
             Some(loc) => ops.insert(e.key, Source::Overlay(loc)),
             None if e.shadows.is_some() => ops.insert(e.key, Source::Delete),

@@ -2,7 +2,7 @@
 //! live rows, and its row batches; and the masks and lookups scans, gets and ranges use.
 
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use reeldb_keyframe::RecordRef;
@@ -13,11 +13,16 @@ use reeldb_overlay::{Entry, NodeLog, NodeRef, OverlayRefs, OverlayVersion, RowLo
 use crate::catalog::version::{BatchRecord, OverlayRecord};
 use crate::error::Result;
 
-/// A table's overlay at one version, loaded.
+/// A table's overlay at one version. Its bitmaps are read on first use: gets need only
+/// the trie.
 #[derive(Debug)]
 pub struct OverlayView {
-    /// Trie root, deletion vector and live rows.
-    pub version: OverlayVersion,
+    /// Trie root.
+    pub root: Option<NodeRef>,
+    refs: OverlayRefs,
+    shadowed: u64,
+    live: u64,
+    bitmaps: OnceLock<OverlayVersion>,
     /// The generation's node log.
     pub log: Arc<NodeLog>,
     /// The generation's row batches.
@@ -59,13 +64,26 @@ pub fn starts_of(batches: &[BatchRecord]) -> Vec<u32> {
 impl OverlayView {
     /// Loads the overlay `rec` from `log`.
     pub fn load(log: Arc<NodeLog>, rec: &OverlayRecord) -> Result<Self> {
-        let version = OverlayVersion::load(&log, &refs_of(rec))?;
+        let refs = refs_of(rec);
         Ok(OverlayView {
-            version,
+            root: refs.root,
+            refs,
+            shadowed: rec.shadowed,
+            live: rec.live,
+            bitmaps: OnceLock::new(),
             log,
             starts: starts_of(&rec.batches),
             batches: rec.batches.clone(),
         })
+    }
+
+    /// The deletion vector and live rows, read from the log on first use.
+    fn bitmaps(&self) -> Result<&OverlayVersion> {
+        if let Some(v) = self.bitmaps.get() {
+            return Ok(v);
+        }
+        let loaded = OverlayVersion::load(&self.log, &self.refs)?;
+        Ok(self.bitmaps.get_or_init(|| loaded))
     }
 
     /// Generation row id of a location.
@@ -75,17 +93,17 @@ impl OverlayView {
 
     /// Keyframe rows shadowed at this version.
     pub fn shadowed(&self) -> u64 {
-        self.version.shadowed.len()
+        self.shadowed
     }
 
     /// Overlay rows live at this version.
     pub fn live(&self) -> u64 {
-        self.version.live.len()
+        self.live
     }
 
     /// The trie's entry for an encoded key.
     pub fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(get(&self.log, self.version.root, key_hash(key), key)?)
+        Ok(get(&self.log, self.root, key_hash(key), key)?)
     }
 
     /// Every trie entry that holds a row and whose key is within the bounds, sorted by key.
@@ -95,7 +113,7 @@ impl OverlayView {
         hi: Bound<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, RowLocation)>> {
         let mut out = Vec::new();
-        for_each(&self.log, self.version.root, &mut |e| {
+        for_each(&self.log, self.root, &mut |e| {
             if let Some(loc) = e.row
                 && RangeBounds::<[u8]>::contains(&(lo, hi), e.key.as_slice())
             {
@@ -129,27 +147,32 @@ impl OverlayView {
     }
 
     /// Which rows of batch `b` are live at this version; `None` when none is.
-    pub fn live_mask(&self, b: usize) -> Option<BooleanArray> {
+    pub fn live_mask(&self, b: usize) -> Result<Option<BooleanArray>> {
+        let live = &self.bitmaps()?.live;
         let (start, rows) = (self.starts[b], self.batches[b].rows);
-        let range = start..start + rows;
-        if self.version.live.range_cardinality(range.clone()) == 0 {
-            return None;
+        if live.range_cardinality(start..start + rows) == 0 {
+            return Ok(None);
         }
-        Some(BooleanArray::from_iter(
-            (0..rows).map(|r| Some(self.version.live.contains(start + r))),
-        ))
+        let mut keep = vec![false; rows as usize];
+        for id in live.range(start..start + rows) {
+            keep[(id - start) as usize] = true;
+        }
+        Ok(Some(BooleanArray::from(keep)))
     }
 
     /// Which of the keyframe rows with ordinals `first..first + rows` are not shadowed:
     /// `None` when all are, `Some(None)` when none is shadowed.
-    pub fn keyframe_mask(&self, first: u64, rows: u64) -> Option<Option<BooleanArray>> {
-        let dv = &self.version.shadowed;
+    pub fn keyframe_mask(&self, first: u64, rows: u64) -> Result<Option<Option<BooleanArray>>> {
+        if self.shadowed == 0 {
+            return Ok(Some(None));
+        }
+        let dv = &self.bitmaps()?.shadowed;
         let hidden = dv.range_cardinality(first..first + rows);
         if hidden == rows {
-            return None;
+            return Ok(None);
         }
         if hidden == 0 {
-            return Some(None);
+            return Ok(Some(None));
         }
         let mut keep = vec![true; rows as usize];
         let mut it = dv.iter();
@@ -157,7 +180,7 @@ impl OverlayView {
         for o in it.take_while(|&o| o < first + rows) {
             keep[(o - first) as usize] = false;
         }
-        Some(Some(BooleanArray::from(keep)))
+        Ok(Some(Some(BooleanArray::from(keep))))
     }
 
     /// The full row at a location, as a one-row batch of the table schema.

@@ -207,7 +207,7 @@ impl ScanPlan {
         match unit {
             Unit::Leaf(leaf) => {
                 let keep = match overlay {
-                    Some(o) => match o.keyframe_mask(leaf.ordinal, leaf.entry.rows) {
+                    Some(o) => match o.keyframe_mask(leaf.ordinal, leaf.entry.rows)? {
                         Some(mask) => mask,
                         None => return Ok(None),
                     },
@@ -225,7 +225,7 @@ impl ScanPlan {
             }
             Unit::Batch(b) => {
                 let Some(o) = overlay else { return Ok(None) };
-                let Some(keep) = o.live_mask(*b) else {
+                let Some(keep) = o.live_mask(*b)? else {
                     return Ok(None);
                 };
                 let cols = o.batch_columns(tree, *b, &self.read, Access::Streaming)?;
@@ -574,7 +574,7 @@ impl Range {
             return Ok(None);
         }
         let keep = match &self.overlay {
-            Some(o) => match o.keyframe_mask(leaf.ordinal + start as u64, (end - start) as u64) {
+            Some(o) => match o.keyframe_mask(leaf.ordinal + start as u64, (end - start) as u64)? {
                 Some(mask) => mask,
                 None => return Ok(None),
             },
