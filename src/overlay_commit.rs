@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
-use reeldb_keyframe::builder::SortedChanges;
+use reeldb_keyframe::builder::{Op, SortedChanges};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::Storage;
@@ -63,33 +63,23 @@ pub(crate) fn write_overlay(
         Some(o) => OverlayVersion::load(log.reader(), &refs_of(o))?,
         None => OverlayVersion::default(),
     };
-    // Upserts and deletes merged into key order, with each key's keyframe ordinal found by
-    // one merge over the keyframe's leaves.
-    let mut edits: Vec<Change<'_>> = Vec::with_capacity(rows as usize + changes.deletes.len());
-    let (mut u, mut d) = (0usize, 0usize);
-    while u < rows as usize || d < changes.deletes.len() {
-        let take_upsert = d >= changes.deletes.len()
-            || (u < rows as usize
-                && changes.upsert_keys.row(u).data() < changes.deletes[d].as_slice());
-        if take_upsert {
-            edits.push(Change {
-                key: changes.upsert_keys.row(u).data(),
-                row: Some(RowLocation {
+    // The commit's changes in key order, with each key's keyframe ordinal found by one merge
+    // over the keyframe's leaves.
+    let mut edits: Vec<Change<'_>> = changes
+        .ops()
+        .into_iter()
+        .map(|(key, op)| Change {
+            key,
+            row: match op {
+                Op::Upsert(i) => Some(RowLocation {
                     batch,
-                    row: u as u32,
+                    row: i as u32,
                 }),
-                shadows: None,
-            });
-            u += 1;
-        } else {
-            edits.push(Change {
-                key: &changes.deletes[d],
-                row: None,
-                shadows: None,
-            });
-            d += 1;
-        }
-    }
+                Op::Delete => None,
+            },
+            shadows: None,
+        })
+        .collect();
     let keys: Vec<&[u8]> = edits.iter().map(|e| e.key).collect();
     let probe = tree.layout().key.decode(&keys)?;
     let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;

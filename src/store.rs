@@ -172,7 +172,7 @@ impl Store {
             });
         }
         records::check_header(storage.as_ref(), &catalog::records_path())?;
-        IndexReader::new(storage.as_ref(), &catalog::index_path()).check_header()?;
+        IndexReader::new(storage.as_ref()).check_header()?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
@@ -203,13 +203,8 @@ impl Store {
         Writer::open(self.clone(), options)
     }
 
-    fn index(&self) -> IndexReader<'_> {
-        // The index path is a constant; the reader borrows it for its lifetime.
-        static INDEX: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-        IndexReader::new(
-            self.inner.storage.as_ref(),
-            INDEX.get_or_init(catalog::index_path),
-        )
+    pub(crate) fn index(&self) -> IndexReader<'_> {
+        IndexReader::new(self.inner.storage.as_ref())
     }
 
     /// The latest committed version number (0 before the first commit).
@@ -414,12 +409,8 @@ impl Store {
         let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
         let schema = def.schema()?;
         let keys = key_indices(&schema, &def.key_columns, &def.name)?;
-        let layout = Arc::new(TableLayout::new(schema.clone(), &keys)?);
-        let loaded = Arc::new(LoadedDef {
-            def,
-            schema,
-            layout,
-        });
+        let layout = Arc::new(TableLayout::new(schema, &keys)?);
+        let loaded = Arc::new(LoadedDef { def, layout });
         if let Ok(mut defs) = self.inner.defs.write() {
             defs.insert(r, loaded.clone());
         }

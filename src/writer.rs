@@ -16,8 +16,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::util::display::array_value_to_string;
 use arrow_row::{RowConverter, SortField};
 use reeldb_keyframe::builder::{self, SortedChanges};
-use reeldb_keyframe::node::{InternalNode, LeafNode};
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{AppendFile, LockGuard};
 use reeldb_keyframe::tree::{TableLayout, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
@@ -174,7 +172,6 @@ impl Writer {
         let Some((_, rec)) = &self.head else {
             return Ok(());
         };
-        let source = self.store.inner.source.clone();
         let mut refs: Vec<RecordRef> = Vec::new();
         for t in &rec.tables {
             if let Some(o) = &t.overlay {
@@ -184,21 +181,13 @@ impl Writer {
                         .flat_map(|b| b.columns.iter().map(RecordRef::from)),
                 );
             }
-            let Some(root) = &t.root else { continue };
-            let root = Root::from(root);
-            let mut stack = vec![(root.entry.node, root.height)];
-            while let Some((node, level)) = stack.pop() {
-                refs.push(node);
-                if level == 0 {
-                    let leaf = LeafNode::decode(&source.packs.read(&node, RecordKind::Leaf)?)
-                        .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
-                    refs.extend(leaf.columns.iter().map(|c| c.block));
-                } else {
-                    let n = InternalNode::decode(&source.packs.read(&node, RecordKind::Internal)?)
-                        .map_err(|e| reeldb_keyframe::Error::corrupt("packs", node.offset, e.0))?;
-                    stack.extend(n.children.iter().map(|c| (c.node, level - 1)));
-                }
-            }
+            let layout = self.store.load_def(t.def)?.layout.clone();
+            let tree = Tree::new(
+                self.store.inner.source.clone(),
+                layout,
+                t.root.as_ref().map(Root::from),
+            );
+            tree.for_each_record(&mut |r| refs.push(*r))?;
         }
         for r in refs {
             self.packs.remember(r);
@@ -534,14 +523,17 @@ impl Transaction<'_> {
         let mut prepared = Vec::new();
         for (name, change) in changes {
             let layout = writer.table_layout(&name, &creates)?;
-            let current = match &writer.head {
-                Some((_, rec)) if rec.tables.iter().any(|t| t.name == name) => {
+            // Only a replace reads the table as it stands, to diff against it.
+            let current = match (&change, &writer.head) {
+                (TableChange::Replace(_), Some((_, rec)))
+                    if rec.tables.iter().any(|t| t.name == name) =>
+                {
                     Some(Snapshot::new(writer.store.clone(), rec.clone()).table(&name)?)
                 }
                 _ => None,
             };
             let sorted = prepare(&name, &layout, current.as_ref(), change)?;
-            prepared.push((name, sorted));
+            prepared.push((name, layout, sorted));
         }
         let result = write_version(writer, creates, prepared, meta, source_offset, keyframe);
         match result {
@@ -566,11 +558,7 @@ impl Transaction<'_> {
 fn last_offset_version(writer: &Writer, p: IndexEntry) -> Result<u64> {
     let mut v = p.version;
     while v > 0 {
-        let e = crate::catalog::index::IndexReader::new(
-            writer.store.inner.storage.as_ref(),
-            &index_path(),
-        )
-        .entry(v)?;
+        let e = writer.store.index().entry(v)?;
         if e.own_offset {
             return Ok(v);
         }
@@ -582,7 +570,7 @@ fn last_offset_version(writer: &Writer, p: IndexEntry) -> Result<u64> {
 fn write_version(
     writer: &mut Writer,
     creates: Vec<PendingTable>,
-    prepared: Vec<(String, Option<SortedChanges>)>,
+    prepared: Vec<(String, Arc<TableLayout>, Option<SortedChanges>)>,
     meta: Vec<(String, String)>,
     source_offset: Option<u64>,
     force_keyframe: bool,
@@ -624,9 +612,8 @@ fn write_version(
     }
     let durable = writer.options.sync;
     let mut kind = 0u8;
-    for (name, sorted) in prepared {
+    for (name, layout, sorted) in prepared {
         let Some(sorted) = sorted else { continue };
-        let layout = writer.table_layout(&name, &creates)?;
         let Some(t) = tables.get_mut(&name) else {
             continue;
         };
@@ -772,9 +759,7 @@ fn touched_fraction(tree: &Tree, changes: &SortedChanges) -> Result<f64> {
     if leaves.is_empty() {
         return Ok(1.0);
     }
-    let mut keys: Vec<&[u8]> = changes.upsert_keys.iter().map(|r| r.data()).collect();
-    keys.extend(changes.deletes.iter().map(Vec::as_slice));
-    keys.sort_unstable();
+    let keys: Vec<&[u8]> = changes.ops().into_iter().map(|(k, _)| k).collect();
     // Leaf i covers [first_key(i), first_key(i + 1)); keys below the first leaf go to it.
     let mut touched = 0usize;
     let mut k = 0usize;

@@ -63,10 +63,33 @@ pub struct SortedChanges {
 }
 
 /// One change: the upsert row at an index, or a delete.
-#[derive(Debug, Clone, Copy)]
-enum Op {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or overwrite with row `i` of [`SortedChanges::upserts`].
     Upsert(usize),
+    /// Delete the key.
     Delete,
+}
+
+impl SortedChanges {
+    /// Upserts and deletes merged into one key-ordered list of (encoded key, change).
+    pub fn ops(&self) -> Vec<(&[u8], Op)> {
+        let n = self.upsert_keys.num_rows();
+        let mut ops = Vec::with_capacity(n + self.deletes.len());
+        let (mut i, mut j) = (0, 0);
+        while i < n || j < self.deletes.len() {
+            let take_upsert = j >= self.deletes.len()
+                || (i < n && self.upsert_keys.row(i).data() < self.deletes[j].as_slice());
+            if take_upsert {
+                ops.push((self.upsert_keys.row(i).data(), Op::Upsert(i)));
+                i += 1;
+            } else {
+                ops.push((self.deletes[j].as_slice(), Op::Delete));
+                j += 1;
+            }
+        }
+        ops
+    }
 }
 
 fn key_hash(key: &[u8], seed: u64) -> u64 {
@@ -82,7 +105,7 @@ pub fn apply(
     changes: &SortedChanges,
 ) -> Result<Option<Root>> {
     let layout = old.layout().clone();
-    let ops = merge_ops(changes);
+    let ops = changes.ops();
     let leaves = old.leaves()?;
     let mut chunker = Chunker::new(*shape, layout.clone());
     let mut out: Vec<ChildEntry> = Vec::with_capacity(leaves.len() + 1);
@@ -114,25 +137,6 @@ pub fn apply(
     }
     chunker.finish(packs, &mut out)?;
     build_internal(packs, shape, out)
-}
-
-/// Upserts and deletes merged into one key-ordered list.
-fn merge_ops(changes: &SortedChanges) -> Vec<(&[u8], Op)> {
-    let mut ops = Vec::with_capacity(changes.upsert_keys.num_rows() + changes.deletes.len());
-    let (mut i, mut j) = (0, 0);
-    let n = changes.upsert_keys.num_rows();
-    while i < n || j < changes.deletes.len() {
-        let take_upsert = j >= changes.deletes.len()
-            || (i < n && changes.upsert_keys.row(i).as_ref() < changes.deletes[j].as_slice());
-        if take_upsert {
-            ops.push((changes.upsert_keys.row(i).data(), Op::Upsert(i)));
-            i += 1;
-        } else {
-            ops.push((changes.deletes[j].as_slice(), Op::Delete));
-            j += 1;
-        }
-    }
-    ops
 }
 
 /// Applies `ops` (all within the leaf's key range) to a leaf's rows; returns the merged rows

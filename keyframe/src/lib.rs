@@ -23,7 +23,7 @@ pub mod storage;
 pub mod tree;
 pub mod zonemap;
 
-pub use builder::{SortedChanges, TreeShape};
+pub use builder::{Op, SortedChanges, TreeShape};
 pub use cache::DecodedCache;
 pub use error::{Error, Result};
 pub use key::KeyCodec;

@@ -128,11 +128,6 @@ impl PackWriter {
         self.index.entry(r.hash).or_insert(r);
     }
 
-    /// Number of distinct records the writer knows.
-    pub fn known_records(&self) -> usize {
-        self.index.len()
-    }
-
     /// Column blocks and bytes (of records of any kind) appended since this writer opened,
     /// committed or not.
     pub fn appended(&self) -> (u64, u64) {

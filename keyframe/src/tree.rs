@@ -13,7 +13,7 @@ use crate::block;
 use crate::cache::{Decoded, DecodedCache};
 use crate::error::{Error, Result};
 use crate::key::KeyCodec;
-use crate::node::{ChildEntry, InternalNode, LeafNode};
+use crate::node::{ChildEntry, InternalNode, LeafNode, RecordRef};
 use crate::pack::{PackReader, pack_path};
 use crate::record::RecordKind;
 
@@ -169,6 +169,27 @@ impl Tree {
             ));
         }
         Ok(leaf)
+    }
+
+    /// Calls `f` with every record the tree references: its nodes and its column blocks,
+    /// each node read and verified on the way.
+    pub fn for_each_record(&self, f: &mut dyn FnMut(&RecordRef)) -> Result<()> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let mut stack = vec![(root.entry.clone(), root.height)];
+        while let Some((e, level)) = stack.pop() {
+            f(&e.node);
+            if level == 0 {
+                for c in &self.read_leaf(&e)?.columns {
+                    f(&c.block);
+                }
+            } else {
+                let node = self.read_internal(&e, level)?;
+                stack.extend(node.children.iter().map(|c| (c.clone(), level - 1)));
+            }
+        }
+        Ok(())
     }
 
     /// Every leaf, in key order, with row ordinals.

@@ -15,7 +15,7 @@
 //! 56 entry_checksum   u64  xxh3-64 of bytes 0..56
 //! ```
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use reeldb_keyframe::format::{Decoder, Encoder, FORMAT_VERSION, checksum};
 use reeldb_keyframe::storage::Storage;
@@ -116,13 +116,16 @@ pub fn header() -> Vec<u8> {
 #[derive(Debug)]
 pub struct IndexReader<'a> {
     storage: &'a dyn Storage,
-    path: &'a Path,
+    path: PathBuf,
 }
 
 impl<'a> IndexReader<'a> {
-    /// A reader over `path` in `storage`.
-    pub fn new(storage: &'a dyn Storage, path: &'a Path) -> Self {
-        IndexReader { storage, path }
+    /// A reader over the version index of the store in `storage`.
+    pub fn new(storage: &'a dyn Storage) -> Self {
+        IndexReader {
+            storage,
+            path: super::index_path(),
+        }
     }
 
     fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
@@ -135,13 +138,13 @@ impl<'a> IndexReader<'a> {
 
     /// Checks the header.
     pub fn check_header(&self) -> Result<()> {
-        super::check_header(self.storage, self.path, &INDEX_MAGIC)
+        super::check_header(self.storage, &self.path, &INDEX_MAGIC)
     }
 
     /// Reads the entry of `version`.
     pub fn entry(&self, version: u64) -> Result<IndexEntry> {
         let at = ENTRY_LEN * version;
-        let buf = self.storage.read_at(self.path, at, ENTRY_LEN as usize)?;
+        let buf = self.storage.read_at(&self.path, at, ENTRY_LEN as usize)?;
         IndexEntry::decode(&buf, version).map_err(|r| self.corrupt(at, r))
     }
 
@@ -150,7 +153,7 @@ impl<'a> IndexReader<'a> {
     /// Only the very last entry may be incomplete (a commit in progress, or torn by a crash);
     /// it is then ignored. Any damage before it is corruption.
     pub fn latest(&self) -> Result<Option<IndexEntry>> {
-        let len = self.storage.len(self.path)?;
+        let len = self.storage.len(&self.path)?;
         let n = (len / ENTRY_LEN).saturating_sub(1);
         if n == 0 {
             return Ok(None);

@@ -239,16 +239,11 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &str, offset: u6
     })
 }
 
-/// Shared, decoded table definition with its schema.
+/// A decoded table definition and the layout (schema and key codec) built from it.
 #[derive(Debug)]
 pub struct LoadedDef {
     /// The definition.
     pub def: TableDef,
-    /// Its schema.
-    pub schema: SchemaRef,
     /// What the keyframe layer needs to read and write the table.
     pub layout: Arc<reeldb_keyframe::TableLayout>,
 }
-
-/// Shorthand.
-pub type LoadedDefRef = Arc<LoadedDef>;
