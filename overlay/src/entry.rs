@@ -40,28 +40,47 @@ pub fn key_hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key)
 }
 
-impl Entry {
-    /// Appends the entry's encoding.
-    pub fn encode(&self, e: &mut Encoder) {
-        let flags = if self.row.is_some() { HAS_ROW } else { 0 }
-            | if self.shadows.is_some() {
-                HAS_SHADOW
-            } else {
-                0
-            };
-        e.u64(self.hash).bytes(&self.key).u8(flags);
-        if let Some(r) = self.row {
-            e.u32(r.batch).u32(r.row);
-        }
-        if let Some(s) = self.shadows {
-            e.u64(s);
-        }
-    }
+/// One entry read in place from a node's bytes: its fields, and the bytes that encode it
+/// (which the writer copies unchanged into a rewritten node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryView<'a> {
+    /// 64-bit hash of the key.
+    pub hash: u64,
+    /// The memcomparable key.
+    pub key: &'a [u8],
+    /// The key's current row, or `None` for a tombstone.
+    pub row: Option<RowLocation>,
+    /// Ordinal of the keyframe row this key shadows, if any.
+    pub shadows: Option<u64>,
+    /// The entry's whole encoding.
+    pub bytes: &'a [u8],
+}
 
+/// Appends the encoding of an entry with these fields.
+pub fn encode_entry(
+    e: &mut Encoder,
+    hash: u64,
+    key: &[u8],
+    row: Option<RowLocation>,
+    shadows: Option<u64>,
+) {
+    let flags =
+        if row.is_some() { HAS_ROW } else { 0 } | if shadows.is_some() { HAS_SHADOW } else { 0 };
+    e.u64(hash).bytes(key).u8(flags);
+    if let Some(r) = row {
+        e.u32(r.batch).u32(r.row);
+    }
+    if let Some(s) = shadows {
+        e.u64(s);
+    }
+}
+
+impl<'a> EntryView<'a> {
     /// Reads one entry, checking its hash with `hasher`.
-    pub fn decode(d: &mut Decoder<'_>, hasher: KeyHasher) -> Result<Self, DecodeError> {
+    pub fn decode(d: &mut Decoder<'a>, hasher: KeyHasher) -> Result<Self, DecodeError> {
+        let start = d.position();
         let hash = d.u64()?;
-        let key = d.bytes()?.to_vec();
+        let key = d.bytes()?;
         let flags = d.u8()?;
         if flags & !(HAS_ROW | HAS_SHADOW) != 0 {
             return Err(DecodeError(format!("bad entry flags {flags:#x}")));
@@ -79,14 +98,25 @@ impl Entry {
         } else {
             None
         };
-        if hasher(&key) != hash {
+        if hasher(key) != hash {
             return Err(DecodeError("entry hash does not match its key".into()));
         }
-        Ok(Entry {
+        Ok(EntryView {
             hash,
             key,
             row,
             shadows,
+            bytes: d.consumed_since(start),
         })
+    }
+
+    /// The entry, owning its key.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            hash: self.hash,
+            key: self.key.to_vec(),
+            row: self.row,
+            shadows: self.shadows,
+        }
     }
 }

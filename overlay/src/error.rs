@@ -19,6 +19,12 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// One update named a key twice.
+    #[error("a trie update names key {key:02x?} twice")]
+    DuplicateKey {
+        /// The memcomparable key.
+        key: Vec<u8>,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -1,14 +1,17 @@
 //! The persistent hash array mapped trie over a node log: lookups and iteration at any
-//! committed root, and [`HamtBuilder`], which applies a commit's changes in memory (loading
-//! only the nodes on the paths it touches) and then appends just those paths, so every other
-//! node stays shared with the earlier versions of the generation.
+//! committed root, and [`update`], which applies a commit's changes by appending just the
+//! nodes on the paths they touch, so every other node stays shared with the earlier versions
+//! of the generation.
 
-use std::collections::BTreeMap;
+use reeldb_keyframe::format::Encoder;
 
-use crate::entry::Entry;
+use crate::entry::{Entry, EntryView, RowLocation, encode_entry};
 use crate::error::{Error, Result};
 use crate::log::{NodeLog, NodeLogWriter};
-use crate::node::{MAX_DEPTH, Node, NodeRef, chunk};
+use crate::node::{
+    MAX_DEPTH, Node, NodeRef, NodeView, chunk, encode_branch_header, encode_child,
+    encode_collision_header,
+};
 
 fn too_deep(log: &NodeLog, r: Option<NodeRef>) -> Error {
     Error::Corrupt {
@@ -81,225 +84,328 @@ pub fn for_each(log: &NodeLog, root: Option<NodeRef>, f: &mut dyn FnMut(Entry)) 
     }
 }
 
-/// A slot of an in-memory branch.
+/// One key's change for [`update`].
+#[derive(Debug, Clone, Copy)]
+pub struct Edit<'a> {
+    /// The key's hash.
+    pub hash: u64,
+    /// The memcomparable key.
+    pub key: &'a [u8],
+    /// The key's new row, or `None` for a tombstone.
+    pub row: Option<RowLocation>,
+    /// The keyframe ordinal the key shadows, if any.
+    pub shadows: Option<u64>,
+    /// Apply the edit only if the trie already holds the key (else it is skipped).
+    pub only_if_present: bool,
+}
+
+/// What [`update`] did with one edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key was new to the trie.
+    Added,
+    /// The key's entry replaced this one.
+    Replaced(Entry),
+    /// The edit asked for a present key and the key was absent: nothing changed.
+    Skipped,
+}
+
+/// A trie after [`update`]: its root and what happened to each edit, in input order.
 #[derive(Debug)]
-enum Slot {
-    Entry(Entry),
-    Child(Child),
+pub struct Updated {
+    /// The new root (the old one if nothing changed).
+    pub root: Option<NodeRef>,
+    /// One outcome per edit.
+    pub outcomes: Vec<Outcome>,
 }
 
-/// A child: still on disk, or loaded (and possibly changed) in memory.
-#[derive(Debug)]
-enum Child {
-    Stored(NodeRef),
-    Loaded(Box<MemNode>),
+/// The order in which the trie lays out hashes: by chunk 0 (the low five bits), then
+/// chunk 1, and so on. Sorted this way, the keys under any node are contiguous.
+fn trie_order(hash: u64) -> u64 {
+    let high = (0..MAX_DEPTH).fold(0u64, |k, d| (k << 5) | u64::from(chunk(hash, d)));
+    (high << 4) | u64::from(chunk(hash, MAX_DEPTH))
 }
 
-#[derive(Debug)]
-enum MemNode {
-    Branch(BTreeMap<u32, Slot>),
-    Collision(Vec<Entry>),
-}
-
-impl MemNode {
-    fn from_node(node: &Node) -> MemNode {
-        match node {
-            Node::Collision(entries) => MemNode::Collision(entries.clone()),
-            Node::Branch {
-                datamap,
-                nodemap,
-                entries,
-                children,
-            } => {
-                let (datamap, nodemap) = (*datamap, *nodemap);
-                let mut slots = BTreeMap::new();
-                let (mut entries, mut children) =
-                    (entries.iter().cloned(), children.iter().copied());
-                for c in 0..32u32 {
-                    let bit = 1u32 << c;
-                    if datamap & bit != 0
-                        && let Some(e) = entries.next()
-                    {
-                        slots.insert(c, Slot::Entry(e));
-                    } else if nodemap & bit != 0
-                        && let Some(r) = children.next()
-                    {
-                        slots.insert(c, Slot::Child(Child::Stored(r)));
-                    }
-                }
-                MemNode::Branch(slots)
-            }
-        }
-    }
-}
-
-fn load<'c>(child: &'c mut Child, log: &NodeLog) -> Result<&'c mut MemNode> {
-    if let Child::Stored(r) = child {
-        *child = Child::Loaded(Box::new(MemNode::from_node(&*log.read(*r)?)));
-    }
-    match child {
-        Child::Loaded(node) => Ok(node),
-        Child::Stored(r) => Err(too_deep(log, Some(*r))),
-    }
-}
-
-fn insert(node: &mut MemNode, depth: u32, entry: Entry, log: &NodeLog) -> Result<Option<Entry>> {
-    if depth > MAX_DEPTH + 1 {
-        return Err(too_deep(log, None));
-    }
-    if let MemNode::Collision(entries) = node {
-        if entries[0].hash == entry.hash {
-            return Ok(match entries.binary_search_by(|e| e.key.cmp(&entry.key)) {
-                Ok(i) => Some(std::mem::replace(&mut entries[i], entry)),
-                Err(i) => {
-                    entries.insert(i, entry);
-                    None
-                }
-            });
-        }
-        // A different hash reached this collision: it becomes a branch holding the collision
-        // one level down.
-        let hash = entries[0].hash;
-        let collision = std::mem::replace(node, MemNode::Branch(BTreeMap::new()));
-        if let MemNode::Branch(slots) = node {
-            slots.insert(
-                chunk(hash, depth),
-                Slot::Child(Child::Loaded(Box::new(collision))),
-            );
-        }
-    }
-    let MemNode::Branch(slots) = node else {
-        return Err(too_deep(log, None));
-    };
-    let c = chunk(entry.hash, depth);
-    match slots.remove(&c) {
-        None => {
-            slots.insert(c, Slot::Entry(entry));
-            Ok(None)
-        }
-        Some(Slot::Entry(old)) if old.key == entry.key => {
-            slots.insert(c, Slot::Entry(entry));
-            Ok(Some(old))
-        }
-        Some(Slot::Entry(old)) => {
-            let sub = if old.hash == entry.hash {
-                let mut pair = vec![old, entry];
-                pair.sort_by(|a, b| a.key.cmp(&b.key));
-                MemNode::Collision(pair)
-            } else {
-                let mut b = MemNode::Branch(BTreeMap::from([(
-                    chunk(old.hash, depth + 1),
-                    Slot::Entry(old),
-                )]));
-                insert(&mut b, depth + 1, entry, log)?;
-                b
-            };
-            slots.insert(c, Slot::Child(Child::Loaded(Box::new(sub))));
-            Ok(None)
-        }
-        Some(Slot::Child(mut child)) => {
-            let result = insert(load(&mut child, log)?, depth + 1, entry, log);
-            slots.insert(c, Slot::Child(child));
-            result
-        }
-    }
-}
-
-fn mem_get(
-    node: &MemNode,
-    depth: u32,
+/// An entry on its way into a rewritten node: an edit, or an old entry copied as it is.
+#[derive(Debug, Clone, Copy)]
+struct Pending<'a> {
     hash: u64,
-    key: &[u8],
-    log: &NodeLog,
-) -> Result<Option<Entry>> {
-    match node {
-        MemNode::Collision(entries) => Ok(entries.iter().find(|e| e.key == key).cloned()),
-        MemNode::Branch(slots) => match slots.get(&chunk(hash, depth)) {
-            None => Ok(None),
-            Some(Slot::Entry(e)) => Ok((e.key == key).then(|| e.clone())),
-            Some(Slot::Child(Child::Loaded(n))) => mem_get(n, depth + 1, hash, key, log),
-            // An unchanged subtree: continue from its root, which sits at depth + 1.
-            Some(Slot::Child(Child::Stored(r))) => mem_get(
-                &MemNode::from_node(&*log.read(*r)?),
-                depth + 1,
-                hash,
-                key,
-                log,
-            ),
-        },
+    key: &'a [u8],
+    source: Source<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Edit(usize),
+    Old(EntryView<'a>),
+}
+
+impl<'a> Pending<'a> {
+    fn old(e: &EntryView<'a>) -> Self {
+        Pending {
+            hash: e.hash,
+            key: e.key,
+            source: Source::Old(*e),
+        }
     }
 }
 
-fn write(node: MemNode, out: &mut NodeLogWriter) -> Result<NodeRef> {
-    match node {
-        MemNode::Collision(entries) => out.append(Node::Collision(entries)),
-        MemNode::Branch(slots) => {
-            let (mut datamap, mut nodemap) = (0u32, 0u32);
-            let (mut entries, mut children) = (Vec::new(), Vec::new());
-            for (c, slot) in slots {
-                match slot {
-                    Slot::Entry(e) => {
-                        datamap |= 1 << c;
-                        entries.push(e);
-                    }
-                    Slot::Child(Child::Stored(r)) => {
-                        nodemap |= 1 << c;
-                        children.push(r);
-                    }
-                    Slot::Child(Child::Loaded(n)) => {
-                        nodemap |= 1 << c;
-                        children.push(write(*n, out)?);
-                    }
+/// The state of one [`update`]: the log's bytes as of its start, the edits and their
+/// outcomes, and the writer new nodes go to.
+struct Rewrite<'a, 'w> {
+    map: &'a [u8],
+    edits: &'a [Edit<'a>],
+    outcomes: Vec<Outcome>,
+    out: &'w mut NodeLogWriter,
+}
+
+impl<'a> Rewrite<'a, '_> {
+    fn too_deep(&self, r: Option<NodeRef>) -> Error {
+        too_deep(self.out.reader(), r)
+    }
+
+    /// Settles `edits` against the entries `old` holds for one slot: an edit of a held key
+    /// replaces it, an edit asking for a present key that is absent is skipped, the rest are
+    /// added. Returns the slot's entries and whether any edit took effect.
+    fn settle(
+        &mut self,
+        mut old: Vec<Pending<'a>>,
+        edits: &[Pending<'a>],
+    ) -> (Vec<Pending<'a>>, bool) {
+        let mut changed = false;
+        for p in edits {
+            let Source::Edit(i) = p.source else { continue };
+            if let Some(held) = old.iter_mut().find(|o| o.key == p.key) {
+                if let Source::Old(entry) = held.source {
+                    self.outcomes[i] = Outcome::Replaced(entry.to_entry());
                 }
+                *held = *p;
+                changed = true;
+            } else if self.edits[i].only_if_present {
+                self.outcomes[i] = Outcome::Skipped;
+            } else {
+                old.push(*p);
+                changed = true;
             }
-            out.append(Node::Branch {
+        }
+        (old, changed)
+    }
+
+    fn encode(&self, e: &mut Encoder, p: &Pending<'_>) {
+        match p.source {
+            Source::Old(entry) => {
+                e.raw(entry.bytes);
+            }
+            Source::Edit(i) => {
+                let x = &self.edits[i];
+                encode_entry(e, x.hash, x.key, x.row, x.shadows);
+            }
+        }
+    }
+
+    /// Writes the node at `r` with `edits` (sorted in trie order, all under `r`) applied;
+    /// `None` when no edit took effect.
+    fn rewrite(
+        &mut self,
+        r: NodeRef,
+        depth: u32,
+        edits: &[Pending<'a>],
+    ) -> Result<Option<NodeRef>> {
+        if depth > MAX_DEPTH + 1 {
+            return Err(self.too_deep(Some(r)));
+        }
+        let (datamap, nodemap, entries, children) = match self.out.reader().view_in(self.map, r)? {
+            NodeView::Collision(entries) => {
+                let old = entries.iter().map(Pending::old).collect();
+                let (all, changed) = self.settle(old, edits);
+                return if changed {
+                    self.build(depth, all).map(Some)
+                } else {
+                    Ok(None)
+                };
+            }
+            NodeView::Branch {
                 datamap,
                 nodemap,
                 entries,
                 children,
-            })
+            } => (datamap, nodemap, entries, children),
+        };
+        let (mut new_datamap, mut new_nodemap) = (0u32, 0u32);
+        let mut new_entries: Vec<Pending<'a>> = Vec::with_capacity(entries.len() + 1);
+        let mut new_children: Vec<NodeRef> = Vec::with_capacity(children.len() + 1);
+        let (mut next_entry, mut next_child, mut at) = (0, 0, 0);
+        let mut changed = false;
+        for c in 0..32u32 {
+            let bit = 1u32 << c;
+            let start = at;
+            while at < edits.len() && chunk(edits[at].hash, depth) == c {
+                at += 1;
+            }
+            let group = &edits[start..at];
+            let old: Vec<Pending<'a>> = if datamap & bit != 0 {
+                next_entry += 1;
+                match entries.get(next_entry - 1) {
+                    Some(e) => vec![Pending::old(e)],
+                    None => return Err(self.too_deep(Some(r))),
+                }
+            } else if nodemap & bit != 0 {
+                next_child += 1;
+                let Some(&child) = children.get(next_child - 1) else {
+                    return Err(self.too_deep(Some(r)));
+                };
+                let child = match group.is_empty() {
+                    true => child,
+                    false => match self.rewrite(child, depth + 1, group)? {
+                        Some(new) => {
+                            changed = true;
+                            new
+                        }
+                        None => child,
+                    },
+                };
+                new_nodemap |= bit;
+                new_children.push(child);
+                continue;
+            } else {
+                Vec::new()
+            };
+            let (slot, took) = if group.is_empty() {
+                (old, false)
+            } else {
+                self.settle(old, group)
+            };
+            changed |= took;
+            match slot.len() {
+                0 => {}
+                1 => {
+                    new_datamap |= bit;
+                    new_entries.push(slot[0]);
+                }
+                _ => {
+                    new_nodemap |= bit;
+                    new_children.push(self.build(depth + 1, slot)?);
+                }
+            }
         }
+        if !changed {
+            return Ok(None);
+        }
+        self.write_branch(new_datamap, new_nodemap, &new_entries, &new_children)
+            .map(Some)
+    }
+
+    /// Writes a new subtree at `depth` holding `all` (two or more entries with distinct keys).
+    fn build(&mut self, depth: u32, mut all: Vec<Pending<'a>>) -> Result<NodeRef> {
+        if all.windows(2).all(|w| w[0].hash == w[1].hash) && all.len() > 1 {
+            all.sort_unstable_by(|a, b| a.key.cmp(b.key));
+            let mut e = Encoder::new();
+            encode_collision_header(&mut e, all.len());
+            for p in &all {
+                self.encode(&mut e, p);
+            }
+            return self.out.append_node(&e.finish());
+        }
+        self.build_branch(depth, all)
+    }
+
+    /// Writes a new branch at `depth` holding `all` (one or more entries with distinct keys).
+    fn build_branch(&mut self, depth: u32, mut all: Vec<Pending<'a>>) -> Result<NodeRef> {
+        if depth > MAX_DEPTH {
+            return Err(self.too_deep(None));
+        }
+        all.sort_unstable_by_key(|p| chunk(p.hash, depth));
+        let (mut datamap, mut nodemap) = (0u32, 0u32);
+        let (mut entries, mut children) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        while at < all.len() {
+            let c = chunk(all[at].hash, depth);
+            let end = at
+                + all[at..]
+                    .iter()
+                    .take_while(|p| chunk(p.hash, depth) == c)
+                    .count();
+            if end - at == 1 {
+                datamap |= 1 << c;
+                entries.push(all[at]);
+            } else {
+                nodemap |= 1 << c;
+                children.push(self.build(depth + 1, all[at..end].to_vec())?);
+            }
+            at = end;
+        }
+        self.write_branch(datamap, nodemap, &entries, &children)
+    }
+
+    fn write_branch(
+        &mut self,
+        datamap: u32,
+        nodemap: u32,
+        entries: &[Pending<'_>],
+        children: &[NodeRef],
+    ) -> Result<NodeRef> {
+        let mut e = Encoder::new();
+        encode_branch_header(&mut e, datamap, nodemap);
+        for p in entries {
+            self.encode(&mut e, p);
+        }
+        for c in children {
+            encode_child(&mut e, *c);
+        }
+        self.out.append_node(&e.finish())
     }
 }
 
-/// Applies one commit's changes to the trie at a committed root.
-#[derive(Debug)]
-pub struct HamtBuilder {
-    root: Option<Child>,
-}
-
-impl HamtBuilder {
-    /// A builder starting from `root` (`None`: an empty trie).
-    pub fn new(root: Option<NodeRef>) -> Self {
-        HamtBuilder {
-            root: root.map(Child::Stored),
+/// Applies `edits` (at most one per key) to the trie at `root`, appending to `out` only the
+/// nodes on the paths they change, and returns the new root and each edit's outcome.
+///
+/// The edits are sorted in trie order and applied top-down in one pass: each node on a
+/// changed path is read once, in place, and written once, with its unchanged entries copied
+/// byte for byte.
+pub fn update(
+    out: &mut NodeLogWriter,
+    root: Option<NodeRef>,
+    edits: &[Edit<'_>],
+) -> Result<Updated> {
+    let mut sorted: Vec<Pending<'_>> = edits
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Pending {
+            hash: e.hash,
+            key: e.key,
+            source: Source::Edit(i),
+        })
+        .collect();
+    sorted.sort_unstable_by(|a, b| {
+        trie_order(a.hash)
+            .cmp(&trie_order(b.hash))
+            .then_with(|| a.key.cmp(b.key))
+    });
+    if let Some(w) = sorted.windows(2).find(|w| w[0].key == w[1].key) {
+        return Err(Error::DuplicateKey {
+            key: w[0].key.to_vec(),
+        });
+    }
+    let map = out.written()?;
+    let mut rewrite = Rewrite {
+        map: &map,
+        edits,
+        outcomes: vec![Outcome::Added; edits.len()],
+        out,
+    };
+    let root = match root {
+        Some(r) => rewrite.rewrite(r, 0, &sorted)?.or(Some(r)),
+        None => {
+            let (all, _) = rewrite.settle(Vec::new(), &sorted);
+            match all.len() {
+                0 => None,
+                1 => Some(rewrite.build_branch(0, all)?),
+                _ => Some(rewrite.build(0, all)?),
+            }
         }
-    }
-
-    /// The entry for `key` as the builder stands (changes so far included).
-    pub fn get(&self, log: &NodeLog, hash: u64, key: &[u8]) -> Result<Option<Entry>> {
-        match &self.root {
-            None => Ok(None),
-            Some(Child::Stored(r)) => get(log, Some(*r), hash, key),
-            Some(Child::Loaded(n)) => mem_get(n, 0, hash, key, log),
-        }
-    }
-
-    /// Inserts or replaces the entry for `entry.key`; returns the entry it replaced.
-    pub fn insert(&mut self, log: &NodeLog, entry: Entry) -> Result<Option<Entry>> {
-        let root = self
-            .root
-            .get_or_insert_with(|| Child::Loaded(Box::new(MemNode::Branch(BTreeMap::new()))));
-        insert(load(root, log)?, 0, entry, log)
-    }
-
-    /// Appends the changed paths to `out` and returns the new root (shared with the old one
-    /// where nothing changed).
-    pub fn commit(self, out: &mut NodeLogWriter) -> Result<Option<NodeRef>> {
-        match self.root {
-            None => Ok(None),
-            Some(Child::Stored(r)) => Ok(Some(r)),
-            Some(Child::Loaded(n)) => write(*n, out).map(Some),
-        }
-    }
+    };
+    Ok(Updated {
+        root,
+        outcomes: rewrite.outcomes,
+    })
 }

@@ -8,7 +8,7 @@
 //! versions.
 //!
 //! Modules: [`entry`] (what is known of one key), [`node`] (node bytes), [`log`] (the
-//! per-generation node log), [`hamt`] (lookups, iteration and the path-copying builder),
+//! per-generation node log), [`hamt`] (lookups, iteration and the path-copying update),
 //! [`version`] (a version's trie, deletion vector and live rows, and applying a commit).
 
 pub mod entry;
@@ -20,7 +20,7 @@ pub mod version;
 
 pub use entry::{Entry, KeyHasher, RowLocation, key_hash};
 pub use error::{Error, Result};
-pub use hamt::HamtBuilder;
+pub use hamt::{Edit, Outcome, Updated, update};
 pub use log::{NodeLog, NodeLogWriter};
 pub use node::NodeRef;
 pub use version::{Change, OverlayRefs, OverlayVersion, apply};

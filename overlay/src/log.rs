@@ -15,7 +15,7 @@ use reeldb_keyframe::storage::{AppendFile, Storage};
 
 use crate::entry::KeyHasher;
 use crate::error::{Error, Result};
-use crate::node::{FRAME_OVERHEAD, Node, NodeRef};
+use crate::node::{FRAME_OVERHEAD, Node, NodeRef, NodeView};
 
 /// First bytes of a node log.
 pub const LOG_MAGIC: [u8; 8] = *b"REELHAMT";
@@ -143,23 +143,48 @@ impl NodeLog {
             return Err(self.corrupt(r.offset, "node reference into the header"));
         }
         let m = self.view(r.offset + 4)?;
-        let at = r.offset as usize;
-        let len = u32::from_le_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
-        if len > MAX_NODE_LEN {
+        let len = frame_len(&m, r.offset);
+        let m = self.view(r.offset + len.unwrap_or(0) + FRAME_OVERHEAD as u64)?;
+        let body = self.frame_in(&m, r)?;
+        let start = r.offset as usize + 4;
+        Ok((m.clone(), start..start + body.len()))
+    }
+
+    /// Verifies the frame at `r` within `map` (a view of this log) and returns its body.
+    pub fn frame_in<'m>(&self, map: &'m [u8], r: NodeRef) -> Result<&'m [u8]> {
+        if r.offset < LOG_HEADER_LEN {
+            return Err(self.corrupt(r.offset, "node reference into the header"));
+        }
+        let len = frame_len(map, r.offset)
+            .ok_or_else(|| self.corrupt(r.offset, "reference past the end of the log"))?;
+        if len > u64::from(MAX_NODE_LEN) {
             return Err(self.corrupt(r.offset, format!("node length {len} out of bounds")));
         }
-        let end = r.offset + len as u64 + FRAME_OVERHEAD as u64;
-        let m = self.view(end)?;
-        let frame = &m[at..end as usize];
-        let body_end = frame.len() - 8;
-        let mut stored = [0u8; 8];
-        stored.copy_from_slice(&frame[body_end..]);
-        let sum = checksum(&frame[..body_end]);
-        if sum != u64::from_le_bytes(stored) || sum != r.checksum {
+        let at = r.offset as usize;
+        let end = at + len as usize + FRAME_OVERHEAD;
+        let frame = map
+            .get(at..end)
+            .ok_or_else(|| self.corrupt(r.offset, "node runs past the end of the log"))?;
+        let (covered, stored) = frame.split_at(frame.len() - 8);
+        let sum = checksum(covered);
+        if stored != sum.to_le_bytes() || sum != r.checksum {
             return Err(self.corrupt(r.offset, "node checksum mismatch"));
         }
-        Ok((m.clone(), at + 4..at + body_end))
+        Ok(&covered[4..])
     }
+
+    /// Parses the verified node at `r` within `map` in place.
+    pub fn view_in<'m>(&self, map: &'m [u8], r: NodeRef) -> Result<NodeView<'m>> {
+        let body = self.frame_in(map, r)?;
+        NodeView::parse(body, self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
+    }
+}
+
+/// The body length stored at the start of the frame at `offset`, if the map holds it.
+fn frame_len(map: &[u8], offset: u64) -> Option<u64> {
+    let at = usize::try_from(offset).ok()?;
+    let len: [u8; 4] = map.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u64::from(u32::from_le_bytes(len)))
 }
 
 /// Appends nodes to a node log for the single writer. Appends are buffered and written at
@@ -224,14 +249,18 @@ impl NodeLogWriter {
         &self.log
     }
 
-    /// Appends a node and returns its reference. The node also enters the reader's cache:
-    /// the next commit loads exactly the nodes this one wrote.
-    pub fn append(&mut self, node: Node) -> Result<NodeRef> {
-        let r = self.append_frame(node.encode())?;
-        self.log
-            .nodes
-            .insert((r.offset, r.checksum), Arc::new(node));
-        Ok(r)
+    /// Appends a node body (see [`crate::node`]) and returns its reference.
+    pub fn append_node(&mut self, body: &[u8]) -> Result<NodeRef> {
+        self.append_frame(crate::node::frame(body))
+    }
+
+    /// A view of everything appended so far: buffered appends are written (not synced) first.
+    pub fn written(&mut self) -> Result<Bytes> {
+        if !self.buffer.is_empty() {
+            self.file.append(&self.buffer)?;
+            self.buffer.clear();
+        }
+        self.log.view(self.file.len())
     }
 
     /// Appends a blob of `kind` and returns its reference.

@@ -14,7 +14,7 @@
 
 use reeldb_keyframe::format::{DecodeError, Decoder, Encoder, checksum};
 
-use crate::entry::{Entry, KeyHasher};
+use crate::entry::{Entry, EntryView, KeyHasher};
 
 /// Where a node is in its log, and the checksum its frame must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +31,8 @@ pub const FRAME_OVERHEAD: usize = 12;
 const BODY_HEADER: usize = 16;
 const KIND_BRANCH: u8 = 1;
 const KIND_COLLISION: u8 = 2;
+/// The fewest bytes an entry takes (hash, key length, flags).
+const MIN_ENTRY_LEN: usize = 13;
 
 /// A decoded node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,39 +52,28 @@ pub enum Node {
     Collision(Vec<Entry>),
 }
 
-impl Node {
-    /// The framed bytes of the node.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut e = Encoder::new();
-        match self {
-            Node::Branch {
-                datamap,
-                nodemap,
-                entries,
-                children,
-            } => {
-                e.u8(KIND_BRANCH).raw(&[0; 3]).u32(*datamap).u32(*nodemap);
-                e.u32(entries.len() as u32);
-                for x in entries {
-                    x.encode(&mut e);
-                }
-                for c in children {
-                    e.u64(c.offset).u64(c.checksum);
-                }
-            }
-            Node::Collision(entries) => {
-                e.u8(KIND_COLLISION).raw(&[0; 3]).u32(0).u32(0);
-                e.u32(entries.len() as u32);
-                for x in entries {
-                    x.encode(&mut e);
-                }
-            }
-        }
-        frame(&e.finish())
-    }
+/// A node read in place, its entries borrowing the node's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeView<'a> {
+    /// A branch (see [`Node::Branch`]).
+    Branch {
+        /// Chunks holding an entry.
+        datamap: u32,
+        /// Chunks holding a child node.
+        nodemap: u32,
+        /// The entries, in chunk order.
+        entries: Vec<EntryView<'a>>,
+        /// The children, in chunk order.
+        children: Vec<NodeRef>,
+    },
+    /// A collision node (see [`Node::Collision`]).
+    Collision(Vec<EntryView<'a>>),
+}
 
-    /// Parses a node body (the frame already verified), checking every entry's hash.
-    pub fn decode(body: &[u8], hasher: KeyHasher) -> Result<Self, DecodeError> {
+impl<'a> NodeView<'a> {
+    /// Parses a node body (the frame already verified), checking every entry's hash and the
+    /// node's structure.
+    pub fn parse(body: &'a [u8], hasher: KeyHasher) -> Result<Self, DecodeError> {
         if body.len() < BODY_HEADER {
             return Err(DecodeError(format!("node body of {} bytes", body.len())));
         }
@@ -92,13 +83,13 @@ impl Node {
         let datamap = d.u32()?;
         let nodemap = d.u32()?;
         let count = d.u32()? as usize;
-        // Every entry takes at least 13 bytes: bound the allocation by what is there.
-        if count > d.remaining() / 13 {
+        // Bound the allocation by what the body can hold.
+        if count > d.remaining() / MIN_ENTRY_LEN {
             return Err(DecodeError(format!("{count} entries cannot fit")));
         }
         let mut entries = Vec::with_capacity(count);
         for _ in 0..count {
-            entries.push(Entry::decode(&mut d, hasher)?);
+            entries.push(EntryView::decode(&mut d, hasher)?);
         }
         let node = match kind {
             KIND_BRANCH => {
@@ -114,7 +105,7 @@ impl Node {
                         checksum: d.u64()?,
                     });
                 }
-                Node::Branch {
+                NodeView::Branch {
                     datamap,
                     nodemap,
                     entries,
@@ -127,13 +118,58 @@ impl Node {
                 if datamap != 0 || nodemap != 0 || count < 2 || !same_hash || !sorted {
                     return Err(DecodeError("malformed collision node".into()));
                 }
-                Node::Collision(entries)
+                NodeView::Collision(entries)
             }
             k => return Err(DecodeError(format!("unknown node kind {k}"))),
         };
         d.finish()?;
         Ok(node)
     }
+}
+
+impl Node {
+    /// Parses a node body (the frame already verified), checking every entry's hash.
+    pub fn decode(body: &[u8], hasher: KeyHasher) -> Result<Self, DecodeError> {
+        let owned = |entries: Vec<EntryView<'_>>| entries.iter().map(EntryView::to_entry).collect();
+        Ok(match NodeView::parse(body, hasher)? {
+            NodeView::Branch {
+                datamap,
+                nodemap,
+                entries,
+                children,
+            } => Node::Branch {
+                datamap,
+                nodemap,
+                entries: owned(entries),
+                children,
+            },
+            NodeView::Collision(entries) => Node::Collision(owned(entries)),
+        })
+    }
+}
+
+/// Appends a branch's header; its `datamap.count_ones()` entries and then its children follow.
+pub fn encode_branch_header(e: &mut Encoder, datamap: u32, nodemap: u32) {
+    e.u8(KIND_BRANCH)
+        .raw(&[0; 3])
+        .u32(datamap)
+        .u32(nodemap)
+        .u32(datamap.count_ones());
+}
+
+/// Appends a collision node's header; its `count` entries follow, sorted by key.
+pub fn encode_collision_header(e: &mut Encoder, count: usize) {
+    // A collision holds keys sharing one 64-bit hash: far fewer than 2^32.
+    e.u8(KIND_COLLISION)
+        .raw(&[0; 3])
+        .u32(0)
+        .u32(0)
+        .u32(count as u32);
+}
+
+/// Appends a reference to a child node.
+pub fn encode_child(e: &mut Encoder, r: NodeRef) {
+    e.u64(r.offset).u64(r.checksum);
 }
 
 /// Frames a body: its length, the body, and the xxh3-64 of both.

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-use crate::entry::{Entry, RowLocation, key_hash};
+use crate::entry::{RowLocation, key_hash};
 use crate::error::{Error, Result};
-use crate::hamt::HamtBuilder;
+use crate::hamt::{Edit, Outcome, update};
 use crate::log::{BlobKind, NodeLog, NodeLogWriter};
 use crate::node::NodeRef;
 
@@ -102,38 +102,35 @@ pub fn apply<'a>(
     changes: impl IntoIterator<Item = Change<'a>>,
     row_id: &dyn Fn(RowLocation) -> u32,
 ) -> Result<OverlayVersion> {
+    let edits: Vec<Edit<'a>> = changes
+        .into_iter()
+        .map(|c| Edit {
+            hash: key_hash(c.key),
+            key: c.key,
+            row: c.row,
+            shadows: c.shadows,
+            only_if_present: c.row.is_none() && c.shadows.is_none(),
+        })
+        .collect();
+    let updated = update(log, prev.root, &edits)?;
     let mut next = prev.clone();
-    let mut trie = HamtBuilder::new(prev.root);
-    for change in changes {
-        let hash = key_hash(change.key);
-        if change.row.is_none()
-            && change.shadows.is_none()
-            && trie.get(log.reader(), hash, change.key)?.is_none()
-        {
-            continue;
+    next.root = updated.root;
+    for (edit, outcome) in edits.iter().zip(&updated.outcomes) {
+        match outcome {
+            Outcome::Skipped => continue,
+            Outcome::Added => next.entries += 1,
+            Outcome::Replaced(old) => {
+                if let Some(loc) = old.row {
+                    next.live.remove(row_id(loc));
+                }
+            }
         }
-        let old = trie.insert(
-            log.reader(),
-            Entry {
-                hash,
-                key: change.key.to_vec(),
-                row: change.row,
-                shadows: change.shadows,
-            },
-        )?;
-        if let Some(loc) = old.as_ref().and_then(|e| e.row) {
-            next.live.remove(row_id(loc));
-        }
-        if let Some(loc) = change.row {
+        if let Some(loc) = edit.row {
             next.live.insert(row_id(loc));
         }
-        if let Some(s) = change.shadows {
+        if let Some(s) = edit.shadows {
             next.shadowed.insert(s);
         }
-        if old.is_none() {
-            next.entries += 1;
-        }
     }
-    next.root = trie.commit(log)?;
     Ok(next)
 }

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_overlay::hamt::{for_each, get};
 use reeldb_overlay::{
-    Entry, Error, HamtBuilder, KeyHasher, NodeLog, NodeLogWriter, NodeRef, RowLocation, key_hash,
+    Edit, Entry, Error, KeyHasher, NodeLog, NodeLogWriter, NodeRef, Outcome, RowLocation, key_hash,
+    update,
 };
 
 /// Only 256 distinct hashes: deep shared prefixes and many full collisions.
@@ -60,6 +61,8 @@ fn check(log: &NodeLog, root: Option<NodeRef>, model: &Model, hasher: KeyHasher)
     assert_eq!(all, want);
 }
 
+/// Commits `changes` (a later change to a key overrides an earlier one) and checks each
+/// outcome against the model.
 fn commit(
     w: &mut NodeLogWriter,
     root: Option<NodeRef>,
@@ -67,23 +70,35 @@ fn commit(
     hasher: KeyHasher,
     model: &mut Model,
 ) -> Option<NodeRef> {
-    let mut b = HamtBuilder::new(root);
-    for &(k, r, s) in changes {
-        let e = entry(hasher, k, r, s);
-        let before = b.get(w.reader(), e.hash, &e.key).unwrap();
-        assert_eq!(
-            before,
-            model.get(&k).map(|(r0, s0)| entry(hasher, k, *r0, *s0)),
-            "read-your-writes {k}"
-        );
-        let replaced = b.insert(w.reader(), e).unwrap();
-        assert_eq!(replaced, before);
-        model.insert(k, (r, s));
+    let last: BTreeMap<u16, (Option<u32>, Option<u64>)> =
+        changes.iter().map(|&(k, r, s)| (k, (r, s))).collect();
+    let entries: Vec<Entry> = last
+        .iter()
+        .map(|(k, (r, s))| entry(hasher, *k, *r, *s))
+        .collect();
+    let edits: Vec<Edit<'_>> = entries
+        .iter()
+        .map(|e| Edit {
+            hash: e.hash,
+            key: &e.key,
+            row: e.row,
+            shadows: e.shadows,
+            only_if_present: false,
+        })
+        .collect();
+    let updated = update(w, root, &edits).unwrap();
+    for ((k, (r, s)), outcome) in last.iter().zip(&updated.outcomes) {
+        let before = model.get(k).map(|(r0, s0)| entry(hasher, *k, *r0, *s0));
+        let want = match before {
+            Some(e) => Outcome::Replaced(e),
+            None => Outcome::Added,
+        };
+        assert_eq!(*outcome, want, "outcome for key {k}");
+        model.insert(*k, (*r, *s));
     }
-    let root = b.commit(w).unwrap();
     w.sync(false).unwrap();
     w.mark_committed();
-    root
+    updated.root
 }
 
 proptest! {
@@ -166,13 +181,74 @@ fn an_aborted_commit_leaves_the_log_as_committed() {
     let mut model = Model::new();
     let root = commit(&mut w, None, &[(1, Some(1), None)], key_hash, &mut model);
     let committed = w.len();
-    let mut b = HamtBuilder::new(root);
-    b.insert(w.reader(), entry(key_hash, 2, Some(2), None))
-        .unwrap();
-    b.commit(&mut w).unwrap();
+    let e = entry(key_hash, 2, Some(2), None);
+    let edit = Edit {
+        hash: e.hash,
+        key: &e.key,
+        row: e.row,
+        shadows: None,
+        only_if_present: false,
+    };
+    update(&mut w, root, &[edit]).unwrap();
     w.abort().unwrap();
     assert_eq!(storage.len(Path::new("g1.hamt")).unwrap(), committed);
     // Reopening at the committed length keeps the committed root readable.
     let w2 = NodeLogWriter::open(storage, Path::new("g1.hamt"), Some(committed), key_hash).unwrap();
     check(w2.reader(), root, &model, key_hash);
+}
+
+#[test]
+fn an_edit_asking_for_a_present_key_changes_nothing_when_the_key_is_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w) = open_log(dir.path(), key_hash);
+    let mut model = Model::new();
+    let changes: Vec<(u16, Option<u32>, Option<u64>)> = (0..50u16)
+        .map(|k| (k * 2, Some(u32::from(k)), None))
+        .collect();
+    let root = commit(&mut w, None, &changes, key_hash, &mut model);
+    let before = w.len();
+    let (present, absent) = (
+        entry(key_hash, 4, None, None),
+        entry(key_hash, 5, None, None),
+    );
+    fn edit(e: &Entry) -> Edit<'_> {
+        Edit {
+            hash: e.hash,
+            key: &e.key,
+            row: None,
+            shadows: None,
+            only_if_present: true,
+        }
+    }
+    let updated = update(&mut w, root, &[edit(&absent)]).unwrap();
+    assert_eq!(updated.outcomes, vec![Outcome::Skipped]);
+    assert_eq!(updated.root, root);
+    assert_eq!(w.len(), before, "a skipped edit wrote nothing");
+    let updated = update(&mut w, root, &[edit(&present), edit(&absent)]).unwrap();
+    assert_eq!(
+        updated.outcomes,
+        vec![
+            Outcome::Replaced(entry(key_hash, 4, Some(2), None)),
+            Outcome::Skipped
+        ]
+    );
+    model.insert(4, (None, None));
+    w.sync(false).unwrap();
+    check(w.reader(), updated.root, &model, key_hash);
+}
+
+#[test]
+fn an_update_naming_a_key_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w) = open_log(dir.path(), key_hash);
+    let e = entry(key_hash, 1, Some(1), None);
+    let edit = Edit {
+        hash: e.hash,
+        key: &e.key,
+        row: e.row,
+        shadows: None,
+        only_if_present: false,
+    };
+    let err = update(&mut w, None, &[edit, edit]).unwrap_err();
+    assert!(matches!(err, Error::DuplicateKey { .. }), "{err}");
 }
