@@ -4,14 +4,87 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_overlay::hamt::{for_each, get};
 use reeldb_overlay::{Entry, NodeLog, NodeRef, OverlayRefs, OverlayVersion, RowLocation, key_hash};
+use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::catalog::version::{BatchRecord, OverlayRecord};
 use crate::error::Result;
+
+/// Sets bit `base + v - origin` of `mask` to `value` for every `v` of `bitmap` within `range`
+/// (every such `base + v` is at least `origin`).
+fn mark(
+    mask: &mut BooleanBufferBuilder,
+    bitmap: &RoaringBitmap,
+    base: u64,
+    origin: u64,
+    range: impl RangeBounds<u32>,
+    value: bool,
+) {
+    let mut it = bitmap.range(range);
+    let mut chunk = [0u32; 256];
+    loop {
+        let got = it.next_many(&mut chunk);
+        if got.is_empty() {
+            break;
+        }
+        for &v in got.iter() {
+            mask.set_bit((base + u64::from(v) - origin) as usize, value);
+        }
+    }
+}
+
+/// Which of the generation rows `start..start + rows` are in `live`; `None` when none is.
+fn live_rows_mask(live: &RoaringBitmap, start: u32, rows: u32) -> Option<BooleanArray> {
+    if live.range_cardinality(start..start + rows) == 0 {
+        return None;
+    }
+    let mut keep = BooleanBufferBuilder::new(rows as usize);
+    keep.append_n(rows as usize, false);
+    mark(
+        &mut keep,
+        live,
+        0,
+        u64::from(start),
+        start..start + rows,
+        true,
+    );
+    Some(BooleanArray::new(keep.finish(), None))
+}
+
+/// Which of the ordinals `first..first + rows` are not in `shadowed`: `None` when all are,
+/// `Some(None)` when none is.
+fn unshadowed_mask(
+    shadowed: &RoaringTreemap,
+    first: u64,
+    rows: u64,
+) -> Option<Option<BooleanArray>> {
+    let end = first + rows;
+    let hidden = shadowed.range_cardinality(first..end);
+    if hidden == rows {
+        return None;
+    }
+    if hidden == 0 {
+        return Some(None);
+    }
+    let mut keep = BooleanBufferBuilder::new(rows as usize);
+    keep.append_n(rows as usize, true);
+    // The treemap keeps one 32-bit bitmap per high half of the ordinals.
+    for (high, part) in shadowed.bitmaps() {
+        let base = u64::from(high) << 32;
+        if base >= end || base + (1 << 32) <= first {
+            continue;
+        }
+        // Both bounds lie within this part's 2^32 ordinals, so the casts are exact.
+        let lo = (first.max(base) - base) as u32;
+        let hi = ((end - base).min(1 << 32) - 1) as u32;
+        mark(&mut keep, part, base, first, lo..=hi, false);
+    }
+    Some(Some(BooleanArray::new(keep.finish(), None)))
+}
 
 /// A table's overlay at one version. Its bitmaps are read on first use: gets need only
 /// the trie.
@@ -148,16 +221,11 @@ impl OverlayView {
 
     /// Which rows of batch `b` are live at this version; `None` when none is.
     pub fn live_mask(&self, b: usize) -> Result<Option<BooleanArray>> {
-        let live = &self.bitmaps()?.live;
-        let (start, rows) = (self.starts[b], self.batches[b].rows);
-        if live.range_cardinality(start..start + rows) == 0 {
-            return Ok(None);
-        }
-        let mut keep = vec![false; rows as usize];
-        for id in live.range(start..start + rows) {
-            keep[(id - start) as usize] = true;
-        }
-        Ok(Some(BooleanArray::from(keep)))
+        Ok(live_rows_mask(
+            &self.bitmaps()?.live,
+            self.starts[b],
+            self.batches[b].rows,
+        ))
     }
 
     /// Which of the keyframe rows with ordinals `first..first + rows` are not shadowed:
@@ -166,21 +234,7 @@ impl OverlayView {
         if self.shadowed == 0 {
             return Ok(Some(None));
         }
-        let dv = &self.bitmaps()?.shadowed;
-        let hidden = dv.range_cardinality(first..first + rows);
-        if hidden == rows {
-            return Ok(None);
-        }
-        if hidden == 0 {
-            return Ok(Some(None));
-        }
-        let mut keep = vec![true; rows as usize];
-        let mut it = dv.iter();
-        it.advance_to(first);
-        for o in it.take_while(|&o| o < first + rows) {
-            keep[(o - first) as usize] = false;
-        }
-        Ok(Some(Some(BooleanArray::from(keep))))
+        Ok(unshadowed_mask(&self.bitmaps()?.shadowed, first, rows))
     }
 
     /// The full row at a location, as a one-row batch of the table schema.
@@ -189,5 +243,39 @@ impl OverlayView {
         let cols = self.batch_columns(tree, loc.batch as usize, &all, Access::Cached)?;
         let cols: Vec<ArrayRef> = cols.iter().map(|c| c.slice(loc.row as usize, 1)).collect();
         Ok(RecordBatch::try_new(tree.layout().schema.clone(), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(mask: &BooleanArray) -> Vec<bool> {
+        mask.iter().map(|b| b == Some(true)).collect()
+    }
+
+    #[test]
+    fn the_unshadowed_mask_clears_exactly_the_shadowed_ordinals_across_bitmap_parts() {
+        let edge = 1u64 << 32;
+        let shadowed: RoaringTreemap = [5, edge - 2, edge, edge + 3].into_iter().collect();
+        let mask = unshadowed_mask(&shadowed, edge - 4, 8).unwrap().unwrap();
+        let want: Vec<bool> = (edge - 4..edge + 4)
+            .map(|o| !shadowed.contains(o))
+            .collect();
+        assert_eq!(bits(&mask), want);
+        assert!(
+            unshadowed_mask(&shadowed, 0, 5).unwrap().is_none(),
+            "none shadowed"
+        );
+        assert!(unshadowed_mask(&shadowed, 5, 1).is_none(), "all shadowed");
+    }
+
+    #[test]
+    fn the_live_mask_sets_exactly_the_live_rows_of_a_batch() {
+        let live: RoaringBitmap = [3, 10, 11, 19, 40].into_iter().collect();
+        let mask = live_rows_mask(&live, 10, 10).unwrap();
+        let want: Vec<bool> = (10..20).map(|r| live.contains(r)).collect();
+        assert_eq!(bits(&mask), want);
+        assert!(live_rows_mask(&live, 20, 10).is_none());
     }
 }
