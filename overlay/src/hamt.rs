@@ -173,9 +173,11 @@ impl<'a> Rewrite<'a, '_> {
         edits: &[Pending<'a>],
     ) -> (Vec<Pending<'a>>, bool) {
         let mut changed = false;
+        // Only the slot's old entries can share a key with an edit: edit keys are distinct.
+        let held_before = old.len();
         for p in edits {
             let Source::Edit(i) = p.source else { continue };
-            if let Some(held) = old.iter_mut().find(|o| o.key == p.key) {
+            if let Some(held) = old[..held_before].iter_mut().find(|o| o.key == p.key) {
                 if let Source::Old(entry) = held.source {
                     self.outcomes[i] = Outcome::Replaced(entry.to_entry());
                 }
