@@ -64,6 +64,7 @@ pub mod overlay_view;
 pub mod snapshot;
 pub mod store;
 pub mod value;
+pub mod verify;
 pub mod writer;
 
 pub use error::{Error, Result};
@@ -74,6 +75,7 @@ pub use reeldb_keyframe::storage;
 pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use value::{Key, Value};
+pub use verify::{VerifyReport, VersionCheck};
 pub use writer::{Transaction, Writer, WriterOptions};
 
 /// The README's examples, compiled and run as doc tests.

@@ -159,6 +159,11 @@ impl OverlayView {
         Ok(self.bitmaps.get_or_init(|| loaded))
     }
 
+    /// Where the version's trie root and bitmaps are in its log.
+    pub fn refs(&self) -> &OverlayRefs {
+        &self.refs
+    }
+
     /// Generation row id of a location.
     pub fn row_id(&self, l: RowLocation) -> u32 {
         self.starts[l.batch as usize] + l.row

@@ -136,8 +136,8 @@ impl ScanOptions {
 pub struct Table {
     entry: TableEntry,
     key_columns: Vec<String>,
-    tree: Tree,
-    overlay: Option<Arc<OverlayView>>,
+    pub(crate) tree: Tree,
+    pub(crate) overlay: Option<Arc<OverlayView>>,
 }
 
 /// A unit of scan work: a keyframe leaf or an overlay row batch.

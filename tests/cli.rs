@@ -388,3 +388,28 @@ fn reader_processes_see_whole_versions_while_the_writer_commits() {
     let seen = reader.join().unwrap();
     assert!(seen.iter().all(|&n| (100..=158).contains(&n)), "{seen:?}");
 }
+
+#[test]
+fn verify_names_the_newest_intact_version_and_exits_2_on_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    common::build_history(&path);
+    let s = path.to_str().unwrap();
+    let out = ok(&["verify", s]);
+    assert!(out.contains("4 versions checked, 0 damaged"), "{out}");
+    assert!(out.contains("newest intact version: 4"), "{out}");
+    assert!(ok(&["verify", s, "--version", "2"]).contains("newest intact version: 2"));
+
+    // Damage the newest version's record: only v4 is affected.
+    let records = path.join("catalog/records.log");
+    let mut bytes = std::fs::read(&records).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&records, &bytes).unwrap();
+    let out = reel(&["verify", s]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("v4: "), "{text}");
+    assert!(text.contains("1 damaged"), "{text}");
+    assert!(text.contains("newest intact version: 3"), "{text}");
+}

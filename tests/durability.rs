@@ -10,42 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
-use common::{ids, orders, orders_schema, tiny_shape};
+use common::{build_history as build, ids, orders, read_all, tiny_shape};
 use reeldb::storage::{AppendFile, LocalStorage, LockGuard, Storage};
-use reeldb::{Error, ScanOptions, Store, WriterOptions};
-
-/// Every version's full contents, or the first error.
-fn read_all(store: &Store) -> Result<Vec<Vec<RecordBatch>>, Error> {
-    let latest = store.latest_version()?;
-    (1..=latest)
-        .map(|v| {
-            let t = store.snapshot(v)?.table("orders")?;
-            t.scan(&ScanOptions::new())?.collect::<Result<Vec<_>, _>>()
-        })
-        .collect()
-}
-
-fn build(path: &Path) -> Vec<Vec<RecordBatch>> {
-    let store = Store::create(path).unwrap();
-    let mut w = store
-        .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
-        .unwrap();
-    let mut tx = w.begin();
-    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
-    tx.upsert("orders", orders(&(0..200).collect::<Vec<_>>(), 0))
-        .unwrap();
-    tx.commit().unwrap();
-    for round in 1..4u64 {
-        let mut tx = w.begin();
-        let lo = round as i64 * 40;
-        tx.upsert("orders", orders(&(lo..lo + 30).collect::<Vec<_>>(), round))
-            .unwrap();
-        tx.delete("orders", ids(&[round as i64])).unwrap();
-        tx.commit().unwrap();
-    }
-    drop(w);
-    read_all(&store).unwrap()
-}
+use reeldb::{Error, Store, WriterOptions};
 
 #[test]
 fn every_flipped_byte_of_a_pack_is_detected_and_never_read_as_data() {

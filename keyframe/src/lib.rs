@@ -7,7 +7,7 @@
 //!
 //! Layers, bottom up: [`storage`] (the one I/O trait), [`format`] and [`record`] (bytes on
 //! disk), [`pack`] (pack files), [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
-//! (reading), [`builder`] (writing), with [`key`], [`zonemap`] and [`predicate`] beside them.
+//! (reading), [`builder`] (writing), [`verify`] (checking a tree end to end), with [`key`], [`zonemap`] and [`predicate`] beside them.
 
 pub mod block;
 pub mod builder;
@@ -21,6 +21,7 @@ pub mod predicate;
 pub mod record;
 pub mod storage;
 pub mod tree;
+pub mod verify;
 pub mod zonemap;
 
 pub use builder::{Op, SortedChanges, TreeShape};

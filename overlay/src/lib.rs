@@ -9,13 +9,15 @@
 //!
 //! Modules: [`entry`] (what is known of one key), [`node`] (node bytes), [`log`] (the
 //! per-generation node log), [`hamt`] (lookups, iteration and the path-copying update),
-//! [`version`] (a version's trie, deletion vector and live rows, and applying a commit).
+//! [`version`] (a version's trie, deletion vector and live rows, and applying a commit), [`verify`]
+//! (checking a version end to end).
 
 pub mod entry;
 pub mod error;
 pub mod hamt;
 pub mod log;
 pub mod node;
+pub mod verify;
 pub mod version;
 
 pub use entry::{Entry, KeyHasher, RowLocation, key_hash};

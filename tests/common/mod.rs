@@ -102,3 +102,39 @@ pub fn tiny_shape() -> reeldb::TreeShape {
         max_fanout: 6,
     }
 }
+
+/// Every version's full contents (table "orders"), or the first error.
+pub fn read_all(store: &reeldb::Store) -> Result<Vec<Vec<RecordBatch>>, reeldb::Error> {
+    let latest = store.latest_version()?;
+    (1..=latest)
+        .map(|v| {
+            let t = store.snapshot(v)?.table("orders")?;
+            t.scan(&reeldb::ScanOptions::new())?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect()
+}
+
+/// A store at `path` with four versions of "orders" in tiny leaves: a keyframe of 200 rows,
+/// then three overlays of 30 upserts and a delete each. Returns every version's contents.
+pub fn build_history(path: &std::path::Path) -> Vec<Vec<RecordBatch>> {
+    let store = reeldb::Store::create(path).unwrap();
+    let mut w = store
+        .writer_with(reeldb::WriterOptions::default().tree_shape(tiny_shape()))
+        .unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+    tx.upsert("orders", orders(&(0..200).collect::<Vec<_>>(), 0))
+        .unwrap();
+    tx.commit().unwrap();
+    for round in 1..4u64 {
+        let mut tx = w.begin();
+        let lo = round as i64 * 40;
+        tx.upsert("orders", orders(&(lo..lo + 30).collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.delete("orders", ids(&[round as i64])).unwrap();
+        tx.commit().unwrap();
+    }
+    drop(w);
+    read_all(&store).unwrap()
+}

@@ -11,7 +11,6 @@ use std::time::Instant;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use reeldb::{Error, Filter, ScanOptions, Snapshot, Store, WriterOptions};
 
 use crate::{human, say};
@@ -248,15 +247,6 @@ fn accounts_schema() -> SchemaRef {
     ]))
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}") {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(what.to_string());
-    pb
-}
-
 /// Count and total amount per status, by a parallel scan of two columns.
 fn by_status(snap: &Snapshot) -> Result<BTreeMap<String, (u64, f64)>, Error> {
     use rayon::prelude::*;
@@ -308,7 +298,7 @@ pub fn run(out: &mut dyn Write, args: DemoArgs) -> Result<(), Error> {
 
     // Version 1: the tables and the state after the opening burst of orders.
     let started = Instant::now();
-    let pb = bar(args.orders, "orders");
+    let pb = crate::output::bar(args.orders, "orders");
     for i in 0..args.orders {
         reducer.event(true);
         if i % 10_000 == 0 {
@@ -326,7 +316,7 @@ pub fn run(out: &mut dyn Write, args: DemoArgs) -> Result<(), Error> {
     tx.commit()?;
 
     // One version per batch of events.
-    let pb = bar(args.batches, "batches");
+    let pb = crate::output::bar(args.batches, "batches");
     let mut commit_times = Vec::new();
     for b in 1..=args.batches {
         for _ in 0..args.events {

@@ -82,6 +82,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: InfoFormat,
     },
+    /// Read and check everything the versions reference; name the newest intact version.
+    /// Exits with status 2 when damage is found.
+    Verify {
+        /// Store directory.
+        store: PathBuf,
+        /// Check only this version (default: every version).
+        #[arg(long)]
+        version: Option<u64>,
+    },
     /// Run the demo: a reducer folds a synthetic order/account event stream into state
     /// tables, committing a version per batch, then queries the past.
     Demo(demo::DemoArgs),
@@ -229,7 +238,50 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
+        Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
     }
+}
+
+fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<(), Error> {
+    let latest = store.latest_version()?;
+    let versions = match version {
+        Some(v) => v..=v,
+        None => 1..=latest,
+    };
+    if latest == 0 && version.is_none() {
+        return say(out, format_args!("no versions to verify"));
+    }
+    let pb = output::bar(versions.end() - versions.start() + 1, "verify");
+    let report = store.verify(versions, &mut |_| pb.inc(1))?;
+    pb.finish_and_clear();
+    for check in &report.versions {
+        if let Some(problem) = &check.problem {
+            say(out, format_args!("v{}: {problem}", check.version))?;
+        }
+    }
+    let damaged = report
+        .versions
+        .iter()
+        .filter(|c| c.problem.is_some())
+        .count();
+    say(
+        out,
+        format_args!(
+            "{} versions checked, {damaged} damaged, {} distinct leaves read",
+            report.versions.len(),
+            report.leaves_checked
+        ),
+    )?;
+    match report.newest_intact {
+        Some(v) => say(out, format_args!("newest intact version: {v}"))?,
+        None => say(out, format_args!("no intact version"))?,
+    }
+    if damaged > 0 {
+        out.flush().map_err(output::write_error)?;
+        // Damage is an outcome of the check, not a failure to run it: its own exit status.
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 fn say(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> Result<(), Error> {

@@ -1,0 +1,172 @@
+//! `Store::verify`: reads everything the chosen versions reference (catalog entries and
+//! records, keyframe nodes and column blocks, trie nodes, bitmaps and overlay row batches)
+//! and checks checksums and structural invariants, then names the newest intact version.
+//! Parts shared between versions (keyframe leaves, row batches) are checked once.
+
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+
+use reeldb_keyframe::format::ContentHash;
+use reeldb_keyframe::tree::{Access, Tree};
+use reeldb_keyframe::verify::Checked;
+use reeldb_overlay::verify::{Bounds, verify as verify_overlay};
+
+use crate::error::{Error, Result};
+use crate::overlay_view::OverlayView;
+use crate::store::Store;
+
+/// What [`Store::verify`] found for one version.
+#[derive(Debug)]
+pub struct VersionCheck {
+    /// The version.
+    pub version: u64,
+    /// The first problem found in it, if any.
+    pub problem: Option<Error>,
+}
+
+/// What [`Store::verify`] found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// One check per version verified, oldest first.
+    pub versions: Vec<VersionCheck>,
+    /// The newest version verified without a problem.
+    pub newest_intact: Option<u64>,
+    /// Distinct keyframe leaves read and checked.
+    pub leaves_checked: usize,
+}
+
+impl VerifyReport {
+    /// True when no version had a problem.
+    pub fn is_intact(&self) -> bool {
+        self.versions.iter().all(|c| c.problem.is_none())
+    }
+}
+
+/// What the checks of earlier versions already covered.
+#[derive(Debug, Default)]
+struct Covered {
+    keyframes: Checked,
+    blocks: HashSet<ContentHash>,
+}
+
+impl Store {
+    /// Verifies the versions in `versions` (see the module docs), calling `progress` after
+    /// each. Damage is reported per version in the report; only failing to read the list of
+    /// versions itself is an error.
+    pub fn verify(
+        &self,
+        versions: RangeInclusive<u64>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<VerifyReport> {
+        let latest = self.latest_version()?;
+        let (first, last) = (*versions.start(), *versions.end());
+        if first == 0 || last > latest || first > last {
+            return Err(Error::UnknownVersion {
+                version: if first == 0 || first > last {
+                    first
+                } else {
+                    last
+                },
+                latest,
+            });
+        }
+        let mut covered = Covered::default();
+        let mut report = VerifyReport {
+            versions: Vec::new(),
+            newest_intact: None,
+            leaves_checked: 0,
+        };
+        for version in first..=last {
+            let problem = self.verify_version(version, &mut covered).err();
+            if problem.is_none() {
+                report.newest_intact = Some(version);
+            }
+            report.versions.push(VersionCheck { version, problem });
+            progress(version);
+        }
+        report.leaves_checked = covered.keyframes.leaves();
+        Ok(report)
+    }
+
+    fn verify_version(&self, version: u64, covered: &mut Covered) -> Result<()> {
+        let snapshot = self.snapshot(version)?;
+        for name in snapshot.table_names() {
+            let table = snapshot.table(&name)?;
+            table.tree.verify(&mut covered.keyframes)?;
+            if let Some(overlay) = &table.overlay {
+                verify_overlay_rows(&table.tree, overlay, covered)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an overlay version: its trie and bitmaps (see the overlay crate), its row batches,
+/// that every entry's row has the entry's key, and that every entry shadows exactly the
+/// keyframe row holding its key.
+fn verify_overlay_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
+    let batch_rows: Vec<u32> = overlay.batches.iter().map(|b| b.rows).collect();
+    let bounds = Bounds {
+        batch_rows: &batch_rows,
+        keyframe_rows: tree.rows(),
+    };
+    let mut entries = verify_overlay(&overlay.log, overlay.refs(), bounds)?;
+    let layout = tree.layout();
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    let mut batch_keys = Vec::with_capacity(overlay.batches.len());
+    for (b, batch) in overlay.batches.iter().enumerate() {
+        let fresh = batch
+            .columns
+            .iter()
+            .any(|c| !covered.blocks.contains(&ContentHash(c.hash)));
+        let keys = if fresh {
+            let columns = overlay.batch_columns(tree, b, &all, Access::Streaming)?;
+            layout
+                .key
+                .columns()
+                .iter()
+                .map(|&k| columns[k].clone())
+                .collect()
+        } else {
+            overlay.batch_columns(tree, b, layout.key.columns(), Access::Streaming)?
+        };
+        // Remembered only once read: a damaged block fails every version using it.
+        covered
+            .blocks
+            .extend(batch.columns.iter().map(|c| ContentHash(c.hash)));
+        batch_keys.push(layout.key.encode_columns(&keys)?);
+    }
+    let mismatch = |reason: String| {
+        Error::Overlay(reeldb_overlay::Error::Corrupt {
+            path: overlay.log.path().to_path_buf(),
+            offset: overlay.root.map_or(0, |r| r.offset),
+            reason,
+        })
+    };
+    for e in &entries {
+        if let Some(loc) = e.row
+            && batch_keys[loc.batch as usize]
+                .row(loc.row as usize)
+                .as_ref()
+                != e.key.as_slice()
+        {
+            return Err(mismatch(format!(
+                "entry {:02x?} points at a row with another key",
+                e.key
+            )));
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
+    let probe = layout.key.decode(&keys)?;
+    let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
+    for (e, ordinal) in entries.iter().zip(ordinals) {
+        if e.shadows != ordinal {
+            return Err(mismatch(format!(
+                "entry {:02x?} shadows ordinal {:?}, the keyframe holds its key at {ordinal:?}",
+                e.key, e.shadows
+            )));
+        }
+    }
+    Ok(())
+}
