@@ -102,6 +102,12 @@ pub enum Error {
     /// A malformed argument (column list, filter expression, key value ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A rewind would purge versions that live readers hold.
+    #[error("versions {versions:?} are held by live readers; retry when they are done")]
+    VersionsInUse {
+        /// The held versions it would purge.
+        versions: Vec<u64>,
+    },
     /// Catalog bytes that fail to verify.
     #[error("corrupt catalog {path} at offset {offset}: {reason}")]
     CorruptCatalog {

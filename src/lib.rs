@@ -59,8 +59,10 @@
 pub mod catalog;
 pub mod error;
 pub mod filter;
+pub mod lease;
 mod overlay_commit;
 pub mod overlay_view;
+pub mod rewind;
 pub mod snapshot;
 pub mod store;
 pub mod value;
@@ -72,6 +74,7 @@ pub use filter::Filter;
 pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
+pub use rewind::Rewound;
 pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use value::{Key, Value};

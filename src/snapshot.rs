@@ -19,6 +19,7 @@ use crate::catalog::overlay_log_path;
 use crate::catalog::version::{TableEntry, VersionRecord};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::lease::Pin;
 use crate::overlay_view::OverlayView;
 use crate::store::{Store, VersionInfo, info_of};
 use crate::value::Key;
@@ -29,13 +30,16 @@ use reeldb_overlay::RowLocation;
 pub struct Snapshot {
     store: Store,
     record: Arc<VersionRecord>,
+    /// Keeps the version from being purged while this snapshot or anything read from it lives.
+    pin: Arc<Pin>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(store: Store, record: VersionRecord) -> Self {
+    pub(crate) fn new(store: Store, record: VersionRecord, pin: Arc<Pin>) -> Self {
         Snapshot {
             store,
             record: Arc::new(record),
+            pin,
         }
     }
 
@@ -82,6 +86,7 @@ impl Snapshot {
             None => None,
         };
         Ok(Table {
+            pin: self.pin.clone(),
             entry: entry.clone(),
             key_columns: def.def.key_columns.clone(),
             tree,
@@ -134,6 +139,7 @@ impl ScanOptions {
 /// One table at one version.
 #[derive(Debug, Clone)]
 pub struct Table {
+    pin: Arc<Pin>,
     entry: TableEntry,
     key_columns: Vec<String>,
     pub(crate) tree: Tree,
@@ -312,6 +318,7 @@ impl Table {
             ScanSource::Units(self.units()?.into_iter())
         };
         Ok(Scan {
+            _pin: self.pin.clone(),
             tree: self.tree.clone(),
             overlay: self.overlay.clone(),
             plan,
@@ -328,10 +335,11 @@ impl Table {
         let plan = ScanPlan::new(self.tree.layout(), opts)?;
         let tree = self.tree.clone();
         let overlay = self.overlay.clone();
-        Ok(self
-            .units()?
-            .into_par_iter()
-            .filter_map(move |u| plan.unit(&tree, overlay.as_deref(), &u).transpose()))
+        let pin = self.pin.clone();
+        Ok(self.units()?.into_par_iter().filter_map(move |u| {
+            let _held = &pin;
+            plan.unit(&tree, overlay.as_deref(), &u).transpose()
+        }))
     }
 
     /// The schema of what a scan with `opts` returns.
@@ -454,6 +462,7 @@ impl Table {
             }
         }
         Ok(Range {
+            _pin: self.pin.clone(),
             tree: self.tree.clone(),
             overlay: self.overlay.clone(),
             lo: lo.map(|(_, a)| a),
@@ -468,6 +477,7 @@ impl Table {
 /// A full scan; see [`Table::scan`].
 #[derive(Debug)]
 pub struct Scan {
+    _pin: Arc<Pin>,
     tree: Tree,
     overlay: Option<Arc<OverlayView>>,
     plan: ScanPlan,
@@ -528,6 +538,7 @@ impl Iterator for Scan {
 /// A key-range scan; see [`Table::range`]. After an error it yields nothing more.
 #[derive(Debug)]
 pub struct Range {
+    _pin: Arc<Pin>,
     tree: Tree,
     overlay: Option<Arc<OverlayView>>,
     lo: Bound<Vec<ArrayRef>>,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -18,6 +19,7 @@ use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::version::{self, CatalogRef, LoadedDef, TableDef, VersionRecord};
 use crate::catalog::{self, CATALOG_DIR};
 use crate::error::{Error, Result};
+use crate::lease::Leases;
 use crate::snapshot::Snapshot;
 use crate::writer::{Writer, WriterOptions};
 
@@ -93,6 +95,9 @@ pub(crate) struct StoreInner {
     pub(crate) source: Arc<Source>,
     defs: RwLock<HashMap<CatalogRef, Arc<LoadedDef>>>,
     logs: RwLock<HashMap<PathBuf, Arc<reeldb_overlay::NodeLog>>>,
+    pub(crate) leases: Arc<Leases>,
+    /// The index header's rewind count when this handle last looked (see `forget_positions`).
+    seen_rewinds: AtomicU64,
 }
 
 /// An open store. Cheap to clone; any number of readers in any number of processes may read
@@ -180,6 +185,8 @@ impl Store {
                     packs: PackReader::new(storage.clone()),
                     cache: DecodedCache::default(),
                 }),
+                leases: Leases::new(storage.clone()),
+                seen_rewinds: AtomicU64::new(IndexReader::new(storage.as_ref()).rewinds()?),
                 storage,
                 defs: RwLock::new(HashMap::new()),
                 logs: RwLock::new(HashMap::new()),
@@ -301,9 +308,44 @@ impl Store {
             .and_then(|e| (e.carried_offset != NO_OFFSET).then_some(e.carried_offset)))
     }
 
+    /// Drops every cache keyed by file position if the store was rewound since this handle
+    /// last looked: a rewind cuts files back, so positions past the cut may hold new bytes.
+    pub(crate) fn notice_rewinds(&self) -> Result<()> {
+        let now = self.index().rewinds()?;
+        if self.inner.seen_rewinds.swap(now, Ordering::SeqCst) != now {
+            self.forget_positions();
+        }
+        Ok(())
+    }
+
+    /// Drops the definition cache, the node logs and the pack maps.
+    pub(crate) fn forget_positions(&self) {
+        if let Ok(mut defs) = self.inner.defs.write() {
+            defs.clear();
+        }
+        if let Ok(mut logs) = self.inner.logs.write() {
+            logs.clear();
+        }
+        self.inner.source.packs.forget_maps();
+    }
+
+    /// The snapshot of the version `e` describes, pinned by this process's lease: the pin is
+    /// published first, then the entry is read again to confirm the version was not purged
+    /// meanwhile (see `lease`).
     fn snapshot_of(&self, e: &IndexEntry) -> Result<Snapshot> {
+        let (pin, ()) = self.inner.leases.pin(e.version, || {
+            self.notice_rewinds()?;
+            let latest = self.latest_version()?;
+            if e.version > latest || self.index().entry(e.version)? != *e {
+                return Err(Error::UnknownVersion {
+                    version: e.version,
+                    latest,
+                });
+            }
+            Ok(())
+        })?;
         let rec = self.read_record(e)?;
-        Ok(Snapshot::new(self.clone(), rec))
+        Ok(Snapshot::new(self.clone(), rec, pin))
     }
 
     /// Every committed version, oldest first.

@@ -27,7 +27,7 @@ use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry
 use crate::catalog::{index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::overlay_commit::{fold_overlay, write_overlay};
-use crate::snapshot::{Snapshot, Table};
+use crate::snapshot::Table;
 use crate::store::{LOCK_FILE, Store, key_indices};
 use crate::value::Key;
 
@@ -130,27 +130,7 @@ impl Writer {
         let lock = storage
             .try_lock(Path::new(LOCK_FILE))
             .map_err(|e| lock_error(e, &store.path().display().to_string()))?;
-        let latest = store.latest_entry()?;
-        let head = match latest {
-            Some(e) => Some((e, store.read_record(&e)?)),
-            None => None,
-        };
-        // Cut off what unfinished commits left behind.
-        let index_len = ENTRY_LEN * (head.as_ref().map_or(0, |(e, _)| e.version) + 1);
-        if storage.len(&index_path())? > index_len {
-            storage.truncate(&index_path(), index_len)?;
-        }
-        let records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
-            e.record_offset + u64::from(e.record_len)
-        });
-        if storage.len(&records_path())? > records_len {
-            storage.truncate(&records_path(), records_len)?;
-        }
-        let committed = head.as_ref().map_or(Vec::new(), |(_, r)| r.packs.clone());
-        let mut packs = PackWriter::open(storage.clone(), &committed)?;
-        if let Some(len) = options.max_pack_len {
-            packs.set_max_pack_len(len);
-        }
+        let (head, packs) = settle(&store, &options)?;
         let mut writer = Writer {
             records: storage.open_append(&records_path())?,
             index: storage.open_append(&index_path())?,
@@ -164,6 +144,41 @@ impl Writer {
         };
         writer.remember_latest()?;
         Ok(writer)
+    }
+
+    /// Reloads the latest version from disk and cuts every file back to it (after a rewind).
+    pub(crate) fn reload(&mut self) -> Result<()> {
+        let storage = self.store.inner.storage.clone();
+        let (head, packs) = settle(&self.store, &self.options)?;
+        self.head = head;
+        self.packs = packs;
+        self.logs.clear();
+        self.records = storage.open_append(&records_path())?;
+        self.index = storage.open_append(&index_path())?;
+        self.remember_latest()
+    }
+
+    /// Marks the writer unusable after a durability failure.
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
+    /// Fails if a durability failure made the writer unusable.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// The latest version's index entry and record, if any.
+    pub(crate) fn head(&self) -> Option<&(IndexEntry, VersionRecord)> {
+        self.head.as_ref()
+    }
+
+    /// The store this writer writes.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Teaches the pack writer every record the latest version references, so equal content
@@ -246,6 +261,35 @@ impl Writer {
         self.index = storage.open_append(&index_path())?;
         Ok(())
     }
+}
+
+/// The latest committed version, with the catalog files and packs cut back to it: what
+/// unfinished commits (or purged versions) left past it is removed.
+pub(crate) fn settle(
+    store: &Store,
+    options: &WriterOptions,
+) -> Result<(Option<(IndexEntry, VersionRecord)>, PackWriter)> {
+    let storage = store.inner.storage.clone();
+    let head = match store.latest_entry()? {
+        Some(e) => Some((e, store.read_record(&e)?)),
+        None => None,
+    };
+    let index_len = ENTRY_LEN * (head.as_ref().map_or(0, |(e, _)| e.version) + 1);
+    if storage.len(&index_path())? > index_len {
+        storage.truncate(&index_path(), index_len)?;
+    }
+    let records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
+        e.record_offset + u64::from(e.record_len)
+    });
+    if storage.len(&records_path())? > records_len {
+        storage.truncate(&records_path(), records_len)?;
+    }
+    let committed = head.as_ref().map_or(Vec::new(), |(_, r)| r.packs.clone());
+    let mut packs = PackWriter::open(storage, &committed)?;
+    if let Some(len) = options.max_pack_len {
+        packs.set_max_pack_len(len);
+    }
+    Ok((head, packs))
 }
 
 /// A table created by the transaction.
@@ -528,7 +572,7 @@ impl Transaction<'_> {
                 (TableChange::Replace(_), Some((_, rec)))
                     if rec.tables.iter().any(|t| t.name == name) =>
                 {
-                    Some(Snapshot::new(writer.store.clone(), rec.clone()).table(&name)?)
+                    Some(writer.store.snapshot(rec.version)?.table(&name)?)
                 }
                 _ => None,
             };

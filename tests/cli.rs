@@ -413,3 +413,29 @@ fn verify_names_the_newest_intact_version_and_exits_2_on_damage() {
     assert!(text.contains("1 damaged"), "{text}");
     assert!(text.contains("newest intact version: 3"), "{text}");
 }
+
+#[test]
+fn rewind_purges_later_versions_and_can_find_the_last_good_one_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    common::build_history(&path);
+    let s = path.to_str().unwrap();
+    let out = ok(&["rewind", s, "--to", "3"]);
+    assert!(
+        out.contains("rewound to v3: 1 versions purged; the next commit is v4"),
+        "{out}"
+    );
+    let listed = ok(&["versions", s]);
+    let last = listed.lines().last().unwrap().split_whitespace().next();
+    assert_eq!(last, Some("3"), "{listed}");
+    assert!(fails(&["rewind", s, "--to", "7"]).contains("version 7"));
+    // Damage v3's record (the newest): --to-last-good verifies and lands on v2.
+    let records = path.join("catalog/records.log");
+    let mut bytes = std::fs::read(&records).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&records, &bytes).unwrap();
+    let out = ok(&["rewind", s, "--to-last-good"]);
+    assert!(out.contains("rewound to v2"), "{out}");
+    assert!(ok(&["verify", s]).contains("newest intact version: 2"));
+}

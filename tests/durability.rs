@@ -233,6 +233,20 @@ impl Storage for FailingStorage {
     fn try_lock(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
         self.inner.try_lock(p)
     }
+    fn lock_shared(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
+        self.inner.lock_shared(p)
+    }
+    fn lock_exclusive(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
+        self.inner.lock_exclusive(p)
+    }
+    fn overwrite(&self, p: &Path, data: &[u8]) -> reeldb_keyframe::Result<()> {
+        spend(&self.budget)?;
+        self.inner.overwrite(p, data)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> reeldb_keyframe::Result<()> {
+        spend(&self.budget)?;
+        self.inner.rename(from, to)
+    }
 }
 
 #[test]

@@ -73,6 +73,14 @@ impl PackReader {
         Ok(map)
     }
 
+    /// Drops every map, so the next read of each pack maps the file as it is now (after a
+    /// rewind removed packs and their ids may be used again).
+    pub fn forget_maps(&self) {
+        if let Ok(mut maps) = self.maps.write() {
+            maps.clear();
+        }
+    }
+
     /// Reads, verifies and decompresses the record `r`, which must be of `kind`.
     pub fn read(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
         let end = r.offset + u64::from(r.len);

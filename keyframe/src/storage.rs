@@ -27,7 +27,7 @@ pub trait AppendFile: Send + Debug {
     }
 }
 
-/// A held exclusive lock; dropping it releases the lock.
+/// A held lock; dropping it releases the lock.
 pub trait LockGuard: Send + Debug {}
 
 /// File operations on a store directory. Every path is relative to the store root.
@@ -58,6 +58,17 @@ pub trait Storage: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> Result<()>;
     /// Takes an exclusive lock on `path` without waiting; [`Error::Locked`] if it is held.
     fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>>;
+    /// Takes a shared lock on `path` (created if missing), waiting while an exclusive lock is
+    /// held. A lock held by a process that dies is released with it.
+    fn lock_shared(&self, path: &Path) -> Result<Box<dyn LockGuard>>;
+    /// Takes an exclusive lock on `path` (created if missing), waiting while any other lock
+    /// is held.
+    fn lock_exclusive(&self, path: &Path) -> Result<Box<dyn LockGuard>>;
+    /// Replaces the contents of `path` in place (creating it), without syncing: for small
+    /// files whose loss in a crash does not matter, such as reader leases.
+    fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()>;
+    /// Renames `from` to `to`, replacing `to` (not synced).
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
 }
 
 /// [`Storage`] on a local directory, reading through memory maps.
@@ -79,6 +90,16 @@ impl LocalStorage {
 
     fn full(&self, path: &Path) -> PathBuf {
         self.root.join(path)
+    }
+
+    /// Opens (creating) a file that exists to be locked.
+    fn lock_file(&self, path: &Path) -> Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))
     }
 }
 
@@ -127,8 +148,10 @@ impl AsRef<[u8]> for Mapped {
 #[allow(unsafe_code)]
 fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: a mapped file must not change under the map. ReelDB files are append-only and the
-    // single writer never truncates or rewrites bytes below the length a committed version
-    // records; readers only touch bytes below that length, so mapped pages never change.
+    // single writer never truncates or rewrites bytes below the length a readable version
+    // records (committed, not purged, or purged but still pinned by a live reader's lease);
+    // readers only touch bytes below the lengths of versions they pin, so their pages never
+    // change or vanish.
     unsafe { memmap2::Mmap::map(file) }
 }
 
@@ -223,12 +246,7 @@ impl Storage for LocalStorage {
     }
 
     fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.full(path))
-            .map_err(|e| Error::io(path, e))?;
+        let file = self.lock_file(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(LocalLock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
@@ -236,6 +254,34 @@ impl Storage for LocalStorage {
             }),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }
+    }
+
+    fn lock_shared(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        let file = self.lock_file(path)?;
+        file.lock_shared().map_err(|e| Error::io(path, e))?;
+        Ok(Box::new(LocalLock { _file: file }))
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        let file = self.lock_file(path)?;
+        file.lock().map_err(|e| Error::io(path, e))?;
+        Ok(Box::new(LocalLock { _file: file }))
+    }
+
+    fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))?;
+        file.write_all(data).map_err(|e| Error::io(path, e))?;
+        file.set_len(data.len() as u64)
+            .map_err(|e| Error::io(path, e))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(self.full(from), self.full(to)).map_err(|e| Error::io(from, e))
     }
 }
 

@@ -105,8 +105,13 @@ impl IndexEntry {
 
 /// The bytes of an empty index file.
 pub fn header() -> Vec<u8> {
+    header_with(0)
+}
+
+/// The index header of a store rewound `rewinds` times.
+pub fn header_with(rewinds: u64) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.raw(&INDEX_MAGIC).u32(FORMAT_VERSION);
+    e.raw(&INDEX_MAGIC).u32(FORMAT_VERSION).u64(rewinds);
     let mut h = e.finish();
     h.resize(ENTRY_LEN as usize, 0);
     h
@@ -139,6 +144,15 @@ impl<'a> IndexReader<'a> {
     /// Checks the header.
     pub fn check_header(&self) -> Result<()> {
         super::check_header(self.storage, &self.path, &INDEX_MAGIC)
+    }
+
+    /// How many times the store was rewound: readers drop what they cache by file position
+    /// when it changes, since a rewind lets positions be written again.
+    pub fn rewinds(&self) -> Result<u64> {
+        let b = self.storage.read_at(&self.path, 12, 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[..8]);
+        Ok(u64::from_le_bytes(a))
     }
 
     /// Reads the entry of `version`.

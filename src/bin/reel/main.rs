@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         version: Option<u64>,
     },
+    /// Purge every version above a known-good one, so the store can be refilled from the
+    /// event stream starting at the source offset that version recorded.
+    Rewind {
+        /// Store directory.
+        store: PathBuf,
+        /// The version to keep as the latest.
+        #[arg(
+            long,
+            required_unless_present = "to_last_good",
+            conflicts_with = "to_last_good"
+        )]
+        to: Option<u64>,
+        /// Verify every version first and rewind to the newest intact one.
+        #[arg(long)]
+        to_last_good: bool,
+    },
     /// Run the demo: a reducer folds a synthetic order/account event stream into state
     /// tables, committing a version per batch, then queries the past.
     Demo(demo::DemoArgs),
@@ -239,6 +255,52 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
         Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
+        Command::Rewind {
+            store,
+            to,
+            to_last_good,
+        } => rewind(&mut out, &Store::open(&store)?, to, to_last_good),
+    }
+}
+
+fn rewind(
+    out: &mut dyn Write,
+    store: &Store,
+    to: Option<u64>,
+    to_last_good: bool,
+) -> Result<(), Error> {
+    let to = match to {
+        Some(v) => v,
+        None => {
+            debug_assert!(to_last_good, "clap requires --to or --to-last-good");
+            let latest = store.latest_version()?;
+            if latest == 0 {
+                return say(out, format_args!("no versions: nothing to rewind"));
+            }
+            let pb = output::bar(latest, "verify");
+            let report = store.verify(1..=latest, &mut |_| pb.inc(1))?;
+            pb.finish_and_clear();
+            report.newest_intact.ok_or_else(|| {
+                Error::InvalidArgument("no version is intact: nothing to rewind to".into())
+            })?
+        }
+    };
+    let r = store.rewind(to)?;
+    say(
+        out,
+        format_args!(
+            "rewound to v{}: {} versions purged; the next commit is v{}",
+            r.to,
+            r.purged,
+            r.to + 1
+        ),
+    )?;
+    match r.source_offset {
+        Some(o) => say(out, format_args!("refill from source offset {o}")),
+        None => say(
+            out,
+            format_args!("no source offset recorded: refill from the start"),
+        ),
     }
 }
 

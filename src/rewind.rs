@@ -1,0 +1,178 @@
+//! Rewinding: purging every version above a given one, atomically, so the store can be
+//! refilled from the event stream starting at the source offset that version recorded.
+//!
+//! Under the reader gate (see `lease`), a rewind refuses if a live reader pins a version it
+//! would purge; otherwise it replaces the version index by one that ends at the target
+//! version, with the header's rewind count raised, in one atomic, durable write: the commit
+//! point. Then it cuts every file back to the target version, as a writer opening after a
+//! crash does, and removes the node logs no remaining version reaches. Readers drop their
+//! caches keyed by file position when they see the new rewind count, since the cut lets
+//! those positions be written again.
+//!
+//! Only the index entries up to the target are read before the commit point, so a store
+//! whose newest versions are damaged can still be rewound past them.
+
+use std::path::Path;
+
+use reeldb_keyframe::storage::Storage;
+
+use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
+use crate::catalog::version::VersionRecord;
+use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path};
+use crate::error::{Error, Result, lock_error};
+use crate::lease::ReaderCensus;
+use crate::store::{LOCK_FILE, Store};
+use crate::writer::{Writer, WriterOptions, settle};
+
+/// What a rewind did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewound {
+    /// The version the store now ends at; the next commit is this plus one.
+    pub to: u64,
+    /// How many versions were purged.
+    pub purged: u64,
+    /// The source offset `to` carries: where to refill the store from.
+    pub source_offset: Option<u64>,
+}
+
+impl Store {
+    /// Purges every version above `to` (see the module docs), taking the writer lock for the
+    /// duration ([`Error::WriterLocked`] if a writer holds it; use [`Writer::rewind`] then).
+    /// Fails with [`Error::VersionsInUse`], changing nothing, while a live reader in any
+    /// process holds a version it would purge. `to` may be 0: the store is then empty again.
+    pub fn rewind(&self, to: u64) -> Result<Rewound> {
+        let storage = self.inner.storage.clone();
+        let _lock = storage
+            .try_lock(Path::new(LOCK_FILE))
+            .map_err(|e| lock_error(e, &self.path().display().to_string()))?;
+        let purged = purge_above(self, to)?;
+        let (head, _packs) = settle(self, &WriterOptions::default())?;
+        remove_unreachable_logs(storage.as_ref(), head.as_ref().map(|(_, r)| r), to)?;
+        Ok(rewound(to, purged, head.as_ref().map(|(e, _)| e)))
+    }
+}
+
+impl Writer {
+    /// [`Store::rewind`] with this writer's lock; the writer then continues from `to`. A
+    /// failure after the purge poisons the writer (the next writer to open finishes the cut).
+    pub fn rewind(&mut self, to: u64) -> Result<Rewound> {
+        self.check_usable()?;
+        let purged = purge_above(self.store(), to)?;
+        if to < self.version() {
+            let cut = self.reload().and_then(|()| {
+                let storage = self.store().inner.storage.clone();
+                remove_unreachable_logs(storage.as_ref(), self.head().map(|(_, r)| r), to)
+            });
+            if let Err(e) = cut {
+                self.poison();
+                return Err(e);
+            }
+        }
+        Ok(rewound(to, purged, self.head().map(|(e, _)| e)))
+    }
+}
+
+fn rewound(to: u64, purged: u64, head: Option<&IndexEntry>) -> Rewound {
+    Rewound {
+        to,
+        purged,
+        source_offset: head
+            .and_then(|e| (e.carried_offset != NO_OFFSET).then_some(e.carried_offset)),
+    }
+}
+
+/// Replaces the index by its first `to` entries (the commit point of a rewind), unless a live
+/// reader holds a version above `to`. Returns how many versions were purged. The caller
+/// holds the writer lock.
+fn purge_above(store: &Store, to: u64) -> Result<u64> {
+    let storage = store.inner.storage.clone();
+    let census = ReaderCensus::take(storage.as_ref())?;
+    // Entries the file holds, counting a torn last one (the rewind drops it too).
+    let len = storage.len(&index_path())?;
+    let held_entries = len.div_ceil(ENTRY_LEN).saturating_sub(1);
+    let latest = store.latest_version().unwrap_or(held_entries);
+    if to > latest {
+        return Err(Error::UnknownVersion {
+            version: to,
+            latest,
+        });
+    }
+    if to == latest && to == held_entries {
+        return Ok(0);
+    }
+    let held: Vec<u64> = census.pinned.range(to + 1..).copied().collect();
+    if !held.is_empty() {
+        return Err(Error::VersionsInUse { versions: held });
+    }
+    let index = store.index();
+    let mut bytes = header_with(index.rewinds()? + 1);
+    for v in 1..=to {
+        // Each kept entry is checked, so a rewind never writes a damaged index.
+        let e = index.entry(v)?;
+        bytes.extend_from_slice(&e.encode());
+    }
+    storage.write_atomic(&index_path(), &bytes)?;
+    drop(census);
+    store.forget_positions();
+    Ok(latest - to)
+}
+
+/// The table definition and generation a node-log file name belongs to
+/// (`t{def}-g{keyframe_at}.hamt`).
+fn log_id(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_suffix(".hamt")?.strip_prefix('t')?;
+    let (def, g) = rest.split_once("-g")?;
+    Some((def.parse().ok()?, g.parse().ok()?))
+}
+
+/// Cuts the node logs of the generations `head` (version `to`) ends in back to its lengths,
+/// and removes every log no version up to `to` reaches: its generation began after `to`, or
+/// `to` holds that generation's keyframe with no overlay on it.
+fn remove_unreachable_logs(
+    storage: &dyn Storage,
+    head: Option<&VersionRecord>,
+    to: u64,
+) -> Result<()> {
+    let dir = Path::new(OVERLAY_DIR);
+    if !storage.exists(dir)? {
+        return Ok(());
+    }
+    let (mut keep, mut bare) = (Vec::new(), Vec::new());
+    for t in head.iter().flat_map(|r| &r.tables) {
+        match &t.overlay {
+            Some(o) => keep.push((overlay_log_path(t.def.offset, t.keyframe_at), o.log_len)),
+            None => bare.push((t.def.offset, t.keyframe_at)),
+        }
+    }
+    let mut removed = false;
+    for name in storage.list(dir)? {
+        let path = dir.join(&name);
+        let Some((def, g)) = log_id(&name) else {
+            continue;
+        };
+        if let Some((_, len)) = keep.iter().find(|(p, _)| *p == path) {
+            if storage.len(&path)? > *len {
+                storage.truncate(&path, *len)?;
+            }
+        } else if g > to || bare.contains(&(def, g)) {
+            storage.remove(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        storage.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_log_names_give_their_table_and_generation() {
+        assert_eq!(log_id("t64-g21.hamt"), Some((64, 21)));
+        assert_eq!(log_id("t64-g21.hamt.tmp"), None);
+        assert_eq!(log_id("notes.txt"), None);
+    }
+}
