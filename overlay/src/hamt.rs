@@ -84,6 +84,106 @@ pub fn for_each(log: &NodeLog, root: Option<NodeRef>, f: &mut dyn FnMut(Entry)) 
     }
 }
 
+/// Calls `f` with every entry of the trie at `new` that the trie at `old` does not hold as it
+/// is: the keys a later version of a generation added or changed. `new` must descend from
+/// `old` by [`update`] (entries are never removed), so subtrees both share are skipped
+/// unread, and the cost is that of the paths that changed.
+pub fn diff(
+    log: &NodeLog,
+    old: Option<NodeRef>,
+    new: Option<NodeRef>,
+    f: &mut dyn FnMut(Entry),
+) -> Result<()> {
+    match (old, new) {
+        (_, None) => Ok(()),
+        (None, Some(n)) => for_each(log, Some(n), f),
+        (Some(o), Some(n)) => diff_nodes(log, o, n, 0, f),
+    }
+}
+
+fn diff_nodes(
+    log: &NodeLog,
+    old: NodeRef,
+    new: NodeRef,
+    depth: u32,
+    f: &mut dyn FnMut(Entry),
+) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    if depth > MAX_DEPTH + 1 {
+        return Err(too_deep(log, Some(new)));
+    }
+    let (a, b) = (log.read(old)?, log.read(new)?);
+    let (
+        Node::Branch {
+            datamap: da,
+            nodemap: na,
+            entries: ea,
+            children: ca,
+        },
+        Node::Branch {
+            datamap: db,
+            nodemap: nb,
+            entries: eb,
+            children: cb,
+        },
+    ) = (&*a, &*b)
+    else {
+        // A collision node on either side: compare the two subtrees' entries directly.
+        return diff_against(log, &subtree_entries(log, old)?, new, f);
+    };
+    let (mut ia, mut ja, mut ib, mut jb) = (0, 0, 0, 0);
+    for c in 0..32u32 {
+        let bit = 1u32 << c;
+        let old_entry = (da & bit != 0).then(|| {
+            ia += 1;
+            &ea[ia - 1]
+        });
+        let old_child = (na & bit != 0).then(|| {
+            ja += 1;
+            ca[ja - 1]
+        });
+        if db & bit != 0 {
+            ib += 1;
+            let e = &eb[ib - 1];
+            if old_entry != Some(e) {
+                f(e.clone());
+            }
+        } else if nb & bit != 0 {
+            jb += 1;
+            let child = cb[jb - 1];
+            match (old_entry, old_child) {
+                (_, Some(oc)) => diff_nodes(log, oc, child, depth + 1, f)?,
+                // The old entry was pushed down into the new child.
+                (Some(oe), None) => diff_against(log, std::slice::from_ref(oe), child, f)?,
+                (None, None) => for_each(log, Some(child), f)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn subtree_entries(log: &NodeLog, r: NodeRef) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for_each(log, Some(r), &mut |e| out.push(e))?;
+    Ok(out)
+}
+
+/// Emits the entries under `new` that are not in `old` as they are.
+fn diff_against(
+    log: &NodeLog,
+    old: &[Entry],
+    new: NodeRef,
+    f: &mut dyn FnMut(Entry),
+) -> Result<()> {
+    for_each(log, Some(new), &mut |e| {
+        if !old.contains(&e) {
+            f(e);
+        }
+    })
+}
+
 /// One key's change for [`update`].
 #[derive(Debug, Clone, Copy)]
 pub struct Edit<'a> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
-use reeldb_overlay::hamt::{for_each, get};
+use reeldb_overlay::hamt::{diff, for_each, get};
 use reeldb_overlay::{
     Edit, Entry, Error, KeyHasher, NodeLog, NodeLogWriter, NodeRef, Outcome, RowLocation, key_hash,
     update,
@@ -125,6 +125,21 @@ proptest! {
         let log = NodeLog::new(storage, Path::new("g1.hamt"), hasher);
         for (root, model) in &history {
             check(&log, *root, model, hasher);
+        }
+        // Between any two versions, the diff is exactly what the later one changed.
+        let empty = (None, Model::new());
+        for (i, (new_root, new_model)) in history.iter().enumerate() {
+            for (old_root, old_model) in std::iter::once(&empty).chain(&history[..i]) {
+                let mut got = Vec::new();
+                diff(&log, *old_root, *new_root, &mut |e| got.push(e)).unwrap();
+                got.sort_by(|a, b| a.key.cmp(&b.key));
+                let want: Vec<Entry> = new_model
+                    .iter()
+                    .filter(|(k, v)| old_model.get(k) != Some(v))
+                    .map(|(k, (r, s))| entry(hasher, *k, *r, *s))
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
         }
     }
 }
