@@ -1,0 +1,353 @@
+//! Planning a closed generation's B-frames and writing its residual.
+//!
+//! For one table, a closed generation is its keyframe (`prev`), the overlay versions after
+//! it, and the next keyframe (`next`). Every key whose row differs anywhere in the generation
+//! is followed version by version (the keys that differ between the two keyframes, and every
+//! key the overlay tries touched, read with `hamt::diff` between consecutive roots). Over
+//! each stretch of versions in which a key shows one row version:
+//!
+//! - if `next` holds that very row (equal content hash), the B-frames simply read it there;
+//! - otherwise `next`'s row for the key (if any) is hidden at those versions, and the row
+//!   version, if the key exists then, goes to the residual, live for that stretch.
+//!
+//! Every other row of `next` is live at every version of the generation. The residual is
+//! written sorted by key (a key's versions oldest first), as row batches of column blocks.
+
+use std::collections::HashMap;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::interleave_record_batch;
+use reeldb_keyframe::format::content_hash;
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::tree::{Access, Tree};
+use reeldb_keyframe::{PackWriter, RecordRef, block};
+use reeldb_overlay::hamt::diff;
+use reeldb_overlay::{NodeLog, NodeRef, RowLocation};
+use roaring::{RoaringBitmap, RoaringTreemap};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::{KeyedRow, RowHasher, tree_rows};
+
+/// A batch of rows stored as one column block per column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowBatch {
+    /// Rows in the batch.
+    pub rows: u32,
+    /// One block per table column, in schema order.
+    pub columns: Vec<RecordRef>,
+}
+
+/// One table's closed generation.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosedGeneration<'a> {
+    /// The generation's keyframe.
+    pub prev: &'a Tree,
+    /// The next keyframe, which closed the generation.
+    pub next: &'a Tree,
+    /// The generation's node log.
+    pub log: &'a NodeLog,
+    /// The trie root of each version between the keyframes, oldest first.
+    pub roots: &'a [Option<NodeRef>],
+    /// The generation's overlay row batches (as the last version lists them).
+    pub batches: &'a [RowBatch],
+}
+
+/// One version of a generation as a B-frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BFrame {
+    /// Ordinals of the next keyframe's rows that are not part of this version.
+    pub hidden: RoaringTreemap,
+    /// Residual rows (by position in the residual) that are part of this version.
+    pub live: RoaringBitmap,
+}
+
+/// A compacted generation: the residual and one B-frame per version, in the order of
+/// [`ClosedGeneration::roots`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compacted {
+    /// The residual's row batches, in key order.
+    pub residual: Vec<RowBatch>,
+    /// The first key of each residual batch (for lookups by key).
+    pub first_keys: Vec<Vec<u8>>,
+    /// One B-frame per version.
+    pub frames: Vec<BFrame>,
+}
+
+/// Which row a key shows over a stretch of versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// Its row in the previous keyframe (by ordinal).
+    Prev(u64),
+    /// An overlay row (by generation row id).
+    Overlay(u32),
+    /// No row: the key does not exist then.
+    Absent,
+}
+
+/// A key's history through the generation: what it shows from which version on.
+#[derive(Debug)]
+struct History {
+    start: Shown,
+    changes: Vec<(usize, Shown)>,
+}
+
+/// A residual row: where it comes from, its key, and the versions it is live at.
+#[derive(Debug)]
+struct ResidualRow<'k> {
+    key: &'k [u8],
+    from: usize,
+    to: usize,
+    source: Shown,
+}
+
+/// Plans and writes the B-frames of `generation` (see the module docs), appending the
+/// residual's blocks to `packs` in batches of at most `batch_rows` rows. Nothing the
+/// generation already stores is changed.
+pub fn compact(
+    generation: &ClosedGeneration<'_>,
+    packs: &mut PackWriter,
+    batch_rows: usize,
+) -> Result<Compacted> {
+    let (prev, next) = (generation.prev, generation.next);
+    let layout = next.layout().clone();
+    let hasher = RowHasher::new(&layout)?;
+    let prev_rows = tree_rows(prev, &hasher)?;
+    let next_rows = tree_rows(next, &hasher)?;
+
+    // Overlay rows: generation row ids, content hashes, decoded batches.
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    let mut starts = Vec::with_capacity(generation.batches.len());
+    let mut overlay_hashes: Vec<u128> = Vec::new();
+    let mut overlay_batches = Vec::with_capacity(generation.batches.len());
+    for batch in generation.batches {
+        starts.push(overlay_hashes.len() as u32);
+        let columns: Vec<ArrayRef> = all
+            .iter()
+            .map(|&c| next.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming))
+            .collect::<reeldb_keyframe::Result<_>>()?;
+        overlay_hashes.extend(hasher.hash(&columns)?);
+        overlay_batches.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
+    }
+    let row_id = |l: RowLocation| -> Result<u32> {
+        starts
+            .get(l.batch as usize)
+            .map(|s| s + l.row)
+            .filter(|id| (*id as usize) < overlay_hashes.len())
+            .ok_or_else(|| Error::Inconsistent(format!("overlay row {l:?} is not in the batches")))
+    };
+
+    // Every key that differs anywhere in the generation, with what it shows when.
+    let mut histories: HashMap<Vec<u8>, History> = HashMap::new();
+    for (key, ordinal) in differing(&prev_rows, &next_rows) {
+        let start = ordinal.map_or(Shown::Absent, Shown::Prev);
+        histories.insert(
+            key.to_vec(),
+            History {
+                start,
+                changes: Vec::new(),
+            },
+        );
+    }
+    let mut before = None;
+    for (i, root) in generation.roots.iter().enumerate() {
+        let mut changed = Vec::new();
+        diff(generation.log, before, *root, &mut |e| changed.push(e))?;
+        for e in changed {
+            let shown = match e.row {
+                Some(l) => Shown::Overlay(row_id(l)?),
+                None => Shown::Absent,
+            };
+            let start = match e.shadows {
+                Some(o) if (o as usize) < prev_rows.len() => Shown::Prev(o),
+                Some(o) => {
+                    return Err(Error::Inconsistent(format!(
+                        "an entry shadows ordinal {o} of a {}-row keyframe",
+                        prev_rows.len()
+                    )));
+                }
+                None => Shown::Absent,
+            };
+            histories
+                .entry(e.key)
+                .or_insert(History {
+                    start,
+                    changes: Vec::new(),
+                })
+                .changes
+                .push((i, shown));
+        }
+        before = *root;
+    }
+
+    // Walk every history's stretches.
+    let versions = generation.roots.len();
+    let mut frames = vec![BFrame::default(); versions];
+    let mut residual: Vec<ResidualRow<'_>> = Vec::new();
+    for (key, h) in &histories {
+        let final_row = next_rows
+            .binary_search_by(|r| r.key.as_slice().cmp(key))
+            .ok()
+            .map(|i| &next_rows[i]);
+        let mut stretches = Vec::with_capacity(h.changes.len() + 1);
+        let mut from = 0;
+        let mut shown = h.start;
+        for &(at, s) in &h.changes {
+            if at > from {
+                stretches.push((from, at, shown));
+            }
+            from = at;
+            shown = s;
+        }
+        if versions > from {
+            stretches.push((from, versions, shown));
+        }
+        for (from, to, shown) in stretches {
+            let hash = match shown {
+                Shown::Prev(o) => Some(prev_rows[o as usize].hash),
+                Shown::Overlay(id) => Some(overlay_hashes[id as usize]),
+                Shown::Absent => None,
+            };
+            if let (Some(h), Some(f)) = (hash, final_row)
+                && f.hash == h
+            {
+                continue;
+            }
+            if let Some(f) = final_row {
+                for frame in &mut frames[from..to] {
+                    frame.hidden.insert(f.ordinal);
+                }
+            }
+            if hash.is_some() {
+                residual.push(ResidualRow {
+                    key,
+                    from,
+                    to,
+                    source: shown,
+                });
+            }
+        }
+    }
+    residual.sort_unstable_by(|a, b| a.key.cmp(b.key).then(a.from.cmp(&b.from)));
+    for (id, r) in residual.iter().enumerate() {
+        for frame in &mut frames[r.from..r.to] {
+            frame.live.insert(id as u32);
+        }
+    }
+    let (batches, first_keys) =
+        write_residual(prev, &overlay_batches, &residual, packs, batch_rows.max(1))?;
+    Ok(Compacted {
+        residual: batches,
+        first_keys,
+        frames,
+    })
+}
+
+/// The keys whose row differs between two keyframes (in content, or present in one only),
+/// each with its ordinal in the previous keyframe if that has it.
+fn differing<'r>(prev: &'r [KeyedRow], next: &'r [KeyedRow]) -> Vec<(&'r [u8], Option<u64>)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (prev.get(i), next.get(j)) {
+            (Some(p), Some(n)) if p.key == n.key => {
+                if p.hash != n.hash {
+                    out.push((p.key.as_slice(), Some(p.ordinal)));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(p), Some(n)) if p.key < n.key => {
+                out.push((p.key.as_slice(), Some(p.ordinal)));
+                i += 1;
+            }
+            (Some(p), None) => {
+                out.push((p.key.as_slice(), Some(p.ordinal)));
+                i += 1;
+            }
+            (_, Some(n)) => {
+                out.push((n.key.as_slice(), None));
+                j += 1;
+            }
+            (None, None) => return out,
+        }
+    }
+}
+
+/// Writes the residual rows, in order, as batches of at most `batch_rows` rows, gathering
+/// each from the previous keyframe's leaves or the overlay's batches.
+fn write_residual(
+    prev: &Tree,
+    overlay_batches: &[RecordBatch],
+    rows: &[ResidualRow<'_>],
+    packs: &mut PackWriter,
+    batch_rows: usize,
+) -> Result<(Vec<RowBatch>, Vec<Vec<u8>>)> {
+    let layout = prev.layout();
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    // The previous keyframe's leaves that hold a residual row, decoded once each.
+    let mut wanted: Vec<u64> = rows
+        .iter()
+        .filter_map(|r| match r.source {
+            Shown::Prev(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    wanted.sort_unstable();
+    let mut sources: Vec<RecordBatch> = overlay_batches.to_vec();
+    let mut leaf_of: Vec<(u64, u64, usize)> = Vec::new();
+    let mut w = 0;
+    for leaf in prev.leaves()? {
+        let end = leaf.ordinal + leaf.entry.rows;
+        while w < wanted.len() && wanted[w] < leaf.ordinal {
+            w += 1;
+        }
+        if w < wanted.len() && wanted[w] < end {
+            let node = prev.read_leaf(&leaf.entry)?;
+            let columns = prev.read_columns(&node, &all, Access::Streaming)?;
+            leaf_of.push((leaf.ordinal, end, sources.len()));
+            sources.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
+        }
+    }
+    let picks: Vec<(usize, usize)> = rows
+        .iter()
+        .map(|r| match r.source {
+            Shown::Overlay(id) => locate_overlay(overlay_batches, id),
+            Shown::Prev(o) => {
+                let at = leaf_of.partition_point(|(first, _, _)| *first <= o);
+                let (first, _, source) = leaf_of[at.saturating_sub(1)];
+                Ok((source, (o - first) as usize))
+            }
+            Shown::Absent => Err(Error::Inconsistent("an absent row in the residual".into())),
+        })
+        .collect::<Result<_>>()?;
+    let refs: Vec<&RecordBatch> = sources.iter().collect();
+    let (mut batches, mut first_keys) = (Vec::new(), Vec::new());
+    for (chunk, chunk_rows) in picks.chunks(batch_rows).zip(rows.chunks(batch_rows)) {
+        let batch = interleave_record_batch(&refs, chunk)?;
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for c in batch.columns() {
+            let raw = block::encode(c)?;
+            columns.push(packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?);
+        }
+        batches.push(RowBatch {
+            rows: batch.num_rows() as u32,
+            columns,
+        });
+        first_keys.push(chunk_rows[0].key.to_vec());
+    }
+    Ok((batches, first_keys))
+}
+
+/// The batch and row of overlay row `id`.
+fn locate_overlay(batches: &[RecordBatch], id: u32) -> Result<(usize, usize)> {
+    let mut at = id as usize;
+    for (b, batch) in batches.iter().enumerate() {
+        if at < batch.num_rows() {
+            return Ok((b, at));
+        }
+        at -= batch.num_rows();
+    }
+    Err(Error::Inconsistent(format!(
+        "overlay row {id} is not in the batches"
+    )))
+}

@@ -1,0 +1,76 @@
+//! Rows as fingerprints: each row's memcomparable key, its ordinal in its keyframe and a
+//! 128-bit hash of its whole content (xxh3-128 of its arrow-row encoding over every column),
+//! so two versions of a row are compared without keeping either.
+
+use arrow::array::ArrayRef;
+use arrow_row::{RowConverter, SortField};
+use reeldb_keyframe::tree::{Access, TableLayout, Tree};
+
+use crate::error::Result;
+
+/// One row of a keyframe, fingerprinted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRow {
+    /// The memcomparable key.
+    pub key: Vec<u8>,
+    /// The row's ordinal in its keyframe.
+    pub ordinal: u64,
+    /// xxh3-128 of the row's full encoding.
+    pub hash: u128,
+}
+
+/// Hashes whole rows of a table's layout.
+#[derive(Debug)]
+pub struct RowHasher {
+    converter: RowConverter,
+}
+
+impl RowHasher {
+    /// A hasher for rows of `layout`.
+    pub fn new(layout: &TableLayout) -> Result<Self> {
+        let fields = layout
+            .schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(RowHasher {
+            converter: RowConverter::new(fields)?,
+        })
+    }
+
+    /// The content hash of every row of `columns` (all of a table's columns, in order).
+    pub fn hash(&self, columns: &[ArrayRef]) -> Result<Vec<u128>> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .map(|r| xxhash_rust::xxh3::xxh3_128(r.as_ref()))
+            .collect())
+    }
+}
+
+/// Every row of `tree`, fingerprinted, in key (and ordinal) order.
+pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
+    let layout = tree.layout();
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    let mut out = Vec::with_capacity(tree.rows() as usize);
+    for leaf in tree.leaves()? {
+        let node = tree.read_leaf(&leaf.entry)?;
+        let columns = tree.read_columns(&node, &all, Access::Streaming)?;
+        let keys: Vec<ArrayRef> = layout
+            .key
+            .columns()
+            .iter()
+            .map(|&c| columns[c].clone())
+            .collect();
+        let keys = layout.key.encode_columns(&keys)?;
+        for (i, hash) in hasher.hash(&columns)?.into_iter().enumerate() {
+            out.push(KeyedRow {
+                key: keys.row(i).as_ref().to_vec(),
+                ordinal: leaf.ordinal + i as u64,
+                hash,
+            });
+        }
+    }
+    Ok(out)
+}

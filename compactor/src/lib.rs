@@ -1,0 +1,21 @@
+//! # reeldb-compactor
+//!
+//! Compaction of closed generations. Once a table's next keyframe lands, the overlay versions
+//! between it and the previous keyframe no longer need their tries: each becomes a
+//! **B-frame**, two bitmaps over data that stays: the rows of the *next* keyframe hidden at
+//! that version, and the rows of the generation's **residual** live at it. The residual holds,
+//! once and sorted by key, every row version some version of the generation shows that the
+//! next keyframe does not hold as it is: rows of the previous keyframe changed later in the
+//! generation, and rows written and then overwritten or deleted within it. A B-frame reads
+//! like an overlay of the next keyframe, so the previous keyframe is never read, and
+//! thinning it away later costs nothing more.
+//!
+//! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
+//! generation's B-frames and writing its residual).
+
+pub mod bframe;
+pub mod error;
+pub mod fingerprint;
+
+pub use bframe::{BFrame, ClosedGeneration, Compacted, RowBatch, compact};
+pub use error::{Error, Result};
