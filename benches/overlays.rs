@@ -50,6 +50,7 @@ fn main() {
         match store.versions().unwrap().last().unwrap().kind {
             VersionKind::Overlay => overlay_s.push(s),
             VersionKind::Keyframe => keyframe_s.push(s),
+            VersionKind::BFrame => unreachable!("nothing is compacted while committing"),
         }
     }
     drop(w);

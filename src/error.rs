@@ -11,6 +11,9 @@ pub enum Error {
     /// Overlay node-log errors from the overlay layer.
     #[error(transparent)]
     Overlay(#[from] reeldb_overlay::Error),
+    /// Compaction errors from the compactor layer.
+    #[error(transparent)]
+    Compactor(#[from] reeldb_compactor::Error),
     /// An Arrow operation failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -57,6 +57,7 @@
 //! ```
 
 pub mod catalog;
+pub mod compact;
 pub mod error;
 pub mod filter;
 pub mod lease;
@@ -69,6 +70,7 @@ pub mod value;
 pub mod verify;
 pub mod writer;
 
+pub use compact::Compaction;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use reeldb_keyframe::TreeShape;

@@ -4,6 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,27 +113,61 @@ enum Source {
     Delete,
 }
 
-/// The changes that turn the keyframe `tree` into its state with overlay `o` and then
-/// `changes` applied: the input of the next keyframe.
-pub(crate) fn fold_overlay(
+/// The changes that turn the keyframe `tree` into the table's state at `t` (an overlay or a
+/// B-frame over it) with `changes` then applied: the input of the next keyframe.
+pub(crate) fn fold_into_keyframe(
     store: &Store,
     t: &TableEntry,
-    o: &OverlayRecord,
     tree: &Tree,
     changes: SortedChanges,
 ) -> Result<SortedChanges> {
-    let view = OverlayView::load(
-        store.node_log(&overlay_log_path(t.def.offset, t.keyframe_at)),
-        o,
-    )?;
     let mut ops: BTreeMap<Vec<u8>, Source> = BTreeMap::new();
-    for_each(&view.log, view.root, &mut |e| {
-        match e.row {
-            Some(loc) => ops.insert(e.key, Source::Overlay(loc)),
-            None if e.shadows.is_some() => ops.insert(e.key, Source::Delete),
-            None => None,
-        };
-    })?;
+    let view = match (&t.overlay, &t.bframe) {
+        (Some(o), _) => {
+            let view = OverlayView::load(
+                store.node_log(&overlay_log_path(t.def.offset, t.keyframe_at)),
+                o,
+            )?;
+            if let Some((log, refs)) = view.trie() {
+                for_each(log, refs.root, &mut |e| {
+                    match e.row {
+                        Some(loc) => ops.insert(e.key, Source::Overlay(loc)),
+                        None if e.shadows.is_some() => ops.insert(e.key, Source::Delete),
+                        None => None,
+                    };
+                })?;
+            }
+            view
+        }
+        (None, Some(b)) => {
+            let view = OverlayView::bframe(store.inner.source.clone(), b);
+            // Hidden keyframe rows are deleted unless a live residual row replaces them.
+            let (hidden, _) = view.hidden_and_live()?;
+            let layout = tree.layout();
+            for leaf in tree.leaves()? {
+                let end = leaf.ordinal + leaf.entry.rows;
+                if hidden.range_cardinality(leaf.ordinal..end) == 0 {
+                    continue;
+                }
+                let node = tree.read_leaf(&leaf.entry)?;
+                let keys = tree.read_columns(&node, layout.key.columns(), Access::Streaming)?;
+                let keys = layout.key.encode_columns(&keys)?;
+                let mut it = hidden.iter();
+                it.advance_to(leaf.ordinal);
+                for o in it.take_while(|&o| o < end) {
+                    ops.insert(
+                        keys.row((o - leaf.ordinal) as usize).as_ref().to_vec(),
+                        Source::Delete,
+                    );
+                }
+            }
+            for (key, loc) in view.rows_in(tree, Bound::Unbounded, Bound::Unbounded)? {
+                ops.insert(key, Source::Overlay(loc));
+            }
+            view
+        }
+        (None, None) => return Ok(changes),
+    };
     for i in 0..changes.upserts.num_rows() {
         ops.insert(
             changes.upsert_keys.row(i).as_ref().to_vec(),

@@ -1,18 +1,20 @@
-//! What a reader needs of a table's overlay at one version: its trie, deletion vector and
-//! live rows, and its row batches; and the masks and lookups scans, gets and ranges use.
+//! What a reader needs of what a table adds to its keyframe at one version, an overlay or a
+//! B-frame: its hidden keyframe rows, its live rows and row batches, its key lookup; and the
+//! masks and lookups scans, gets and ranges use.
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use reeldb_keyframe::RecordRef;
-use reeldb_keyframe::tree::{Access, Tree};
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::tree::{Access, Source, Tree};
 use reeldb_overlay::hamt::{for_each, get};
 use reeldb_overlay::{Entry, NodeLog, NodeRef, OverlayRefs, OverlayVersion, RowLocation, key_hash};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-use crate::catalog::version::{BatchRecord, OverlayRecord};
-use crate::error::Result;
+use crate::catalog::version::{BFrameRecord, BatchRecord, OverlayRecord};
+use crate::error::{Error, Result};
 
 /// Sets bit `base + v - origin` of `mask` to `value` for every `v` of `bitmap` within `range`
 /// (every such `base + v` is at least `origin`).
@@ -86,22 +88,38 @@ fn unshadowed_mask(
     Some(Some(BooleanArray::new(keep.finish(), None)))
 }
 
-/// A table's overlay at one version. Its bitmaps are read on first use: gets need only
-/// the trie.
+/// What a table adds to its keyframe at one version: an overlay (trie, deletion vector, live
+/// overlay rows) or, once its generation was compacted, a B-frame (hidden keyframe rows, live
+/// residual rows, the residual sorted by key). Both read the same way: the keyframe minus
+/// the hidden rows plus the live rows of the row batches. Bitmaps are read on first use:
+/// gets need only the trie or the residual's keys.
 #[derive(Debug)]
 pub struct OverlayView {
-    /// Trie root.
-    pub root: Option<NodeRef>,
-    refs: OverlayRefs,
+    lookup: Lookup,
     shadowed: u64,
     live: u64,
     bitmaps: OnceLock<OverlayVersion>,
-    /// The generation's node log.
-    pub log: Arc<NodeLog>,
-    /// The generation's row batches.
+    /// The row batches: the overlay's (one per commit) or the residual's.
     pub batches: Vec<BatchRecord>,
-    /// Generation row id of each batch's first row.
+    /// Row id of each batch's first row.
     pub starts: Vec<u32>,
+}
+
+/// How keys are found.
+#[derive(Debug)]
+enum Lookup {
+    /// An overlay: by its trie.
+    Trie {
+        log: Arc<NodeLog>,
+        refs: OverlayRefs,
+    },
+    /// A B-frame: by binary search of the residual, sorted by key.
+    Residual {
+        first_keys: Vec<Vec<u8>>,
+        hidden: RecordRef,
+        live: RecordRef,
+        source: Arc<Source>,
+    },
 }
 
 fn node_ref(r: (u64, u64)) -> NodeRef {
@@ -134,71 +152,219 @@ pub fn starts_of(batches: &[BatchRecord]) -> Vec<u32> {
         .collect()
 }
 
+fn bitmap_error(r: &RecordRef, e: std::io::Error) -> Error {
+    Error::Keyframe(reeldb_keyframe::Error::corrupt(
+        reeldb_keyframe::pack::pack_path(r.pack),
+        r.offset,
+        format!("undecodable bitmap: {e}"),
+    ))
+}
+
 impl OverlayView {
     /// Loads the overlay `rec` from `log`.
     pub fn load(log: Arc<NodeLog>, rec: &OverlayRecord) -> Result<Self> {
-        let refs = refs_of(rec);
         Ok(OverlayView {
-            root: refs.root,
-            refs,
+            lookup: Lookup::Trie {
+                log,
+                refs: refs_of(rec),
+            },
             shadowed: rec.shadowed,
             live: rec.live,
             bitmaps: OnceLock::new(),
-            log,
             starts: starts_of(&rec.batches),
             batches: rec.batches.clone(),
         })
     }
 
-    /// The deletion vector and live rows, read from the log on first use.
+    /// A view of the B-frame `rec`, whose bitmaps are records in `source`'s packs.
+    pub fn bframe(source: Arc<Source>, rec: &BFrameRecord) -> Self {
+        OverlayView {
+            lookup: Lookup::Residual {
+                first_keys: rec.first_keys.clone(),
+                hidden: RecordRef::from(&rec.hidden),
+                live: RecordRef::from(&rec.live),
+                source,
+            },
+            shadowed: rec.hidden_count,
+            live: rec.live_count,
+            bitmaps: OnceLock::new(),
+            starts: starts_of(&rec.residual),
+            batches: rec.residual.clone(),
+        }
+    }
+
+    /// The trie and its refs, for an overlay; `None` for a B-frame.
+    pub fn trie(&self) -> Option<(&Arc<NodeLog>, &OverlayRefs)> {
+        match &self.lookup {
+            Lookup::Trie { log, refs } => Some((log, refs)),
+            Lookup::Residual { .. } => None,
+        }
+    }
+
+    /// True for a B-frame: keyframe rows can be hidden without an entry saying so, so a get
+    /// that falls through to the keyframe must check the hidden rows.
+    pub fn is_bframe(&self) -> bool {
+        matches!(self.lookup, Lookup::Residual { .. })
+    }
+
+    /// The hidden keyframe rows and the live rows, read on first use.
     fn bitmaps(&self) -> Result<&OverlayVersion> {
         if let Some(v) = self.bitmaps.get() {
             return Ok(v);
         }
-        let loaded = OverlayVersion::load(&self.log, &self.refs)?;
+        let loaded = match &self.lookup {
+            Lookup::Trie { log, refs } => OverlayVersion::load(log, refs)?,
+            Lookup::Residual {
+                hidden,
+                live,
+                source,
+                ..
+            } => {
+                let h = source.packs.read(hidden, RecordKind::Bitmap)?;
+                let l = source.packs.read(live, RecordKind::Bitmap)?;
+                OverlayVersion {
+                    root: None,
+                    shadowed: RoaringTreemap::deserialize_from(&h[..])
+                        .map_err(|e| bitmap_error(hidden, e))?,
+                    live: RoaringBitmap::deserialize_from(&l[..])
+                        .map_err(|e| bitmap_error(live, e))?,
+                    entries: 0,
+                }
+            }
+        };
         Ok(self.bitmaps.get_or_init(|| loaded))
     }
 
-    /// Where the version's trie root and bitmaps are in its log.
-    pub fn refs(&self) -> &OverlayRefs {
-        &self.refs
+    /// The hidden keyframe ordinals and the live row ids.
+    pub fn hidden_and_live(&self) -> Result<(&RoaringTreemap, &RoaringBitmap)> {
+        let b = self.bitmaps()?;
+        Ok((&b.shadowed, &b.live))
     }
 
-    /// Generation row id of a location.
+    /// True when keyframe ordinal `o` is hidden at this version.
+    pub fn hides(&self, o: u64) -> Result<bool> {
+        Ok(self.shadowed > 0 && self.bitmaps()?.shadowed.contains(o))
+    }
+
+    /// Row id of a location.
     pub fn row_id(&self, l: RowLocation) -> u32 {
         self.starts[l.batch as usize] + l.row
     }
 
-    /// Keyframe rows shadowed at this version.
+    /// Keyframe rows hidden (shadowed) at this version.
     pub fn shadowed(&self) -> u64 {
         self.shadowed
     }
 
-    /// Overlay rows live at this version.
+    /// Rows of the batches live at this version.
     pub fn live(&self) -> u64 {
         self.live
     }
 
-    /// The trie's entry for an encoded key.
-    pub fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(get(&self.log, self.root, key_hash(key), key)?)
+    /// What this version says of an encoded key: its row here, a tombstone (overlays only),
+    /// or `None` when the keyframe decides (for a B-frame, minus its hidden rows).
+    pub fn entry(&self, tree: &Tree, key: &[u8]) -> Result<Option<Entry>> {
+        match &self.lookup {
+            Lookup::Trie { log, refs } => Ok(get(log, refs.root, key_hash(key), key)?),
+            Lookup::Residual { first_keys, .. } => {
+                // A key's row versions are adjacent and may straddle a batch boundary.
+                let last = first_keys.partition_point(|k| k.as_slice() <= key);
+                let first = first_keys[..last].partition_point(|k| k.as_slice() < key);
+                let live = &self.bitmaps()?.live;
+                for b in first.saturating_sub(1)..last {
+                    let keys = self.batch_keys(tree, b)?;
+                    let (mut lo, mut hi) = (0, keys.num_rows());
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2;
+                        if keys.row(mid).as_ref() < key {
+                            lo = mid + 1;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    for i in lo..keys.num_rows() {
+                        if keys.row(i).as_ref() != key {
+                            break;
+                        }
+                        let loc = RowLocation {
+                            batch: b as u32,
+                            row: i as u32,
+                        };
+                        if live.contains(self.row_id(loc)) {
+                            return Ok(Some(Entry {
+                                hash: key_hash(key),
+                                key: key.to_vec(),
+                                row: Some(loc),
+                                shadows: None,
+                            }));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 
-    /// Every trie entry that holds a row and whose key is within the bounds, sorted by key.
+    /// The encoded keys of batch `b`.
+    fn batch_keys(&self, tree: &Tree, b: usize) -> Result<arrow_row::Rows> {
+        let layout = tree.layout();
+        let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
+        Ok(layout.key.encode_columns(&keys)?)
+    }
+
+    /// Every row of the batches that is live and whose key is within the bounds, sorted by
+    /// key.
     pub fn rows_in(
         &self,
+        tree: &Tree,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, RowLocation)>> {
         let mut out = Vec::new();
-        for_each(&self.log, self.root, &mut |e| {
-            if let Some(loc) = e.row
-                && RangeBounds::<[u8]>::contains(&(lo, hi), e.key.as_slice())
-            {
-                out.push((e.key, loc));
+        match &self.lookup {
+            Lookup::Trie { log, refs } => {
+                for_each(log, refs.root, &mut |e| {
+                    if let Some(loc) = e.row
+                        && RangeBounds::<[u8]>::contains(&(lo, hi), e.key.as_slice())
+                    {
+                        out.push((e.key, loc));
+                    }
+                })?;
+                out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             }
-        })?;
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            Lookup::Residual { first_keys, .. } => {
+                let live = &self.bitmaps()?.live;
+                for b in 0..self.batches.len() {
+                    // Skip batches wholly below or above the range.
+                    let next_first = first_keys.get(b + 1).map(Vec::as_slice);
+                    let below = match (lo, next_first) {
+                        (Bound::Included(l) | Bound::Excluded(l), Some(n)) => n < l,
+                        _ => false,
+                    };
+                    let above = match hi {
+                        Bound::Included(h) => first_keys[b].as_slice() > h,
+                        Bound::Excluded(h) => first_keys[b].as_slice() >= h,
+                        Bound::Unbounded => false,
+                    };
+                    if below || above {
+                        continue;
+                    }
+                    let keys = self.batch_keys(tree, b)?;
+                    for i in 0..keys.num_rows() {
+                        let loc = RowLocation {
+                            batch: b as u32,
+                            row: i as u32,
+                        };
+                        let key = keys.row(i);
+                        if RangeBounds::<[u8]>::contains(&(lo, hi), key.as_ref())
+                            && live.contains(self.row_id(loc))
+                        {
+                            out.push((key.as_ref().to_vec(), loc));
+                        }
+                    }
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -233,8 +399,8 @@ impl OverlayView {
         ))
     }
 
-    /// Which of the keyframe rows with ordinals `first..first + rows` are not shadowed:
-    /// `None` when all are, `Some(None)` when none is shadowed.
+    /// Which of the keyframe rows with ordinals `first..first + rows` are not hidden:
+    /// `None` when all are, `Some(None)` when none is.
     pub fn keyframe_mask(&self, first: u64, rows: u64) -> Result<Option<Option<BooleanArray>>> {
         if self.shadowed == 0 {
             return Ok(Some(None));

@@ -12,13 +12,15 @@
 //! Only the index entries up to the target are read before the commit point, so a store
 //! whose newest versions are damaged can still be rewound past them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use reeldb_keyframe::storage::Storage;
 
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
-use crate::catalog::version::VersionRecord;
-use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path};
+use crate::catalog::records::{self, CatalogKind};
+use crate::catalog::version::{self, VersionRecord};
+use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
 use crate::store::{LOCK_FILE, Store};
@@ -106,9 +108,17 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     }
     let index = store.index();
     let mut bytes = header_with(index.rewinds()? + 1);
+    let mut kept = Vec::with_capacity(to as usize);
     for v in 1..=to {
         // Each kept entry is checked, so a rewind never writes a damaged index.
-        let e = index.entry(v)?;
+        kept.push(index.entry(v)?);
+    }
+    if !kept.is_empty() {
+        let last = keep_what_kept_versions_need(store, &kept)?;
+        kept.pop();
+        kept.push(last);
+    }
+    for e in &kept {
         bytes.extend_from_slice(&e.encode());
     }
     storage.write_atomic(&index_path(), &bytes)?;
@@ -117,9 +127,47 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     Ok(latest - to)
 }
 
+/// The index entry for the last kept version, `to`. The cut that follows a rewind keeps
+/// records.log up to the end of `to`'s record and each pack up to the length `to`'s record
+/// lists. Compaction (and an earlier rewind) append records after later versions' records,
+/// and a rewritten record may reference pack bytes written after `to` was committed (a
+/// residual, or the next keyframe a B-frame reads). So when any kept version's record lies
+/// past `to`'s, `to`'s record is appended again, last, listing for every pack the largest
+/// length any kept record lists; the bytes only purged versions used then stay as
+/// unreferenced pack bytes.
+fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<IndexEntry> {
+    let last = kept[kept.len() - 1];
+    let end = |e: &IndexEntry| e.record_offset + u64::from(e.record_len);
+    let beyond: Vec<&IndexEntry> = kept.iter().filter(|e| end(e) > end(&last)).collect();
+    if beyond.is_empty() {
+        return Ok(last);
+    }
+    let mut rec = store.read_record(&last)?;
+    let mut packs: BTreeMap<u32, u64> = rec.packs.iter().copied().collect();
+    for e in beyond {
+        for (id, len) in store.read_record(e)?.packs {
+            let at = packs.entry(id).or_insert(0);
+            *at = (*at).max(len);
+        }
+    }
+    rec.packs = packs.into_iter().collect();
+    let storage = store.inner.storage.clone();
+    let framed = records::frame(CatalogKind::Version, &version::encode(&rec)?);
+    let offset = storage.len(&records_path())?;
+    let mut file = storage.open_append(&records_path())?;
+    file.append(&framed)?;
+    file.sync()?;
+    Ok(IndexEntry {
+        record_offset: offset,
+        record_len: framed.len() as u32,
+        record_checksum: reeldb_keyframe::format::checksum(&framed),
+        ..last
+    })
+}
+
 /// The table definition and generation a node-log file name belongs to
 /// (`t{def}-g{keyframe_at}.hamt`).
-fn log_id(name: &str) -> Option<(u64, u64)> {
+pub(crate) fn log_id(name: &str) -> Option<(u64, u64)> {
     let rest = name.strip_suffix(".hamt")?.strip_prefix('t')?;
     let (def, g) = rest.split_once("-g")?;
     Some((def.parse().ok()?, g.parse().ok()?))

@@ -75,15 +75,19 @@ impl Snapshot {
             def.layout.clone(),
             entry.root.as_ref().map(Root::from),
         );
-        let overlay = match &entry.overlay {
-            Some(rec) => {
+        let overlay = match (&entry.overlay, &entry.bframe) {
+            (Some(rec), _) => {
                 let path = overlay_log_path(entry.def.offset, entry.keyframe_at);
                 Some(Arc::new(OverlayView::load(
                     self.store.node_log(&path),
                     rec,
                 )?))
             }
-            None => None,
+            (None, Some(rec)) => Some(Arc::new(OverlayView::bframe(
+                self.store.inner.source.clone(),
+                rec,
+            ))),
+            (None, None) => None,
         };
         Ok(Table {
             pin: self.pin.clone(),
@@ -385,7 +389,7 @@ impl Table {
     pub fn get(&self, key: impl Into<Key>) -> Result<Option<RecordBatch>> {
         let (encoded, probe) = self.encode_key(&key.into())?;
         if let Some(o) = &self.overlay
-            && let Some(entry) = o.entry(&encoded)?
+            && let Some(entry) = o.entry(&self.tree, &encoded)?
         {
             return match entry.row {
                 Some(loc) => Ok(Some(o.row(&self.tree, loc)?)),
@@ -406,6 +410,12 @@ impl Table {
         let Ok(row) = search_key(&keys, &probe)? else {
             return Ok(None);
         };
+        if let Some(o) = &self.overlay
+            && o.is_bframe()
+            && o.hides(leaf.ordinal + row as u64)?
+        {
+            return Ok(None);
+        }
         let batch = self.tree.read_batch(&node, Access::Cached)?;
         Ok(Some(batch.slice(row, 1)))
     }
@@ -442,7 +452,7 @@ impl Table {
             })
             .collect();
         if let Some(o) = &self.overlay {
-            let rows = o.rows_in(lo_r, hi_r)?;
+            let rows = o.rows_in(&self.tree, lo_r, hi_r)?;
             if parts.is_empty() && !rows.is_empty() {
                 parts.push(Part {
                     leaf: None,

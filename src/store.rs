@@ -38,6 +38,8 @@ pub enum VersionKind {
     Keyframe,
     /// At least one table the commit changed was written as an overlay over its keyframe.
     Overlay,
+    /// Compaction rewrote at least one of its tables as a B-frame over the next keyframe.
+    BFrame,
 }
 
 impl VersionKind {
@@ -46,6 +48,7 @@ impl VersionKind {
         match self {
             VersionKind::Keyframe => "keyframe",
             VersionKind::Overlay => "overlay",
+            VersionKind::BFrame => "bframe",
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct StoreStats {
     pub sharing_ratio: f64,
     /// Bytes of the overlay row batches' column blocks (each distinct block once).
     pub row_batch_bytes: u64,
+    /// Bytes of the B-frame residuals' column blocks (each distinct block once).
+    pub residual_bytes: u64,
     /// Bytes of the overlay node logs (tries, deletion vectors, live rows).
     pub node_log_bytes: u64,
     /// Rows per table at the latest version.
@@ -333,18 +338,25 @@ impl Store {
     /// published first, then the entry is read again to confirm the version was not purged
     /// meanwhile (see `lease`).
     fn snapshot_of(&self, e: &IndexEntry) -> Result<Snapshot> {
-        let (pin, ()) = self.inner.leases.pin(e.version, || {
+        let (pin, fresh) = self.inner.leases.pin(e.version, || {
             self.notice_rewinds()?;
             let latest = self.latest_version()?;
-            if e.version > latest || self.index().entry(e.version)? != *e {
-                return Err(Error::UnknownVersion {
-                    version: e.version,
-                    latest,
-                });
+            let gone = || Error::UnknownVersion {
+                version: e.version,
+                latest,
+            };
+            if e.version > latest {
+                return Err(gone());
             }
-            Ok(())
+            // The same version (compaction may have moved its record), not one a rewind
+            // purged and a later commit numbered alike.
+            let fresh = self.index().entry(e.version)?;
+            if (fresh.committed_at, fresh.carried_offset) != (e.committed_at, e.carried_offset) {
+                return Err(gone());
+            }
+            Ok(fresh)
         })?;
-        let rec = self.read_record(e)?;
+        let rec = self.read_record(&fresh)?;
         Ok(Snapshot::new(self.clone(), rec, pin))
     }
 
@@ -364,14 +376,16 @@ impl Store {
         let latest = self.latest_version()?;
         let (mut logical, mut referenced, mut stored) = (0u64, 0u64, 0u64);
         let mut batch_blocks: HashMap<(u32, u64), u64> = HashMap::new();
+        let mut residual_blocks: HashMap<(u32, u64), u64> = HashMap::new();
         let mut latest_rows = BTreeMap::new();
         for v in 1..=latest {
             let rec = self.read_record(&self.index().entry(v)?)?;
             for t in &rec.tables {
                 let keyframe_rows = t.root.as_ref().map_or(0, |r| r.rows);
-                let rows = match &t.overlay {
-                    Some(o) => keyframe_rows - o.shadowed + o.live,
-                    None => keyframe_rows,
+                let rows = match (&t.overlay, &t.bframe) {
+                    (Some(o), _) => keyframe_rows - o.shadowed + o.live,
+                    (None, Some(b)) => keyframe_rows - b.hidden_count + b.live_count,
+                    (None, None) => keyframe_rows,
                 };
                 if let Some(r) = &t.root {
                     // At an overlay version, the keyframe's bytes per row times its rows.
@@ -382,6 +396,12 @@ impl Store {
                     referenced += o.batches.len() as u64 * u64::from(t.columns);
                     for b in o.batches.iter().flat_map(|b| &b.columns) {
                         batch_blocks.insert((b.pack, b.offset), u64::from(b.len));
+                    }
+                }
+                if let Some(b) = &t.bframe {
+                    referenced += b.residual.len() as u64 * u64::from(t.columns);
+                    for c in b.residual.iter().flat_map(|b| &b.columns) {
+                        residual_blocks.insert((c.pack, c.offset), u64::from(c.len));
                     }
                 }
                 if v == latest {
@@ -410,6 +430,7 @@ impl Store {
             },
             latest_rows,
             row_batch_bytes: batch_blocks.values().sum(),
+            residual_bytes: residual_blocks.values().sum(),
             node_log_bytes,
         })
     }
@@ -485,7 +506,9 @@ pub(crate) fn key_indices(
 pub(crate) fn info_of(rec: &VersionRecord) -> VersionInfo {
     VersionInfo {
         version: rec.version,
-        kind: if rec.kind == 1 {
+        kind: if rec.tables.iter().any(|t| t.bframe.is_some()) {
+            VersionKind::BFrame
+        } else if rec.kind == 1 {
             VersionKind::Overlay
         } else {
             VersionKind::Keyframe

@@ -93,8 +93,10 @@ impl Store {
         for name in snapshot.table_names() {
             let table = snapshot.table(&name)?;
             table.tree.verify(&mut covered.keyframes)?;
-            if let Some(overlay) = &table.overlay {
-                verify_overlay_rows(&table.tree, overlay, covered)?;
+            match &table.overlay {
+                Some(o) if o.is_bframe() => verify_bframe(&table.tree, o, covered)?,
+                Some(o) => verify_overlay_rows(&table.tree, o, covered)?,
+                None => {}
             }
         }
         Ok(())
@@ -110,7 +112,53 @@ fn verify_overlay_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered
         batch_rows: &batch_rows,
         keyframe_rows: tree.rows(),
     };
-    let mut entries = verify_overlay(&overlay.log, overlay.refs(), bounds)?;
+    let Some((log, refs)) = overlay.trie() else {
+        return Ok(());
+    };
+    let mut entries = verify_overlay(log, refs, bounds)?;
+    let batch_keys = batch_keys(tree, overlay, covered)?;
+    let mismatch = |reason: String| {
+        Error::Overlay(reeldb_overlay::Error::Corrupt {
+            path: log.path().to_path_buf(),
+            offset: refs.root.map_or(0, |r| r.offset),
+            reason,
+        })
+    };
+    for e in &entries {
+        if let Some(loc) = e.row
+            && batch_keys[loc.batch as usize]
+                .row(loc.row as usize)
+                .as_ref()
+                != e.key.as_slice()
+        {
+            return Err(mismatch(format!(
+                "entry {:02x?} points at a row with another key",
+                e.key
+            )));
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
+    let probe = tree.layout().key.decode(&keys)?;
+    let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
+    for (e, ordinal) in entries.iter().zip(ordinals) {
+        if e.shadows != ordinal {
+            return Err(mismatch(format!(
+                "entry {:02x?} shadows ordinal {:?}, the keyframe holds its key at {ordinal:?}",
+                e.key, e.shadows
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes every row batch of `overlay` (each block once per verification; the key columns
+/// of every batch) and returns each batch's encoded keys.
+fn batch_keys(
+    tree: &Tree,
+    overlay: &OverlayView,
+    covered: &mut Covered,
+) -> Result<Vec<arrow_row::Rows>> {
     let layout = tree.layout();
     let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
     let mut batch_keys = Vec::with_capacity(overlay.batches.len());
@@ -136,35 +184,60 @@ fn verify_overlay_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered
             .extend(batch.columns.iter().map(|c| ContentHash(c.hash)));
         batch_keys.push(layout.key.encode_columns(&keys)?);
     }
-    let mismatch = |reason: String| {
-        Error::Overlay(reeldb_overlay::Error::Corrupt {
-            path: overlay.log.path().to_path_buf(),
-            offset: overlay.root.map_or(0, |r| r.offset),
-            reason,
-        })
+    Ok(batch_keys)
+}
+
+/// Checks a B-frame: its bitmaps within bounds, its residual decodable and sorted by key
+/// with the first keys it records, and no key shown twice: every live residual row's key is
+/// hidden in the keyframe or absent from it, and no two live residual rows share a key.
+fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
+    let wrong = |reason: String| Error::CorruptCatalog {
+        path: crate::catalog::records_path().display().to_string(),
+        offset: 0,
+        reason,
     };
-    for e in &entries {
-        if let Some(loc) = e.row
-            && batch_keys[loc.batch as usize]
-                .row(loc.row as usize)
-                .as_ref()
-                != e.key.as_slice()
-        {
-            return Err(mismatch(format!(
-                "entry {:02x?} points at a row with another key",
-                e.key
-            )));
+    let (hidden, live) = overlay.hidden_and_live()?;
+    let residual_rows: u64 = overlay.batches.iter().map(|b| u64::from(b.rows)).sum();
+    if hidden.max().is_some_and(|m| m >= tree.rows()) {
+        return Err(wrong(
+            "a B-frame hides rows its keyframe does not have".into(),
+        ));
+    }
+    if live.max().is_some_and(|m| u64::from(m) >= residual_rows) {
+        return Err(wrong(
+            "a B-frame shows residual rows that do not exist".into(),
+        ));
+    }
+    let batch_keys = batch_keys(tree, overlay, covered)?;
+    let mut previous: Option<Vec<u8>> = None;
+    let mut shown: Vec<Vec<u8>> = Vec::new();
+    for (b, keys) in batch_keys.iter().enumerate() {
+        for i in 0..keys.num_rows() {
+            let key = keys.row(i).as_ref().to_vec();
+            if previous.as_ref().is_some_and(|p| *p > key) {
+                return Err(wrong("the residual is not sorted by key".into()));
+            }
+            let loc = reeldb_overlay::RowLocation {
+                batch: b as u32,
+                row: i as u32,
+            };
+            if live.contains(overlay.row_id(loc)) {
+                if shown.last() == Some(&key) {
+                    return Err(wrong("a B-frame shows two rows of one key".into()));
+                }
+                shown.push(key.clone());
+            }
+            previous = Some(key);
         }
     }
-    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let keys: Vec<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
-    let probe = layout.key.decode(&keys)?;
-    let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
-    for (e, ordinal) in entries.iter().zip(ordinals) {
-        if e.shadows != ordinal {
-            return Err(mismatch(format!(
-                "entry {:02x?} shadows ordinal {:?}, the keyframe holds its key at {ordinal:?}",
-                e.key, e.shadows
+    let keys: Vec<&[u8]> = shown.iter().map(Vec::as_slice).collect();
+    let probe = tree.layout().key.decode(&keys)?;
+    for (key, ordinal) in keys.iter().zip(tree.ordinals_of_sorted(&keys, &probe)?) {
+        if let Some(o) = ordinal
+            && !hidden.contains(o)
+        {
+            return Err(wrong(format!(
+                "key {key:02x?} is both a live residual row and a visible keyframe row"
             )));
         }
     }

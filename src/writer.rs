@@ -26,7 +26,7 @@ use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
 use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry, VersionRecord};
 use crate::catalog::{index_path, records_path};
 use crate::error::{Error, Result, lock_error};
-use crate::overlay_commit::{fold_overlay, write_overlay};
+use crate::overlay_commit::{fold_into_keyframe, write_overlay};
 use crate::snapshot::Table;
 use crate::store::{LOCK_FILE, Store, key_indices};
 use crate::value::Key;
@@ -34,7 +34,7 @@ use crate::value::Key;
 /// Options for a [`Writer`].
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
-    sync: bool,
+    pub(crate) sync: bool,
     max_pack_len: Option<u64>,
     shape: TreeShape,
     keyframe_every: u32,
@@ -114,11 +114,11 @@ impl WriterOptions {
 pub struct Writer {
     store: Store,
     _lock: Box<dyn LockGuard>,
-    packs: PackWriter,
+    pub(crate) packs: PackWriter,
     head: Option<(IndexEntry, VersionRecord)>,
-    records: Box<dyn AppendFile>,
+    pub(crate) records: Box<dyn AppendFile>,
     index: Box<dyn AppendFile>,
-    options: WriterOptions,
+    pub(crate) options: WriterOptions,
     poisoned: bool,
     /// Node logs of the generations this writer has appended to.
     logs: HashMap<PathBuf, NodeLogWriter>,
@@ -189,13 +189,12 @@ impl Writer {
         };
         let mut refs: Vec<RecordRef> = Vec::new();
         for t in &rec.tables {
-            if let Some(o) = &t.overlay {
-                refs.extend(
-                    o.batches
-                        .iter()
-                        .flat_map(|b| b.columns.iter().map(RecordRef::from)),
-                );
-            }
+            let batches = t
+                .overlay
+                .iter()
+                .flat_map(|o| &o.batches)
+                .chain(t.bframe.iter().flat_map(|b| &b.residual));
+            refs.extend(batches.flat_map(|b| b.columns.iter().map(RecordRef::from)));
             let layout = self.store.load_def(t.def)?.layout.clone();
             let tree = Tree::new(
                 self.store.inner.source.clone(),
@@ -651,6 +650,7 @@ fn write_version(
                 changed_at: version,
                 keyframe_at: version,
                 overlay: None,
+                bframe: None,
             },
         );
     }
@@ -669,6 +669,9 @@ fn write_version(
         let changed = (sorted.upserts.num_rows() + sorted.deletes.len()) as f64;
         let as_keyframe = match &t.overlay {
             _ if force_keyframe => true,
+            // A B-frame (the store was rewound into a compacted generation) is folded into
+            // a keyframe by the next change.
+            None if t.bframe.is_some() => true,
             None if t.root.is_none() => true,
             None => {
                 writer.options.keyframe_every <= 1
@@ -681,13 +684,11 @@ fn write_version(
             }
         };
         if as_keyframe {
-            let sorted = match &t.overlay {
-                Some(o) => fold_overlay(&writer.store, t, o, &tree, sorted)?,
-                None => sorted,
-            };
+            let sorted = fold_into_keyframe(&writer.store, t, &tree, sorted)?;
             let root = builder::apply(&mut writer.packs, &writer.options.shape, &tree, &sorted)?;
             t.root = root.as_ref().map(RootRecord::from);
             t.overlay = None;
+            t.bframe = None;
             t.keyframe_at = version;
         } else {
             kind = 1;

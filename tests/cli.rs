@@ -439,3 +439,33 @@ fn rewind_purges_later_versions_and_can_find_the_last_good_one_itself() {
     assert!(out.contains("rewound to v2"), "{out}");
     assert!(ok(&["verify", s]).contains("newest intact version: 2"));
 }
+
+#[test]
+fn compact_rewrites_closed_generations_and_versions_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let truth = common::build_history(&path);
+    {
+        // Close the generation: a forced keyframe.
+        let store = reeldb::Store::open(&path).unwrap();
+        let mut w = store.writer().unwrap();
+        let mut tx = w.begin();
+        tx.upsert("orders", orders(&[999], 9)).unwrap();
+        tx.keyframe();
+        tx.commit().unwrap();
+    }
+    let s = path.to_str().unwrap();
+    let out = ok(&["compact", s]);
+    assert!(
+        out.contains("2 generations (2 versions) rewritten as B-frames"),
+        "{out}"
+    );
+    assert!(out.contains("2 node logs deleted"), "{out}");
+    let listed = ok(&["versions", s]);
+    assert_eq!(listed.matches("bframe").count(), 2, "{listed}");
+    let store = reeldb::Store::open(&path).unwrap();
+    let now = common::read_all_canonical(&store);
+    let then: Vec<_> = truth.iter().map(|v| common::canonical(v)).collect();
+    assert_eq!(now[..4], then[..]);
+    assert!(ok(&["verify", s]).contains("0 damaged"));
+}

@@ -1,6 +1,7 @@
 //! Model-based property test: random sequences of creates, upserts, deletes and replaces over
-//! several tables, with the store reopened at random points; every version's scan, get and
-//! range (both directions) must equal an in-memory model (a BTreeMap per table per version).
+//! several tables, with the store reopened, compacted and rewound at random points; every
+//! version's scan, get and range (both directions) must equal an in-memory model (a BTreeMap
+//! per table per version).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -33,6 +34,10 @@ enum Step {
     /// Edits to some tables; `true` forces keyframes.
     Commit(Vec<(usize, Edit)>, bool),
     Reopen,
+    /// Rewrite every closed generation as B-frames; checks every version right after.
+    Compact,
+    /// Rewind to the version this many below the latest (clamped at 1).
+    Rewind(u64),
 }
 
 type State = BTreeMap<i64, u64>;
@@ -54,6 +59,33 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (prop::collection::btree_map(0usize..TABLES.len(), edit(), 1..=2), prop::bool::weighted(0.1))
             .prop_map(|(m, k)| Step::Commit(m.into_iter().collect(), k)),
         1 => Just(Step::Reopen),
+        2 => Just(Step::Compact),
+        1 => (0u64..4).prop_map(Step::Rewind),
+    ]
+}
+
+/// Steps whose commits are all valid (unique keys, no key both upserted and deleted), so
+/// histories grow long enough for generations to close.
+fn valid_step() -> impl Strategy<Value = Step> {
+    let change = (rows(), prop::collection::vec(0i64..400, 0..40)).prop_map(|(rows, deletes)| {
+        let upserts: BTreeMap<i64, u64> = rows.into_iter().collect();
+        let deletes = deletes
+            .into_iter()
+            .filter(|k| !upserts.contains_key(k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Edit::Change {
+            upserts: upserts.into_iter().collect(),
+            deletes,
+        }
+    });
+    prop_oneof![
+        8 => prop::collection::btree_map(0usize..TABLES.len(), change, 1..=2)
+            .prop_map(|m| Step::Commit(m.into_iter().collect(), false)),
+        1 => Just(Step::Reopen),
+        2 => Just(Step::Compact),
+        1 => (0u64..4).prop_map(Step::Rewind),
     ]
 }
 
@@ -210,6 +242,17 @@ fn run(
                 store = Store::open(store.path()).unwrap();
                 writer = store.writer_with(options.clone()).unwrap();
             }
+            Step::Compact => {
+                writer.compact(&mut |_, _| {}).unwrap();
+                for (i, states) in history.iter().enumerate() {
+                    check_version(&store, i as u64 + 1, states, &probes);
+                }
+            }
+            Step::Rewind(back) => {
+                let to = (history.len() as u64).saturating_sub(back).max(1);
+                writer.rewind(to).unwrap();
+                history.truncate(to as usize);
+            }
             Step::Commit(edits, force_keyframe) => {
                 let current = history.last().unwrap().clone();
                 let mut next = current.clone();
@@ -265,5 +308,16 @@ proptest! {
         keyframe_touching in prop::sample::select(vec![0.0, 0.1, 1.0]),
     ) {
         run(steps, probes, keyframe_every, keyframe_fraction, keyframe_touching);
+    }
+
+    /// A policy that makes overlays and closes generations often, so compaction always has
+    /// work: every closed generation becomes B-frames, and rewinds land inside them.
+    #[test]
+    fn compacted_and_rewound_versions_match_the_model(
+        steps in prop::collection::vec(valid_step(), 6..24),
+        probes in prop::collection::vec(-5i64..405, 2..8),
+        keyframe_every in 2u32..5,
+    ) {
+        run(steps, probes, keyframe_every, 100.0, 0.0);
     }
 }

@@ -29,7 +29,8 @@ pub fn pack_path(id: u32) -> PathBuf {
     Path::new(PACK_DIR).join(format!("{id:08}.pack"))
 }
 
-fn pack_id_of(name: &str) -> Option<u32> {
+/// The pack id a pack file name stands for.
+pub fn pack_id_of(name: &str) -> Option<u32> {
     name.strip_suffix(".pack")?.parse().ok()
 }
 

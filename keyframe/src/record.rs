@@ -28,6 +28,8 @@ pub enum RecordKind {
     Leaf = 2,
     /// A B-tree internal node.
     Internal = 3,
+    /// A roaring bitmap in its portable serialization (a B-frame's hidden or live rows).
+    Bitmap = 4,
 }
 
 impl RecordKind {
@@ -36,6 +38,7 @@ impl RecordKind {
             1 => Some(RecordKind::ColumnBlock),
             2 => Some(RecordKind::Leaf),
             3 => Some(RecordKind::Internal),
+            4 => Some(RecordKind::Bitmap),
             _ => None,
         }
     }

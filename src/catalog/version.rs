@@ -132,6 +132,28 @@ pub struct TableEntry {
     pub keyframe_at: u64,
     /// The overlay over the keyframe at this version (`None`: the keyframe is the state).
     pub overlay: Option<OverlayRecord>,
+    /// Set when compaction rewrote this version as a B-frame over the keyframe `root` (the
+    /// next keyframe of its closed generation, written at `keyframe_at`); `overlay` is then
+    /// `None`.
+    pub bframe: Option<BFrameRecord>,
+}
+
+/// A version of a closed generation as a B-frame (see the compactor crate): the next
+/// keyframe's rows minus `hidden`, plus the generation residual's rows in `live`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BFrameRecord {
+    /// The generation's residual, sorted by key, shared by all its B-frames.
+    pub residual: Vec<BatchRecord>,
+    /// The first key of each residual batch.
+    pub first_keys: Vec<Vec<u8>>,
+    /// Keyframe ordinals hidden at this version: a RoaringTreemap in a bitmap record.
+    pub hidden: BlockRecord,
+    /// Cardinality of `hidden`.
+    pub hidden_count: u64,
+    /// Residual rows live at this version: a RoaringBitmap in a bitmap record.
+    pub live: BlockRecord,
+    /// Cardinality of `live`.
+    pub live_count: u64,
 }
 
 /// A block of an overlay row batch.

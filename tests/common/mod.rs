@@ -138,3 +138,20 @@ pub fn build_history(path: &std::path::Path) -> Vec<Vec<RecordBatch>> {
     drop(w);
     read_all(&store).unwrap()
 }
+
+/// A version's rows as one batch sorted by id: how rows compare regardless of how a scan
+/// split them into batches or ordered them.
+pub fn canonical(batches: &[RecordBatch]) -> RecordBatch {
+    let all = arrow::compute::concat_batches(&orders_schema(), batches).unwrap();
+    let order = arrow::compute::sort_to_indices(all.column(0), None, None).unwrap();
+    arrow::compute::take_record_batch(&all, &order).unwrap()
+}
+
+/// Every version's rows, canonical (see [`canonical`]).
+pub fn read_all_canonical(store: &reeldb::Store) -> Vec<RecordBatch> {
+    read_all(store)
+        .unwrap()
+        .iter()
+        .map(|v| canonical(v))
+        .collect()
+}

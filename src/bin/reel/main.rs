@@ -91,6 +91,11 @@ enum Command {
         #[arg(long)]
         version: Option<u64>,
     },
+    /// Rewrite every closed generation as B-frames and delete the node logs nothing needs.
+    Compact {
+        /// Store directory.
+        store: PathBuf,
+    },
     /// Purge every version above a known-good one, so the store can be refilled from the
     /// event stream starting at the source offset that version recorded.
     Rewind {
@@ -255,12 +260,46 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
         Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
+        Command::Compact { store } => compact(&mut out, &Store::open(&store)?),
         Command::Rewind {
             store,
             to,
             to_last_good,
         } => rewind(&mut out, &Store::open(&store)?, to, to_last_good),
     }
+}
+
+fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
+    let before = store.stats()?.bytes_on_disk;
+    let mut writer = store.writer()?;
+    let pb = output::bar(0, "compact");
+    let report = writer.compact(&mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    })?;
+    pb.finish_and_clear();
+    drop(writer);
+    let after = store.stats()?.bytes_on_disk;
+    say(
+        out,
+        format_args!(
+            "{} generations ({} versions) rewritten as B-frames, {} residual rows",
+            report.generations, report.versions, report.residual_rows
+        ),
+    )?;
+    say(
+        out,
+        format_args!(
+            "{} node logs deleted ({}), {} kept for live readers",
+            report.node_logs_removed,
+            human(report.bytes_reclaimed),
+            report.node_logs_held
+        ),
+    )?;
+    say(
+        out,
+        format_args!("bytes on disk: {} -> {}", human(before), human(after)),
+    )
 }
 
 fn rewind(
@@ -510,6 +549,7 @@ fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), E
                 "blocks_referenced": s.blocks_referenced,
                 "sharing_ratio": s.sharing_ratio,
                 "row_batch_bytes": s.row_batch_bytes,
+                "residual_bytes": s.residual_bytes,
                 "node_log_bytes": s.node_log_bytes,
                 "latest_rows": s.latest_rows,
             });

@@ -1,0 +1,356 @@
+//! `Writer::compact`: every closed generation of every table becomes B-frames (see the
+//! compactor crate), and the node logs nothing needs any more are deleted.
+//!
+//! A table's generation is closed once a later version wrote the table's next keyframe. Its
+//! overlay versions are rewritten as B-frames over that next keyframe: the residual and one
+//! pair of bitmaps per version are appended to the packs, and a new version record for every
+//! rewritten version is appended to records.log, with the latest version's record appended
+//! again last; every appended record lists the packs' new lengths, so a writer opening later
+//! (or a rewind) keeps the new pack bytes. Once all of that is durable, versions.idx is replaced atomically by one whose
+//! entries point at the new records: the commit point. A crash before it leaves the store
+//! as it was (plus unreferenced bytes the next writer cuts off); after it, every version reads
+//! as before, now from its B-frame. Compaction holds the writer lock, so it and commits take
+//! turns. A node log is deleted only while no live reader pins a version of its generation,
+//! since such a reader may still read that version's old record; otherwise a later
+//! compaction deletes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use reeldb_compactor::{ClosedGeneration, RowBatch, compact};
+use reeldb_keyframe::RecordRef;
+use reeldb_keyframe::format::content_hash;
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::tree::{Root, Tree};
+use reeldb_overlay::NodeRef;
+
+use crate::catalog::index::{IndexEntry, header_with};
+use crate::catalog::records::{self, CatalogKind};
+use crate::catalog::version::{
+    self, BFrameRecord, BatchRecord, BlockRecord, TableEntry, VersionRecord,
+};
+use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path, records_path};
+use crate::error::{Error, Result};
+use crate::lease::ReaderCensus;
+use crate::writer::Writer;
+
+/// Rows per residual batch.
+const RESIDUAL_BATCH_ROWS: usize = 65_536;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Closed generations rewritten as B-frames.
+    pub generations: usize,
+    /// Versions rewritten (a version counts once however many of its tables were).
+    pub versions: usize,
+    /// Rows written to residuals.
+    pub residual_rows: u64,
+    /// Node logs deleted.
+    pub node_logs_removed: usize,
+    /// Bytes of the deleted node logs.
+    pub bytes_reclaimed: u64,
+    /// Node logs kept because a live reader pins a version of their generation.
+    pub node_logs_held: usize,
+}
+
+/// One table's closed generation, found in the catalog.
+struct Closed {
+    def_offset: u64,
+    /// The generation's keyframe version.
+    from: u64,
+    /// The version that wrote the next keyframe.
+    next: u64,
+    /// The generation's overlay versions, oldest first.
+    versions: Vec<u64>,
+}
+
+fn entry_of(rec: &VersionRecord, def_offset: u64) -> Option<&TableEntry> {
+    rec.tables.iter().find(|t| t.def.offset == def_offset)
+}
+
+/// Every closed generation with overlay versions still to compact.
+fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
+    let mut open: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
+    for (_, rec) in records {
+        for t in &rec.tables {
+            if t.overlay.is_some() {
+                open.entry((t.def.offset, t.keyframe_at))
+                    .or_default()
+                    .push(rec.version);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((def_offset, from), versions) in open {
+        let last = versions[versions.len() - 1];
+        // The version after the generation's last overlay holds the next keyframe, if any.
+        let Some((_, after)) = records.get(last as usize) else {
+            continue;
+        };
+        if let Some(t) = entry_of(after, def_offset)
+            && t.keyframe_at == after.version
+            && t.overlay.is_none()
+            && t.bframe.is_none()
+        {
+            out.push(Closed {
+                def_offset,
+                from,
+                next: after.version,
+                versions,
+            });
+        }
+    }
+    out
+}
+
+fn batch_of(b: &BatchRecord) -> RowBatch {
+    RowBatch {
+        rows: b.rows,
+        columns: b.columns.iter().map(RecordRef::from).collect(),
+    }
+}
+
+fn record_of(b: &RowBatch) -> BatchRecord {
+    BatchRecord {
+        rows: b.rows,
+        columns: b.columns.iter().map(BlockRecord::from).collect(),
+    }
+}
+
+impl Writer {
+    /// Compacts every closed generation (see the module docs), calling `progress` with the
+    /// number of generations done and to do.
+    pub fn compact(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Compaction> {
+        self.check_usable()?;
+        let store = self.store().clone();
+        let latest = self.version();
+        let mut records = Vec::with_capacity(latest as usize);
+        for v in 1..=latest {
+            let e = store.index().entry(v)?;
+            records.push((e, store.read_record(&e)?));
+        }
+        let closed = closed_generations(&records);
+        let mut report = Compaction::default();
+        let mut rewritten: BTreeMap<u64, VersionRecord> = BTreeMap::new();
+        let result = (|| -> Result<()> {
+            for (done, g) in closed.iter().enumerate() {
+                progress(done, closed.len());
+                self.compact_generation(g, &records, &mut rewritten, &mut report)?;
+            }
+            progress(closed.len(), closed.len());
+            report.versions = rewritten.len();
+            if !rewritten.is_empty() {
+                self.publish(&records, rewritten)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // Nothing references what was appended: cut it back, as a failed commit does.
+            if self.reload().is_err() {
+                self.poison();
+            }
+            return Err(e);
+        }
+        self.remove_unused_logs(&mut report)?;
+        Ok(report)
+    }
+
+    fn compact_generation(
+        &mut self,
+        g: &Closed,
+        records: &[(IndexEntry, VersionRecord)],
+        rewritten: &mut BTreeMap<u64, VersionRecord>,
+        report: &mut Compaction,
+    ) -> Result<()> {
+        let store = self.store().clone();
+        let rec_at = |v: u64| -> Result<&VersionRecord> {
+            records
+                .get(v as usize - 1)
+                .map(|(_, r)| r)
+                .ok_or(Error::UnknownVersion {
+                    version: v,
+                    latest: records.len() as u64,
+                })
+        };
+        let next_entry = entry_of(rec_at(g.next)?, g.def_offset)
+            .ok_or_else(|| Error::InvalidArgument("table vanished".into()))?
+            .clone();
+        let first = entry_of(rec_at(g.versions[0])?, g.def_offset)
+            .ok_or_else(|| Error::InvalidArgument("table vanished".into()))?;
+        let layout = store.load_def(first.def)?.layout.clone();
+        let source = store.inner.source.clone();
+        let prev = Tree::new(
+            source.clone(),
+            layout.clone(),
+            first.root.as_ref().map(Root::from),
+        );
+        let next = Tree::new(source, layout, next_entry.root.as_ref().map(Root::from));
+        let mut roots = Vec::with_capacity(g.versions.len());
+        let mut last_batches = Vec::new();
+        for &v in &g.versions {
+            let o = entry_of(rec_at(v)?, g.def_offset)
+                .and_then(|t| t.overlay.as_ref())
+                .ok_or_else(|| Error::InvalidArgument(format!("v{v} lost its overlay")))?;
+            roots.push(
+                o.root
+                    .map(|(offset, checksum)| NodeRef { offset, checksum }),
+            );
+            last_batches = o.batches.iter().map(batch_of).collect();
+        }
+        let log = store.node_log(&overlay_log_path(g.def_offset, g.from));
+        let generation = ClosedGeneration {
+            prev: &prev,
+            next: &next,
+            log: &log,
+            roots: &roots,
+            batches: &last_batches,
+        };
+        let compacted = compact(&generation, &mut self.packs, RESIDUAL_BATCH_ROWS)?;
+        let residual: Vec<BatchRecord> = compacted.residual.iter().map(record_of).collect();
+        report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
+        report.generations += 1;
+        for (&v, frame) in g.versions.iter().zip(&compacted.frames) {
+            let mut hidden = Vec::with_capacity(frame.hidden.serialized_size());
+            let mut live = Vec::with_capacity(frame.live.serialized_size());
+            let io = |e: std::io::Error| Error::InvalidArgument(format!("bitmap encode: {e}"));
+            frame.hidden.serialize_into(&mut hidden).map_err(io)?;
+            frame.live.serialize_into(&mut live).map_err(io)?;
+            let hidden_ref = self
+                .packs
+                .put(RecordKind::Bitmap, &hidden, content_hash(&hidden))?;
+            let live_ref = self
+                .packs
+                .put(RecordKind::Bitmap, &live, content_hash(&live))?;
+            let bframe = BFrameRecord {
+                residual: residual.clone(),
+                first_keys: compacted.first_keys.clone(),
+                hidden: BlockRecord::from(&hidden_ref),
+                hidden_count: frame.hidden.len(),
+                live: BlockRecord::from(&live_ref),
+                live_count: frame.live.len(),
+            };
+            let rec = match rewritten.get_mut(&v) {
+                Some(r) => r,
+                None => rewritten.entry(v).or_insert(rec_at(v)?.clone()),
+            };
+            for t in rec
+                .tables
+                .iter_mut()
+                .filter(|t| t.def.offset == g.def_offset)
+            {
+                t.root = next_entry.root.clone();
+                t.keyframe_at = g.next;
+                t.overlay = None;
+                t.bframe = Some(bframe.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the rewritten records (and the latest one again, last) and swaps the index.
+    fn publish(
+        &mut self,
+        records: &[(IndexEntry, VersionRecord)],
+        mut rewritten: BTreeMap<u64, VersionRecord>,
+    ) -> Result<()> {
+        let durable = self.options.sync;
+        let packs = self.packs.sync(durable)?;
+        let latest = records.len() as u64;
+        let head = rewritten
+            .remove(&latest)
+            .unwrap_or_else(|| records[latest as usize - 1].1.clone());
+        rewritten.insert(latest, head);
+        // Every rewritten record lists the packs as they now are: it may reference bytes
+        // written after its version was committed (see `rewind`).
+        for rec in rewritten.values_mut() {
+            rec.packs = packs.clone();
+        }
+        let storage = self.store().inner.storage.clone();
+        let mut at = storage.len(&records_path())?;
+        let mut moved: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
+        let mut pending = Vec::new();
+        for (v, rec) in &rewritten {
+            let framed = records::frame(CatalogKind::Version, &version::encode(rec)?);
+            moved.insert(*v, (at + pending.len() as u64, framed.clone()));
+            pending.extend_from_slice(&framed);
+        }
+        self.records.append(&pending)?;
+        if durable {
+            self.records.sync()?;
+        }
+        at += pending.len() as u64;
+        debug_assert_eq!(at, storage.len(&records_path())?);
+        let index = self.store().index();
+        let mut bytes = header_with(index.rewinds()?);
+        for (e, _) in records {
+            let e = match moved.get(&e.version) {
+                Some((offset, framed)) => IndexEntry {
+                    record_offset: *offset,
+                    record_len: framed.len() as u32,
+                    record_checksum: reeldb_keyframe::format::checksum(framed),
+                    ..*e
+                },
+                None => *e,
+            };
+            bytes.extend_from_slice(&e.encode());
+        }
+        // The commit point.
+        storage.write_atomic(&index_path(), &bytes)?;
+        self.reload()
+    }
+
+    /// Deletes the node logs no version references, unless a live reader pins a version of
+    /// their generation.
+    fn remove_unused_logs(&mut self, report: &mut Compaction) -> Result<()> {
+        let store = self.store().clone();
+        let storage = store.inner.storage.clone();
+        let dir = Path::new(OVERLAY_DIR);
+        if !storage.exists(dir)? {
+            return Ok(());
+        }
+        let latest = self.version();
+        let mut used: Vec<PathBuf> = Vec::new();
+        // Per table, the versions that wrote keyframes, to bound each generation.
+        let mut keyframes: HashMap<u64, Vec<u64>> = HashMap::new();
+        for v in 1..=latest {
+            let rec = store.read_record(&store.index().entry(v)?)?;
+            for t in &rec.tables {
+                if t.keyframe_at == v && t.bframe.is_none() {
+                    keyframes.entry(t.def.offset).or_default().push(v);
+                }
+                if t.overlay.is_some() {
+                    used.push(overlay_log_path(t.def.offset, t.keyframe_at));
+                }
+            }
+        }
+        let census = ReaderCensus::take(storage.as_ref())?;
+        let mut removed = false;
+        for name in storage.list(dir)? {
+            let path = dir.join(&name);
+            let Some((def, g)) = crate::rewind::log_id(&name) else {
+                continue;
+            };
+            if used.contains(&path) {
+                continue;
+            }
+            let end = keyframes
+                .get(&def)
+                .and_then(|k| k.iter().find(|&&v| v > g).copied())
+                .unwrap_or(u64::MAX);
+            if census.pinned.range(g + 1..end).next().is_some() {
+                report.node_logs_held += 1;
+                continue;
+            }
+            report.bytes_reclaimed += storage.len(&path)?;
+            storage.remove(&path)?;
+            report.node_logs_removed += 1;
+            removed = true;
+        }
+        drop(census);
+        if removed {
+            storage.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}

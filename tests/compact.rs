@@ -1,0 +1,179 @@
+//! Compaction: closed generations become B-frames; every version still reads exactly as
+//! committed (scan, get, range), before and after reopening; node logs go once no reader
+//! needs them; a rewind into a compacted generation and new commits on top still work.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use arrow::array::RecordBatch;
+use common::{canonical, ids, orders, orders_schema, read_all_canonical as read_all, tiny_shape};
+use reeldb::{ScanOptions, Store, VersionKind, WriterOptions};
+
+fn options() -> WriterOptions {
+    WriterOptions::default()
+        .tree_shape(tiny_shape())
+        .keyframe_every(4)
+        .max_pack_len(16 << 10)
+}
+
+fn commit_round(w: &mut reeldb::Writer, round: u64) -> u64 {
+    let mut tx = w.begin();
+    if round == 0 {
+        tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+        tx.upsert("orders", orders(&(0..300).collect::<Vec<_>>(), 0))
+            .unwrap();
+    } else {
+        let lo = (round as i64 * 53) % 280;
+        tx.upsert("orders", orders(&(lo..lo + 25).collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.delete("orders", ids(&[(lo + 60) % 300, 300 + round as i64]))
+            .unwrap();
+        if round.is_multiple_of(3) {
+            // Re-insert a key deleted earlier, and write one row back to its first content.
+            tx.upsert("orders", orders(&[(lo + 7) % 300 + 300], round))
+                .unwrap();
+        }
+    }
+    tx.source_offset(10 * round);
+    tx.commit().unwrap()
+}
+
+/// Every version by scan, by range in both directions and by get of every key it may hold.
+fn everything(store: &Store) -> Vec<(RecordBatch, RecordBatch, Vec<Option<RecordBatch>>)> {
+    let latest = store.latest_version().unwrap();
+    (1..=latest)
+        .map(|v| {
+            let t = store.snapshot(v).unwrap().table("orders").unwrap();
+            let scan: Vec<RecordBatch> = t
+                .scan(&ScanOptions::new().in_key_order())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut back: Vec<RecordBatch> = t
+                .range::<reeldb::Key, _>(..)
+                .unwrap()
+                .rev()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            back.reverse();
+            let gets = (0..620i64).map(|k| t.get(k).unwrap()).collect();
+            (canonical(&scan), canonical(&back), gets)
+        })
+        .collect()
+}
+
+fn kinds(store: &Store) -> Vec<VersionKind> {
+    store.versions().unwrap().iter().map(|v| v.kind).collect()
+}
+
+#[test]
+fn compacted_versions_read_exactly_as_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..14 {
+        commit_round(&mut w, round);
+    }
+    let truth = everything(&store);
+    let scans = read_all(&store);
+    let report = w.compact(&mut |_, _| {}).unwrap();
+    assert!(report.generations >= 2, "{report:?}");
+    assert_eq!(report.node_logs_removed, report.generations);
+    assert!(kinds(&store).contains(&VersionKind::BFrame));
+    assert!(
+        kinds(&store).contains(&VersionKind::Overlay),
+        "the open generation stays"
+    );
+    assert_eq!(everything(&store), truth);
+    // Compacting again finds nothing to do; new commits and another compaction still agree.
+    let again = w.compact(&mut |_, _| {}).unwrap();
+    assert_eq!(again.generations, 0);
+    for round in 14..22 {
+        commit_round(&mut w, round);
+    }
+    let truth = everything(&store);
+    w.compact(&mut |_, _| {}).unwrap();
+    drop(w);
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(everything(&reopened), truth);
+    assert_eq!(read_all(&reopened)[..14], scans[..]);
+    let report = reopened
+        .verify(1..=reopened.latest_version().unwrap(), &mut |_| {})
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.versions);
+    // Only the open generation's node log may remain.
+    assert!(std::fs::read_dir(path.join("overlays")).unwrap().count() <= 1);
+}
+
+#[test]
+fn a_node_log_a_reader_still_needs_outlives_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..9 {
+        commit_round(&mut w, round);
+    }
+    let truth = read_all(&store);
+    // Version 3 is an overlay of the first generation, which version 5's keyframe closed.
+    assert_eq!(kinds(&store)[2], VersionKind::Overlay);
+    let held = store.snapshot(3).unwrap().table("orders").unwrap();
+    let report = w.compact(&mut |_, _| {}).unwrap();
+    assert!(report.node_logs_held >= 1, "{report:?}");
+    let rows: Vec<RecordBatch> = held
+        .scan(&ScanOptions::new())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(canonical(&rows), truth[2], "the old form still reads");
+    drop(held);
+    let report = w.compact(&mut |_, _| {}).unwrap();
+    assert_eq!(report.node_logs_held, 0);
+    assert!(report.node_logs_removed >= 1);
+    assert_eq!(read_all(&store), truth);
+}
+
+#[test]
+fn rewinding_into_a_compacted_generation_then_committing_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..12 {
+        commit_round(&mut w, round);
+    }
+    w.compact(&mut |_, _| {}).unwrap();
+    let truth = read_all(&store);
+    let to = kinds(&store)
+        .iter()
+        .position(|k| *k == VersionKind::BFrame)
+        .unwrap() as u64
+        + 1;
+    // Rewinding to a B-frame purges the keyframe it reads; its bytes must stay.
+    let r = w.rewind(to).unwrap();
+    assert_eq!(r.to, to);
+    assert_eq!(read_all(&store), truth[..to as usize]);
+    // The next change folds the B-frame into a new keyframe.
+    let v = commit_round(&mut w, 40);
+    assert_eq!(v, to + 1);
+    commit_round(&mut w, 41);
+    drop(w);
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(read_all(&reopened)[..to as usize], truth[..to as usize]);
+    let report = reopened
+        .verify(1..=reopened.latest_version().unwrap(), &mut |_| {})
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.versions);
+    // The state after the rewind and two commits, against a store that never compacted.
+    let plain = dir.path().join("plain");
+    let other = Store::create(&plain).unwrap();
+    let mut w2 = other.writer_with(options()).unwrap();
+    for round in 0..to {
+        commit_round(&mut w2, round);
+    }
+    commit_round(&mut w2, 40);
+    commit_round(&mut w2, 41);
+    drop(w2);
+    assert_eq!(read_all(&reopened), read_all(&other));
+}
