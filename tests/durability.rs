@@ -316,3 +316,122 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
         }
     }
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The small history plus a forced keyframe, so its overlay generation is closed.
+fn closed_history(path: &Path) -> Vec<RecordBatch> {
+    build(path);
+    let store = Store::open(path).unwrap();
+    let mut w = store
+        .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
+        .unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[700], 5)).unwrap();
+    tx.keyframe();
+    tx.commit().unwrap();
+    drop(w);
+    common::read_all_canonical(&store)
+}
+
+#[test]
+fn a_compaction_that_fails_at_any_write_leaves_every_version_readable_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    let truth = closed_history(&pristine);
+    let mut failures = 0;
+    for budget in 0..60 {
+        let path = dir.path().join(format!("s{budget}"));
+        copy_dir(&pristine, &path);
+        let counter = Arc::new(AtomicI64::new(i64::MAX));
+        let storage = Arc::new(FailingStorage {
+            inner: LocalStorage::new(&path),
+            budget: counter.clone(),
+        });
+        let store = Store::open_in(storage, &path).unwrap();
+        let mut w = store.writer().unwrap();
+        counter.store(budget, Ordering::SeqCst);
+        let result = w.compact(&mut |_, _| {});
+        drop(w);
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(
+            common::read_all_canonical(&reopened),
+            truth,
+            "budget {budget}: {result:?}"
+        );
+        let report = reopened.verify(1..=5, &mut |_| {}).unwrap();
+        assert!(report.is_intact(), "budget {budget}: {:?}", report.versions);
+        match result {
+            Err(_) => {
+                failures += 1;
+                // A later compaction finishes the job.
+                let mut w = reopened.writer().unwrap();
+                w.compact(&mut |_, _| {}).unwrap();
+                drop(w);
+                assert_eq!(common::read_all_canonical(&reopened), truth);
+                assert!(
+                    reopened
+                        .versions()
+                        .unwrap()
+                        .iter()
+                        .any(|v| v.kind == reeldb::VersionKind::BFrame)
+                );
+            }
+            Ok(r) => {
+                assert!(r.generations > 0);
+                assert!(failures > 3, "compaction should need several writes");
+                return;
+            }
+        }
+    }
+    panic!("compaction never succeeded within the budgets tried");
+}
+
+#[test]
+fn a_rewind_that_fails_at_any_write_leaves_the_store_before_or_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    let truth = closed_history(&pristine);
+    for budget in 0..20 {
+        let path = dir.path().join(format!("s{budget}"));
+        copy_dir(&pristine, &path);
+        let counter = Arc::new(AtomicI64::new(i64::MAX));
+        let storage = Arc::new(FailingStorage {
+            inner: LocalStorage::new(&path),
+            budget: counter.clone(),
+        });
+        let store = Store::open_in(storage, &path).unwrap();
+        counter.store(budget, Ordering::SeqCst);
+        let result = store.rewind(2);
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        let now = common::read_all_canonical(&reopened);
+        assert!(
+            now == truth || now == truth[..2],
+            "budget {budget}: {result:?} left {} versions",
+            now.len()
+        );
+        // Whatever happened, the store takes commits again.
+        let mut w = reopened.writer().unwrap();
+        let mut tx = w.begin();
+        tx.delete("orders", ids(&[12])).unwrap();
+        assert_eq!(tx.commit().unwrap(), now.len() as u64 + 1);
+        if result.is_ok() {
+            assert_eq!(now.len(), 2);
+            return;
+        }
+    }
+    panic!("the rewind never succeeded within the budgets tried");
+}
