@@ -14,7 +14,6 @@ use arrow::array::{Array, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::array_value_to_string;
-use arrow_row::{RowConverter, SortField};
 use reeldb_keyframe::builder::{self, SortedChanges};
 use reeldb_keyframe::storage::{AppendFile, LockGuard};
 use reeldb_keyframe::tree::{TableLayout, Tree};
@@ -900,13 +899,7 @@ fn diff(
     state: &RecordBatch,
     keys: &arrow_row::Rows,
 ) -> Result<Option<SortedChanges>> {
-    let fields = layout
-        .schema
-        .fields()
-        .iter()
-        .map(|f| SortField::new(f.data_type().clone()))
-        .collect();
-    let whole = RowConverter::new(fields)?;
+    let whole = layout.row_converter()?;
     let new_rows = whole.convert_columns(state.columns())?;
     let mut changed: Vec<u32> = Vec::new();
     let mut deletes: Vec<Vec<u8>> = Vec::new();

@@ -274,12 +274,7 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
     let truth = build(&path);
     let mut failures = 0;
     for budget in 0..40 {
-        let counter = Arc::new(AtomicI64::new(i64::MAX));
-        let storage = Arc::new(FailingStorage {
-            inner: LocalStorage::new(&path),
-            budget: counter.clone(),
-        });
-        let store = Store::open_in(storage, &path).unwrap();
+        let (store, counter) = failing_store(&path);
         let mut w = store
             .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
             .unwrap();
@@ -315,6 +310,17 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
             }
         }
     }
+}
+
+/// The store at `path` on storage whose writes fail once the returned budget runs out (it
+/// starts unlimited).
+fn failing_store(path: &Path) -> (Store, Arc<AtomicI64>) {
+    let counter = Arc::new(AtomicI64::new(i64::MAX));
+    let storage = Arc::new(FailingStorage {
+        inner: LocalStorage::new(path),
+        budget: counter.clone(),
+    });
+    (Store::open_in(storage, path).unwrap(), counter)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -354,12 +360,7 @@ fn a_compaction_that_fails_at_any_write_leaves_every_version_readable_as_before(
     for budget in 0..60 {
         let path = dir.path().join(format!("s{budget}"));
         copy_dir(&pristine, &path);
-        let counter = Arc::new(AtomicI64::new(i64::MAX));
-        let storage = Arc::new(FailingStorage {
-            inner: LocalStorage::new(&path),
-            budget: counter.clone(),
-        });
-        let store = Store::open_in(storage, &path).unwrap();
+        let (store, counter) = failing_store(&path);
         let mut w = store.writer().unwrap();
         counter.store(budget, Ordering::SeqCst);
         let result = w.compact(&mut |_, _| {});
@@ -407,12 +408,7 @@ fn a_rewind_that_fails_at_any_write_leaves_the_store_before_or_after_it() {
     for budget in 0..20 {
         let path = dir.path().join(format!("s{budget}"));
         copy_dir(&pristine, &path);
-        let counter = Arc::new(AtomicI64::new(i64::MAX));
-        let storage = Arc::new(FailingStorage {
-            inner: LocalStorage::new(&path),
-            budget: counter.clone(),
-        });
-        let store = Store::open_in(storage, &path).unwrap();
+        let (store, counter) = failing_store(&path);
         counter.store(budget, Ordering::SeqCst);
         let result = store.rewind(2);
         drop(store);

@@ -3,7 +3,7 @@
 //! so two versions of a row are compared without keeping either.
 
 use arrow::array::ArrayRef;
-use arrow_row::{RowConverter, SortField};
+use arrow_row::RowConverter;
 use reeldb_keyframe::tree::{Access, TableLayout, Tree};
 
 use crate::error::Result;
@@ -28,14 +28,8 @@ pub struct RowHasher {
 impl RowHasher {
     /// A hasher for rows of `layout`.
     pub fn new(layout: &TableLayout) -> Result<Self> {
-        let fields = layout
-            .schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
         Ok(RowHasher {
-            converter: RowConverter::new(fields)?,
+            converter: layout.row_converter()?,
         })
     }
 

@@ -43,6 +43,18 @@ impl TableLayout {
         let key = KeyCodec::new(&schema, key_columns)?;
         Ok(TableLayout { schema, key })
     }
+
+    /// A converter of whole rows (every column, in order) to arrow-row bytes: equal rows
+    /// give equal bytes, so rows compare or hash by their encoding.
+    pub fn row_converter(&self) -> Result<arrow_row::RowConverter> {
+        let fields = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| arrow_row::SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(arrow_row::RowConverter::new(fields)?)
+    }
 }
 
 /// The root of a keyframe tree: the summary of the whole tree and its height.
