@@ -105,6 +105,12 @@ pub enum Error {
     /// A malformed argument (column list, filter expression, key value ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The version was expired and can no longer be opened.
+    #[error("version {version} was expired")]
+    Expired {
+        /// The version asked for.
+        version: u64,
+    },
     /// A rewind would purge versions that live readers hold.
     #[error("versions {versions:?} are held by live readers; retry when they are done")]
     VersionsInUse {

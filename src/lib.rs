@@ -59,6 +59,7 @@
 pub mod catalog;
 pub mod compact;
 pub mod error;
+pub mod expire;
 pub mod filter;
 pub mod lease;
 mod overlay_commit;
@@ -72,6 +73,7 @@ pub mod writer;
 
 pub use compact::Compaction;
 pub use error::{Error, Result};
+pub use expire::Expiry;
 pub use filter::Filter;
 pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.

@@ -113,6 +113,9 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         // Each kept entry is checked, so a rewind never writes a damaged index.
         kept.push(index.entry(v)?);
     }
+    if kept.last().is_some_and(|e| e.expired) {
+        return Err(Error::Expired { version: to });
+    }
     if !kept.is_empty() {
         let last = keep_what_kept_versions_need(store, &kept)?;
         kept.pop();

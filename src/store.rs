@@ -354,21 +354,26 @@ impl Store {
             if (fresh.committed_at, fresh.carried_offset) != (e.committed_at, e.carried_offset) {
                 return Err(gone());
             }
+            if fresh.expired {
+                return Err(Error::Expired { version: e.version });
+            }
             Ok(fresh)
         })?;
         let rec = self.read_record(&fresh)?;
         Ok(Snapshot::new(self.clone(), rec, pin))
     }
 
-    /// Every committed version, oldest first.
+    /// Every committed version that has not been expired, oldest first.
     pub fn versions(&self) -> Result<Vec<VersionInfo>> {
         let latest = self.latest_version()?;
-        (1..=latest)
-            .map(|v| {
-                let e = self.index().entry(v)?;
-                Ok(info_of(&self.read_record(&e)?))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for v in 1..=latest {
+            let e = self.index().entry(v)?;
+            if !e.expired {
+                out.push(info_of(&self.read_record(&e)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Sizes, logical bytes and block sharing over every version.

@@ -738,6 +738,7 @@ fn write_version(
         record_offset,
         record_len: framed.len() as u32,
         record_checksum: reeldb_keyframe::format::checksum(&framed),
+        expired: false,
     };
     writer.index.append(&entry.encode())?;
     if durable {

@@ -469,3 +469,16 @@ fn compact_rewrites_closed_generations_and_versions_shows_them() {
     assert_eq!(now[..4], then[..]);
     assert!(ok(&["verify", s]).contains("0 damaged"));
 }
+
+#[test]
+fn expire_retires_old_versions_and_refuses_a_bad_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    common::build_history(&path);
+    let s = path.to_str().unwrap();
+    assert!(ok(&["expire", s, "--keep-last", "2"]).contains("2 versions expired (v1 to v2)"));
+    let err = fails(&["scan", s, "orders", "--version", "1"]);
+    assert!(err.contains("version 1 was expired"), "{err}");
+    assert!(fails(&["expire", s, "--older-than", "3 weeks"]).contains("bad duration"));
+    assert!(ok(&["expire", s, "--older-than", "1d"]).contains("0 versions expired"));
+}

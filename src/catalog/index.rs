@@ -29,6 +29,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"REELVIDX";
 /// `source_offset` value meaning no offset recorded yet.
 pub const NO_OFFSET: u64 = u64::MAX;
 const FLAG_OWN_OFFSET: u32 = 1;
+const FLAG_EXPIRED: u32 = 2;
 
 /// One version's index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub struct IndexEntry {
     pub record_len: u32,
     /// Checksum of the framed version record.
     pub record_checksum: u64,
+    /// True once the version was expired: it can no longer be opened.
+    pub expired: bool,
 }
 
 impl IndexEntry {
@@ -58,7 +61,10 @@ impl IndexEntry {
             .u64(self.carried_offset)
             .u64(self.record_offset)
             .u32(self.record_len)
-            .u32(if self.own_offset { FLAG_OWN_OFFSET } else { 0 })
+            .u32(
+                if self.own_offset { FLAG_OWN_OFFSET } else { 0 }
+                    | if self.expired { FLAG_EXPIRED } else { 0 },
+            )
             .u64(self.record_checksum)
             .u64(0);
         let mut out = e.finish();
@@ -91,11 +97,15 @@ impl IndexEntry {
         if v != version {
             return Err(format!("entry holds version {v}, expected {version}"));
         }
+        if flags & !(FLAG_OWN_OFFSET | FLAG_EXPIRED) != 0 {
+            return Err(format!("unknown entry flags {flags:#x}"));
+        }
         Ok(IndexEntry {
             version: v,
             committed_at,
             carried_offset,
             own_offset: flags & FLAG_OWN_OFFSET != 0,
+            expired: flags & FLAG_EXPIRED != 0,
             record_offset,
             record_len,
             record_checksum,
@@ -217,6 +227,7 @@ mod tests {
             record_offset: 4096,
             record_len: 300,
             record_checksum: 99,
+            expired: true,
         };
         let bytes = e.encode();
         assert_eq!(bytes.len(), ENTRY_LEN as usize);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use output::RowFormat;
-use reeldb::{Error, Filter, Key, ScanOptions, Snapshot, Store, Value, WriterOptions};
+use reeldb::{Error, Expiry, Filter, Key, ScanOptions, Snapshot, Store, Value, WriterOptions};
 
 /// ReelDB: an embedded store of versioned analytical state.
 #[derive(Debug, Parser)]
@@ -90,6 +90,23 @@ enum Command {
         /// Check only this version (default: every version).
         #[arg(long)]
         version: Option<u64>,
+    },
+    /// Retire old versions: they keep their numbers but can no longer be opened.
+    Expire {
+        /// Store directory.
+        store: PathBuf,
+        /// Keep only the newest N versions.
+        #[arg(long, group = "which")]
+        keep_last: Option<u64>,
+        /// Expire every version below this one.
+        #[arg(long, group = "which")]
+        before: Option<u64>,
+        /// Expire every version older than this (e.g. 30d, 12h, 90m, 45s).
+        #[arg(long, group = "which")]
+        older_than: Option<String>,
+        /// Keep versions whose metadata has this key (repeatable).
+        #[arg(long)]
+        keep_meta: Vec<String>,
     },
     /// Rewrite every closed generation as B-frames and delete the node logs nothing needs.
     Compact {
@@ -261,12 +278,66 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Demo(args) => demo::run(&mut out, args),
         Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
         Command::Compact { store } => compact(&mut out, &Store::open(&store)?),
+        Command::Expire {
+            store,
+            keep_last,
+            before,
+            older_than,
+            keep_meta,
+        } => {
+            let expiry = match (keep_last, before, older_than) {
+                (Some(n), None, None) => Expiry::KeepLast(n),
+                (None, Some(v), None) => Expiry::Before(v),
+                (None, None, Some(d)) => Expiry::OlderThan(parse_duration(&d)?),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "give one of --keep-last, --before or --older-than".into(),
+                    ));
+                }
+            };
+            let store = Store::open(&store)?;
+            let mut writer = store.writer()?;
+            let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
+            let expired = writer.expire(expiry, &keep)?;
+            say(
+                &mut out,
+                format_args!(
+                    "{} versions expired{}",
+                    expired.len(),
+                    match (expired.first(), expired.last()) {
+                        (Some(a), Some(b)) => format!(" (v{a} to v{b})"),
+                        _ => String::new(),
+                    }
+                ),
+            )
+        }
         Command::Rewind {
             store,
             to,
             to_last_good,
         } => rewind(&mut out, &Store::open(&store)?, to, to_last_good),
     }
+}
+
+/// A duration such as `30d`, `12h`, `90m` or `45s`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "bad duration {text:?} (use e.g. 30d, 12h, 90m, 45s)"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.trim().parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(
+        n.checked_mul(seconds).ok_or_else(bad)?,
+    ))
 }
 
 fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
