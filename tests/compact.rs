@@ -286,3 +286,101 @@ fn readers_in_other_processes_see_every_version_unchanged_while_the_writer_commi
         assert_eq!(&digest(&store, i as u64 + 1), d);
     }
 }
+
+/// Run as a child by the test below: compacts the store and exits.
+#[test]
+fn child_compacts() {
+    let Ok(path) = std::env::var("REELDB_COMPACT_STORE") else {
+        return;
+    };
+    let store = Store::open(path).unwrap();
+    store.writer().unwrap().compact(&mut |_, _| {}).unwrap();
+    println!("<compacted>");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_compactor_killed_at_any_moment_leaves_every_version_as_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    let store = Store::create(&pristine).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..30 {
+        commit_round(&mut w, round);
+    }
+    drop(w);
+    let truth = read_all(&store);
+    drop(store);
+    // How long an undisturbed compaction takes, to spread the kills over it.
+    let timing = dir.path().join("timing");
+    copy_dir(&pristine, &timing);
+    let started = std::time::Instant::now();
+    Store::open(&timing)
+        .unwrap()
+        .writer()
+        .unwrap()
+        .compact(&mut |_, _| {})
+        .unwrap();
+    let span = started.elapsed().as_micros().max(1000) as u64 * 2;
+    for round in 0..6u64 {
+        let path = dir.path().join(format!("k{round}"));
+        copy_dir(&pristine, &path);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_compacts", "--nocapture"])
+            .env("REELDB_COMPACT_STORE", &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(span * round / 5));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(
+            read_all(&reopened),
+            truth,
+            "killed after {}/5 of a compaction",
+            round
+        );
+        let report = reopened
+            .verify(1..=reopened.latest_version().unwrap(), &mut |_| {})
+            .unwrap();
+        assert!(report.is_intact(), "{:?}", report.versions);
+        // The next compaction finishes whatever the killed one left.
+        reopened.writer().unwrap().compact(&mut |_, _| {}).unwrap();
+        assert_eq!(read_all(&reopened), truth);
+    }
+}
+
+#[test]
+fn compaction_and_commits_take_turns_on_the_writer_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..6 {
+        commit_round(&mut w, round);
+    }
+    // While a writer is open, a second handle can neither compact nor rewind.
+    let other = Store::open(&path).unwrap();
+    assert!(matches!(
+        other.writer(),
+        Err(reeldb::Error::WriterLocked(_))
+    ));
+    assert!(matches!(
+        other.rewind(2),
+        Err(reeldb::Error::WriterLocked(_))
+    ));
+    drop(w);
+    assert!(other.writer().unwrap().compact(&mut |_, _| {}).is_ok());
+}

@@ -12,7 +12,7 @@ use std::ops::Bound;
 use arrow::array::RecordBatch;
 use common::{ids, orders_salted, orders_schema, tiny_shape};
 use proptest::prelude::*;
-use reeldb::{Error, ScanOptions, Store, WriterOptions};
+use reeldb::{Error, Expiry, ScanOptions, Store, WriterOptions};
 
 const TABLES: [&str; 2] = ["a", "b"];
 
@@ -38,6 +38,8 @@ enum Step {
     Compact,
     /// Rewind to the version this many below the latest (clamped at 1).
     Rewind(u64),
+    /// Expire all but the newest this-many-plus-one versions.
+    Expire(u64),
 }
 
 type State = BTreeMap<i64, u64>;
@@ -86,7 +88,20 @@ fn valid_step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Reopen),
         2 => Just(Step::Compact),
         1 => (0u64..4).prop_map(Step::Rewind),
+        1 => (2u64..8).prop_map(Step::Expire),
     ]
+}
+
+/// Checks every version: expired ones refuse to open, the others equal the model.
+fn check_all(store: &Store, history: &[[State; 2]], expired: &[bool], probes: &[i64]) {
+    for (i, states) in history.iter().enumerate() {
+        let v = i as u64 + 1;
+        if expired[i] {
+            assert!(matches!(store.snapshot(v), Err(Error::Expired { version }) if version == v));
+        } else {
+            check_version(store, v, states, probes);
+        }
+    }
 }
 
 fn batch(rows: &[(i64, u64)]) -> RecordBatch {
@@ -235,6 +250,7 @@ fn run(
     }
     tx.commit().unwrap();
     let mut history: Vec<[State; 2]> = vec![[State::new(), State::new()]];
+    let mut expired = vec![false];
     for step in steps {
         match step {
             Step::Reopen => {
@@ -244,14 +260,30 @@ fn run(
             }
             Step::Compact => {
                 writer.compact(&mut |_, _| {}).unwrap();
-                for (i, states) in history.iter().enumerate() {
-                    check_version(&store, i as u64 + 1, states, &probes);
-                }
+                check_all(&store, &history, &expired, &probes);
             }
             Step::Rewind(back) => {
                 let to = (history.len() as u64).saturating_sub(back).max(1);
-                writer.rewind(to).unwrap();
-                history.truncate(to as usize);
+                match writer.rewind(to) {
+                    Ok(_) => {
+                        history.truncate(to as usize);
+                        expired.truncate(to as usize);
+                    }
+                    Err(Error::Expired { .. }) => assert!(expired[to as usize - 1]),
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+            Step::Expire(keep) => {
+                let before = expired.clone();
+                for v in writer.expire(Expiry::KeepLast(keep), &[]).unwrap() {
+                    assert!(!expired[v as usize - 1], "v{v} expired twice");
+                    expired[v as usize - 1] = true;
+                }
+                let latest = history.len() as u64;
+                for (i, e) in expired.iter().enumerate() {
+                    let v = i as u64 + 1;
+                    assert_eq!(*e, before[i] || (v + keep <= latest && v < latest), "v{v}");
+                }
             }
             Step::Commit(edits, force_keyframe) => {
                 let current = history.last().unwrap().clone();
@@ -281,6 +313,7 @@ fn run(
                         assert!(valid, "the store accepted an invalid commit: {edits:?}");
                         assert_eq!(v, history.len() as u64 + 1);
                         history.push(next);
+                        expired.push(false);
                     }
                     Err(Error::DuplicateKey { .. }) => assert!(!valid, "refused a valid commit"),
                     Err(e) => panic!("unexpected error {e}"),
@@ -291,9 +324,7 @@ fn run(
     drop(writer);
     let reopened = Store::open(store.path()).unwrap();
     assert_eq!(reopened.latest_version().unwrap(), history.len() as u64);
-    for (i, states) in history.iter().enumerate() {
-        check_version(&reopened, i as u64 + 1, states, &probes);
-    }
+    check_all(&reopened, &history, &expired, &probes);
 }
 
 proptest! {
