@@ -298,18 +298,6 @@ fn child_compacts() {
     println!("<compacted>");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_compactor_killed_at_any_moment_leaves_every_version_as_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,7 +312,7 @@ fn a_compactor_killed_at_any_moment_leaves_every_version_as_committed() {
     drop(store);
     // How long an undisturbed compaction takes, to spread the kills over it.
     let timing = dir.path().join("timing");
-    copy_dir(&pristine, &timing);
+    common::copy_dir(&pristine, &timing);
     let started = std::time::Instant::now();
     Store::open(&timing)
         .unwrap()
@@ -335,7 +323,7 @@ fn a_compactor_killed_at_any_moment_leaves_every_version_as_committed() {
     let span = started.elapsed().as_micros().max(1000) as u64 * 2;
     for round in 0..6u64 {
         let path = dir.path().join(format!("k{round}"));
-        copy_dir(&pristine, &path);
+        common::copy_dir(&pristine, &path);
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_compacts", "--nocapture"])
             .env("REELDB_COMPACT_STORE", &path)

@@ -323,19 +323,6 @@ fn failing_store(path: &Path) -> (Store, Arc<AtomicI64>) {
     (Store::open_in(storage, path).unwrap(), counter)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The small history plus a forced keyframe, so its overlay generation is closed.
 fn closed_history(path: &Path) -> Vec<RecordBatch> {
     build(path);
@@ -359,7 +346,7 @@ fn a_compaction_that_fails_at_any_write_leaves_every_version_readable_as_before(
     let mut failures = 0;
     for budget in 0..60 {
         let path = dir.path().join(format!("s{budget}"));
-        copy_dir(&pristine, &path);
+        common::copy_dir(&pristine, &path);
         let (store, counter) = failing_store(&path);
         let mut w = store.writer().unwrap();
         counter.store(budget, Ordering::SeqCst);
@@ -407,7 +394,7 @@ fn a_rewind_that_fails_at_any_write_leaves_the_store_before_or_after_it() {
     let truth = closed_history(&pristine);
     for budget in 0..20 {
         let path = dir.path().join(format!("s{budget}"));
-        copy_dir(&pristine, &path);
+        common::copy_dir(&pristine, &path);
         let (store, counter) = failing_store(&path);
         counter.store(budget, Ordering::SeqCst);
         let result = store.rewind(2);

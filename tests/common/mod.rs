@@ -155,3 +155,16 @@ pub fn read_all_canonical(store: &reeldb::Store) -> Vec<RecordBatch> {
         .map(|v| canonical(v))
         .collect()
 }
+
+/// Copies the directory tree `from` to `to` (a store, to start each case from one state).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
