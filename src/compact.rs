@@ -331,7 +331,9 @@ impl Writer {
             let Some((def, g)) = crate::rewind::log_id(&name) else {
                 continue;
             };
-            if used.contains(&path) {
+            // A log this writer has open (a generation it started, even in a commit that
+            // failed) is written again by its next commit.
+            if used.contains(&path) || self.has_open_log(&path) {
                 continue;
             }
             let end = keyframes

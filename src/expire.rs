@@ -69,8 +69,14 @@ impl Writer {
         }
         // The commit point: one atomic, durable replacement of the index.
         let storage = store.inner.storage.clone();
-        storage.write_atomic(&index_path(), &bytes)?;
-        self.reload()?;
+        let written = storage.write_atomic(&index_path(), &bytes);
+        // Whether or not the replacement took, the writer follows the index as it now is
+        // (its append handle may point at the file the rename replaced).
+        if let Err(e) = self.reload() {
+            self.poison();
+            return Err(e);
+        }
+        written?;
         Ok(expired)
     }
 }

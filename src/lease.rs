@@ -134,15 +134,18 @@ impl Leases {
         } else {
             None
         };
-        *state.pinned.entry(version).or_default() += 1;
+        let count = state.pinned.get(&version).map_or(1, |c| c + 1);
+        state.pinned.insert(version, count);
+        if first && let Err(e) = self.publish(&mut state) {
+            // Undone before the lock is released: no other thread may take an unpublished
+            // version for pinned.
+            state.pinned.remove(&version);
+            return Err(e);
+        }
         let pin = Arc::new(Pin {
             leases: self.clone(),
             version,
         });
-        if first && let Err(e) = self.publish(&mut state) {
-            drop(state);
-            return Err(e);
-        }
         drop(state);
         let value = check()?;
         Ok((pin, value))
@@ -194,6 +197,10 @@ impl Drop for Leases {
     }
 }
 
+fn is_not_found(e: &reeldb_keyframe::Error) -> bool {
+    matches!(e, reeldb_keyframe::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Maintenance's view of the readers: held with the gate locked exclusively, so no reader
 /// pins a new version until it is dropped.
 pub(crate) struct ReaderCensus {
@@ -221,8 +228,15 @@ impl ReaderCensus {
                     drop(lock);
                 }
                 Err(reeldb_keyframe::Error::Locked { .. }) if is_lease => {
-                    let len = storage.len(&path)?;
-                    let bytes = storage.read_at(&path, 0, len as usize)?;
+                    // Its owner may drop it (removing the file) at any moment: gone is empty.
+                    let read = storage
+                        .len(&path)
+                        .and_then(|len| storage.read_at(&path, 0, len as usize));
+                    let bytes = match read {
+                        Ok(b) => b,
+                        Err(e) if is_not_found(&e) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     let versions = decode(&bytes).ok_or_else(|| Error::CorruptCatalog {
                         path: path.display().to_string(),
                         offset: 0,

@@ -140,7 +140,7 @@ pub(crate) fn fold_into_keyframe(
             view
         }
         (None, Some(b)) => {
-            let view = OverlayView::bframe(store.inner.source.clone(), b);
+            let view = OverlayView::bframe(store.inner.source.clone(), b)?;
             // Hidden keyframe rows are deleted unless a live residual row replaces them.
             let (hidden, _) = view.hidden_and_live()?;
             let layout = tree.layout();

@@ -177,8 +177,15 @@ impl OverlayView {
     }
 
     /// A view of the B-frame `rec`, whose bitmaps are records in `source`'s packs.
-    pub fn bframe(source: Arc<Source>, rec: &BFrameRecord) -> Self {
-        OverlayView {
+    pub fn bframe(source: Arc<Source>, rec: &BFrameRecord) -> Result<Self> {
+        if rec.first_keys.len() != rec.residual.len() || rec.residual.iter().any(|b| b.rows == 0) {
+            return Err(Error::CorruptCatalog {
+                path: crate::catalog::records_path().display().to_string(),
+                offset: 0,
+                reason: "a B-frame's residual batches and first keys disagree".into(),
+            });
+        }
+        Ok(OverlayView {
             lookup: Lookup::Residual {
                 first_keys: rec.first_keys.clone(),
                 hidden: RecordRef::from(&rec.hidden),
@@ -190,6 +197,14 @@ impl OverlayView {
             bitmaps: OnceLock::new(),
             starts: starts_of(&rec.residual),
             batches: rec.residual.clone(),
+        })
+    }
+
+    /// The first key of each residual batch, for a B-frame.
+    pub fn residual_first_keys(&self) -> Option<&[Vec<u8>]> {
+        match &self.lookup {
+            Lookup::Residual { first_keys, .. } => Some(first_keys),
+            Lookup::Trie { .. } => None,
         }
     }
 

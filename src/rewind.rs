@@ -59,7 +59,17 @@ impl Writer {
     /// failure after the purge poisons the writer (the next writer to open finishes the cut).
     pub fn rewind(&mut self, to: u64) -> Result<Rewound> {
         self.check_usable()?;
-        let purged = purge_above(self.store(), to)?;
+        let purged = match purge_above(self.store(), to) {
+            Ok(p) => p,
+            Err(e) => {
+                // The purge may have appended to records.log or replaced the index: take the
+                // files as they now are, or stop writing.
+                if self.reload().is_err() {
+                    self.poison();
+                }
+                return Err(e);
+            }
+        };
         if to < self.version() {
             let cut = self.reload().and_then(|()| {
                 let storage = self.store().inner.storage.clone();

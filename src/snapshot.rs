@@ -86,7 +86,7 @@ impl Snapshot {
             (None, Some(rec)) => Some(Arc::new(OverlayView::bframe(
                 self.store.inner.source.clone(),
                 rec,
-            ))),
+            )?)),
             (None, None) => None,
         };
         Ok(Table {

@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use reeldb_keyframe::format::{
@@ -102,7 +101,7 @@ pub(crate) struct StoreInner {
     logs: RwLock<HashMap<PathBuf, Arc<reeldb_overlay::NodeLog>>>,
     pub(crate) leases: Arc<Leases>,
     /// The index header's rewind count when this handle last looked (see `forget_positions`).
-    seen_rewinds: AtomicU64,
+    seen_rewinds: Mutex<u64>,
 }
 
 /// An open store. Cheap to clone; any number of readers in any number of processes may read
@@ -191,7 +190,7 @@ impl Store {
                     cache: DecodedCache::default(),
                 }),
                 leases: Leases::new(storage.clone()),
-                seen_rewinds: AtomicU64::new(IndexReader::new(storage.as_ref()).rewinds()?),
+                seen_rewinds: Mutex::new(IndexReader::new(storage.as_ref()).rewinds()?),
                 storage,
                 defs: RwLock::new(HashMap::new()),
                 logs: RwLock::new(HashMap::new()),
@@ -317,8 +316,16 @@ impl Store {
     /// last looked: a rewind cuts files back, so positions past the cut may hold new bytes.
     pub(crate) fn notice_rewinds(&self) -> Result<()> {
         let now = self.index().rewinds()?;
-        if self.inner.seen_rewinds.swap(now, Ordering::SeqCst) != now {
+        // Under the lock, so no other thread takes the new count for seen before the caches
+        // are cleared.
+        let mut seen = self
+            .inner
+            .seen_rewinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *seen != now {
             self.forget_positions();
+            *seen = now;
         }
         Ok(())
     }

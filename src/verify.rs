@@ -192,8 +192,8 @@ fn batch_keys(
     Ok(batch_keys)
 }
 
-/// Checks a B-frame: its bitmaps within bounds, its residual decodable and sorted by key
-/// with the first keys it records, and no key shown twice: every live residual row's key is
+/// Checks a B-frame: its bitmaps within bounds, its residual decodable, sorted by key and
+/// starting each batch with the first key it records, and no key shown twice: every live residual row's key is
 /// hidden in the keyframe or absent from it, and no two live residual rows share a key.
 fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
     let wrong = |reason: String| Error::CorruptCatalog {
@@ -214,6 +214,14 @@ fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> R
         ));
     }
     let batch_keys = batch_keys(tree, overlay, covered)?;
+    let first_keys = overlay.residual_first_keys().unwrap_or_default();
+    for (b, keys) in batch_keys.iter().enumerate() {
+        if first_keys.get(b).map(Vec::as_slice) != Some(keys.row(0).as_ref()) {
+            return Err(wrong(format!(
+                "residual batch {b}'s first key is not the one recorded"
+            )));
+        }
+    }
     let mut previous: Option<Vec<u8>> = None;
     let mut shown: Vec<Vec<u8>> = Vec::new();
     for (b, keys) in batch_keys.iter().enumerate() {

@@ -175,6 +175,11 @@ impl Writer {
         self.head.as_ref()
     }
 
+    /// True when this writer has the node log at `path` open for appending.
+    pub(crate) fn has_open_log(&self, path: &Path) -> bool {
+        self.logs.contains_key(path)
+    }
+
     /// The store this writer writes.
     pub(crate) fn store(&self) -> &Store {
         &self.store
@@ -268,6 +273,8 @@ pub(crate) fn settle(
     options: &WriterOptions,
 ) -> Result<(Option<(IndexEntry, VersionRecord)>, PackWriter)> {
     let storage = store.inner.storage.clone();
+    // A rewind by another handle may have freed positions this handle has cached.
+    store.notice_rewinds()?;
     let head = match store.latest_entry()? {
         Some(e) => Some((e, store.read_record(&e)?)),
         None => None,

@@ -418,3 +418,48 @@ fn a_rewind_that_fails_at_any_write_leaves_the_store_before_or_after_it() {
     }
     panic!("the rewind never succeeded within the budgets tried");
 }
+
+#[test]
+fn a_writer_whose_rewind_failed_goes_on_committing_readable_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    closed_history(&pristine);
+    // Compacted, so a rewind to v3 appends v3's record again (v2's rewritten record lies
+    // past it) before it swaps the index.
+    Store::open(&pristine)
+        .unwrap()
+        .writer()
+        .unwrap()
+        .compact(&mut |_, _| {})
+        .unwrap();
+    for budget in 0..12 {
+        let path = dir.path().join(format!("w{budget}"));
+        common::copy_dir(&pristine, &path);
+        let (store, counter) = failing_store(&path);
+        let mut w = store
+            .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
+            .unwrap();
+        counter.store(budget, Ordering::SeqCst);
+        let result = w.rewind(3);
+        counter.store(i64::MAX, Ordering::SeqCst);
+        let committed = {
+            let mut tx = w.begin();
+            tx.delete("orders", ids(&[12])).unwrap();
+            tx.commit()
+        };
+        drop(w);
+        let reopened = Store::open(&path).unwrap();
+        if let Ok(v) = committed {
+            assert_eq!(reopened.latest_version().unwrap(), v, "budget {budget}");
+            assert!(reopened.snapshot(v).is_ok(), "budget {budget}: {result:?}");
+        }
+        let report = reopened
+            .verify(1..=reopened.latest_version().unwrap(), &mut |_| {})
+            .unwrap();
+        assert!(report.is_intact(), "budget {budget}: {:?}", report.versions);
+        if result.is_ok() {
+            return;
+        }
+    }
+    panic!("the rewind never succeeded within the budgets tried");
+}

@@ -236,3 +236,54 @@ fn a_reader_in_another_process_holds_a_rewind_back_until_it_dies() {
     assert_eq!(store.rewind(2).unwrap().purged, 2);
     assert_eq!(read_all(&store).unwrap(), truth[..2].to_vec());
 }
+
+fn one_column(name: &str, values: &[i64]) -> RecordBatch {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, false)]));
+    RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(arrow::array::Int64Array::from(
+            values.to_vec(),
+        ))],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_writer_opened_on_an_old_handle_sees_tables_created_after_a_rewind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    history(&path, 2);
+    let early = Store::open(&path).unwrap();
+    // Version 3 creates table "b" keyed on "xx"; the early handle loads its definition.
+    {
+        let mut w = early.writer_with(options()).unwrap();
+        let mut tx = w.begin();
+        tx.create_table("b", one_column("xx", &[]).schema(), &["xx"])
+            .unwrap();
+        tx.upsert("b", one_column("xx", &[1])).unwrap();
+        tx.commit().unwrap();
+        let mut tx = w.begin();
+        tx.upsert("b", one_column("xx", &[2])).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(early.snapshot(4).unwrap().table("b").unwrap().num_rows(), 2);
+    // Another handle rewinds and creates "b" again, keyed on "yy": its definition lands
+    // where the purged one was.
+    let other = Store::open(&path).unwrap();
+    let mut w = other.writer_with(options()).unwrap();
+    w.rewind(2).unwrap();
+    let mut tx = w.begin();
+    tx.create_table("b", one_column("yy", &[]).schema(), &["yy"])
+        .unwrap();
+    tx.commit().unwrap();
+    drop(w);
+    // The early handle's writer must use the new definition.
+    let mut w = early.writer_with(options()).unwrap();
+    let mut tx = w.begin();
+    tx.upsert("b", one_column("yy", &[7])).unwrap();
+    assert_eq!(tx.commit().unwrap(), 4);
+    let t = early.snapshot(4).unwrap().table("b").unwrap();
+    assert_eq!(t.key_columns(), ["yy".to_string()]);
+    assert_eq!(t.num_rows(), 1);
+}
