@@ -72,7 +72,8 @@ fn entry_of(rec: &VersionRecord, def_offset: u64) -> Option<&TableEntry> {
 /// Every closed generation with overlay versions still to compact.
 fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
     let mut open: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
-    for (_, rec) in records {
+    // Expired versions are left as they are: nothing reads them any more.
+    for (_, rec) in records.iter().filter(|(e, _)| !e.expired) {
         for t in &rec.tables {
             if t.overlay.is_some() {
                 open.entry((t.def.offset, t.keyframe_at))
@@ -84,11 +85,14 @@ fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
     let mut out = Vec::new();
     for ((def_offset, from), versions) in open {
         let last = versions[versions.len() - 1];
-        // The version after the generation's last overlay holds the next keyframe, if any.
-        let Some((_, after)) = records.get(last as usize) else {
-            continue;
-        };
-        if let Some(t) = entry_of(after, def_offset)
+        // The generation is closed by the first later version whose entry for the table
+        // belongs to another generation: a keyframe that version wrote.
+        let after = records[last as usize..]
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| entry_of(r, def_offset).is_some_and(|t| t.keyframe_at != from));
+        if let Some(after) = after
+            && let Some(t) = entry_of(after, def_offset)
             && t.keyframe_at == after.version
             && t.overlay.is_none()
             && t.bframe.is_none()
@@ -141,7 +145,8 @@ impl Writer {
             progress(closed.len(), closed.len());
             report.versions = rewritten.len();
             if !rewritten.is_empty() {
-                self.publish(&records, rewritten)?;
+                let packs = self.packs.sync(self.options.sync)?;
+                self.publish(&records, rewritten, packs)?;
             }
             Ok(())
         })();
@@ -248,14 +253,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends the rewritten records (and the latest one again, last) and swaps the index.
-    fn publish(
+    /// Appends the rewritten records (and the latest one again, last), each listing `packs`
+    /// (synced), and swaps the index: the commit point.
+    pub(crate) fn publish(
         &mut self,
         records: &[(IndexEntry, VersionRecord)],
         mut rewritten: BTreeMap<u64, VersionRecord>,
+        packs: Vec<(u32, u64)>,
     ) -> Result<()> {
         let durable = self.options.sync;
-        let packs = self.packs.sync(durable)?;
         let latest = records.len() as u64;
         let head = rewritten
             .remove(&latest)
@@ -314,12 +320,15 @@ impl Writer {
         // Per table, the versions that wrote keyframes, to bound each generation.
         let mut keyframes: HashMap<u64, Vec<u64>> = HashMap::new();
         for v in 1..=latest {
-            let rec = store.read_record(&store.index().entry(v)?)?;
+            let e = store.index().entry(v)?;
+            let rec = store.read_record(&e)?;
             for t in &rec.tables {
                 if t.keyframe_at == v && t.bframe.is_none() {
                     keyframes.entry(t.def.offset).or_default().push(v);
                 }
-                if t.overlay.is_some() {
+                // An expired version no longer keeps its node log (a reader still holding it
+                // is seen in the census below).
+                if t.overlay.is_some() && !e.expired {
                     used.push(overlay_log_path(t.def.offset, t.keyframe_at));
                 }
             }

@@ -2,8 +2,8 @@
 //! dense) but can no longer be opened (`Error::Expired`) nor rewound to; its entry in
 //! versions.idx carries an expired flag, set by one atomic replacement of the index. The
 //! latest version is never expired, and versions whose metadata has a key the caller names
-//! (tags such as `release` or `checkpoint`) are kept. Reclaiming the space only expired
-//! versions use is left to compaction's log cleaning.
+//! (tags such as `release` or `checkpoint`) are kept. Log cleaning (`Writer::clean`) then
+//! reclaims the space only expired versions used.
 
 use std::time::Duration;
 

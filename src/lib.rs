@@ -57,6 +57,7 @@
 //! ```
 
 pub mod catalog;
+pub mod clean;
 pub mod compact;
 pub mod error;
 pub mod expire;
@@ -71,6 +72,7 @@ pub mod value;
 pub mod verify;
 pub mod writer;
 
+pub use clean::Cleaning;
 pub use compact::Compaction;
 pub use error::{Error, Result};
 pub use expire::Expiry;

@@ -151,7 +151,11 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
 fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<IndexEntry> {
     let last = kept[kept.len() - 1];
     let end = |e: &IndexEntry| e.record_offset + u64::from(e.record_len);
-    let beyond: Vec<&IndexEntry> = kept.iter().filter(|e| end(e) > end(&last)).collect();
+    // Expired versions are not read any more (log cleaning may have retired their packs).
+    let beyond: Vec<&IndexEntry> = kept
+        .iter()
+        .filter(|e| !e.expired && end(e) > end(&last))
+        .collect();
     if beyond.is_empty() {
         return Ok(last);
     }

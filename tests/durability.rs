@@ -463,3 +463,51 @@ fn a_writer_whose_rewind_failed_goes_on_committing_readable_versions() {
     }
     panic!("the rewind never succeeded within the budgets tried");
 }
+
+#[test]
+fn a_clean_that_fails_at_any_write_leaves_every_version_readable_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine");
+    let truth = closed_history(&pristine);
+    Store::open(&pristine)
+        .unwrap()
+        .writer()
+        .unwrap()
+        .compact(&mut |_, _| {})
+        .unwrap();
+    let mut failures = 0;
+    for budget in 0..200 {
+        let path = dir.path().join(format!("c{budget}"));
+        common::copy_dir(&pristine, &path);
+        let (store, counter) = failing_store(&path);
+        let mut w = store.writer().unwrap();
+        counter.store(budget, Ordering::SeqCst);
+        let result = w.clean(0.0);
+        drop(w);
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(
+            common::read_all_canonical(&reopened),
+            truth,
+            "budget {budget}: {result:?}"
+        );
+        let report = reopened.verify(1..=5, &mut |_| {}).unwrap();
+        assert!(report.is_intact(), "budget {budget}: {:?}", report.versions);
+        // Whatever happened, the store takes commits and cleans again.
+        let mut w = reopened.writer().unwrap();
+        let mut tx = w.begin();
+        tx.delete("orders", ids(&[12])).unwrap();
+        tx.commit().unwrap();
+        w.clean(0.0).unwrap();
+        drop(w);
+        assert_eq!(common::read_all_canonical(&reopened)[..5], truth[..]);
+        match result {
+            Err(_) => failures += 1,
+            Ok(c) => {
+                assert!(c.copied && failures > 3, "{c:?} after {failures} failures");
+                return;
+            }
+        }
+    }
+    panic!("the clean never succeeded within the budgets tried");
+}

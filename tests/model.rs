@@ -40,6 +40,8 @@ enum Step {
     Rewind(u64),
     /// Expire all but the newest this-many-plus-one versions.
     Expire(u64),
+    /// Copy what live versions use into new packs and retire the old ones.
+    Clean,
 }
 
 type State = BTreeMap<i64, u64>;
@@ -89,6 +91,7 @@ fn valid_step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Compact),
         1 => (0u64..4).prop_map(Step::Rewind),
         1 => (2u64..8).prop_map(Step::Expire),
+        1 => Just(Step::Clean),
     ]
 }
 
@@ -272,6 +275,10 @@ fn run(
                     Err(Error::Expired { .. }) => assert!(expired[to as usize - 1]),
                     Err(e) => panic!("unexpected error {e}"),
                 }
+            }
+            Step::Clean => {
+                writer.clean(0.0).unwrap();
+                check_all(&store, &history, &expired, &probes);
             }
             Step::Expire(keep) => {
                 let before = expired.clone();

@@ -7,11 +7,12 @@
 //!
 //! Layers, bottom up: [`storage`] (the one I/O trait), [`format`] and [`record`] (bytes on
 //! disk), [`pack`] (pack files), [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
-//! (reading), [`builder`] (writing), [`verify`] (checking a tree end to end), with [`key`], [`zonemap`] and [`predicate`] beside them.
+//! (reading), [`builder`] (writing), [`copy`] (copying trees into new packs), [`verify`] (checking a tree end to end), with [`key`], [`zonemap`] and [`predicate`] beside them.
 
 pub mod block;
 pub mod builder;
 pub mod cache;
+pub mod copy;
 pub mod error;
 pub mod format;
 pub mod key;

@@ -108,6 +108,8 @@ pub struct PackWriter {
     max_pack_len: u64,
     /// Records and bytes appended since the writer opened.
     appended: (u64, u64),
+    /// Whether the last committed pack may take more records (not when cleaning retires it).
+    reuse_last: bool,
 }
 
 impl PackWriter {
@@ -124,7 +126,26 @@ impl PackWriter {
             created_pending: false,
             max_pack_len: DEFAULT_MAX_PACK_LEN,
             appended: (0, 0),
+            reuse_last: true,
         })
+    }
+
+    /// A writer that appends only to new packs, knowing no existing record: log cleaning
+    /// copies live records with it, so every copy lands in a pack the old ones can be
+    /// retired beside.
+    pub fn fresh(storage: Arc<dyn Storage>, committed: &[(u32, u64)]) -> Result<Self> {
+        let mut w = PackWriter::open(storage, committed)?;
+        w.reuse_last = false;
+        Ok(w)
+    }
+
+    /// The first pack id a [`PackWriter::fresh`] writer will create.
+    pub fn next_pack_id(&self) -> u32 {
+        self.committed
+            .iter()
+            .map(|(id, _)| *id)
+            .max()
+            .map_or(1, |m| m + 1)
     }
 
     /// Sets the length past which a pack is sealed (tests use small packs).
@@ -182,7 +203,7 @@ impl PackWriter {
         if full {
             let last = self.committed.last().copied();
             let reuse = match (&self.active, last) {
-                (None, Some((id, len))) if len < self.max_pack_len => Some(id),
+                (None, Some((id, len))) if self.reuse_last && len < self.max_pack_len => Some(id),
                 _ => None,
             };
             let id = match reuse {
@@ -273,9 +294,26 @@ impl PackWriter {
     }
 }
 
-/// Cuts every pack back to its committed length and removes pack files no commit knows.
+/// The pack files below the last committed one that no commit lists: retired by log cleaning.
+pub fn retired(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<Vec<u32>> {
+    let max_committed = committed.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for name in storage.list(Path::new(PACK_DIR))? {
+        if let Some(id) = pack_id_of(&name)
+            && id < max_committed
+            && !committed.iter().any(|(p, _)| *p == id)
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Cuts every pack back to its committed length and removes the pack files past the last
+/// committed one (what unfinished commits created).
 fn cut_back(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
     storage.create_dir_all(Path::new(PACK_DIR))?;
+    let max_committed = committed.iter().map(|(id, _)| *id).max().unwrap_or(0);
     let mut changed_dir = false;
     for name in storage.list(Path::new(PACK_DIR))? {
         let path = Path::new(PACK_DIR).join(&name);
@@ -293,6 +331,9 @@ fn cut_back(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
                     storage.truncate(&path, len)?;
                 }
             }
+            // Packs past every committed one are what unfinished commits left; packs below
+            // are retired by log cleaning and deleted once no reader can reach them.
+            None if pack_id_of(&name).is_some_and(|id| id < max_committed) => {}
             None => {
                 storage.remove(&path)?;
                 changed_dir = true;

@@ -126,6 +126,16 @@ impl Tree {
         self.root.as_ref().map_or(0, |r| r.entry.rows)
     }
 
+    /// The source the tree reads from.
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Reads an internal node at `level` and checks it against its entry.
+    pub(crate) fn internal(&self, e: &ChildEntry, level: u8) -> Result<Arc<InternalNode>> {
+        self.read_internal(e, level)
+    }
+
     fn read_internal(&self, e: &ChildEntry, level: u8) -> Result<Arc<InternalNode>> {
         let node = match self.source.cache.get(&e.node.hash) {
             Some(Decoded::Internal(n)) => n,

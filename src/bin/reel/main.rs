@@ -349,6 +349,7 @@ fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
+    let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
     drop(writer);
     let after = store.stats()?.bytes_on_disk;
     say(
@@ -367,11 +368,35 @@ fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
             report.node_logs_held
         ),
     )?;
+    if cleaning.copied {
+        say(
+            out,
+            format_args!(
+                "log cleaning: {} of live records copied into new packs ({} before); {} old packs deleted, {} kept for live readers",
+                human(cleaning.bytes_after),
+                human(cleaning.bytes_before),
+                cleaning.packs_deleted,
+                cleaning.packs_held
+            ),
+        )?;
+    } else {
+        say(
+            out,
+            format_args!(
+                "log cleaning skipped: {} of {} in packs is live",
+                human(cleaning.live_bytes),
+                human(cleaning.bytes_before)
+            ),
+        )?;
+    }
     say(
         out,
         format_args!("bytes on disk: {} -> {}", human(before), human(after)),
     )
 }
+
+/// `reel compact` cleans the packs once this fraction of their bytes is garbage.
+const CLEAN_AT_GARBAGE: f64 = 0.25;
 
 fn rewind(
     out: &mut dyn Write,
