@@ -75,13 +75,65 @@ pub struct Compacted {
 
 /// Which row a key shows over a stretch of versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shown {
+pub(crate) enum Shown {
     /// Its row in the previous keyframe (by ordinal).
     Prev(u64),
-    /// An overlay row (by generation row id).
+    /// A row of the batches (overlay rows, or a residual being rebased), by row id.
     Overlay(u32),
+    /// Its row in the next keyframe (by ordinal): never hidden, never residual.
+    Next(u64),
     /// No row: the key does not exist then.
     Absent,
+}
+
+/// Turns one key's history (what it shows from which version on) into hidden rows of the
+/// next keyframe and residual rows: over each stretch of versions showing one row version,
+/// the next keyframe's row serves if its content hash is that row version's; otherwise the
+/// next keyframe's row is hidden for the stretch and the row version joins the residual.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_stretches<'k>(
+    key: &'k [u8],
+    start: Shown,
+    changes: &[(usize, Shown)],
+    versions: usize,
+    final_row: Option<&KeyedRow>,
+    hash_of: &dyn Fn(Shown) -> Option<u128>,
+    frames: &mut [BFrame],
+    residual: &mut Vec<ResidualRow<'k>>,
+) {
+    let mut stretches = Vec::with_capacity(changes.len() + 1);
+    let (mut from, mut shown) = (0, start);
+    for &(at, s) in changes {
+        if at > from {
+            stretches.push((from, at, shown));
+        }
+        from = at;
+        shown = s;
+    }
+    if versions > from {
+        stretches.push((from, versions, shown));
+    }
+    for (from, to, shown) in stretches {
+        let hash = hash_of(shown);
+        if let (Some(h), Some(f)) = (hash, final_row)
+            && f.hash == h
+        {
+            continue;
+        }
+        if let Some(f) = final_row {
+            for frame in &mut frames[from..to] {
+                frame.hidden.insert(f.ordinal);
+            }
+        }
+        if hash.is_some() {
+            residual.push(ResidualRow {
+                key,
+                from,
+                to,
+                source: shown,
+            });
+        }
+    }
 }
 
 /// A key's history through the generation: what it shows from which version on.
@@ -93,11 +145,11 @@ struct History {
 
 /// A residual row: where it comes from, its key, and the versions it is live at.
 #[derive(Debug)]
-struct ResidualRow<'k> {
-    key: &'k [u8],
-    from: usize,
-    to: usize,
-    source: Shown,
+pub(crate) struct ResidualRow<'k> {
+    pub(crate) key: &'k [u8],
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) source: Shown,
 }
 
 /// Plans and writes the B-frames of `generation` (see the module docs), appending the
@@ -188,44 +240,21 @@ pub fn compact(
             .binary_search_by(|r| r.key.as_slice().cmp(key))
             .ok()
             .map(|i| &next_rows[i]);
-        let mut stretches = Vec::with_capacity(h.changes.len() + 1);
-        let mut from = 0;
-        let mut shown = h.start;
-        for &(at, s) in &h.changes {
-            if at > from {
-                stretches.push((from, at, shown));
-            }
-            from = at;
-            shown = s;
-        }
-        if versions > from {
-            stretches.push((from, versions, shown));
-        }
-        for (from, to, shown) in stretches {
-            let hash = match shown {
+        plan_stretches(
+            key,
+            h.start,
+            &h.changes,
+            versions,
+            final_row,
+            &|s| match s {
                 Shown::Prev(o) => Some(prev_rows[o as usize].hash),
                 Shown::Overlay(id) => Some(overlay_hashes[id as usize]),
+                Shown::Next(o) => Some(next_rows[o as usize].hash),
                 Shown::Absent => None,
-            };
-            if let (Some(h), Some(f)) = (hash, final_row)
-                && f.hash == h
-            {
-                continue;
-            }
-            if let Some(f) = final_row {
-                for frame in &mut frames[from..to] {
-                    frame.hidden.insert(f.ordinal);
-                }
-            }
-            if hash.is_some() {
-                residual.push(ResidualRow {
-                    key,
-                    from,
-                    to,
-                    source: shown,
-                });
-            }
-        }
+            },
+            &mut frames,
+            &mut residual,
+        );
     }
     residual.sort_unstable_by(|a, b| a.key.cmp(b.key).then(a.from.cmp(&b.from)));
     for (id, r) in residual.iter().enumerate() {
@@ -244,7 +273,10 @@ pub fn compact(
 
 /// The keys whose row differs between two keyframes (in content, or present in one only),
 /// each with its ordinal in the previous keyframe if that has it.
-fn differing<'r>(prev: &'r [KeyedRow], next: &'r [KeyedRow]) -> Vec<(&'r [u8], Option<u64>)> {
+pub(crate) fn differing<'r>(
+    prev: &'r [KeyedRow],
+    next: &'r [KeyedRow],
+) -> Vec<(&'r [u8], Option<u64>)> {
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     loop {
@@ -275,7 +307,7 @@ fn differing<'r>(prev: &'r [KeyedRow], next: &'r [KeyedRow]) -> Vec<(&'r [u8], O
 
 /// Writes the residual rows, in order, as batches of at most `batch_rows` rows, gathering
 /// each from the previous keyframe's leaves or the overlay's batches.
-fn write_residual(
+pub(crate) fn write_residual(
     prev: &Tree,
     overlay_batches: &[RecordBatch],
     rows: &[ResidualRow<'_>],
@@ -317,7 +349,9 @@ fn write_residual(
                 let (first, _, source) = leaf_of[at.saturating_sub(1)];
                 Ok((source, (o - first) as usize))
             }
-            Shown::Absent => Err(Error::Inconsistent("an absent row in the residual".into())),
+            Shown::Absent | Shown::Next(_) => Err(Error::Inconsistent(
+                "the residual only holds rows the next keyframe lacks".into(),
+            )),
         })
         .collect::<Result<_>>()?;
     let refs: Vec<&RecordBatch> = sources.iter().collect();

@@ -11,11 +11,14 @@
 //! thinning it away later costs nothing more.
 //!
 //! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
-//! generation's B-frames and writing its residual).
+//! generation's B-frames and writing its residual), [`rebase`] (re-expressing a span of
+//! versions over the next keyframe alone: the step keyframe thinning takes).
 
 pub mod bframe;
 pub mod error;
 pub mod fingerprint;
+pub mod rebase;
 
 pub use bframe::{BFrame, ClosedGeneration, Compacted, RowBatch, compact};
 pub use error::{Error, Result};
+pub use rebase::{Frame, Span, rebase};

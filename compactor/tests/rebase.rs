@@ -1,0 +1,269 @@
+//! Rebasing spans of versions onto the next keyframe (the step keyframe thinning takes):
+//! random frames over either keyframe, showing random rows of the span's batches, read back
+//! over the next keyframe alone exactly as they did, no key twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use proptest::prelude::*;
+use reeldb_compactor::{Frame, RowBatch, Span, rebase};
+use reeldb_keyframe::builder::{self, SortedChanges};
+use reeldb_keyframe::format::content_hash;
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::storage::{LocalStorage, Storage};
+use reeldb_keyframe::tree::{Access, Source, TableLayout, Tree};
+use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, TreeShape, block};
+use roaring::{RoaringBitmap, RoaringTreemap};
+
+type State = BTreeMap<i64, String>;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+fn layout() -> Arc<TableLayout> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("v", DataType::Utf8, false),
+    ]));
+    Arc::new(TableLayout::new(schema, &[0]).unwrap())
+}
+
+fn rows(layout: &TableLayout, state: &[(i64, String)]) -> RecordBatch {
+    RecordBatch::try_new(
+        layout.schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(state.iter().map(|(k, _)| *k))),
+            Arc::new(StringArray::from_iter_values(
+                state.iter().map(|(_, v)| v.as_str()),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+fn changes(layout: &TableLayout, from: &State, to: &State) -> SortedChanges {
+    let upserts: Vec<(i64, String)> = to
+        .iter()
+        .filter(|(k, v)| from.get(k) != Some(v))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let deletes: Vec<i64> = from
+        .keys()
+        .filter(|k| !to.contains_key(k))
+        .copied()
+        .collect();
+    let upserts = rows(layout, &upserts);
+    let col: ArrayRef = Arc::new(Int64Array::from(deletes));
+    let del = layout.key.encode_columns(&[col]).unwrap();
+    SortedChanges {
+        upsert_keys: layout.key.encode_batch(&upserts).unwrap(),
+        upserts,
+        deletes: del.iter().map(|r| r.as_ref().to_vec()).collect(),
+    }
+}
+
+fn pairs(cols: &[ArrayRef]) -> Vec<(i64, String)> {
+    let k = cols[0].as_any().downcast_ref::<Int64Array>().unwrap();
+    let v = cols[1].as_any().downcast_ref::<StringArray>().unwrap();
+    (0..k.len())
+        .map(|i| (k.value(i), v.value(i).to_string()))
+        .collect()
+}
+
+fn tree_pairs(tree: &Tree) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for leaf in tree.leaves().unwrap() {
+        let node = tree.read_leaf(&leaf.entry).unwrap();
+        out.extend(pairs(
+            &tree
+                .read_columns(&node, &[0, 1], Access::Streaming)
+                .unwrap(),
+        ));
+    }
+    out
+}
+
+fn batch_pairs(tree: &Tree, b: &RowBatch) -> Vec<(i64, String)> {
+    let cols: Vec<ArrayRef> = (0..2)
+        .map(|c| {
+            tree.read_block(&b.columns[c], c, b.rows as usize, Access::Streaming)
+                .unwrap()
+        })
+        .collect();
+    pairs(&cols)
+}
+
+fn run(seed: u64, versions: usize, batch_rows: usize) {
+    let mut rng = Rng(seed | 1);
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+    let layout = layout();
+    let mut packs = PackWriter::open(storage.clone(), &[]).unwrap();
+    let source = Arc::new(Source {
+        packs: PackReader::new(storage.clone()),
+        cache: DecodedCache::default(),
+    });
+    let shape = TreeShape {
+        min_leaf_rows: 3,
+        leaf_boundary_mask: 7,
+        max_leaf_rows: 10,
+        min_fanout: 2,
+        fanout_mask: 3,
+        max_fanout: 5,
+    };
+    let empty = Tree::new(source.clone(), layout.clone(), None);
+    let base: State = (0..40).step_by(2).map(|k| (k, format!("m{k}"))).collect();
+    let root = builder::apply(
+        &mut packs,
+        &shape,
+        &empty,
+        &changes(&layout, &State::new(), &base),
+    )
+    .unwrap();
+    let prev = Tree::new(source.clone(), layout.clone(), root);
+    let mut after = base.clone();
+    for k in 0..50i64 {
+        match rng.next() % 6 {
+            0 => {
+                after.insert(k, format!("b{k}"));
+            }
+            1 => {
+                after.remove(&k);
+            }
+            _ => {}
+        }
+    }
+    let root = builder::apply(&mut packs, &shape, &prev, &changes(&layout, &base, &after)).unwrap();
+    let next = Tree::new(source, layout.clone(), root);
+    // The span's batch rows: some equal to either keyframe's rows, some new.
+    let mut batch_rows_all: Vec<(i64, String)> = Vec::new();
+    for k in 0..50i64 {
+        if rng.chance(40) {
+            let v = match rng.next() % 3 {
+                0 => format!("m{k}"),
+                1 => format!("b{k}"),
+                _ => format!("r{k}-{}", rng.next() % 5),
+            };
+            batch_rows_all.push((k, v));
+        }
+    }
+    let mut batches = Vec::new();
+    for chunk in batch_rows_all.chunks(7) {
+        let b = rows(&layout, chunk);
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| {
+                let raw = block::encode(c).unwrap();
+                packs
+                    .put(RecordKind::ColumnBlock, &raw, content_hash(&raw))
+                    .unwrap()
+            })
+            .collect();
+        batches.push(RowBatch {
+            rows: chunk.len() as u32,
+            columns,
+        });
+    }
+    packs.sync(false).unwrap();
+    let prev_rows = tree_pairs(&prev);
+    let next_rows = tree_pairs(&next);
+
+    // Random frames, each a valid state: its keyframe minus hidden rows plus live batch rows
+    // whose keys are hidden there or absent from it, one per key.
+    let mut owned: Vec<(bool, RoaringTreemap, RoaringBitmap)> = Vec::new();
+    let mut states: Vec<State> = Vec::new();
+    for _ in 0..versions {
+        let on_next = rng.chance(50);
+        let base_rows = if on_next { &next_rows } else { &prev_rows };
+        let mut hidden = RoaringTreemap::new();
+        let mut state = State::new();
+        for (o, (k, v)) in base_rows.iter().enumerate() {
+            if rng.chance(30) {
+                hidden.insert(o as u64);
+            } else {
+                state.insert(*k, v.clone());
+            }
+        }
+        let mut live = RoaringBitmap::new();
+        for (id, (k, v)) in batch_rows_all.iter().enumerate() {
+            if !state.contains_key(k) && rng.chance(50) {
+                state.insert(*k, v.clone());
+                live.insert(id as u32);
+            }
+        }
+        owned.push((on_next, hidden, live));
+        states.push(state);
+    }
+    let frames: Vec<Frame<'_>> = owned
+        .iter()
+        .map(|(on_next, hidden, live)| Frame {
+            on_next: *on_next,
+            hidden,
+            live,
+        })
+        .collect();
+    let span = Span {
+        prev: &prev,
+        next: &next,
+        batches: &batches,
+        frames: &frames,
+    };
+    let rebased = rebase(&span, &mut packs, batch_rows).unwrap();
+    packs.sync(false).unwrap();
+    let residual: Vec<(i64, String)> = rebased
+        .residual
+        .iter()
+        .flat_map(|b| batch_pairs(&next, b))
+        .collect();
+    assert!(
+        residual.windows(2).all(|w| w[0].0 <= w[1].0),
+        "residual sorted by key"
+    );
+    for (i, (frame, want)) in rebased.frames.iter().zip(&states).enumerate() {
+        let mut got = State::new();
+        for (o, (k, v)) in next_rows.iter().enumerate() {
+            if !frame.hidden.contains(o as u64) {
+                assert!(got.insert(*k, v.clone()).is_none(), "v{i}: key {k} twice");
+            }
+        }
+        for id in frame.live.iter() {
+            let (k, v) = &residual[id as usize];
+            assert!(got.insert(*k, v.clone()).is_none(), "v{i}: key {k} twice");
+        }
+        assert_eq!(&got, want, "version {i} of the span");
+    }
+    // Rows the next keyframe holds as they are never enter the residual.
+    for (k, v) in &residual {
+        assert_ne!(
+            next_rows.iter().find(|(nk, _)| nk == k).map(|(_, nv)| nv),
+            Some(v)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_rebased_version_reads_as_it_did(
+        seed in any::<u64>(),
+        versions in 1usize..8,
+        batch_rows in 1usize..9,
+    ) {
+        run(seed, versions, batch_rows);
+    }
+}
