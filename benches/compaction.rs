@@ -15,6 +15,21 @@ use std::time::Instant;
 use reeldb::{Store, VersionKind};
 use support::*;
 
+/// Q1 at version `v` of the store equals Q1 over its state in memory.
+fn check_q1(store: &Store, v: u64, state: &arrow::array::RecordBatch) {
+    let want = q1_par(&slices(state, 16 * 1024));
+    let got = q1_store(store, v);
+    assert_eq!(got.len(), want.len());
+    for (k, (c, s)) in &want {
+        let (gc, gs) = got[k];
+        assert_eq!(gc, *c, "Q1 count {k} at v{v}");
+        assert!(
+            (gs - s).abs() <= 1e-6 * s.abs().max(1.0),
+            "Q1 sum {k} at v{v}"
+        );
+    }
+}
+
 fn main() {
     let n = rows();
     let versions: u64 = std::env::var("REELDB_BENCH_VERSIONS")
@@ -56,12 +71,36 @@ fn main() {
     let t = Instant::now();
     let cleaning = w.clean(0.0).unwrap();
     let clean_s = t.elapsed().as_secs_f64();
-    drop(w);
     let cleaned = store.stats().unwrap();
     let kinds: Vec<VersionKind> = store.versions().unwrap().iter().map(|i| i.kind).collect();
     assert_eq!(kinds[first_v as usize - 1], VersionKind::BFrame);
     assert_eq!(kinds[bframe_v as usize - 1], VersionKind::BFrame);
     assert_eq!(kinds[next_v as usize - 1], VersionKind::Keyframe);
+    let mut ms = Vec::new();
+    let mut scan_lines = Vec::new();
+    for v in [first_v, bframe_v, next_v] {
+        let slices = slices(&states[&v], 16 * 1024);
+        check_q1(&store, v, &states[&v]);
+        let t_mem = time(15, || q1_par(&slices));
+        let t_store = time(15, || q1_store(&store, v));
+        ms.push(t_store);
+        scan_lines.push(format!(
+            "| v{v} | {} | {:.2} | {:.2} |",
+            kinds[v as usize - 1].as_str(),
+            t_store * 1e3,
+            t_mem * 1e3
+        ));
+    }
+    let t = Instant::now();
+    let thinning = w.thin(50).unwrap();
+    let thin_s = t.elapsed().as_secs_f64();
+    w.clean(0.0).unwrap();
+    drop(w);
+    let thinned = store.stats().unwrap();
+    // Every version still reads as it did, over one keyframe per 50 versions.
+    for v in [first_v, bframe_v, next_v] {
+        check_q1(&store, v, &states[&v]);
+    }
 
     println!(
         "# ReelDB compaction figures ({n} rows, {versions} uniform versions, {} threads)\n",
@@ -92,6 +131,10 @@ fn main() {
         "after compaction and log cleaning (packs copied, old ones deleted)",
         cleaned.bytes_on_disk,
     );
+    row(
+        "after thinning to one keyframe per 50 versions, then cleaning",
+        thinned.bytes_on_disk,
+    );
     println!(
         "\ncompaction: {:.1} s for {} generations ({} versions), {} residual rows, {} node logs ({:.1} MB) deleted\n",
         compact_s,
@@ -110,30 +153,14 @@ fn main() {
         cleaning.bytes_after as f64 / 1e6,
         cleaning.packs_deleted
     );
-    println!("## Q1 scan at a B-frame vs its next keyframe\n");
+    println!(
+        "thinning: {:.1} s, {} keyframes thinned, {} versions rebased, {} residual rows\n",
+        thin_s, thinning.keyframes, thinning.versions, thinning.residual_rows
+    );
+    println!("## Q1 scan at a B-frame vs its next keyframe (before thinning)\n");
     println!("| version | kind | ReelDB ms | in-memory ms |\n|---|---|---|---|");
-    let mut ms = Vec::new();
-    for v in [first_v, bframe_v, next_v] {
-        let slices = slices(&states[&v], 16 * 1024);
-        let want = q1_par(&slices);
-        let got = q1_store(&store, v);
-        for (k, (c, s)) in &want {
-            let (gc, gs) = got[k];
-            assert_eq!(gc, *c, "Q1 count {k} at v{v}");
-            assert!(
-                (gs - s).abs() <= 1e-6 * s.abs().max(1.0),
-                "Q1 sum {k} at v{v}"
-            );
-        }
-        let t_mem = time(15, || q1_par(&slices));
-        let t_store = time(15, || q1_store(&store, v));
-        ms.push(t_store);
-        println!(
-            "| v{v} | {} | {:.2} | {:.2} |",
-            kinds[v as usize - 1].as_str(),
-            t_store * 1e3,
-            t_mem * 1e3
-        );
+    for line in &scan_lines {
+        println!("{line}");
     }
     println!(
         "\nB-frame scan vs its next keyframe's: {:.2}x (first version of the generation), {:.2}x (last)",

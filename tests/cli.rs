@@ -468,6 +468,14 @@ fn compact_rewrites_closed_generations_and_versions_shows_them() {
     let then: Vec<_> = truth.iter().map(|v| common::canonical(v)).collect();
     assert_eq!(now[..4], then[..]);
     assert!(ok(&["verify", s]).contains("0 damaged"));
+    // Thinning to one keyframe per 100 versions leaves only the newest.
+    let out = ok(&["compact", s, "--keyframe-every", "100"]);
+    assert!(out.contains("keyframes thinned"), "{out}");
+    let listed = ok(&["versions", s]);
+    assert_eq!(listed.matches("keyframe").count(), 1, "{listed}");
+    let now = common::read_all_canonical(&store);
+    assert_eq!(now[..4], then[..]);
+    assert!(ok(&["verify", s]).contains("0 damaged"));
 }
 
 #[test]

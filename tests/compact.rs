@@ -430,3 +430,43 @@ fn cleaning_copies_what_live_versions_use_and_retires_the_rest() {
     drop(w);
     assert_eq!(live(&reopened, 15), truth[8..15]);
 }
+
+#[test]
+fn thinning_keeps_every_version_and_cleaning_then_reclaims_the_keyframes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..30 {
+        commit_round(&mut w, round);
+    }
+    w.compact(&mut |_, _| {}).unwrap();
+    w.clean(0.0).unwrap();
+    let truth = everything(&store);
+    let before = store.stats().unwrap().bytes_on_disk;
+    let report = w.thin(12).unwrap();
+    assert!(report.keyframes >= 3, "{report:?}");
+    assert_eq!(everything(&store), truth);
+    let keyframes = kinds(&store)
+        .iter()
+        .filter(|k| **k == VersionKind::Keyframe)
+        .count();
+    assert!(keyframes <= 4, "{:?}", kinds(&store));
+    let cleaning = w.clean(0.0).unwrap();
+    assert!(cleaning.bytes_after < cleaning.bytes_before, "{cleaning:?}");
+    assert!(store.stats().unwrap().bytes_on_disk < before);
+    // Thinning again finds nothing; more commits, compaction and thinning still agree.
+    assert_eq!(w.thin(12).unwrap().keyframes, 0);
+    for round in 30..40 {
+        commit_round(&mut w, round);
+    }
+    let truth = everything(&store);
+    w.compact(&mut |_, _| {}).unwrap();
+    w.thin(12).unwrap();
+    w.clean(0.0).unwrap();
+    drop(w);
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(everything(&reopened), truth);
+    let report = reopened.verify(1..=40, &mut |_| {}).unwrap();
+    assert!(report.is_intact(), "{:?}", report.versions);
+}

@@ -42,6 +42,8 @@ enum Step {
     Expire(u64),
     /// Copy what live versions use into new packs and retire the old ones.
     Clean,
+    /// Compact, then keep one keyframe per this many versions.
+    Thin(u64),
 }
 
 type State = BTreeMap<i64, u64>;
@@ -92,6 +94,7 @@ fn valid_step() -> impl Strategy<Value = Step> {
         1 => (0u64..4).prop_map(Step::Rewind),
         1 => (2u64..8).prop_map(Step::Expire),
         1 => Just(Step::Clean),
+        1 => (2u64..8).prop_map(Step::Thin),
     ]
 }
 
@@ -275,6 +278,11 @@ fn run(
                     Err(Error::Expired { .. }) => assert!(expired[to as usize - 1]),
                     Err(e) => panic!("unexpected error {e}"),
                 }
+            }
+            Step::Thin(every) => {
+                writer.compact(&mut |_, _| {}).unwrap();
+                writer.thin(every).unwrap();
+                check_all(&store, &history, &expired, &probes);
             }
             Step::Clean => {
                 writer.clean(0.0).unwrap();

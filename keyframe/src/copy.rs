@@ -36,6 +36,11 @@ impl Copies {
 }
 
 impl Tree {
+    /// Reads and verifies the record `r` of `kind` from the tree's packs.
+    pub fn read_record(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
+        self.source().packs.read(r, kind)
+    }
+
     /// Copies a record that holds no references (a column block or a bitmap) into `packs`.
     pub fn copy_record(
         &self,

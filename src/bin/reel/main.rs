@@ -108,10 +108,13 @@ enum Command {
         #[arg(long)]
         keep_meta: Vec<String>,
     },
-    /// Rewrite every closed generation as B-frames and delete the node logs nothing needs.
+    /// Rewrite every closed generation as B-frames, thin keyframes, and clean the packs.
     Compact {
         /// Store directory.
         store: PathBuf,
+        /// Keep one full keyframe per this many versions (0: keep every keyframe).
+        #[arg(long, default_value_t = 0)]
+        keyframe_every: u64,
     },
     /// Purge every version above a known-good one, so the store can be refilled from the
     /// event stream starting at the source offset that version recorded.
@@ -277,7 +280,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
         Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
-        Command::Compact { store } => compact(&mut out, &Store::open(&store)?),
+        Command::Compact {
+            store,
+            keyframe_every,
+        } => compact(&mut out, &Store::open(&store)?, keyframe_every),
         Command::Expire {
             store,
             keep_last,
@@ -340,7 +346,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
     ))
 }
 
-fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
+fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<(), Error> {
     let before = store.stats()?.bytes_on_disk;
     let mut writer = store.writer()?;
     let pb = output::bar(0, "compact");
@@ -349,6 +355,11 @@ fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
+    let thinning = if keyframe_every > 0 {
+        Some(writer.thin(keyframe_every)?)
+    } else {
+        None
+    };
     let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
     drop(writer);
     let after = store.stats()?.bytes_on_disk;
@@ -368,6 +379,15 @@ fn compact(out: &mut dyn Write, store: &Store) -> Result<(), Error> {
             report.node_logs_held
         ),
     )?;
+    if let Some(t) = thinning {
+        say(
+            out,
+            format_args!(
+                "{} keyframes thinned ({} versions now read a later keyframe, {} residual rows)",
+                t.keyframes, t.versions, t.residual_rows
+            ),
+        )?;
+    }
     if cleaning.copied {
         say(
             out,
