@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use reeldb_compactor::{ClosedGeneration, RowBatch, compact};
+use reeldb_compactor::{BFrame, ClosedGeneration, RowBatch, compact};
 use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
@@ -35,7 +35,7 @@ use crate::lease::ReaderCensus;
 use crate::writer::Writer;
 
 /// Rows per residual batch.
-const RESIDUAL_BATCH_ROWS: usize = 65_536;
+pub(crate) const RESIDUAL_BATCH_ROWS: usize = 65_536;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,14 +108,14 @@ fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
     out
 }
 
-fn batch_of(b: &BatchRecord) -> RowBatch {
+pub(crate) fn batch_of(b: &BatchRecord) -> RowBatch {
     RowBatch {
         rows: b.rows,
         columns: b.columns.iter().map(RecordRef::from).collect(),
     }
 }
 
-fn record_of(b: &RowBatch) -> BatchRecord {
+pub(crate) fn record_of(b: &RowBatch) -> BatchRecord {
     BatchRecord {
         rows: b.rows,
         columns: b.columns.iter().map(BlockRecord::from).collect(),
@@ -216,25 +216,7 @@ impl Writer {
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.generations += 1;
         for (&v, frame) in g.versions.iter().zip(&compacted.frames) {
-            let mut hidden = Vec::with_capacity(frame.hidden.serialized_size());
-            let mut live = Vec::with_capacity(frame.live.serialized_size());
-            let io = |e: std::io::Error| Error::InvalidArgument(format!("bitmap encode: {e}"));
-            frame.hidden.serialize_into(&mut hidden).map_err(io)?;
-            frame.live.serialize_into(&mut live).map_err(io)?;
-            let hidden_ref = self
-                .packs
-                .put(RecordKind::Bitmap, &hidden, content_hash(&hidden))?;
-            let live_ref = self
-                .packs
-                .put(RecordKind::Bitmap, &live, content_hash(&live))?;
-            let bframe = BFrameRecord {
-                residual: residual.clone(),
-                first_keys: compacted.first_keys.clone(),
-                hidden: BlockRecord::from(&hidden_ref),
-                hidden_count: frame.hidden.len(),
-                live: BlockRecord::from(&live_ref),
-                live_count: frame.live.len(),
-            };
+            let bframe = self.store_bframe(frame, &residual, &compacted.first_keys)?;
             let rec = match rewritten.get_mut(&v) {
                 Some(r) => r,
                 None => rewritten.entry(v).or_insert(rec_at(v)?.clone()),
@@ -251,6 +233,34 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Stores a B-frame's two bitmaps in the packs and returns its catalog record.
+    pub(crate) fn store_bframe(
+        &mut self,
+        frame: &BFrame,
+        residual: &[BatchRecord],
+        first_keys: &[Vec<u8>],
+    ) -> Result<BFrameRecord> {
+        let mut hidden = Vec::with_capacity(frame.hidden.serialized_size());
+        let mut live = Vec::with_capacity(frame.live.serialized_size());
+        let io = |e: std::io::Error| Error::InvalidArgument(format!("bitmap encode: {e}"));
+        frame.hidden.serialize_into(&mut hidden).map_err(io)?;
+        frame.live.serialize_into(&mut live).map_err(io)?;
+        let hidden_ref = self
+            .packs
+            .put(RecordKind::Bitmap, &hidden, content_hash(&hidden))?;
+        let live_ref = self
+            .packs
+            .put(RecordKind::Bitmap, &live, content_hash(&live))?;
+        Ok(BFrameRecord {
+            residual: residual.to_vec(),
+            first_keys: first_keys.to_vec(),
+            hidden: BlockRecord::from(&hidden_ref),
+            hidden_count: frame.hidden.len(),
+            live: BlockRecord::from(&live_ref),
+            live_count: frame.live.len(),
+        })
     }
 
     /// Appends the rewritten records (and the latest one again, last), each listing `packs`

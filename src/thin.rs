@@ -13,18 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reeldb_compactor::{Frame, RowBatch, Span, rebase};
 use reeldb_keyframe::RecordRef;
-use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::catalog::index::IndexEntry;
-use crate::catalog::version::{BFrameRecord, BatchRecord, BlockRecord, VersionRecord};
+use crate::catalog::version::{BatchRecord, BlockRecord, VersionRecord};
+use crate::compact::{RESIDUAL_BATCH_ROWS, batch_of, record_of};
 use crate::error::{Error, Result};
 use crate::writer::Writer;
-
-/// Rows per residual batch.
-const RESIDUAL_BATCH_ROWS: usize = 65_536;
 
 /// What a thinning did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,14 +175,7 @@ impl Writer {
             }
             spans.push((v, hidden, live_rows));
         }
-        let batches: Vec<RowBatch> = residuals
-            .iter()
-            .flatten()
-            .map(|b| RowBatch {
-                rows: b.rows,
-                columns: b.columns.iter().map(RecordRef::from).collect(),
-            })
-            .collect();
+        let batches: Vec<RowBatch> = residuals.iter().flatten().map(batch_of).collect();
         let frames: Vec<Frame<'_>> = spans
             .iter()
             .map(|(_, hidden, live)| Frame {
@@ -201,47 +191,18 @@ impl Writer {
             frames: &frames,
         };
         let rebased = rebase(&span, &mut self.packs, RESIDUAL_BATCH_ROWS)?;
-        let residual: Vec<BatchRecord> = rebased
-            .residual
-            .iter()
-            .map(|b| BatchRecord {
-                rows: b.rows,
-                columns: b.columns.iter().map(BlockRecord::from).collect(),
-            })
-            .collect();
+        let residual: Vec<BatchRecord> = rebased.residual.iter().map(record_of).collect();
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.keyframes += 1;
         for ((v, _, _), frame) in spans.iter().zip(&rebased.frames) {
-            let mut hidden = Vec::new();
-            let mut live_bytes = Vec::new();
-            frame
-                .hidden
-                .serialize_into(&mut hidden)
-                .map_err(bitmap_error)?;
-            frame
-                .live
-                .serialize_into(&mut live_bytes)
-                .map_err(bitmap_error)?;
-            let h = self
-                .packs
-                .put(RecordKind::Bitmap, &hidden, content_hash(&hidden))?;
-            let l = self
-                .packs
-                .put(RecordKind::Bitmap, &live_bytes, content_hash(&live_bytes))?;
+            let bframe = self.store_bframe(frame, &residual, &rebased.first_keys)?;
             let rec = &mut work[*v as usize - 1];
             let Some(i) = entry_at(rec) else { continue };
             let t = &mut rec.tables[i];
             t.root = next_root.clone();
             t.keyframe_at = y;
             t.overlay = None;
-            t.bframe = Some(BFrameRecord {
-                residual: residual.clone(),
-                first_keys: rebased.first_keys.clone(),
-                hidden: BlockRecord::from(&h),
-                hidden_count: frame.hidden.len(),
-                live: BlockRecord::from(&l),
-                live_count: frame.live.len(),
-            });
+            t.bframe = Some(bframe);
             changed.insert(*v);
             report.versions += 1;
         }

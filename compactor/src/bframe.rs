@@ -256,16 +256,29 @@ pub fn compact(
             &mut residual,
         );
     }
+    finish(prev, &overlay_batches, frames, residual, packs, batch_rows)
+}
+
+/// Sorts the residual rows by key (a key's versions oldest first), marks each live in the
+/// frames of its stretch, and writes them: the end of compaction and of a rebase alike.
+pub(crate) fn finish(
+    prev: &Tree,
+    batches: &[RecordBatch],
+    mut frames: Vec<BFrame>,
+    mut residual: Vec<ResidualRow<'_>>,
+    packs: &mut PackWriter,
+    batch_rows: usize,
+) -> Result<Compacted> {
     residual.sort_unstable_by(|a, b| a.key.cmp(b.key).then(a.from.cmp(&b.from)));
     for (id, r) in residual.iter().enumerate() {
         for frame in &mut frames[r.from..r.to] {
             frame.live.insert(id as u32);
         }
     }
-    let (batches, first_keys) =
-        write_residual(prev, &overlay_batches, &residual, packs, batch_rows.max(1))?;
+    let (residual_batches, first_keys) =
+        write_residual(prev, batches, &residual, packs, batch_rows.max(1))?;
     Ok(Compacted {
-        residual: batches,
+        residual: residual_batches,
         first_keys,
         frames,
     })
@@ -307,7 +320,7 @@ pub(crate) fn differing<'r>(
 
 /// Writes the residual rows, in order, as batches of at most `batch_rows` rows, gathering
 /// each from the previous keyframe's leaves or the overlay's batches.
-pub(crate) fn write_residual(
+fn write_residual(
     prev: &Tree,
     overlay_batches: &[RecordBatch],
     rows: &[ResidualRow<'_>],

@@ -16,7 +16,7 @@ use reeldb_keyframe::PackWriter;
 use reeldb_keyframe::tree::{Access, Tree};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-use crate::bframe::{BFrame, Compacted, RowBatch, Shown, plan_stretches, write_residual};
+use crate::bframe::{BFrame, Compacted, RowBatch, Shown, finish, plan_stretches};
 use crate::error::{Error, Result};
 use crate::fingerprint::{KeyedRow, RowHasher, tree_rows};
 
@@ -158,17 +158,5 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
             &mut residual,
         );
     }
-    residual.sort_unstable_by(|a, b| a.key.cmp(b.key).then(a.from.cmp(&b.from)));
-    for (id, r) in residual.iter().enumerate() {
-        for frame in &mut frames[r.from..r.to] {
-            frame.live.insert(id as u32);
-        }
-    }
-    let (residual_batches, first_keys) =
-        write_residual(prev, &batches, &residual, packs, batch_rows.max(1))?;
-    Ok(Compacted {
-        residual: residual_batches,
-        first_keys,
-        frames,
-    })
+    finish(prev, &batches, frames, residual, packs, batch_rows)
 }

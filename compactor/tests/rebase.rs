@@ -3,22 +3,21 @@
 //! over the next keyframe alone exactly as they did, no key twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use proptest::prelude::*;
 use reeldb_compactor::{Frame, RowBatch, Span, rebase};
-use reeldb_keyframe::builder::{self, SortedChanges};
+use reeldb_keyframe::builder::{self};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
-use reeldb_keyframe::tree::{Access, Source, TableLayout, Tree};
-use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, TreeShape, block};
+use reeldb_keyframe::tree::{Source, Tree};
+use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, block};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-type State = BTreeMap<i64, String>;
+mod common;
+
+use common::*;
 
 struct Rng(u64);
 impl Rng {
@@ -33,79 +32,6 @@ impl Rng {
     }
 }
 
-fn layout() -> Arc<TableLayout> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("k", DataType::Int64, false),
-        Field::new("v", DataType::Utf8, false),
-    ]));
-    Arc::new(TableLayout::new(schema, &[0]).unwrap())
-}
-
-fn rows(layout: &TableLayout, state: &[(i64, String)]) -> RecordBatch {
-    RecordBatch::try_new(
-        layout.schema.clone(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(state.iter().map(|(k, _)| *k))),
-            Arc::new(StringArray::from_iter_values(
-                state.iter().map(|(_, v)| v.as_str()),
-            )),
-        ],
-    )
-    .unwrap()
-}
-
-fn changes(layout: &TableLayout, from: &State, to: &State) -> SortedChanges {
-    let upserts: Vec<(i64, String)> = to
-        .iter()
-        .filter(|(k, v)| from.get(k) != Some(v))
-        .map(|(k, v)| (*k, v.clone()))
-        .collect();
-    let deletes: Vec<i64> = from
-        .keys()
-        .filter(|k| !to.contains_key(k))
-        .copied()
-        .collect();
-    let upserts = rows(layout, &upserts);
-    let col: ArrayRef = Arc::new(Int64Array::from(deletes));
-    let del = layout.key.encode_columns(&[col]).unwrap();
-    SortedChanges {
-        upsert_keys: layout.key.encode_batch(&upserts).unwrap(),
-        upserts,
-        deletes: del.iter().map(|r| r.as_ref().to_vec()).collect(),
-    }
-}
-
-fn pairs(cols: &[ArrayRef]) -> Vec<(i64, String)> {
-    let k = cols[0].as_any().downcast_ref::<Int64Array>().unwrap();
-    let v = cols[1].as_any().downcast_ref::<StringArray>().unwrap();
-    (0..k.len())
-        .map(|i| (k.value(i), v.value(i).to_string()))
-        .collect()
-}
-
-fn tree_pairs(tree: &Tree) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    for leaf in tree.leaves().unwrap() {
-        let node = tree.read_leaf(&leaf.entry).unwrap();
-        out.extend(pairs(
-            &tree
-                .read_columns(&node, &[0, 1], Access::Streaming)
-                .unwrap(),
-        ));
-    }
-    out
-}
-
-fn batch_pairs(tree: &Tree, b: &RowBatch) -> Vec<(i64, String)> {
-    let cols: Vec<ArrayRef> = (0..2)
-        .map(|c| {
-            tree.read_block(&b.columns[c], c, b.rows as usize, Access::Streaming)
-                .unwrap()
-        })
-        .collect();
-    pairs(&cols)
-}
-
 fn run(seed: u64, versions: usize, batch_rows: usize) {
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
@@ -116,14 +42,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
         packs: PackReader::new(storage.clone()),
         cache: DecodedCache::default(),
     });
-    let shape = TreeShape {
-        min_leaf_rows: 3,
-        leaf_boundary_mask: 7,
-        max_leaf_rows: 10,
-        min_fanout: 2,
-        fanout_mask: 3,
-        max_fanout: 5,
-    };
+    let shape = shape();
     let empty = Tree::new(source.clone(), layout.clone(), None);
     let base: State = (0..40).step_by(2).map(|k| (k, format!("m{k}"))).collect();
     let root = builder::apply(
@@ -227,7 +146,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
     let residual: Vec<(i64, String)> = rebased
         .residual
         .iter()
-        .flat_map(|b| batch_pairs(&next, b))
+        .flat_map(|b| decode_all(&next, b))
         .collect();
     assert!(
         residual.windows(2).all(|w| w[0].0 <= w[1].0),
