@@ -108,7 +108,7 @@ impl Writer {
         let storage = store.inner.storage.clone();
         let latest = self.version();
         let mut report = Cleaning::default();
-        let committed = self.packs.sync(self.options.sync)?;
+        let committed = self.packs.sync(true)?;
         report.bytes_before = committed.iter().map(|(_, len)| len).sum();
         if latest == 0 {
             return Ok(report);
@@ -120,7 +120,8 @@ impl Writer {
         }
         report.live_bytes = live_bytes(&store, &records)?;
         let garbage = 1.0 - report.live_bytes as f64 / report.bytes_before.max(1) as f64;
-        if garbage < min_garbage {
+        // Nothing live to copy (every table empty): the packs stay, so ids never repeat.
+        if garbage < min_garbage || report.live_bytes == 0 {
             self.delete_retired_packs(&mut report)?;
             return Ok(report);
         }
@@ -172,7 +173,7 @@ impl Writer {
                 rewritten.insert(e.version, rec);
             }
             let packs: Vec<(u32, u64)> = fresh
-                .sync(self.options.sync)?
+                .sync(true)?
                 .into_iter()
                 .filter(|(id, _)| *id >= first_new)
                 .collect();
@@ -183,6 +184,7 @@ impl Writer {
         })();
         if let Err(e) = result {
             // Nothing references the new packs: the next cut-back removes them.
+            self.store().forget_positions();
             if self.reload().is_err() {
                 self.poison();
             }
@@ -195,7 +197,7 @@ impl Writer {
     /// Deletes the retired packs, unless a live reader pins any version.
     pub(crate) fn delete_retired_packs(&mut self, report: &mut Cleaning) -> Result<()> {
         let storage = self.store().inner.storage.clone();
-        let committed = self.packs.sync(self.options.sync)?;
+        let committed = self.packs.sync(true)?;
         let old = retired(storage.as_ref(), &committed)?;
         if old.is_empty() {
             return Ok(());

@@ -85,16 +85,18 @@ fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
     let mut out = Vec::new();
     for ((def_offset, from), versions) in open {
         let last = versions[versions.len() - 1];
-        // The generation is closed by the first later version whose entry for the table
-        // belongs to another generation: a keyframe that version wrote.
+        // The generation is closed by the first later live version whose entry for the table
+        // belongs to a later generation (a keyframe, or an overlay of it): its root is the
+        // next keyframe. Expired records are skipped: cleaning may have retired what they
+        // reference.
         let after = records[last as usize..]
             .iter()
+            .filter(|(e, _)| !e.expired)
             .map(|(_, r)| r)
             .find(|r| entry_of(r, def_offset).is_some_and(|t| t.keyframe_at != from));
         if let Some(after) = after
             && let Some(t) = entry_of(after, def_offset)
-            && t.keyframe_at == after.version
-            && t.overlay.is_none()
+            && t.keyframe_at > from
             && t.bframe.is_none()
         {
             out.push(Closed {
@@ -145,19 +147,22 @@ impl Writer {
             progress(closed.len(), closed.len());
             report.versions = rewritten.len();
             if !rewritten.is_empty() {
-                let packs = self.packs.sync(self.options.sync)?;
+                let packs = self.packs.sync(true)?;
                 self.publish(&records, rewritten, packs)?;
             }
             Ok(())
         })();
         if let Err(e) = result {
-            // Nothing references what was appended: cut it back, as a failed commit does.
+            // Nothing references what was appended: cut it back, as a failed commit does
+            // (and forget maps of packs the cut may remove).
+            self.store().forget_positions();
             if self.reload().is_err() {
                 self.poison();
             }
             return Err(e);
         }
         self.remove_unused_logs(&mut report)?;
+        self.delete_retired_packs(&mut crate::clean::Cleaning::default())?;
         Ok(report)
     }
 
@@ -227,7 +232,7 @@ impl Writer {
                 .filter(|t| t.def.offset == g.def_offset)
             {
                 t.root = next_entry.root.clone();
-                t.keyframe_at = g.next;
+                t.keyframe_at = next_entry.keyframe_at;
                 t.overlay = None;
                 t.bframe = Some(bframe.clone());
             }
@@ -271,7 +276,9 @@ impl Writer {
         mut rewritten: BTreeMap<u64, VersionRecord>,
         packs: Vec<(u32, u64)>,
     ) -> Result<()> {
-        let durable = self.options.sync;
+        // Maintenance is always durable, whatever the writer's commits are: it may retire
+        // the only other copy of what it rewrites.
+        let durable = true;
         let latest = records.len() as u64;
         let head = rewritten
             .remove(&latest)

@@ -151,17 +151,16 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
 fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<IndexEntry> {
     let last = kept[kept.len() - 1];
     let end = |e: &IndexEntry| e.record_offset + u64::from(e.record_len);
-    // Expired versions are not read any more (log cleaning may have retired their packs).
-    let beyond: Vec<&IndexEntry> = kept
-        .iter()
-        .filter(|e| !e.expired && end(e) > end(&last))
-        .collect();
+    // Every kept record must survive the cut, expired ones too (maintenance still reads
+    // them); only live ones count for the packs (cleaning may have retired an expired
+    // version's).
+    let beyond: Vec<&IndexEntry> = kept.iter().filter(|e| end(e) > end(&last)).collect();
     if beyond.is_empty() {
         return Ok(last);
     }
     let mut rec = store.read_record(&last)?;
     let mut packs: BTreeMap<u32, u64> = rec.packs.iter().copied().collect();
-    for e in beyond {
+    for e in beyond.into_iter().filter(|e| !e.expired) {
         for (id, len) in store.read_record(e)?.packs {
             let at = packs.entry(id).or_insert(0);
             *at = (*at).max(len);

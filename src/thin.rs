@@ -59,39 +59,49 @@ impl Writer {
         let live = |v: u64| !records[v as usize - 1].0.expired;
         let result = (|| -> Result<()> {
             for def in defs {
-                let keyframes: BTreeSet<u64> = work
-                    .iter()
-                    .filter(|r| live(r.version))
-                    .flat_map(|r| r.tables.iter().filter(|t| t.def.offset == def))
-                    .map(|t| t.keyframe_at)
-                    .collect();
-                let open: BTreeSet<u64> = work
-                    .iter()
-                    .flat_map(|r| r.tables.iter().filter(|t| t.def.offset == def))
-                    .filter(|t| t.overlay.is_some())
-                    .map(|t| t.keyframe_at)
-                    .collect();
-                // Newest first: keep the newest, then one at least `keep_every` versions older.
-                let mut thinned = Vec::new();
-                let mut last_kept: Option<u64> = None;
-                for &k in keyframes.iter().rev() {
-                    match last_kept {
-                        Some(kept) if kept - k < keep_every && !open.contains(&k) => {
-                            thinned.push(k)
+                // Keyframes are told apart by their roots (after a rewind, a purged version's
+                // number can be written again by another keyframe) and ordered by the version
+                // that wrote them (the smallest `keyframe_at` of the entries reading them).
+                let mut first_read: BTreeMap<RootId, u64> = BTreeMap::new();
+                let mut open: BTreeSet<RootId> = BTreeSet::new();
+                for r in work.iter().filter(|r| live(r.version)) {
+                    for t in r.tables.iter().filter(|t| t.def.offset == def) {
+                        let at = first_read.entry(root_id(t)).or_insert(t.keyframe_at);
+                        *at = (*at).min(t.keyframe_at);
+                        if t.overlay.is_some() {
+                            open.insert(root_id(t));
                         }
-                        _ => last_kept = Some(k),
                     }
                 }
-                thinned.sort_unstable();
-                for x in thinned {
-                    let Some(&y) = keyframes.range(x + 1..).next() else {
+                let mut keyframes: Vec<(u64, RootId)> =
+                    first_read.into_iter().map(|(id, at)| (at, id)).collect();
+                keyframes.sort_unstable();
+                // Newest first: keep the newest, then one at least `keep_every` versions older.
+                let mut thinned = BTreeSet::new();
+                let mut last_kept: Option<u64> = None;
+                for (at, id) in keyframes.iter().rev() {
+                    match last_kept {
+                        Some(kept) if kept - at < keep_every && !open.contains(id) => {
+                            thinned.insert(*id);
+                        }
+                        _ => last_kept = Some(*at),
+                    }
+                }
+                for (i, (_, x)) in keyframes.iter().enumerate() {
+                    // A keyframe that closes a generation still holding overlays is kept:
+                    // compaction rewrites that generation over it first.
+                    let closes_open = i > 0 && open.contains(&keyframes[i - 1].1);
+                    if !thinned.contains(x) || closes_open {
+                        continue;
+                    }
+                    let Some((_, y)) = keyframes.get(i + 1) else {
                         continue;
                     };
-                    self.thin_one(def, x, y, &mut work, &live, &mut changed, &mut report)?;
+                    self.thin_one(def, *x, *y, &mut work, &live, &mut changed, &mut report)?;
                 }
             }
             if !changed.is_empty() {
-                let packs = self.packs.sync(self.options.sync)?;
+                let packs = self.packs.sync(true)?;
                 let rewritten: BTreeMap<u64, VersionRecord> = changed
                     .iter()
                     .map(|v| (*v, work[*v as usize - 1].clone()))
@@ -101,6 +111,7 @@ impl Writer {
             Ok(())
         })();
         if let Err(e) = result {
+            self.store().forget_positions();
             if self.reload().is_err() {
                 self.poison();
             }
@@ -110,13 +121,13 @@ impl Writer {
     }
 
     /// Re-expresses every live version of table `def` that reads keyframe `x` over keyframe
-    /// `y`.
+    /// `y` (both told by their roots).
     #[allow(clippy::too_many_arguments)]
     fn thin_one(
         &mut self,
         def: u64,
-        x: u64,
-        y: u64,
+        x: RootId,
+        y: RootId,
         work: &mut [VersionRecord],
         live: &dyn Fn(u64) -> bool,
         changed: &mut BTreeSet<u64>,
@@ -124,11 +135,11 @@ impl Writer {
     ) -> Result<()> {
         let store = self.store().clone();
         let entry_at = |r: &VersionRecord| r.tables.iter().position(|t| t.def.offset == def);
-        let over = |k: u64| {
+        let over = |k: RootId| {
             work.iter()
                 .filter(|r| live(r.version))
                 .filter_map(|r| entry_at(r).map(|i| (r.version, &r.tables[i])))
-                .filter(move |(_, t)| t.keyframe_at == k)
+                .filter(move |(_, t)| root_id(t) == k)
         };
         let (Some((_, tx)), Some((_, ty))) = (over(x).next(), over(y).next()) else {
             return Ok(());
@@ -141,7 +152,7 @@ impl Writer {
             tx.root.as_ref().map(Root::from),
         );
         let next = Tree::new(source, layout, ty.root.as_ref().map(Root::from));
-        let next_root = ty.root.clone();
+        let (next_root, next_at) = (ty.root.clone(), ty.keyframe_at);
         // The versions reading x, their bitmaps over x, and their residuals numbered across.
         let mut residuals: Vec<Vec<BatchRecord>> = Vec::new();
         let mut spans: Vec<(u64, RoaringTreemap, RoaringBitmap)> = Vec::new();
@@ -170,7 +181,7 @@ impl Writer {
             };
             if t.overlay.is_some() {
                 return Err(Error::InvalidArgument(format!(
-                    "v{v} is an overlay of keyframe {x}: compact before thinning"
+                    "v{v} is an overlay of a keyframe being thinned: compact first"
                 )));
             }
             spans.push((v, hidden, live_rows));
@@ -200,7 +211,7 @@ impl Writer {
             let Some(i) = entry_at(rec) else { continue };
             let t = &mut rec.tables[i];
             t.root = next_root.clone();
-            t.keyframe_at = y;
+            t.keyframe_at = next_at;
             t.overlay = None;
             t.bframe = Some(bframe);
             changed.insert(*v);
@@ -208,6 +219,13 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Which keyframe an entry reads: its root's content hash (`None`: an empty table).
+type RootId = Option<[u8; 16]>;
+
+fn root_id(t: &crate::catalog::version::TableEntry) -> RootId {
+    t.root.as_ref().map(|r| r.hash)
 }
 
 /// The payload of a bitmap record.
