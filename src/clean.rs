@@ -183,12 +183,8 @@ impl Writer {
             self.publish(&records, std::mem::take(&mut rewritten), packs)
         })();
         if let Err(e) = result {
-            // Nothing references the new packs: the next cut-back removes them.
-            self.store().forget_positions();
-            if self.reload().is_err() {
-                self.poison();
-            }
-            return Err(e);
+            // Nothing references what was appended: the reload cuts it off.
+            return self.recover(e);
         }
         self.delete_retired_packs(&mut report)?;
         Ok(report)

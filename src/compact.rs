@@ -153,13 +153,8 @@ impl Writer {
             Ok(())
         })();
         if let Err(e) = result {
-            // Nothing references what was appended: cut it back, as a failed commit does
-            // (and forget maps of packs the cut may remove).
-            self.store().forget_positions();
-            if self.reload().is_err() {
-                self.poison();
-            }
-            return Err(e);
+            // Nothing references what was appended: the reload cuts it off.
+            return self.recover(e);
         }
         self.remove_unused_logs(&mut report)?;
         self.delete_retired_packs(&mut crate::clean::Cleaning::default())?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::catalog::index::header_with;
 use crate::catalog::index_path;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::writer::Writer;
 
 /// Which versions an expiry selects.
@@ -72,11 +72,9 @@ impl Writer {
         let written = storage.write_atomic(&index_path(), &bytes);
         // Whether or not the replacement took, the writer follows the index as it now is
         // (its append handle may point at the file the rename replaced).
-        if let Err(e) = self.reload() {
-            self.poison();
-            return Err(e);
+        if let Err(e) = written.map_err(Error::from).and_then(|()| self.reload()) {
+            return self.recover(e);
         }
-        written?;
         Ok(expired)
     }
 }

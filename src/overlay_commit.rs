@@ -11,8 +11,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
 use reeldb_keyframe::builder::{Op, SortedChanges};
-use reeldb_keyframe::format::content_hash;
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::Storage;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{PackWriter, block};
@@ -51,13 +49,11 @@ pub(crate) fn write_overlay(
     let batch = batches.len() as u32;
     let rows = changes.upserts.num_rows() as u32;
     if rows > 0 {
-        let mut columns = Vec::with_capacity(changes.upserts.num_columns());
-        for c in changes.upserts.columns() {
-            let raw = block::encode(c)?;
-            let r = packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?;
-            columns.push(BlockRecord::from(&r));
-        }
-        batches.push(BatchRecord { rows, columns });
+        let columns = block::store_columns(packs, &changes.upserts)?;
+        batches.push(BatchRecord {
+            rows,
+            columns: columns.iter().map(BlockRecord::from).collect(),
+        });
     }
 
     let prev_version = match prev {

@@ -61,14 +61,9 @@ impl Writer {
         self.check_usable()?;
         let purged = match purge_above(self.store(), to) {
             Ok(p) => p,
-            Err(e) => {
-                // The purge may have appended to records.log or replaced the index: take the
-                // files as they now are, or stop writing.
-                if self.reload().is_err() {
-                    self.poison();
-                }
-                return Err(e);
-            }
+            // The purge may have appended to records.log or replaced the index: take the
+            // files as they now are, or stop writing.
+            Err(e) => return self.recover(e),
         };
         if to < self.version() {
             let cut = self.reload().and_then(|()| {

@@ -111,11 +111,8 @@ impl Writer {
             Ok(())
         })();
         if let Err(e) = result {
-            self.store().forget_positions();
-            if self.reload().is_err() {
-                self.poison();
-            }
-            return Err(e);
+            // Nothing references what was appended: the reload cuts it off.
+            return self.recover(e);
         }
         Ok(report)
     }

@@ -157,6 +157,18 @@ impl Writer {
         self.remember_latest()
     }
 
+    /// After maintenance (compaction, thinning, cleaning, rewind, expiry) failed part-way:
+    /// forgets cached maps of files the cut-back may remove, reloads the files as the index
+    /// now describes them (cutting off what nothing references), or poisons the writer if
+    /// that fails too; returns `e`.
+    pub(crate) fn recover<T>(&mut self, e: Error) -> Result<T> {
+        self.store.forget_positions();
+        if self.reload().is_err() {
+            self.poison();
+        }
+        Err(e)
+    }
+
     /// Marks the writer unusable after a durability failure.
     pub(crate) fn poison(&mut self) {
         self.poisoned = true;

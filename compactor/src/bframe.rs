@@ -17,8 +17,6 @@ use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::interleave_record_batch;
-use reeldb_keyframe::format::content_hash;
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, block};
 use reeldb_overlay::hamt::diff;
@@ -371,11 +369,7 @@ fn write_residual(
     let (mut batches, mut first_keys) = (Vec::new(), Vec::new());
     for (chunk, chunk_rows) in picks.chunks(batch_rows).zip(rows.chunks(batch_rows)) {
         let batch = interleave_record_batch(&refs, chunk)?;
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for c in batch.columns() {
-            let raw = block::encode(c)?;
-            columns.push(packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?);
-        }
+        let columns = block::store_columns(packs, &batch)?;
         batches.push(RowBatch {
             rows: batch.num_rows() as u32,
             columns,

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use reeldb_compactor::{ClosedGeneration, RowBatch, compact};
 use reeldb_keyframe::builder::{self};
-use reeldb_keyframe::format::content_hash;
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
 use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, block};
@@ -79,16 +77,7 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
         let batch = rows(&layout, &upserts);
         let b = batches.len() as u32;
         if !upserts.is_empty() {
-            let columns = batch
-                .columns()
-                .iter()
-                .map(|c| {
-                    let raw = block::encode(c).unwrap();
-                    packs
-                        .put(RecordKind::ColumnBlock, &raw, content_hash(&raw))
-                        .unwrap()
-                })
-                .collect();
+            let columns = block::store_columns(&mut packs, &batch).unwrap();
             batches.push(RowBatch {
                 rows: upserts.len() as u32,
                 columns,

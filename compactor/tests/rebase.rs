@@ -8,8 +8,6 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use reeldb_compactor::{Frame, RowBatch, Span, rebase};
 use reeldb_keyframe::builder::{self};
-use reeldb_keyframe::format::content_hash;
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
 use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, block};
@@ -82,16 +80,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
     let mut batches = Vec::new();
     for chunk in batch_rows_all.chunks(7) {
         let b = rows(&layout, chunk);
-        let columns = b
-            .columns()
-            .iter()
-            .map(|c| {
-                let raw = block::encode(c).unwrap();
-                packs
-                    .put(RecordKind::ColumnBlock, &raw, content_hash(&raw))
-                    .unwrap()
-            })
-            .collect();
+        let columns = block::store_columns(&mut packs, &b).unwrap();
         batches.push(RowBatch {
             rows: chunk.len() as u32,
             columns,

@@ -14,6 +14,26 @@ use crate::error::{Error, Result};
 /// Name of the single field inside a block; the table's own name is applied on read.
 const BLOCK_FIELD: &str = "c";
 
+/// Stores each column of `batch` as a column block in `packs` (equal blocks once) and
+/// returns their references, in column order: a row batch as overlays and residuals keep it.
+pub fn store_columns(
+    packs: &mut crate::pack::PackWriter,
+    batch: &RecordBatch,
+) -> Result<Vec<crate::node::RecordRef>> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let raw = encode(c)?;
+            packs.put(
+                crate::record::RecordKind::ColumnBlock,
+                &raw,
+                crate::format::content_hash(&raw),
+            )
+        })
+        .collect()
+}
+
 /// Encodes `array` as the uncompressed bytes of a column block.
 pub fn encode(array: &ArrayRef) -> Result<Vec<u8>> {
     let schema = Arc::new(Schema::new(vec![Field::new(
