@@ -127,6 +127,7 @@ fn main() {
         changes,
     );
     row("of which B-frame residuals", after.residual_bytes);
+    row("of which B-frame bitmaps", after.bitmap_bytes);
     row(
         "after compaction and log cleaning (packs copied, old ones deleted)",
         cleaned.bytes_on_disk,
@@ -135,6 +136,8 @@ fn main() {
         "after thinning to one keyframe per 50 versions, then cleaning",
         thinned.bytes_on_disk,
     );
+    row("of which B-frame residuals", thinned.residual_bytes);
+    row("of which B-frame bitmaps", thinned.bitmap_bytes);
     println!(
         "\ncompaction: {:.1} s for {} generations ({} versions), {} residual rows, {} node logs ({:.1} MB) deleted\n",
         compact_s,
@@ -154,8 +157,12 @@ fn main() {
         cleaning.packs_deleted
     );
     println!(
-        "thinning: {:.1} s, {} keyframes thinned, {} versions rebased, {} residual rows\n",
-        thin_s, thinning.keyframes, thinning.versions, thinning.residual_rows
+        "thinning: {:.1} s, {} keyframes thinned, {} versions rebased, {} residual rows written; {} residual rows kept\n",
+        thin_s,
+        thinning.keyframes,
+        thinning.versions,
+        thinning.residual_rows,
+        thinned.residual_rows
     );
     println!("## Q1 scan at a B-frame vs its next keyframe (before thinning)\n");
     println!("| version | kind | ReelDB ms | in-memory ms |\n|---|---|---|---|");

@@ -88,6 +88,10 @@ pub struct StoreStats {
     pub residual_bytes: u64,
     /// Bytes of the overlay node logs (tries, deletion vectors, live rows).
     pub node_log_bytes: u64,
+    /// Rows of the B-frame residuals (each distinct residual batch once).
+    pub residual_rows: u64,
+    /// Bytes of the B-frames' bitmap records (each distinct record once).
+    pub bitmap_bytes: u64,
     /// Rows per table at the latest version.
     pub latest_rows: BTreeMap<String, u64>,
 }
@@ -389,6 +393,8 @@ impl Store {
         let (mut logical, mut referenced, mut stored) = (0u64, 0u64, 0u64);
         let mut batch_blocks: HashMap<(u32, u64), u64> = HashMap::new();
         let mut residual_blocks: HashMap<(u32, u64), u64> = HashMap::new();
+        let mut bitmaps: HashMap<(u32, u64), u64> = HashMap::new();
+        let mut residual_batches: HashMap<(u32, u64), u64> = HashMap::new();
         let mut latest_rows = BTreeMap::new();
         for v in 1..=latest {
             let rec = self.read_record(&self.index().entry(v)?)?;
@@ -414,6 +420,14 @@ impl Store {
                     referenced += b.residual.len() as u64 * u64::from(t.columns);
                     for c in b.residual.iter().flat_map(|b| &b.columns) {
                         residual_blocks.insert((c.pack, c.offset), u64::from(c.len));
+                    }
+                    for batch in &b.residual {
+                        if let Some(c) = batch.columns.first() {
+                            residual_batches.insert((c.pack, c.offset), u64::from(batch.rows));
+                        }
+                    }
+                    for m in [&b.hidden, &b.live] {
+                        bitmaps.insert((m.pack, m.offset), u64::from(m.len));
                     }
                 }
                 if v == latest {
@@ -443,6 +457,8 @@ impl Store {
             latest_rows,
             row_batch_bytes: batch_blocks.values().sum(),
             residual_bytes: residual_blocks.values().sum(),
+            bitmap_bytes: bitmaps.values().sum(),
+            residual_rows: residual_batches.values().sum(),
             node_log_bytes,
         })
     }

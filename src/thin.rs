@@ -2,7 +2,9 @@
 //! versions (always its newest); every version that reads a thinned keyframe (the keyframe's
 //! own version, versions that carry it unchanged, and B-frames over it) is re-expressed as a
 //! B-frame over the next keyframe with `reeldb_compactor::rebase`, so nothing reads the
-//! thinned keyframe any more and log cleaning reclaims it. Thinned keyframes are processed
+//! thinned keyframe any more and log cleaning reclaims it. The B-frames already over the next
+//! keyframe are rebased with them, so every version over a keyframe shares one residual and a
+//! row version shown on both sides of the thinned keyframe is stored once. Thinned keyframes are processed
 //! oldest first, so versions rebased onto a keyframe that is itself thinned move on with it.
 //!
 //! A keyframe whose generation still has overlay versions is kept (compaction turns them into
@@ -118,7 +120,8 @@ impl Writer {
     }
 
     /// Re-expresses every live version of table `def` that reads keyframe `x` over keyframe
-    /// `y` (both told by their roots).
+    /// `y` (both told by their roots), together with the B-frames already over `y`, so the
+    /// versions over `y` share one residual.
     #[allow(clippy::too_many_arguments)]
     fn thin_one(
         &mut self,
@@ -150,10 +153,16 @@ impl Writer {
         );
         let next = Tree::new(source, layout, ty.root.as_ref().map(Root::from));
         let (next_root, next_at) = (ty.root.clone(), ty.keyframe_at);
-        // The versions reading x, their bitmaps over x, and their residuals numbered across.
+        // The versions reading x, then the B-frames over y (so that the span gets one
+        // residual: a row version both showed is stored once), their bitmaps, and their
+        // residuals numbered across.
         let mut residuals: Vec<Vec<BatchRecord>> = Vec::new();
-        let mut spans: Vec<(u64, RoaringTreemap, RoaringBitmap)> = Vec::new();
-        for (v, t) in over(x) {
+        let mut spans: Vec<(u64, bool, RoaringTreemap, RoaringBitmap)> = Vec::new();
+        let on_x = over(x).map(|(v, t)| (v, false, t));
+        let on_y = over(y)
+            .filter(|(_, t)| t.bframe.is_some())
+            .map(|(v, t)| (v, true, t));
+        for (v, on_next, t) in on_x.chain(on_y) {
             let (hidden, live_rows) = match &t.bframe {
                 None => (RoaringTreemap::new(), RoaringBitmap::new()),
                 Some(b) => {
@@ -181,13 +190,13 @@ impl Writer {
                     "v{v} is an overlay of a keyframe being thinned: compact first"
                 )));
             }
-            spans.push((v, hidden, live_rows));
+            spans.push((v, on_next, hidden, live_rows));
         }
         let batches: Vec<RowBatch> = residuals.iter().flatten().map(batch_of).collect();
         let frames: Vec<Frame<'_>> = spans
             .iter()
-            .map(|(_, hidden, live)| Frame {
-                on_next: false,
+            .map(|(_, on_next, hidden, live)| Frame {
+                on_next: *on_next,
                 hidden,
                 live,
             })
@@ -202,7 +211,7 @@ impl Writer {
         let residual: Vec<BatchRecord> = rebased.residual.iter().map(record_of).collect();
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.keyframes += 1;
-        for ((v, _, _), frame) in spans.iter().zip(&rebased.frames) {
+        for ((v, _, _, _), frame) in spans.iter().zip(&rebased.frames) {
             let bframe = self.store_bframe(frame, &residual, &rebased.first_keys)?;
             let rec = &mut work[*v as usize - 1];
             let Some(i) = entry_at(rec) else { continue };

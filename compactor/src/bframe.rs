@@ -99,20 +99,24 @@ pub(crate) fn plan_stretches<'k>(
     frames: &mut [BFrame],
     residual: &mut Vec<ResidualRow<'k>>,
 ) {
-    let mut stretches = Vec::with_capacity(changes.len() + 1);
+    // Stretches of one row version: adjacent ones showing equal content are one (a row can
+    // be shown from different copies, e.g. a keyframe's and a residual's, across versions).
+    let mut stretches: Vec<(usize, usize, Shown, Option<u128>)> =
+        Vec::with_capacity(changes.len() + 1);
     let (mut from, mut shown) = (0, start);
-    for &(at, s) in changes {
+    let ends = changes.iter().copied().chain([(versions, Shown::Absent)]);
+    for (at, next) in ends {
         if at > from {
-            stretches.push((from, at, shown));
+            let hash = hash_of(shown);
+            match stretches.last_mut() {
+                Some(last) if last.1 == from && hash.is_some() && last.3 == hash => last.1 = at,
+                _ => stretches.push((from, at, shown, hash)),
+            }
         }
         from = at;
-        shown = s;
+        shown = next;
     }
-    if versions > from {
-        stretches.push((from, versions, shown));
-    }
-    for (from, to, shown) in stretches {
-        let hash = hash_of(shown);
+    for (from, to, shown, hash) in stretches {
         if let (Some(h), Some(f)) = (hash, final_row)
             && f.hash == h
         {

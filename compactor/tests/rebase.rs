@@ -154,6 +154,15 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
         }
         assert_eq!(&got, want, "version {i} of the span");
     }
+    // A row version shown at consecutive versions is stored once, whichever copies (the
+    // thinned keyframe's, a batch's) the frames showed it from.
+    for pair in rebased.frames.windows(2) {
+        for a in pair[0].live.iter() {
+            for b in pair[1].live.iter().filter(|b| *b != a) {
+                assert_ne!(residual[a as usize], residual[b as usize], "stored twice");
+            }
+        }
+    }
     // Rows the next keyframe holds as they are never enter the residual.
     for (k, v) in &residual {
         assert_ne!(

@@ -666,6 +666,8 @@ fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), E
                 "sharing_ratio": s.sharing_ratio,
                 "row_batch_bytes": s.row_batch_bytes,
                 "residual_bytes": s.residual_bytes,
+                "bitmap_bytes": s.bitmap_bytes,
+                "residual_rows": s.residual_rows,
                 "node_log_bytes": s.node_log_bytes,
                 "latest_rows": s.latest_rows,
             });
