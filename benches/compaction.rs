@@ -1,8 +1,9 @@
 //! The figures the compactor issue asks for, in one run: the overlay issue's workload
 //! (1,000,000 rows, 100 versions of uniform 1% / 0.2% / 0.1% changes, the default policy),
-//! then `Writer::compact` and `Writer::clean`: bytes before and after as ratios to the floor
-//! (one compressed copy plus the compressed changes), their times, and the Q1 scan at a
-//! B-frame against its next keyframe's.
+//! then `Writer::compact` and `Writer::clean`, then thinning to one keyframe per 50 versions
+//! and to the newest keyframe alone: bytes after each step as ratios to the floor (one
+//! compressed copy plus the compressed changes), their times, and the Q1 scan at a B-frame
+//! against its next keyframe's.
 //!
 //! `cargo bench --bench compaction` (`REELDB_BENCH_ROWS` and `REELDB_BENCH_VERSIONS`
 //! shrink it; at least 41 versions).
@@ -95,9 +96,16 @@ fn main() {
     let thinning = w.thin(50).unwrap();
     let thin_s = t.elapsed().as_secs_f64();
     w.clean(0.0).unwrap();
-    drop(w);
     let thinned = store.stats().unwrap();
     // Every version still reads as it did, over one keyframe per 50 versions.
+    for v in [first_v, bframe_v, next_v] {
+        check_q1(&store, v, &states[&v]);
+    }
+    // Then down to the newest keyframe alone: every other version a B-frame over it.
+    w.thin(versions + 1).unwrap();
+    w.clean(0.0).unwrap();
+    drop(w);
+    let single = store.stats().unwrap();
     for v in [first_v, bframe_v, next_v] {
         check_q1(&store, v, &states[&v]);
     }
@@ -138,6 +146,12 @@ fn main() {
     );
     row("of which B-frame residuals", thinned.residual_bytes);
     row("of which B-frame bitmaps", thinned.bitmap_bytes);
+    row(
+        "after thinning to the newest keyframe alone, then cleaning",
+        single.bytes_on_disk,
+    );
+    row("of which B-frame residuals", single.residual_bytes);
+    row("of which B-frame bitmaps", single.bitmap_bytes);
     println!(
         "\ncompaction: {:.1} s for {} generations ({} versions), {} residual rows, {} node logs ({:.1} MB) deleted\n",
         compact_s,
@@ -163,6 +177,12 @@ fn main() {
         thinning.versions,
         thinning.residual_rows,
         thinned.residual_rows
+    );
+    println!(
+        "one compressed copy: {:.1} MB; the store after thinning holds {:.2} copies (one keyframe per 50 versions) and {:.2} copies (the newest keyframe alone)\n",
+        one_copy as f64 / 1e6,
+        thinned.bytes_on_disk as f64 / one_copy as f64,
+        single.bytes_on_disk as f64 / one_copy as f64
     );
     println!("## Q1 scan at a B-frame vs its next keyframe (before thinning)\n");
     println!("| version | kind | ReelDB ms | in-memory ms |\n|---|---|---|---|");

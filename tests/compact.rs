@@ -470,3 +470,52 @@ fn thinning_keeps_every_version_and_cleaning_then_reclaims_the_keyframes() {
     let report = reopened.verify(1..=40, &mut |_| {}).unwrap();
     assert!(report.is_intact(), "{:?}", report.versions);
 }
+
+#[test]
+fn thinning_stores_a_row_version_living_across_a_thinned_keyframe_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s")).unwrap();
+    let options = WriterOptions::default()
+        .tree_shape(tiny_shape())
+        .keyframe_every(100)
+        .keyframe_fraction(1.0)
+        .keyframe_touching(0.0);
+    let mut w = store.writer_with(options).unwrap();
+    // v1 keyframe; v2 overlay (key 0); v3 keyframe (key 1); v4 overlay (key 1); v5 keyframe
+    // (key 0). Key 0's row of v2 lives through v4, across the keyframe v3.
+    let steps: [(i64, bool); 5] = [(-1, true), (0, false), (1, true), (1, false), (0, true)];
+    for (round, (key, keyframe)) in steps.into_iter().enumerate() {
+        let mut tx = w.begin();
+        if key < 0 {
+            tx.create_table("orders", orders_schema(), &["id"]).unwrap();
+            tx.upsert("orders", orders(&(0..40).collect::<Vec<_>>(), 0))
+                .unwrap();
+        } else {
+            tx.upsert("orders", orders(&[key], round as u64 + 1))
+                .unwrap();
+        }
+        if keyframe {
+            tx.keyframe();
+        }
+        tx.commit().unwrap();
+    }
+    assert_eq!(
+        kinds(&store),
+        [
+            VersionKind::Keyframe,
+            VersionKind::Overlay,
+            VersionKind::Keyframe,
+            VersionKind::Overlay,
+            VersionKind::Keyframe
+        ]
+    );
+    let truth = everything(&store);
+    w.compact(&mut |_, _| {}).unwrap();
+    assert_eq!(w.thin(100).unwrap().keyframes, 2);
+    w.clean(0.0).unwrap();
+    assert_eq!(everything(&store), truth);
+    // Every version is a B-frame over v5, whose residual holds the four row versions v5
+    // lacks: keys 0 and 1 as first written, key 0 of v2 (once), key 1 of v3.
+    assert_eq!(kinds(&store)[..4], [VersionKind::BFrame; 4]);
+    assert_eq!(store.stats().unwrap().residual_rows, 4);
+}
