@@ -4,8 +4,9 @@
 //! B-frame over the next keyframe with `reeldb_compactor::rebase`, so nothing reads the
 //! thinned keyframe any more and log cleaning reclaims it. The B-frames already over the next
 //! keyframe are rebased with them, so every version over a keyframe shares one residual and a
-//! row version shown on both sides of the thinned keyframe is stored once. Thinned keyframes are processed
-//! oldest first, so versions rebased onto a keyframe that is itself thinned move on with it.
+//! row version shown on both sides of the thinned keyframe is stored once. Thinned keyframes
+//! are processed oldest first, so versions rebased onto a keyframe that is itself thinned
+//! move on with it.
 //!
 //! A keyframe whose generation still has overlay versions is kept (compaction turns them into
 //! B-frames first). Expired versions are left as they are. The commit point is the same
