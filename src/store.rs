@@ -128,19 +128,17 @@ impl Store {
     /// Creates a new, empty store at `path` (the directory may exist but must be empty).
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
-        if path.exists()
-            && std::fs::read_dir(path)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-        {
-            return Err(Error::AlreadyExists(path.display().to_string()));
-        }
-        std::fs::create_dir_all(path).map_err(|e| reeldb_keyframe::Error::io(path, e))?;
         Self::create_in(Arc::new(LocalStorage::new(path)), path)
     }
 
-    /// Creates a new store on any [`Storage`] (used by tests to inject faults).
+    /// Creates a new store on any [`Storage`] (used by tests to inject faults): its root
+    /// directory is created if missing and must be empty.
     pub fn create_in(storage: Arc<dyn Storage>, path: &Path) -> Result<Store> {
+        let root = Path::new("");
+        storage.create_dir_all(root)?;
+        if !storage.list(root)?.is_empty() {
+            return Err(Error::AlreadyExists(path.display().to_string()));
+        }
         storage.create_dir_all(Path::new(CATALOG_DIR))?;
         storage.create_dir_all(Path::new(reeldb_keyframe::pack::PACK_DIR))?;
         storage.write_atomic(&catalog::records_path(), &records::header())?;

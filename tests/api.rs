@@ -483,3 +483,33 @@ fn a_one_key_commit_over_a_large_overlay_writes_a_path_of_trie_nodes() {
     assert_eq!(t.get(41i64).unwrap().unwrap(), orders(&[41], 0));
     assert_eq!(t.num_rows(), 100_000);
 }
+
+#[test]
+fn a_store_is_created_only_in_a_missing_or_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::create(dir.path().join("new")).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    Store::create(dir.path().join("empty")).unwrap();
+    // A second create on a store, or on any directory with something in it, is refused and
+    // leaves what is there alone.
+    for name in ["new", "busy"] {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("keep.txt"), b"mine").unwrap();
+        let before: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(matches!(Store::create(&path), Err(Error::AlreadyExists(_))));
+        let after: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(before.len(), after.len(), "{name}");
+    }
+    assert!(Store::open(dir.path().join("new")).is_ok());
+    assert!(matches!(
+        Store::open(dir.path().join("busy")),
+        Err(Error::NotAStore(_))
+    ));
+}
