@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, block};
@@ -24,7 +24,7 @@ use reeldb_overlay::{NodeLog, NodeRef, RowLocation};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::{KeyedRow, RowHasher, tree_rows};
+use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, tree_rows};
 
 /// A batch of rows stored as one column block per column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,16 +169,12 @@ pub fn compact(
     let next_rows = tree_rows(next, &hasher)?;
 
     // Overlay rows: generation row ids, content hashes, decoded batches.
-    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
     let mut starts = Vec::with_capacity(generation.batches.len());
     let mut overlay_hashes: Vec<u128> = Vec::new();
     let mut overlay_batches = Vec::with_capacity(generation.batches.len());
     for batch in generation.batches {
         starts.push(overlay_hashes.len() as u32);
-        let columns: Vec<ArrayRef> = all
-            .iter()
-            .map(|&c| next.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming))
-            .collect::<reeldb_keyframe::Result<_>>()?;
+        let columns = batch_columns(next, batch)?;
         overlay_hashes.extend(hasher.hash(&columns)?);
         overlay_batches.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
     }

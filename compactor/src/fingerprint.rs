@@ -6,6 +6,7 @@ use arrow::array::ArrayRef;
 use arrow_row::RowConverter;
 use reeldb_keyframe::tree::{Access, TableLayout, Tree};
 
+use crate::bframe::RowBatch;
 use crate::error::Result;
 
 /// One row of a keyframe, fingerprinted.
@@ -51,13 +52,7 @@ pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
     for leaf in tree.leaves()? {
         let node = tree.read_leaf(&leaf.entry)?;
         let columns = tree.read_columns(&node, &all, Access::Streaming)?;
-        let keys: Vec<ArrayRef> = layout
-            .key
-            .columns()
-            .iter()
-            .map(|&c| columns[c].clone())
-            .collect();
-        let keys = layout.key.encode_columns(&keys)?;
+        let keys = encoded_keys(layout, &columns)?;
         for (i, hash) in hasher.hash(&columns)?.into_iter().enumerate() {
             out.push(KeyedRow {
                 key: keys.row(i).as_ref().to_vec(),
@@ -67,4 +62,24 @@ pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
         }
     }
     Ok(out)
+}
+
+/// The memcomparable keys of rows given as all of a table's columns.
+pub(crate) fn encoded_keys(layout: &TableLayout, columns: &[ArrayRef]) -> Result<arrow_row::Rows> {
+    let keys: Vec<ArrayRef> = layout
+        .key
+        .columns()
+        .iter()
+        .map(|&c| columns[c].clone())
+        .collect();
+    Ok(layout.key.encode_columns(&keys)?)
+}
+
+/// Every column of a stored row batch, decoded for one streaming pass.
+pub(crate) fn batch_columns(tree: &Tree, batch: &RowBatch) -> Result<Vec<ArrayRef>> {
+    (0..tree.layout().schema.fields().len())
+        .map(|c| {
+            Ok(tree.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming)?)
+        })
+        .collect()
 }

@@ -11,14 +11,14 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use reeldb_keyframe::PackWriter;
-use reeldb_keyframe::tree::{Access, Tree};
+use reeldb_keyframe::tree::Tree;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::bframe::{BFrame, Compacted, RowBatch, Shown, finish, plan_stretches};
 use crate::error::{Error, Result};
-use crate::fingerprint::{KeyedRow, RowHasher, tree_rows};
+use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, encoded_keys, tree_rows};
 
 /// One version of a span, as it is stored now.
 #[derive(Debug, Clone, Copy)]
@@ -58,22 +58,12 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
     let hasher = RowHasher::new(&layout)?;
     let prev_rows = tree_rows(prev, &hasher)?;
     let next_rows = tree_rows(next, &hasher)?;
-    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
     let (mut batch_hashes, mut batch_keys) = (Vec::new(), Vec::new());
     let mut batches = Vec::with_capacity(span.batches.len());
     for batch in span.batches {
-        let columns: Vec<ArrayRef> = all
-            .iter()
-            .map(|&c| next.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming))
-            .collect::<reeldb_keyframe::Result<_>>()?;
+        let columns = batch_columns(next, batch)?;
         batch_hashes.extend(hasher.hash(&columns)?);
-        let keys: Vec<ArrayRef> = layout
-            .key
-            .columns()
-            .iter()
-            .map(|&c| columns[c].clone())
-            .collect();
-        let keys = layout.key.encode_columns(&keys)?;
+        let keys = encoded_keys(&layout, &columns)?;
         batch_keys.extend(keys.iter().map(|k| k.as_ref().to_vec()));
         batches.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
     }
