@@ -1,0 +1,13 @@
+//! Storage for testing ReelDB under faults: a simulated disk that knows what is durable and can
+//! produce power-loss images ([`SimStorage`]), a wrapper that fails chosen operations of any
+//! storage with EIO or ENOSPC ([`FaultyStorage`]), and the plan both share ([`FaultPlan`]).
+//!
+//! Nothing here is used by ReelDB itself; tests, fuzz targets and soak runs depend on it.
+
+mod faulty;
+mod plan;
+mod sim;
+
+pub use faulty::FaultyStorage;
+pub use plan::{Fault, FaultPlan, OpKind};
+pub use sim::SimStorage;

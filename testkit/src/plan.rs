@@ -1,0 +1,102 @@
+//! Which storage operation fails, and how: the fault plan shared by [`crate::SimStorage`] and
+//! [`crate::FaultyStorage`].
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use reeldb_keyframe::{Error, Result};
+
+/// The error an injected fault returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// `EIO`: the device failed.
+    Eio,
+    /// `ENOSPC`: the file system is full.
+    Enospc,
+}
+
+impl Fault {
+    /// The `std::io::Error` this fault raises.
+    pub fn io_error(self) -> std::io::Error {
+        match self {
+            Fault::Eio => std::io::Error::from_raw_os_error(5),
+            Fault::Enospc => std::io::Error::from_raw_os_error(28),
+        }
+    }
+}
+
+/// What an operation does, so a plan (and the simulated disk) can tell syncs from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Reads, listings, lengths, existence checks.
+    Read,
+    /// Appends, creations, renames, removals, truncations, overwrites.
+    Write,
+    /// `fdatasync` of a file or `fsync` of a directory.
+    Sync,
+    /// Taking a lock.
+    Lock,
+}
+
+#[derive(Debug, Default)]
+struct PlanState {
+    ops: u64,
+    fail_at: Option<(u64, Fault, bool)>,
+    failures: u64,
+}
+
+/// Counts every storage operation and fails the chosen one (once), or it and every later one
+/// (persistently).
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    state: Mutex<PlanState>,
+}
+
+impl FaultPlan {
+    /// A plan that counts operations and fails none.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fails operation number `op` (counting from 0 since the plan was made) with `fault`;
+    /// when `persistent`, every later operation fails too.
+    pub fn fail_at(&self, op: u64, fault: Fault, persistent: bool) {
+        let mut s = self.lock();
+        s.fail_at = Some((op, fault, persistent));
+    }
+
+    /// Stops injecting faults (operations are still counted).
+    pub fn heal(&self) {
+        self.lock().fail_at = None;
+    }
+
+    /// Operations counted so far.
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// Faults injected so far.
+    pub fn failures(&self) -> u64 {
+        self.lock().failures
+    }
+
+    /// Counts one operation on `path` and returns the injected error if this one must fail.
+    pub fn check(&self, _kind: OpKind, path: &Path) -> Result<()> {
+        let mut s = self.lock();
+        let op = s.ops;
+        s.ops += 1;
+        match s.fail_at {
+            Some((at, fault, persistent)) if op == at || (persistent && op > at) => {
+                s.failures += 1;
+                Err(Error::io(path, fault.io_error()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PlanState> {
+        // A panic while holding this lock can only come from a test assertion elsewhere; the
+        // counters stay meaningful, so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
