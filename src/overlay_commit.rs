@@ -38,7 +38,12 @@ pub(crate) fn write_overlay(
     let log = match logs.entry(path) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
+            // The directory's own entry must be durable before any log in it is referenced (it
+            // may have been created by a commit that crashed before syncing the root).
             storage.create_dir_all(std::path::Path::new(OVERLAY_DIR))?;
+            if durable {
+                storage.sync_dir(std::path::Path::new(""))?;
+            }
             let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len), key_hash)?;
             v.insert(log)
         }

@@ -4,10 +4,11 @@
 //! Under the reader gate (see `lease`), a rewind refuses if a live reader pins a version it
 //! would purge; otherwise it replaces the version index by one that ends at the target
 //! version, with the header's rewind count raised, in one atomic, durable write: the commit
-//! point. Then it cuts every file back to the target version, as a writer opening after a
-//! crash does, and removes the node logs no remaining version reaches. Readers drop their
-//! caches keyed by file position when they see the new rewind count, since the cut lets
-//! those positions be written again.
+//! point. Then it cuts records.log back to the target version, as a writer opening after a
+//! crash does, and removes the node logs no remaining version reaches. Pack files and node
+//! logs are never cut (a reader may map them): purged bytes stay unreferenced until log
+//! cleaning, and the next commit starts a new pack. Readers drop their caches keyed by file
+//! position when they see the new rewind count, since records.log positions are written again.
 //!
 //! Only the index entries up to the target are read before the commit point, so a store
 //! whose newest versions are damaged can still be rewound past them.
@@ -20,7 +21,7 @@ use reeldb_keyframe::storage::Storage;
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
 use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::version::{self, VersionRecord};
-use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path, records_path};
+use crate::catalog::{OVERLAY_DIR, index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
 use crate::store::{LOCK_FILE, Store};
@@ -184,9 +185,9 @@ pub(crate) fn log_id(name: &str) -> Option<(u64, u64)> {
     Some((def.parse().ok()?, g.parse().ok()?))
 }
 
-/// Cuts the node logs of the generations `head` (version `to`) ends in back to its lengths,
-/// and removes every log no version up to `to` reaches: its generation began after `to`, or
-/// `to` holds that generation's keyframe with no overlay on it.
+/// Removes every node log no version up to `to` reaches (`head` is version `to`'s record): its
+/// generation began after `to`, or `to` holds that generation's keyframe with no overlay on
+/// it. The logs kept keep their purged tails, unreferenced.
 fn remove_unreachable_logs(
     storage: &dyn Storage,
     head: Option<&VersionRecord>,
@@ -196,24 +197,19 @@ fn remove_unreachable_logs(
     if !storage.exists(dir)? {
         return Ok(());
     }
-    let (mut keep, mut bare) = (Vec::new(), Vec::new());
-    for t in head.iter().flat_map(|r| &r.tables) {
-        match &t.overlay {
-            Some(o) => keep.push((overlay_log_path(t.def.offset, t.keyframe_at), o.log_len)),
-            None => bare.push((t.def.offset, t.keyframe_at)),
-        }
-    }
+    let bare: Vec<(u64, u64)> = head
+        .iter()
+        .flat_map(|r| &r.tables)
+        .filter(|t| t.overlay.is_none())
+        .map(|t| (t.def.offset, t.keyframe_at))
+        .collect();
     let mut removed = false;
     for name in storage.list(dir)? {
         let path = dir.join(&name);
         let Some((def, g)) = log_id(&name) else {
             continue;
         };
-        if let Some((_, len)) = keep.iter().find(|(p, _)| *p == path) {
-            if storage.len(&path)? > *len {
-                storage.truncate(&path, *len)?;
-            }
-        } else if g > to || bare.contains(&(def, g)) {
+        if g > to || bare.contains(&(def, g)) {
             storage.remove(&path)?;
             removed = true;
         }

@@ -266,9 +266,9 @@ impl Writer {
             ),
             None => (RECORDS_HEADER_LEN, ENTRY_LEN),
         };
-        self.packs.abort()?;
+        self.packs.abort();
         for log in self.logs.values_mut() {
-            log.abort()?;
+            log.abort();
         }
         storage.truncate(&records_path(), records_len)?;
         storage.truncate(&index_path(), index_len)?;
@@ -278,8 +278,9 @@ impl Writer {
     }
 }
 
-/// The latest committed version, with the catalog files and packs cut back to it: what
-/// unfinished commits (or purged versions) left past it is removed.
+/// The latest committed version, with the catalog files cut back to it and the pack files
+/// unfinished commits created removed; bytes past committed lengths in kept packs stay,
+/// unreferenced (readers may map them), and new records go to a new pack.
 pub(crate) fn settle(
     store: &Store,
     options: &WriterOptions,
@@ -762,9 +763,6 @@ fn write_version(
     writer.index.append(&entry.encode())?;
     if durable {
         writer.index.sync()?;
-    }
-    for log in writer.logs.values_mut() {
-        log.mark_committed();
     }
     writer.head = Some((entry, rec));
     Ok(version)

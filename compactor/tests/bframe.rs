@@ -113,7 +113,6 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
         .unwrap();
         version.store(&mut log).unwrap();
         log.sync(false).unwrap();
-        log.mark_committed();
         for (k, v) in commit {
             match v {
                 Some(v) => state.insert(*k, value(*k, *v)),

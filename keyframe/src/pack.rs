@@ -95,7 +95,10 @@ impl PackReader {
 /// Appends records for the single writer, deduplicating by content hash.
 ///
 /// Records appended since the last [`PackWriter::sync`] are pending: [`PackWriter::abort`]
-/// forgets them and cuts the files back, so an abandoned commit leaves nothing referenced.
+/// forgets them, so an abandoned commit leaves nothing referenced. Bytes past a pack's
+/// committed length (an abandoned or crashed commit's) are never cut back or overwritten, since
+/// a reader may have the file mapped: the writer starts a new pack instead, and log cleaning
+/// reclaims the dead tail.
 #[derive(Debug)]
 pub struct PackWriter {
     storage: Arc<dyn Storage>,
@@ -113,10 +116,10 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    /// Opens the packs for appending, given the committed length of each pack. Pack bytes past
-    /// their committed length and pack files no commit knows are removed.
+    /// Opens the packs for appending, given the committed length of each pack. Pack files past
+    /// the last committed one (what unfinished commits created) are removed.
     pub fn open(storage: Arc<dyn Storage>, committed: &[(u32, u64)]) -> Result<Self> {
-        cut_back(storage.as_ref(), committed)?;
+        remove_unfinished(storage.as_ref(), committed)?;
         Ok(PackWriter {
             storage,
             index: HashMap::new(),
@@ -203,7 +206,10 @@ impl PackWriter {
         if full {
             let last = self.committed.last().copied();
             let reuse = match (&self.active, last) {
-                (None, Some((id, len))) if self.reuse_last && len < self.max_pack_len => Some(id),
+                (None, Some((id, len))) if self.reuse_last && len < self.max_pack_len => {
+                    // Only a pack that ends where its last commit ended takes more records.
+                    (self.storage.len(&pack_path(id))? == len).then_some(id)
+                }
                 _ => None,
             };
             let id = match reuse {
@@ -283,14 +289,14 @@ impl PackWriter {
         &self.committed
     }
 
-    /// Forgets every pending record and cuts the packs back to their committed lengths.
-    pub fn abort(&mut self) -> Result<()> {
+    /// Forgets every pending record. Their bytes stay, unreferenced, past the committed length;
+    /// the next record goes to a new pack.
+    pub fn abort(&mut self) {
         for h in self.pending.drain(..) {
             self.index.remove(&h);
         }
         self.active = None;
         self.created_pending = false;
-        cut_back(self.storage.as_ref(), &self.committed)
     }
 }
 
@@ -309,9 +315,9 @@ pub fn retired(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<Vec<u3
     Ok(out)
 }
 
-/// Cuts every pack back to its committed length and removes the pack files past the last
-/// committed one (what unfinished commits created).
-fn cut_back(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
+/// Checks that every committed pack holds its committed length and removes the pack files past
+/// the last committed one (what unfinished commits created; nothing references them).
+fn remove_unfinished(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
     storage.create_dir_all(Path::new(PACK_DIR))?;
     let max_committed = committed.iter().map(|(id, _)| *id).max().unwrap_or(0);
     let mut changed_dir = false;
@@ -326,9 +332,6 @@ fn cut_back(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
                         on_disk,
                         format!("pack is shorter than its committed length {len}"),
                     ));
-                }
-                if on_disk > len {
-                    storage.truncate(&path, len)?;
                 }
             }
             // Packs past every committed one are what unfinished commits left; packs below
@@ -414,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn abort_forgets_pending_records_and_cuts_the_pack_back() {
+    fn abort_forgets_pending_records_and_moves_on_to_a_new_pack() {
         let dir = tempfile::tempdir().unwrap();
         let (storage, mut w) = writer(dir.path());
         let kept = w
@@ -423,18 +426,42 @@ mod tests {
         let committed = w.sync(true).unwrap();
         w.put(RecordKind::Leaf, b"dropped", content_hash(b"dropped"))
             .unwrap();
-        w.abort().unwrap();
-        assert_eq!(storage.len(&pack_path(1)).unwrap(), committed[0].1);
-        // The aborted content is written afresh, at the old end of the pack.
+        let tail = storage.len(&pack_path(1)).unwrap();
+        w.abort();
+        assert_eq!(
+            storage.len(&pack_path(1)).unwrap(),
+            tail,
+            "a pack a reader may map is never cut back"
+        );
+        // The aborted content is written afresh, in a new pack.
         let again = w
             .put(RecordKind::Leaf, b"dropped", content_hash(b"dropped"))
             .unwrap();
-        assert_eq!(again.offset, committed[0].1);
+        assert_eq!((again.pack, again.offset), (2, PACK_HEADER_LEN));
         assert_eq!(
             w.put(RecordKind::Leaf, b"kept", content_hash(b"kept"))
                 .unwrap(),
             kept
         );
+        assert_eq!(w.sync(true).unwrap()[0], committed[0]);
+    }
+
+    #[test]
+    fn a_writer_opening_over_a_dead_tail_starts_a_new_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut w) = writer(dir.path());
+        w.put(RecordKind::Leaf, b"kept", content_hash(b"kept"))
+            .unwrap();
+        let committed = w.sync(true).unwrap();
+        w.put(RecordKind::Leaf, b"crashed", content_hash(b"crashed"))
+            .unwrap();
+        drop(w);
+        let mut w = PackWriter::open(storage.clone(), &committed).unwrap();
+        let r = w
+            .put(RecordKind::Leaf, b"next", content_hash(b"next"))
+            .unwrap();
+        assert_eq!(r.pack, 2);
+        assert!(storage.len(&pack_path(1)).unwrap() > committed[0].1);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! ```text
 //! header: magic "REELHAMT", format_version u32, reserved u32 = 0; then node frames
 //! ```
-//! The log's valid length is what the latest committed version records; bytes past it are the
-//! remains of an unfinished commit, cut off when the writer opens the log again.
+//! A version records the log's length when it committed; bytes past the latest such length are
+//! the remains of an unfinished commit. They are never cut back (a reader may have the log
+//! mapped): the writer appends after them, and nothing references them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -193,14 +194,15 @@ fn frame_len(map: &[u8], offset: u64) -> Option<u64> {
 pub struct NodeLogWriter {
     log: NodeLog,
     file: Box<dyn AppendFile>,
-    committed: u64,
     created: bool,
     buffer: Vec<u8>,
 }
 
 impl NodeLogWriter {
     /// Opens the log at `path` for appending: creates it (with its header) when `committed`
-    /// is `None`, else cuts it back to the committed length.
+    /// is `None`, else appends at its end. Bytes past the committed length (an abandoned or
+    /// crashed commit's) are never cut back, since a reader may have the log mapped; nothing
+    /// references them.
     pub fn open(
         storage: Arc<dyn Storage>,
         path: &Path,
@@ -208,7 +210,7 @@ impl NodeLogWriter {
         hasher: KeyHasher,
     ) -> Result<Self> {
         let created = committed.is_none();
-        let committed = match committed {
+        match committed {
             Some(len) => {
                 let on_disk = storage.len(path)?;
                 if on_disk < len {
@@ -218,10 +220,6 @@ impl NodeLogWriter {
                         reason: format!("node log is shorter than its committed length {len}"),
                     });
                 }
-                if on_disk > len {
-                    storage.truncate(path, len)?;
-                }
-                len
             }
             None => {
                 if storage.exists(path)? {
@@ -231,14 +229,12 @@ impl NodeLogWriter {
                 let mut e = Encoder::new();
                 e.raw(&LOG_MAGIC).u32(FORMAT_VERSION).u32(0);
                 f.append(&e.finish())?;
-                0
             }
-        };
+        }
         let file = storage.open_append(path)?;
         Ok(NodeLogWriter {
             log: NodeLog::new(storage, path, hasher),
             file,
-            committed,
             created,
             buffer: Vec::new(),
         })
@@ -296,8 +292,7 @@ impl NodeLogWriter {
     }
 
     /// Makes appended nodes durable (unless `durable` is false) and returns the length the
-    /// commit records. A newly created log's directory entry is synced too. The nodes stay
-    /// pending until [`NodeLogWriter::mark_committed`].
+    /// commit records. A newly created log's directory entry is synced too.
     pub fn sync(&mut self, durable: bool) -> Result<u64> {
         if !self.buffer.is_empty() {
             self.file.append(&self.buffer)?;
@@ -315,19 +310,9 @@ impl NodeLogWriter {
         Ok(self.file.len())
     }
 
-    /// Records that the commit referencing everything appended so far is durable.
-    pub fn mark_committed(&mut self) {
-        self.committed = self.len();
-    }
-
-    /// Forgets what was appended since the last [`NodeLogWriter::mark_committed`].
-    pub fn abort(&mut self) -> Result<()> {
-        let storage = self.log.storage.clone();
-        let path = self.log.path.clone();
+    /// Forgets the nodes of an abandoned commit: buffered ones are dropped and written ones
+    /// stay as unreferenced bytes.
+    pub fn abort(&mut self) {
         self.buffer.clear();
-        let keep = self.committed.max(LOG_HEADER_LEN);
-        storage.truncate(&path, keep)?;
-        self.file = storage.open_append(&path)?;
-        Ok(())
     }
 }

@@ -62,7 +62,6 @@ proptest! {
             version = apply(&mut log, &version, changes, &row_id).unwrap();
             let refs = version.store(&mut log).unwrap();
             log.sync(false).unwrap();
-            log.mark_committed();
             history.push((refs, state.clone(), batch_start.clone()));
         }
         let reader = NodeLog::new(storage, path, key_hash);

@@ -99,6 +99,18 @@ struct Disk {
     crashed: bool,
     /// Bytes the disk holds at most (the visible length of every linked file).
     capacity: Option<u64>,
+    /// Called with a frozen copy of the disk before every mutating step.
+    observer: Option<Observer>,
+}
+
+/// A callback shown the disk before every mutating step: every crash point.
+#[derive(Clone)]
+struct Observer(Arc<dyn Fn(SimStorage) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Disk {
@@ -114,6 +126,7 @@ impl Disk {
             crash_at: None,
             crashed: false,
             capacity: None,
+            observer: None,
         }
     }
 
@@ -145,8 +158,21 @@ impl Disk {
             self.crashed = true;
             return Err(crashed(path));
         }
+        if let Some(observer) = &self.observer {
+            (observer.0)(SimStorage::from_disk(self.frozen()));
+        }
         self.steps += 1;
         Ok(())
+    }
+
+    /// This disk as it stands, with no observer and no planned crash.
+    fn frozen(&self) -> Disk {
+        Disk {
+            observer: None,
+            crash_at: None,
+            crashed: false,
+            ..self.clone()
+        }
     }
 
     fn alive(&self, path: &Path) -> Result<()> {
@@ -352,6 +378,17 @@ impl SimStorage {
     pub fn crash_after(&self, steps: u64) {
         let mut disk = self.disk();
         disk.crash_at = Some(disk.steps + steps);
+    }
+
+    /// Calls `observer` with a frozen copy of the disk before every mutating step from now on
+    /// (so with every crash point); the copy is independent of this disk.
+    pub fn observe(&self, observer: impl Fn(SimStorage) + Send + Sync + 'static) {
+        self.disk().observer = Some(Observer(Arc::new(observer)));
+    }
+
+    /// The disk as it stands now, independent of this one (pending writes included).
+    pub fn snapshot(&self) -> SimStorage {
+        Self::from_disk(self.disk().frozen())
     }
 
     /// True once a planned crash has happened.

@@ -168,3 +168,5 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+pub mod workload;

@@ -1,0 +1,346 @@
+//! The reliability workload and the "nothing lost" promise.
+//!
+//! A fixed sequence of operations (31 commits across keyframes and overlays, two compactions,
+//! a thinning, a log cleaning, an expiry and a rewind), a model of what every version holds,
+//! and [`check_promise`], which opens any storage image and checks it against the model: the
+//! store opens at the last acknowledged version or later, every acknowledged unexpired
+//! version reads back exactly, a version above it appears only whole, a rewound version never
+//! reappears, and nothing reads as corrupt.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use reeldb::storage::Storage;
+use reeldb::{Error, Expiry, Store, Writer, WriterOptions};
+
+use super::{canonical, ids, orders_salted, tiny_shape};
+
+/// One step of the workload.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A commit: rows upserted as (id, salt), ids deleted, and whether it must be a keyframe.
+    Commit {
+        upsert: Vec<(i64, u64)>,
+        delete: Vec<i64>,
+        keyframe: bool,
+    },
+    /// `Writer::compact`.
+    Compact,
+    /// `Writer::thin(n)`.
+    Thin(u64),
+    /// `Writer::clean(0.0)`.
+    Clean,
+    /// `Writer::expire(Expiry::Before(v))`.
+    ExpireBefore(u64),
+    /// `Writer::rewind(v)`.
+    Rewind(u64),
+}
+
+impl Op {
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Commit { keyframe: true, .. } => "keyframe commit",
+            Op::Commit { .. } => "commit",
+            Op::Compact => "compact",
+            Op::Thin(_) => "thin",
+            Op::Clean => "clean",
+            Op::ExpireBefore(_) => "expire",
+            Op::Rewind(_) => "rewind",
+        }
+    }
+}
+
+/// The fixed workload. Rows live in a 120-key table of tiny leaves, so every keyframe has many
+/// leaves and overlays touch a few of them.
+pub fn workload() -> Vec<Op> {
+    let mut ops = vec![Op::Commit {
+        upsert: (0..120).map(|i| (i, 0)).collect(),
+        delete: vec![],
+        keyframe: true,
+    }];
+    let commit = |round: u64, keyframe: bool| {
+        let base = (round as i64 * 37) % 110;
+        Op::Commit {
+            upsert: (base..base + 6)
+                .chain([120 + round as i64])
+                .map(|i| (i, round))
+                .collect(),
+            // 60 keys away from the upserted ones, so never one of them.
+            delete: vec![(base + 60) % 120],
+            keyframe,
+        }
+    };
+    for round in 1..=12 {
+        ops.push(commit(round, round == 8));
+    }
+    ops.push(Op::Compact);
+    for round in 13..=18 {
+        ops.push(commit(round, round == 16));
+    }
+    ops.push(Op::ExpireBefore(3));
+    ops.push(Op::Rewind(17));
+    for round in 19..=30 {
+        ops.push(commit(round, round == 24));
+    }
+    ops.push(Op::Compact);
+    ops.push(Op::Thin(10));
+    ops.push(Op::Clean);
+    ops
+}
+
+/// Writer options of the workload: tiny leaves, and a keyframe only when forced.
+pub fn writer_options() -> WriterOptions {
+    WriterOptions::default()
+        .tree_shape(tiny_shape())
+        .keyframe_every(1000)
+        .keyframe_fraction(1.0)
+}
+
+/// One version's rows: id -> salt, and the rows as a scan must return them (canonical).
+#[derive(Debug, PartialEq)]
+pub struct State {
+    /// Salt of every row, by id.
+    pub rows: BTreeMap<i64, u64>,
+    /// The rows as one batch sorted by id, built once.
+    pub expected: arrow::array::RecordBatch,
+}
+
+impl State {
+    fn new(rows: BTreeMap<i64, u64>) -> Arc<State> {
+        let (keys, salts): (Vec<i64>, Vec<u64>) = rows.iter().map(|(k, s)| (*k, *s)).unzip();
+        let expected = orders_salted(&keys, &salts);
+        Arc::new(State { rows, expected })
+    }
+}
+
+/// What every version holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    /// `history[v - 1]` is version v.
+    pub history: Vec<Arc<State>>,
+    /// Expired versions (they may no longer open).
+    pub expired: BTreeSet<u64>,
+}
+
+impl Model {
+    /// The latest version number (0 before the first commit).
+    pub fn latest(&self) -> u64 {
+        self.history.len() as u64
+    }
+
+    /// The model after `op` took effect.
+    pub fn after(&self, op: &Op) -> Model {
+        let mut next = self.clone();
+        match op {
+            Op::Commit { upsert, delete, .. } => {
+                let mut state = self
+                    .history
+                    .last()
+                    .map(|s| s.rows.clone())
+                    .unwrap_or_default();
+                for (id, salt) in upsert {
+                    state.insert(*id, *salt);
+                }
+                for id in delete {
+                    state.remove(id);
+                }
+                next.history.push(State::new(state));
+            }
+            Op::ExpireBefore(v) => {
+                next.expired.extend((1..*v).filter(|&x| x < self.latest()));
+            }
+            Op::Rewind(to) => next.history.truncate(*to as usize),
+            Op::Compact | Op::Thin(_) | Op::Clean => {}
+        }
+        next
+    }
+}
+
+/// Where the workload is: the model of what was acknowledged, and the operation under way.
+#[derive(Debug, Clone, Default)]
+pub struct Cursor {
+    /// True once `Store::create` returned.
+    pub created: bool,
+    /// Every acknowledged operation applied.
+    pub acked: Model,
+    /// The operation under way, if any (its effect may or may not be visible).
+    pub in_flight: Option<Op>,
+}
+
+impl Cursor {
+    /// The models a store may show: the acknowledged one, or the one after the operation in
+    /// flight.
+    fn allowed(&self) -> Vec<Model> {
+        let mut models = vec![self.acked.clone()];
+        if let Some(op) = &self.in_flight {
+            models.push(self.acked.after(op));
+        }
+        models
+    }
+}
+
+/// Runs `op` with `writer`.
+pub fn apply(writer: &mut Writer, op: &Op) -> Result<(), Error> {
+    match op {
+        Op::Commit {
+            upsert,
+            delete,
+            keyframe,
+        } => {
+            // The first commit of a store also creates the table.
+            let first = writer.version() == 0;
+            let mut tx = writer.begin();
+            if first {
+                tx.create_table("orders", super::orders_schema(), &["id"])?;
+            }
+            let (keys, salts): (Vec<i64>, Vec<u64>) = upsert.iter().copied().unzip();
+            tx.upsert("orders", orders_salted(&keys, &salts))?;
+            if !delete.is_empty() {
+                tx.delete("orders", ids(delete))?;
+            }
+            if *keyframe {
+                tx.keyframe();
+            }
+            tx.commit().map(|_| ())
+        }
+        Op::Compact => writer.compact(&mut |_, _| {}).map(|_| ()),
+        Op::Thin(n) => writer.thin(*n).map(|_| ()),
+        Op::Clean => writer.clean(0.0).map(|_| ()),
+        Op::ExpireBefore(v) => writer.expire(Expiry::Before(*v), &[]).map(|_| ()),
+        Op::Rewind(to) => writer.rewind(*to).map(|_| ()),
+    }
+}
+
+/// Runs the whole workload on `storage`, publishing progress in `cursor`; stops at the first
+/// error (a crashed disk fails every operation after the crash).
+pub fn run(storage: Arc<dyn Storage>, cursor: &Mutex<Cursor>) -> Result<(), Error> {
+    let store = Store::create_in(storage, Path::new("sim"))?;
+    cursor.lock().unwrap().created = true;
+    let mut writer = store.writer_with(writer_options())?;
+    for op in workload() {
+        cursor.lock().unwrap().in_flight = Some(op.clone());
+        apply(&mut writer, &op)?;
+        let mut c = cursor.lock().unwrap();
+        c.acked = c.acked.after(&op);
+        c.in_flight = None;
+    }
+    Ok(())
+}
+
+/// A broken promise, described.
+pub type Violation = String;
+
+/// How much of an image [`check_promise`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Depth {
+    /// Read every version; otherwise the latest and a few others drawn with `seed`.
+    pub every_version: bool,
+    /// Then open a writer, commit one more version and read it back.
+    pub recover: bool,
+    /// Draws the versions read when not every one is.
+    pub seed: u64,
+}
+
+impl Depth {
+    /// Every version, then a recovery commit.
+    pub const FULL: Depth = Depth {
+        every_version: true,
+        recover: true,
+        seed: 0,
+    };
+}
+
+/// Versions read besides the latest when a check does not read every version.
+const SAMPLED_VERSIONS: usize = 3;
+
+/// Opens `image` and checks it against what `cursor` allows (the versions `depth` asks for);
+/// then, when `depth.recover` is set, commits one more version and checks that it reads back.
+pub fn check_promise(
+    image: Arc<dyn Storage>,
+    cursor: &Cursor,
+    depth: Depth,
+) -> Result<(), Violation> {
+    let store = match Store::open_in(image, Path::new("sim")) {
+        Ok(store) => store,
+        Err(Error::NotAStore(_)) if !cursor.created => return Ok(()),
+        Err(e) => return Err(format!("the store does not open: {e}")),
+    };
+    let latest = store
+        .latest_version()
+        .map_err(|e| format!("no latest version: {e}"))?;
+    let allowed = cursor.allowed();
+    // A version expired by the acknowledged state or by an expiry under way may refuse to open.
+    let may_refuse: BTreeSet<u64> = allowed.iter().flat_map(|m| m.expired.clone()).collect();
+    let model = allowed
+        .into_iter()
+        .find(|m| m.latest() == latest)
+        .ok_or_else(|| {
+            format!(
+                "latest version {latest}, but the acknowledged latest is {} with {:?} in flight",
+                cursor.acked.latest(),
+                cursor.in_flight
+            )
+        })?;
+    let mut chosen: Vec<u64> = (1..=latest).collect();
+    if !depth.every_version && latest > 0 {
+        let mut rng = fastrand::Rng::with_seed(depth.seed);
+        rng.shuffle(&mut chosen[..latest as usize - 1]);
+        chosen = chosen[..SAMPLED_VERSIONS.min(latest as usize - 1)]
+            .iter()
+            .copied()
+            .chain([latest])
+            .collect();
+    }
+    check_versions(&store, &model, &chosen, &may_refuse)?;
+    if depth.recover {
+        let mut writer = store
+            .writer_with(writer_options())
+            .map_err(|e| format!("no writer after recovery: {e}"))?;
+        let op = Op::Commit {
+            upsert: vec![(5, 999)],
+            delete: vec![6],
+            keyframe: false,
+        };
+        apply(&mut writer, &op).map_err(|e| format!("recovery commit failed: {e}"))?;
+        drop(writer);
+        let next = model.after(&op);
+        let v = next.latest();
+        read_version(&store, v, &next.history[v as usize - 1])?;
+    }
+    Ok(())
+}
+
+/// The `chosen` versions of `model` read back exactly, but those in `may_refuse`, which may
+/// instead refuse to open as expired.
+fn check_versions(
+    store: &Store,
+    model: &Model,
+    chosen: &[u64],
+    may_refuse: &BTreeSet<u64>,
+) -> Result<(), Violation> {
+    for &v in chosen {
+        match read_version(store, v, &model.history[v as usize - 1]) {
+            Err(e) if may_refuse.contains(&v) && e.contains("expired") => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Version `v` of `store` holds exactly `state`.
+fn read_version(store: &Store, v: u64, state: &State) -> Result<(), Violation> {
+    let read = || -> Result<_, Error> {
+        let table = store.snapshot(v)?.table("orders")?;
+        table
+            .scan(&reeldb::ScanOptions::new())?
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let batches = read().map_err(|e| format!("version {v} does not read: {e}"))?;
+    if canonical(&batches) != state.expected {
+        return Err(format!("version {v} reads wrong rows"));
+    }
+    Ok(())
+}
