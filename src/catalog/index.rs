@@ -175,7 +175,8 @@ impl<'a> IndexReader<'a> {
     /// The latest committed version and its entry, or `None` before the first commit.
     ///
     /// Only the very last entry may be incomplete (a commit in progress, or torn by a crash);
-    /// it is then ignored. Any damage before it is corruption.
+    /// it is then ignored. Any damage before it is corruption. An I/O error is returned as
+    /// such: taking it for a torn entry would make a writer cut off a committed version.
     pub fn latest(&self) -> Result<Option<IndexEntry>> {
         let len = self.storage.len(&self.path)?;
         let n = (len / ENTRY_LEN).saturating_sub(1);
@@ -184,8 +185,9 @@ impl<'a> IndexReader<'a> {
         }
         match self.entry(n) {
             Ok(e) => Ok(Some(e)),
-            Err(_) if n == 1 => Ok(None),
-            Err(_) => self.entry(n - 1).map(Some),
+            Err(Error::CorruptCatalog { .. }) if n == 1 => Ok(None),
+            Err(Error::CorruptCatalog { .. }) => self.entry(n - 1).map(Some),
+            Err(e) => Err(e),
         }
     }
 

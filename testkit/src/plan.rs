@@ -43,6 +43,7 @@ struct PlanState {
     ops: u64,
     fail_at: Option<(u64, Fault, bool)>,
     failures: u64,
+    first_failed: Option<OpKind>,
 }
 
 /// Counts every storage operation and fails the chosen one (once), or it and every later one
@@ -80,14 +81,20 @@ impl FaultPlan {
         self.lock().failures
     }
 
+    /// The kind of the first operation that failed, if any did.
+    pub fn first_failed(&self) -> Option<OpKind> {
+        self.lock().first_failed
+    }
+
     /// Counts one operation on `path` and returns the injected error if this one must fail.
-    pub fn check(&self, _kind: OpKind, path: &Path) -> Result<()> {
+    pub fn check(&self, kind: OpKind, path: &Path) -> Result<()> {
         let mut s = self.lock();
         let op = s.ops;
         s.ops += 1;
         match s.fail_at {
             Some((at, fault, persistent)) if op == at || (persistent && op > at) => {
                 s.failures += 1;
+                s.first_failed.get_or_insert(kind);
                 Err(Error::io(path, fault.io_error()))
             }
             _ => Ok(()),
