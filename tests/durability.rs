@@ -6,13 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use arrow::array::RecordBatch;
-use bytes::Bytes;
 use common::{build_history as build, ids, orders, read_all, tiny_shape};
-use reeldb::storage::{AppendFile, LocalStorage, LockGuard, Storage};
+use reeldb::storage::LocalStorage;
 use reeldb::{Error, Store, WriterOptions};
+use reeldb_testkit::{Fault, FaultPlan, FaultyStorage};
 
 #[test]
 fn every_flipped_byte_of_a_pack_is_detected_and_never_read_as_data() {
@@ -151,104 +150,6 @@ fn damage_to_an_index_entry_before_the_last_is_corruption_not_a_torn_tail() {
     assert!(store.snapshot(4).is_ok());
 }
 
-/// Local storage that fails every append and sync after a countdown, as a disk that fills up.
-#[derive(Debug)]
-struct FailingStorage {
-    inner: LocalStorage,
-    budget: Arc<AtomicI64>,
-}
-
-#[derive(Debug)]
-struct FailingFile {
-    inner: Box<dyn AppendFile>,
-    budget: Arc<AtomicI64>,
-}
-
-fn spend(budget: &AtomicI64) -> reeldb_keyframe::Result<()> {
-    if budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
-        return Err(reeldb_keyframe::Error::io(
-            "injected",
-            std::io::Error::other("injected failure"),
-        ));
-    }
-    Ok(())
-}
-
-impl AppendFile for FailingFile {
-    fn append(&mut self, data: &[u8]) -> reeldb_keyframe::Result<u64> {
-        spend(&self.budget)?;
-        self.inner.append(data)
-    }
-    fn sync(&mut self) -> reeldb_keyframe::Result<()> {
-        spend(&self.budget)?;
-        self.inner.sync()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-}
-
-impl Storage for FailingStorage {
-    fn create_dir_all(&self, p: &Path) -> reeldb_keyframe::Result<()> {
-        self.inner.create_dir_all(p)
-    }
-    fn exists(&self, p: &Path) -> reeldb_keyframe::Result<bool> {
-        self.inner.exists(p)
-    }
-    fn is_dir(&self, p: &Path) -> reeldb_keyframe::Result<bool> {
-        self.inner.is_dir(p)
-    }
-    fn len(&self, p: &Path) -> reeldb_keyframe::Result<u64> {
-        self.inner.len(p)
-    }
-    fn read_at(&self, p: &Path, o: u64, l: usize) -> reeldb_keyframe::Result<Bytes> {
-        self.inner.read_at(p, o, l)
-    }
-    fn map(&self, p: &Path) -> reeldb_keyframe::Result<Bytes> {
-        self.inner.map(p)
-    }
-    fn open_append(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn AppendFile>> {
-        Ok(Box::new(FailingFile {
-            inner: self.inner.open_append(p)?,
-            budget: self.budget.clone(),
-        }))
-    }
-    fn write_atomic(&self, p: &Path, d: &[u8]) -> reeldb_keyframe::Result<()> {
-        spend(&self.budget)?;
-        self.inner.write_atomic(p, d)
-    }
-    fn truncate(&self, p: &Path, l: u64) -> reeldb_keyframe::Result<()> {
-        self.inner.truncate(p, l)
-    }
-    fn remove(&self, p: &Path) -> reeldb_keyframe::Result<()> {
-        self.inner.remove(p)
-    }
-    fn list(&self, d: &Path) -> reeldb_keyframe::Result<Vec<String>> {
-        self.inner.list(d)
-    }
-    fn sync_dir(&self, d: &Path) -> reeldb_keyframe::Result<()> {
-        spend(&self.budget)?;
-        self.inner.sync_dir(d)
-    }
-    fn try_lock(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
-        self.inner.try_lock(p)
-    }
-    fn lock_shared(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
-        self.inner.lock_shared(p)
-    }
-    fn lock_exclusive(&self, p: &Path) -> reeldb_keyframe::Result<Box<dyn LockGuard>> {
-        self.inner.lock_exclusive(p)
-    }
-    fn overwrite(&self, p: &Path, data: &[u8]) -> reeldb_keyframe::Result<()> {
-        spend(&self.budget)?;
-        self.inner.overwrite(p, data)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> reeldb_keyframe::Result<()> {
-        spend(&self.budget)?;
-        self.inner.rename(from, to)
-    }
-}
-
 #[test]
 fn a_keyframe_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
     // 200 new rows: more than a quarter of the table, so the commit writes a keyframe.
@@ -273,12 +174,12 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
     let path: PathBuf = dir.path().join("s");
     let truth = build(&path);
     let mut failures = 0;
-    for budget in 0..40 {
-        let (store, counter) = failing_store(&path);
+    for budget in 0..400 {
+        let (store, plan) = failing_store(&path);
         let mut w = store
             .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
             .unwrap();
-        counter.store(budget, Ordering::SeqCst);
+        fail_after(&plan, budget);
         let mut tx = w.begin();
         change(&mut tx);
         let result = tx.commit();
@@ -312,15 +213,18 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
     }
 }
 
-/// The store at `path` on storage whose writes fail once the returned budget runs out (it
-/// starts unlimited).
-fn failing_store(path: &Path) -> (Store, Arc<AtomicI64>) {
-    let counter = Arc::new(AtomicI64::new(i64::MAX));
-    let storage = Arc::new(FailingStorage {
-        inner: LocalStorage::new(path),
-        budget: counter.clone(),
-    });
-    (Store::open_in(storage, path).unwrap(), counter)
+/// The store at `path` on local storage whose operations fail as the returned plan says
+/// (nothing fails until [`fail_after`] is called).
+fn failing_store(path: &Path) -> (Store, Arc<FaultPlan>) {
+    let storage = FaultyStorage::new(LocalStorage::new(path));
+    let plan = storage.plan().clone();
+    (Store::open_in(Arc::new(storage), path).unwrap(), plan)
+}
+
+/// Lets `n` more storage operations succeed, then fails the next one with EIO (the writer can
+/// still clean up after it; `tests/io_faults.rs` also fails every later operation).
+fn fail_after(plan: &FaultPlan, n: i64) {
+    plan.fail_at(plan.ops() + n as u64, Fault::Eio, false);
 }
 
 /// The small history plus a forced keyframe, so its overlay generation is closed.
@@ -344,12 +248,12 @@ fn a_compaction_that_fails_at_any_write_leaves_every_version_readable_as_before(
     let pristine = dir.path().join("pristine");
     let truth = closed_history(&pristine);
     let mut failures = 0;
-    for budget in 0..60 {
+    for budget in 0..600 {
         let path = dir.path().join(format!("s{budget}"));
         common::copy_dir(&pristine, &path);
-        let (store, counter) = failing_store(&path);
+        let (store, plan) = failing_store(&path);
         let mut w = store.writer().unwrap();
-        counter.store(budget, Ordering::SeqCst);
+        fail_after(&plan, budget);
         let result = w.compact(&mut |_, _| {});
         drop(w);
         drop(store);
@@ -392,11 +296,11 @@ fn a_rewind_that_fails_at_any_write_leaves_the_store_before_or_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let pristine = dir.path().join("pristine");
     let truth = closed_history(&pristine);
-    for budget in 0..20 {
+    for budget in 0..200 {
         let path = dir.path().join(format!("s{budget}"));
         common::copy_dir(&pristine, &path);
-        let (store, counter) = failing_store(&path);
-        counter.store(budget, Ordering::SeqCst);
+        let (store, plan) = failing_store(&path);
+        fail_after(&plan, budget);
         let result = store.rewind(2);
         drop(store);
         let reopened = Store::open(&path).unwrap();
@@ -432,16 +336,16 @@ fn a_writer_whose_rewind_failed_goes_on_committing_readable_versions() {
         .unwrap()
         .compact(&mut |_, _| {})
         .unwrap();
-    for budget in 0..12 {
+    for budget in 0..120 {
         let path = dir.path().join(format!("w{budget}"));
         common::copy_dir(&pristine, &path);
-        let (store, counter) = failing_store(&path);
+        let (store, plan) = failing_store(&path);
         let mut w = store
             .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
             .unwrap();
-        counter.store(budget, Ordering::SeqCst);
+        fail_after(&plan, budget);
         let result = w.rewind(3);
-        counter.store(i64::MAX, Ordering::SeqCst);
+        plan.heal();
         let committed = {
             let mut tx = w.begin();
             tx.delete("orders", ids(&[12])).unwrap();
@@ -476,12 +380,12 @@ fn a_clean_that_fails_at_any_write_leaves_every_version_readable_as_before() {
         .compact(&mut |_, _| {})
         .unwrap();
     let mut failures = 0;
-    for budget in 0..200 {
+    for budget in 0..2000 {
         let path = dir.path().join(format!("c{budget}"));
         common::copy_dir(&pristine, &path);
-        let (store, counter) = failing_store(&path);
+        let (store, plan) = failing_store(&path);
         let mut w = store.writer().unwrap();
-        counter.store(budget, Ordering::SeqCst);
+        fail_after(&plan, budget);
         let result = w.clean(0.0);
         drop(w);
         drop(store);
