@@ -471,38 +471,6 @@ impl SimStorage {
         h.digest128()
     }
 
-    /// The visible contents of the file at `path`, if it exists (for tests that damage files).
-    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
-        let disk = self.disk();
-        let ino = disk.file(path).ok()?;
-        Some(disk.files[&ino].visible.clone())
-    }
-
-    /// Replaces the contents of the file at `path`, durably, as media damage would (for tests).
-    pub fn damage_file(&self, path: &Path, data: Vec<u8>) -> bool {
-        let mut disk = self.disk();
-        let Ok(ino) = disk.file(path) else {
-            return false;
-        };
-        let file = FileState {
-            visible: data.clone(),
-            durable: data,
-            pending: Vec::new(),
-        };
-        disk.files.insert(ino, file);
-        true
-    }
-
-    /// Paths of every file, sorted.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let disk = self.disk();
-        disk.visible
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::File(_)))
-            .map(|(p, _)| p.clone())
-            .collect()
-    }
-
     /// Counts an operation against the fault plan and the crash state.
     fn begin(&self, kind: OpKind, path: &Path) -> Result<MutexGuard<'_, Disk>> {
         let disk = self.disk();
