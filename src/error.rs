@@ -129,6 +129,31 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the error reports bytes on disk that fail to verify (a checksum, a structural
+    /// check or a format header): damage, as opposed to a bad request or an I/O failure.
+    pub fn is_corruption(&self) -> bool {
+        fn keyframe(e: &reeldb_keyframe::Error) -> bool {
+            matches!(e, reeldb_keyframe::Error::Corrupt { .. })
+        }
+        fn overlay(e: &reeldb_overlay::Error) -> bool {
+            match e {
+                reeldb_overlay::Error::Corrupt { .. } => true,
+                reeldb_overlay::Error::Keyframe(e) => keyframe(e),
+                _ => false,
+            }
+        }
+        match self {
+            Error::CorruptCatalog { .. } | Error::UnsupportedFormat { .. } => true,
+            Error::Keyframe(e) => keyframe(e),
+            Error::Overlay(e) => overlay(e),
+            Error::Compactor(reeldb_compactor::Error::Keyframe(e)) => keyframe(e),
+            Error::Compactor(reeldb_compactor::Error::Overlay(e)) => overlay(e),
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

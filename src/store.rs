@@ -159,7 +159,7 @@ impl Store {
         if !storage.exists(Path::new(STORE_FILE))? {
             return Err(Error::NotAStore(shown));
         }
-        let d = storage.read_at(Path::new(STORE_FILE), 0, 24)?;
+        let d = crate::catalog::read_exact(storage.as_ref(), Path::new(STORE_FILE), 0, 24)?;
         let bad = || Error::CorruptCatalog {
             path: STORE_FILE.into(),
             offset: 0,

@@ -33,6 +33,10 @@ pub struct VerifyReport {
     pub newest_intact: Option<u64>,
     /// Distinct keyframe leaves read and checked.
     pub leaves_checked: usize,
+    /// What the index ends with that reads ignore, if anything: a partial entry or a last
+    /// entry that fails its checksum. That is what a crash during a commit leaves, but also
+    /// what damage to the latest version's entry looks like; the next writer removes it.
+    pub ignored_index_tail: Option<String>,
 }
 
 impl VerifyReport {
@@ -75,6 +79,7 @@ impl Store {
             versions: Vec::new(),
             newest_intact: None,
             leaves_checked: 0,
+            ignored_index_tail: self.index().ignored_tail()?,
         };
         for version in first..=last {
             // An expired version is not read any more; nothing of it needs to be intact.

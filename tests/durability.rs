@@ -116,6 +116,12 @@ fn a_torn_index_entry_is_ignored_and_cut_off_by_the_next_writer() {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.latest_version().unwrap(), 4);
         assert_eq!(read_all(&store).unwrap(), truth);
+        let report = store.verify(1..=4, &mut |_| {}).unwrap();
+        assert!(report.is_intact());
+        assert!(
+            report.ignored_index_tail.is_some(),
+            "verify notes the ignored tail"
+        );
         let mut w = store.writer().unwrap();
         assert_eq!(
             std::fs::read(&idx).unwrap(),
@@ -126,6 +132,8 @@ fn a_torn_index_entry_is_ignored_and_cut_off_by_the_next_writer() {
         tx.delete("orders", ids(&[150])).unwrap();
         assert_eq!(tx.commit().unwrap(), 5);
         drop(w);
+        let report = store.verify(1..=5, &mut |_| {}).unwrap();
+        assert_eq!(report.ignored_index_tail, None);
         std::fs::write(&idx, &good).unwrap();
         // Undo version 5 for the next round: its records are garbage past version 4's tail.
         Store::open(&path).unwrap().writer().unwrap();

@@ -153,13 +153,13 @@ impl<'a> IndexReader<'a> {
 
     /// Checks the header.
     pub fn check_header(&self) -> Result<()> {
-        super::check_header(self.storage, &self.path, &INDEX_MAGIC)
+        super::check_header(self.storage, &self.path, &INDEX_MAGIC, 20..64)
     }
 
     /// How many times the store was rewound: readers drop what they cache by file position
     /// when it changes, since a rewind lets positions be written again.
     pub fn rewinds(&self) -> Result<u64> {
-        let b = self.storage.read_at(&self.path, 12, 8)?;
+        let b = super::read_exact(self.storage, &self.path, 12, 8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(&b[..8]);
         Ok(u64::from_le_bytes(a))
@@ -168,7 +168,7 @@ impl<'a> IndexReader<'a> {
     /// Reads the entry of `version`.
     pub fn entry(&self, version: u64) -> Result<IndexEntry> {
         let at = ENTRY_LEN * version;
-        let buf = self.storage.read_at(&self.path, at, ENTRY_LEN as usize)?;
+        let buf = super::read_exact(self.storage, &self.path, at, ENTRY_LEN as usize)?;
         IndexEntry::decode(&buf, version).map_err(|r| self.corrupt(at, r))
     }
 
@@ -187,6 +187,30 @@ impl<'a> IndexReader<'a> {
             Ok(e) => Ok(Some(e)),
             Err(Error::CorruptCatalog { .. }) if n == 1 => Ok(None),
             Err(Error::CorruptCatalog { .. }) => self.entry(n - 1).map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What [`Self::latest`] ignores at the end of the index, described: a partial entry, or a
+    /// last entry that fails to verify. Either is an unfinished commit (a crash, or a commit
+    /// under way) or damage to the last version's entry; the two cannot be told apart.
+    pub fn ignored_tail(&self) -> Result<Option<String>> {
+        let len = self.storage.len(&self.path)?;
+        let n = (len / ENTRY_LEN).saturating_sub(1);
+        let partial = len % ENTRY_LEN;
+        if len >= ENTRY_LEN && partial != 0 {
+            return Ok(Some(format!(
+                "{}: a partial entry of {partial} bytes at offset {}",
+                self.path.display(),
+                len - partial
+            )));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        match self.entry(n) {
+            Ok(_) => Ok(None),
+            Err(e @ Error::CorruptCatalog { .. }) => Ok(Some(e.to_string())),
             Err(e) => Err(e),
         }
     }

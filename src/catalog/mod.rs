@@ -13,6 +13,8 @@ pub mod version;
 
 use std::path::Path;
 
+use bytes::Bytes;
+
 use reeldb_keyframe::format::{FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
 use reeldb_keyframe::storage::Storage;
 
@@ -40,9 +42,33 @@ pub fn index_path() -> std::path::PathBuf {
     Path::new(CATALOG_DIR).join("versions.idx")
 }
 
-/// Checks that a catalog file starts with `magic` followed by this build's format version.
-pub fn check_header(storage: &dyn Storage, path: &Path, magic: &[u8; 8]) -> Result<()> {
-    let h = storage.read_at(path, 0, 12)?;
+/// Reads `len` bytes at `offset` of the catalog file `path`. Every catalog read is of bytes a
+/// header or a committed entry vouches for, so a file that ends before them is corrupt
+/// (truncated), not an I/O failure.
+pub fn read_exact(storage: &dyn Storage, path: &Path, offset: u64, len: usize) -> Result<Bytes> {
+    storage.read_at(path, offset, len).map_err(|e| match e {
+        reeldb_keyframe::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Error::CorruptCatalog {
+                path: path.display().to_string(),
+                offset,
+                reason: format!("the file ends before the {len} bytes at this offset"),
+            }
+        }
+        other => Error::Keyframe(other),
+    })
+}
+
+/// Checks that a catalog file starts with `magic` followed by this build's format version,
+/// and that its header's `reserved` bytes are zero.
+pub fn check_header(
+    storage: &dyn Storage,
+    path: &Path,
+    magic: &[u8; 8],
+    reserved: std::ops::Range<usize>,
+) -> Result<()> {
+    let h = read_exact(storage, path, 0, reserved.end.max(12))?;
     if h[..8] != magic[..] {
         return Err(Error::CorruptCatalog {
             path: path.display().to_string(),
@@ -56,6 +82,13 @@ pub fn check_header(storage: &dyn Storage, path: &Path, magic: &[u8; 8]) -> Resu
             found: version,
             oldest: OLDEST_SUPPORTED_VERSION,
             current: FORMAT_VERSION,
+        });
+    }
+    if h[reserved.clone()].iter().any(|&b| b != 0) {
+        return Err(Error::CorruptCatalog {
+            path: path.display().to_string(),
+            offset: reserved.start as u64,
+            reason: format!("reserved header bytes {reserved:?} are not zero"),
         });
     }
     Ok(())

@@ -75,7 +75,7 @@ pub fn read(
     if (len as usize) < FRAME_HEADER + 8 || len > MAX_RECORD_LEN {
         return Err(corrupt(format!("record length {len} out of bounds")));
     }
-    let buf = storage.read_at(path, offset, len as usize)?;
+    let buf = super::read_exact(storage, path, offset, len as usize)?;
     let body = buf.len() - 8;
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&buf[body..]);
@@ -109,5 +109,5 @@ pub fn read(
 
 /// Checks the header of the records log.
 pub fn check_header(storage: &dyn Storage, path: &Path) -> Result<()> {
-    super::check_header(storage, path, &RECORDS_MAGIC)
+    super::check_header(storage, path, &RECORDS_MAGIC, 12..16)
 }

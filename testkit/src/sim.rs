@@ -471,6 +471,39 @@ impl SimStorage {
         h.digest128()
     }
 
+    /// Every file the namespace shows, in path order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let disk = self.disk();
+        disk.visible
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::File(_)))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// What `path` holds as the next read would see it, if it is a file.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let disk = self.disk();
+        match disk.visible.get(path) {
+            Some(Entry::File(ino)) => Some(disk.files[ino].visible.clone()),
+            _ => None,
+        }
+    }
+
+    /// Replaces what the file `path` holds with `data`, visible and durable at once, as damage
+    /// on the medium would: no step is counted and no pending write survives. Panics if `path`
+    /// is not a file (a test names the files it damages from [`Self::files`]).
+    pub fn damage(&self, path: &Path, data: Vec<u8>) {
+        let mut disk = self.disk();
+        let Some(Entry::File(ino)) = disk.visible.get(path).copied() else {
+            panic!("{} is not a file of the simulated disk", path.display());
+        };
+        let file = disk.files.entry(ino).or_default();
+        file.visible = data.clone();
+        file.durable = data;
+        file.pending.clear();
+    }
+
     /// Counts an operation against the fault plan and the crash state.
     fn begin(&self, kind: OpKind, path: &Path) -> Result<MutexGuard<'_, Disk>> {
         let disk = self.disk();

@@ -489,6 +489,15 @@ fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<()
             report.leaves_checked
         ),
     )?;
+    if let Some(tail) = &report.ignored_index_tail {
+        say(
+            out,
+            format_args!(
+                "note: the index ends in an entry reads ignore (an unfinished commit, or damage \
+                 to the latest version's entry): {tail}"
+            ),
+        )?;
+    }
     match report.newest_intact {
         Some(v) => say(out, format_args!("newest intact version: {v}"))?,
         None => say(out, format_args!("no intact version"))?,
