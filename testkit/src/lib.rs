@@ -9,5 +9,5 @@ mod plan;
 mod sim;
 
 pub use faulty::FaultyStorage;
-pub use plan::{Fault, FaultPlan, OpKind};
+pub use plan::{Fault, FaultPlan, KillPoint, OpKind};
 pub use sim::SimStorage;

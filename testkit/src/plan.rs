@@ -38,12 +38,50 @@ pub enum OpKind {
     Lock,
 }
 
+/// A named point at which the process aborts, as a SIGKILL there would: just before the
+/// `nth` (from 1) operation of `kind` on a path starting with `path`. Written and parsed as
+/// `kind:path:nth`, e.g. `sync:catalog/versions.idx:1` (kind `write` or `sync`; an empty
+/// path matches every file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillPoint {
+    /// The kind of operation.
+    pub kind: OpKind,
+    /// The start of the paths it applies to.
+    pub path: String,
+    /// Which matching operation, counting from 1.
+    pub nth: u64,
+}
+
+impl KillPoint {
+    /// Parses `kind:path:nth`.
+    pub fn parse(spec: &str) -> Option<KillPoint> {
+        let (kind, rest) = spec.split_once(':')?;
+        let (path, nth) = rest.rsplit_once(':')?;
+        let kind = match kind {
+            "write" => OpKind::Write,
+            "sync" => OpKind::Sync,
+            _ => return None,
+        };
+        Some(KillPoint {
+            kind,
+            path: path.to_string(),
+            nth: nth.parse().ok().filter(|&n| n >= 1)?,
+        })
+    }
+
+    fn matches(&self, kind: OpKind, path: &Path) -> bool {
+        kind == self.kind && path.to_string_lossy().starts_with(&self.path)
+    }
+}
+
 #[derive(Debug, Default)]
 struct PlanState {
     ops: u64,
     fail_at: Option<(u64, Fault, bool)>,
     failures: u64,
     first_failed: Option<OpKind>,
+    kill: Option<KillPoint>,
+    kill_matches: u64,
 }
 
 /// Counts every storage operation and fails the chosen one (once), or it and every later one
@@ -64,6 +102,13 @@ impl FaultPlan {
     pub fn fail_at(&self, op: u64, fault: Fault, persistent: bool) {
         let mut s = self.lock();
         s.fail_at = Some((op, fault, persistent));
+    }
+
+    /// Aborts the process at `point` (see [`KillPoint`]): for kill-loop children.
+    pub fn kill_at(&self, point: KillPoint) {
+        let mut s = self.lock();
+        s.kill = Some(point);
+        s.kill_matches = 0;
     }
 
     /// Stops injecting faults (operations are still counted).
@@ -91,6 +136,18 @@ impl FaultPlan {
         let mut s = self.lock();
         let op = s.ops;
         s.ops += 1;
+        if let Some(nth) = s
+            .kill
+            .as_ref()
+            .filter(|k| k.matches(kind, path))
+            .map(|k| k.nth)
+        {
+            s.kill_matches += 1;
+            if s.kill_matches == nth {
+                // The point of a kill point: die here, with no unwinding and no destructors.
+                std::process::abort();
+            }
+        }
         match s.fail_at {
             Some((at, fault, persistent)) if op == at || (persistent && op > at) => {
                 s.failures += 1;
@@ -105,5 +162,29 @@ impl FaultPlan {
         // A panic while holding this lock can only come from a test assertion elsewhere; the
         // counters stay meaningful, so a poisoned lock is used as is.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kill_point_parses_from_kind_path_and_count() {
+        assert_eq!(
+            KillPoint::parse("sync:catalog/versions.idx:2"),
+            Some(KillPoint {
+                kind: OpKind::Sync,
+                path: "catalog/versions.idx".into(),
+                nth: 2
+            })
+        );
+        assert_eq!(
+            KillPoint::parse("write::1").map(|k| k.path),
+            Some(String::new())
+        );
+        for bad in ["read:x:1", "sync:x:0", "sync:x", "sync:x:many"] {
+            assert_eq!(KillPoint::parse(bad), None, "{bad}");
+        }
     }
 }
