@@ -496,7 +496,7 @@ impl Store {
             None,
         )?;
         let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
-        let schema = def.schema()?;
+        let schema = def.schema(r.offset)?;
         let keys = key_indices(&schema, &def.key_columns, &def.name)?;
         let layout = Arc::new(TableLayout::new(schema, &keys)?);
         let loaded = Arc::new(LoadedDef { def, layout });

@@ -302,12 +302,31 @@ pub(crate) fn settle(
     if storage.len(&records_path())? > records_len {
         storage.truncate(&records_path(), records_len)?;
     }
+    if let Some((entry, _)) = &head {
+        persist_head(storage.as_ref(), entry)?;
+    }
     let committed = head.as_ref().map_or(Vec::new(), |(_, r)| r.packs.clone());
     let mut packs = PackWriter::open(storage, &committed)?;
     if let Some(len) = options.max_pack_len {
         packs.set_max_pack_len(len);
     }
     Ok((head, packs))
+}
+
+/// Makes the latest version's index entry and version record durable again, by writing their
+/// bytes over themselves and syncing, and syncs the catalog directory. A writer whose sync
+/// failed leaves them visible but perhaps only in the page cache, which Linux then marks
+/// clean ("fsyncgate"): without this, versions committed on top of such a head could outlive
+/// it in a power loss and leave a hole. Identical bytes, so a crash part-way changes nothing.
+fn persist_head(storage: &dyn reeldb_keyframe::storage::Storage, entry: &IndexEntry) -> Result<()> {
+    let entry_at = ENTRY_LEN * entry.version;
+    let bytes = storage.read_at(&index_path(), entry_at, ENTRY_LEN as usize)?;
+    storage.rewrite_in_place(&index_path(), entry_at, &bytes)?;
+    let len = entry.record_len as usize;
+    let record = storage.read_at(&records_path(), entry.record_offset, len)?;
+    storage.rewrite_in_place(&records_path(), entry.record_offset, &record)?;
+    storage.sync_dir(Path::new(crate::catalog::CATALOG_DIR))?;
+    Ok(())
 }
 
 /// A table created by the transaction.

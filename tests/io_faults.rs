@@ -183,3 +183,60 @@ fn every_io_error_comes_back_as_an_error_and_keeps_the_promise() {
         "faults must land: {hits}"
     );
 }
+
+/// A commit whose index sync fails, with every later operation failing too (so the writer
+/// cannot cut its entry back), leaves a version that is visible but perhaps not durable: the
+/// failed sync may have dropped it from the write-back cache. The next writer builds on it,
+/// so it must make it durable first; otherwise a power loss after the next commit would leave
+/// a hole where it was.
+#[test]
+fn a_version_left_visible_by_a_failed_sync_is_made_durable_before_anything_builds_on_it() {
+    let commits: Vec<Op> = workload::workload().into_iter().take(3).collect();
+    let (mut visible_but_failed, mut points) = (0, 0);
+    for k in 0.. {
+        let sim = SimStorage::new();
+        let storage = Arc::new(sim.clone()) as Arc<dyn reeldb::storage::Storage>;
+        let store = Store::create_in(storage.clone(), Path::new("sim")).unwrap();
+        let mut writer = store.writer_with(workload::writer_options()).unwrap();
+        let mut model = workload::Model::default();
+        for op in &commits[..2] {
+            workload::apply(&mut writer, op).unwrap();
+            model = model.after(op);
+        }
+        let start = sim.plan().ops();
+        sim.plan().fail_at(start + k, Fault::Eio, true);
+        let failed = workload::apply(&mut writer, &commits[2]).is_err();
+        drop(writer);
+        sim.plan().heal();
+        if !failed {
+            break; // k is past the commit's last operation
+        }
+        points += 1;
+        if store.latest_version().unwrap() == 3 {
+            visible_but_failed += 1;
+            model = model.after(&commits[2]);
+        }
+        let mut writer = store.writer_with(workload::writer_options()).unwrap();
+        let next = workload::workload()[3].clone();
+        workload::apply(&mut writer, &next).unwrap();
+        drop(writer);
+        let cursor = Cursor {
+            created: true,
+            acked: model.after(&next),
+            in_flight: None,
+        };
+        let depth = Depth {
+            every_version: true,
+            recover: false,
+            seed: k,
+        };
+        if let Err(v) = check_promise(Arc::new(sim.durable_image()), &cursor, depth) {
+            panic!("failing from operation {k} of the commit on: {v}");
+        }
+    }
+    assert!(points > 5, "the commit takes several operations: {points}");
+    assert!(
+        visible_but_failed >= 1,
+        "some failure point leaves the version visible"
+    );
+}

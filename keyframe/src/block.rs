@@ -54,6 +54,10 @@ pub fn encode(array: &ArrayRef) -> Result<Vec<u8>> {
 /// Decodes the bytes of a column block (without copying the column's buffers), checking that
 /// it holds exactly `rows` values of `data_type`.
 pub fn decode(raw: Vec<u8>, data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
+    crate::ipc::guarded(|| decode_unguarded(raw, data_type, rows))
+}
+
+fn decode_unguarded(raw: Vec<u8>, data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
     let mut buffer = Buffer::from(raw);
     let mut decoder = StreamDecoder::new();
     let mut found: Option<RecordBatch> = None;

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod copy;
 pub mod error;
 pub mod format;
+pub mod ipc;
 pub mod key;
 pub mod node;
 pub mod pack;

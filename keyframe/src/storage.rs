@@ -69,6 +69,11 @@ pub trait Storage: Send + Sync + Debug {
     fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()>;
     /// Renames `from` to `to`, replacing `to` (not synced).
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Writes `data` at `offset` of the existing file `path` over bytes that already hold
+    /// exactly `data`, then syncs the file. It changes nothing a reader sees (a crash part-way
+    /// leaves the same bytes); it makes those bytes durable again after a failed sync may have
+    /// dropped them from the write-back cache while leaving them visible ("fsyncgate").
+    fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()>;
 }
 
 /// [`Storage`] on a local directory, reading through memory maps.
@@ -282,6 +287,17 @@ impl Storage for LocalStorage {
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(self.full(from), self.full(to)).map_err(|e| Error::io(from, e))
+    }
+
+    fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(self.full(path))
+            .map_err(|e| Error::io(path, e))?;
+        file.write_all_at(data, offset)
+            .map_err(|e| Error::io(path, e))?;
+        file.sync_data().map_err(|e| Error::io(path, e))
     }
 }
 

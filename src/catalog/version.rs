@@ -40,10 +40,19 @@ impl TableDef {
         })
     }
 
-    /// The schema.
-    pub fn schema(&self) -> Result<SchemaRef> {
-        let r = StreamReader::try_new(Cursor::new(&self.schema_ipc), None)?;
-        Ok(r.schema())
+    /// The schema; `offset` is where this definition's record is in records.log (for the
+    /// error, should the schema bytes not decode).
+    pub fn schema(&self, offset: u64) -> Result<SchemaRef> {
+        reeldb_keyframe::ipc::guarded(|| {
+            StreamReader::try_new(Cursor::new(&self.schema_ipc), None)
+                .map(|r| r.schema())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|reason| Error::CorruptCatalog {
+            path: super::records_path().display().to_string(),
+            offset,
+            reason: format!("table {}: undecodable schema: {reason}", self.name),
+        })
     }
 }
 

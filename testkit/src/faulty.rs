@@ -149,4 +149,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.plan.check(OpKind::Write, from)?;
         self.inner.rename(from, to)
     }
+
+    fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+        // A write and a sync: either may be the one that fails.
+        self.plan.check(OpKind::Write, path)?;
+        self.plan.check(OpKind::Sync, path)?;
+        self.inner.rewrite_in_place(path, offset, data)
+    }
 }

@@ -9,8 +9,9 @@
 //!   directory holding the name (a rename, of the directory holding its target).
 //! - A power-loss image ([`SimStorage::power_loss_image`]) keeps the durable state, a random
 //!   prefix of the unsynced namespace operations (file systems journal them in order) and, per
-//!   file, a random ordered subset of its unsynced writes, the last one torn or zero-filled.
-//!   Bytes between the old end and a later applied write read as zeros.
+//!   file, a random ordered subset of its unsynced writes, the last one torn: cut short, or
+//!   with its tail zero-filled where it extended the file (where it overwrote bytes, they keep
+//!   their old value). Bytes between the old end and a later applied write read as zeros.
 //! - A crash ([`SimStorage::crash_after`]) freezes the disk after a number of mutating steps:
 //!   every later operation fails, as if the process died there.
 //!
@@ -596,8 +597,12 @@ fn lossy_contents(file: &FileState, rng: &mut fastrand::Rng) -> Vec<u8> {
             let torn: Vec<u8> = if rng.bool() {
                 bytes[..kept].to_vec()
             } else {
+                // Past the tear, bytes the file already had keep their old value (sectors are
+                // overwritten whole or not at all); only space the write added reads as zeros.
                 let mut zeroed = bytes.clone();
-                zeroed[kept..].fill(0);
+                for (i, b) in zeroed.iter_mut().enumerate().skip(kept) {
+                    *b = data.get(*at as usize + i).copied().unwrap_or(0);
+                }
                 zeroed
             };
             apply_write(&mut data, *at, &torn);
@@ -809,6 +814,23 @@ impl Storage for SimStorage {
         };
         disk.write(path, ino, 0, data)?;
         disk.set_len(path, ino, data.len() as u64)
+    }
+
+    fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+        let ino = {
+            let mut disk = self.begin(OpKind::Write, path)?;
+            let ino = disk.file(path)?;
+            let len = disk.files.get(&ino).map_or(0, |f| f.visible.len() as u64);
+            if offset + data.len() as u64 > len {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::other("rewrite in place past the end of the file"),
+                ));
+            }
+            disk.write(path, ino, offset, data)?;
+            ino
+        };
+        self.sync_inode(path, ino)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {

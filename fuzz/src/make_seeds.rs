@@ -1,0 +1,105 @@
+//! Writes the seed corpus (`corpus/<target>/seed-*`): real column blocks, nodes, bitmaps and
+//! catalog records taken from the pristine store, so the fuzzer starts from valid inputs.
+//! Run from `fuzz/`: `cargo run --release --example make_seeds`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use reeldb_keyframe::record::{RecordKind, decode, decode_header};
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = PathBuf::from("corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn u32_at(d: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(d[at..at + 4].try_into().unwrap()) as usize
+}
+
+fn main() {
+    // Column blocks of every type the target tries, in its order.
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2, 3])),
+        Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+        Arc::new(Float64Array::from(vec![1.5, f64::NAN, -0.0])),
+        Arc::new(StringArray::from(vec![Some("a"), None, Some("ccc")])),
+        Arc::new(BooleanArray::from(vec![true, false, true])),
+        Arc::new(BinaryArray::from(vec![&b"x"[..], b"", b"yz"])),
+        Arc::new(Date32Array::from(vec![1, 2, 3])),
+        Arc::new(TimestampMicrosecondArray::from(vec![1, 2, 3])),
+        Arc::new(Decimal128Array::from(vec![1, 2, 3]).with_precision_and_scale(20, 2).unwrap()),
+    ];
+    for (i, a) in arrays.iter().enumerate() {
+        let mut seed = vec![i as u8, 3, 0];
+        seed.extend(reeldb_keyframe::block::encode(a).unwrap());
+        write("column_block", &format!("seed-{i}"), &seed);
+    }
+    let (sim, _) = reeldb_fuzz::pristine();
+    let mut n = 0;
+    for file in sim.files() {
+        let data = sim.contents(&file).unwrap();
+        let name = file.to_string_lossy().to_string();
+        let mut seed = |target: &str, prefix: Option<u8>, body: &[u8]| {
+            let bytes: Vec<u8> = prefix.into_iter().chain(body.iter().copied()).collect();
+            n += 1;
+            write(target, &format!("seed-{n}"), &bytes);
+        };
+        if name.ends_with(".pack") {
+            let mut at = 16;
+            while at < data.len() {
+                let h = decode_header(&data[at..]).unwrap();
+                let framed = &data[at..at + h.framed_len()];
+                let payload = decode(framed, h.kind, h.hash).unwrap();
+                match h.kind {
+                    RecordKind::Leaf => seed("tree_node", Some(0), &payload),
+                    RecordKind::Internal => seed("tree_node", Some(1), &payload),
+                    RecordKind::Bitmap => seed("bitmap", Some(0), &payload),
+                    RecordKind::ColumnBlock => {}
+                }
+                at += h.framed_len();
+            }
+        } else if name.ends_with(".hamt") {
+            let mut at = 16;
+            while at < data.len() {
+                let len = u32_at(&data, at);
+                let body = &data[at + 4..at + 4 + len];
+                match body[0] {
+                    1 | 2 => seed("hamt_node", None, body),
+                    3 => seed("bitmap", Some(0), &body[4..]),
+                    _ => seed("bitmap", Some(1), &body[4..]),
+                }
+                at += 4 + len + 8;
+            }
+        } else if name.ends_with("versions.idx") {
+            for entry in data[64..].chunks(64) {
+                seed("catalog_record", Some(0), entry);
+            }
+        } else if name.ends_with("records.log") {
+            let mut at = 16;
+            while at < data.len() {
+                let len = u32_at(&data, at + 8);
+                let which = if data[at + 4] == 2 { 1 } else { 2 };
+                seed("catalog_record", Some(which), &data[at + 12..at + 12 + len]);
+                at += 12 + len + 8;
+            }
+        }
+    }
+    // The whole-store targets: no patch, and one small patch per file.
+    write("store", "seed-none", &[]);
+    for f in 0..8u8 {
+        write("store", &format!("seed-file-{f}"), &[f, 40, 0, 0, 0, 1, 0x10]);
+    }
+    // Operations: a fault late enough to miss, then one early, with commits and maintenance.
+    let ops = [0u8, 0, 9, 1, 3, 5, 2, 0, 1, 7, 4, 0, 2, 9, 1, 5, 6, 3, 7, 1, 0x81, 2, 1, 2, 0];
+    for (i, fault) in [[0xff, 0xff, 0], [40, 0, 1], [90, 0, 2], [200, 0, 3]].iter().enumerate() {
+        let seed: Vec<u8> = fault.iter().chain(&ops).copied().collect();
+        write("operations", &format!("seed-{i}"), &seed);
+    }
+    println!("seeds written under {}", Path::new("corpus").display());
+}
