@@ -208,13 +208,7 @@ fn child_reads_random_versions() {
         .lines()
         .map(str::to_string)
         .collect();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        let mut rest = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
+    let stop = common::stop_when_stdin_closes();
     let store = Store::open(path).unwrap();
     let (mut ok, mut bad) = (0u64, Vec::new());
     let mut seed = std::process::id() as u64;

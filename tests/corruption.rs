@@ -36,31 +36,20 @@ const PAGE: usize = 4096;
 /// turns into B-frames, a second keyframe and overlays, a rewind that lets later commits reuse
 /// catalog positions (so stale copies hold valid records of rewound versions), an expiry.
 fn history() -> (Vec<Op>, usize) {
-    let commit = |round: u64, keyframe: bool| {
-        let base = (round as i64 * 37) % 110;
-        Op::Commit {
-            upsert: (base..base + 6)
-                .chain([120 + round as i64])
-                .map(|i| (i, round))
-                .collect(),
-            delete: vec![(base + 60) % 120],
-            keyframe,
-        }
-    };
     let mut ops = vec![Op::Commit {
         upsert: (0..120).map(|i| (i, 0)).collect(),
         delete: vec![],
         keyframe: true,
     }];
-    ops.extend((1..=4).map(|r| commit(r, false)));
-    ops.push(commit(5, true));
-    ops.extend((6..=7).map(|r| commit(r, false)));
+    ops.extend((1..=4).map(|r| workload::round(r, false)));
+    ops.push(workload::round(5, true));
+    ops.extend((6..=7).map(|r| workload::round(r, false)));
     ops.push(Op::Compact);
-    ops.extend((8..=10).map(|r| commit(r, false)));
+    ops.extend((8..=10).map(|r| workload::round(r, false)));
     // The stale image is taken here, before the rewind.
     let stale_at = ops.len();
     ops.push(Op::Rewind(9));
-    ops.extend((11..=12).map(|r| commit(r, false)));
+    ops.extend((11..=12).map(|r| workload::round(r, false)));
     ops.push(Op::ExpireBefore(2));
     (ops, stale_at)
 }

@@ -127,13 +127,7 @@ fn child_reads_random_versions_while_others_are_killed() {
     ) else {
         return;
     };
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        let mut rest = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
+    let stop = common::stop_when_stdin_closes();
     let store = Store::open(path).unwrap();
     let mut rng = fastrand::Rng::new();
     let (mut ok, mut skipped) = (0u64, 0u64);

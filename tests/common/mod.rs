@@ -169,4 +169,17 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// For child processes: a flag that turns true once the parent closes our stdin (how parents
+/// here tell a child to finish and report).
+pub fn stop_when_stdin_closes() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    stop
+}
+
 pub mod workload;

@@ -53,6 +53,21 @@ impl Op {
     }
 }
 
+/// The commit of round `round` (from 1): six of the 120 first keys and a new one upserted,
+/// one key deleted.
+pub fn round(round: u64, keyframe: bool) -> Op {
+    let base = (round as i64 * 37) % 110;
+    Op::Commit {
+        upsert: (base..base + 6)
+            .chain([120 + round as i64])
+            .map(|i| (i, round))
+            .collect(),
+        // 60 keys away from the upserted ones, so never one of them.
+        delete: vec![(base + 60) % 120],
+        keyframe,
+    }
+}
+
 /// The fixed workload. Rows live in a 120-key table of tiny leaves, so every keyframe has many
 /// leaves and overlays touch a few of them.
 pub fn workload() -> Vec<Op> {
@@ -61,29 +76,17 @@ pub fn workload() -> Vec<Op> {
         delete: vec![],
         keyframe: true,
     }];
-    let commit = |round: u64, keyframe: bool| {
-        let base = (round as i64 * 37) % 110;
-        Op::Commit {
-            upsert: (base..base + 6)
-                .chain([120 + round as i64])
-                .map(|i| (i, round))
-                .collect(),
-            // 60 keys away from the upserted ones, so never one of them.
-            delete: vec![(base + 60) % 120],
-            keyframe,
-        }
-    };
-    for round in 1..=12 {
-        ops.push(commit(round, round == 8));
+    for r in 1..=12 {
+        ops.push(round(r, r == 8));
     }
     ops.push(Op::Compact);
-    for round in 13..=18 {
-        ops.push(commit(round, round == 16));
+    for r in 13..=18 {
+        ops.push(round(r, r == 16));
     }
     ops.push(Op::ExpireBefore(3));
     ops.push(Op::Rewind(17));
-    for round in 19..=30 {
-        ops.push(commit(round, round == 24));
+    for r in 19..=30 {
+        ops.push(round(r, r == 24));
     }
     ops.push(Op::Compact);
     ops.push(Op::Thin(10));
