@@ -58,6 +58,7 @@ pub fn decode(raw: Vec<u8>, data_type: &DataType, rows: usize) -> Result<ArrayRe
 }
 
 fn decode_unguarded(raw: Vec<u8>, data_type: &DataType, rows: usize) -> Result<ArrayRef, String> {
+    crate::ipc::check_stream(&raw)?;
     let mut buffer = Buffer::from(raw);
     let mut decoder = StreamDecoder::new();
     let mut found: Option<RecordBatch> = None;

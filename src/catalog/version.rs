@@ -44,6 +44,7 @@ impl TableDef {
     /// error, should the schema bytes not decode).
     pub fn schema(&self, offset: u64) -> Result<SchemaRef> {
         reeldb_keyframe::ipc::guarded(|| {
+            reeldb_keyframe::ipc::check_stream(&self.schema_ipc)?;
             StreamReader::try_new(Cursor::new(&self.schema_ipc), None)
                 .map(|r| r.schema())
                 .map_err(|e| e.to_string())
