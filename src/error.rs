@@ -117,6 +117,9 @@ pub enum Error {
         /// The held versions it would purge.
         versions: Vec<u64>,
     },
+    /// A SQL query failed to parse, plan or run (DataFusion's message).
+    #[error("sql: {0}")]
+    Sql(String),
     /// Catalog bytes that fail to verify.
     #[error("corrupt catalog {path} at offset {offset}: {reason}")]
     CorruptCatalog {

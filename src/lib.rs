@@ -57,6 +57,7 @@
 //! ```
 
 pub mod catalog;
+pub mod changes;
 pub mod clean;
 pub mod compact;
 pub mod error;
@@ -67,12 +68,15 @@ mod overlay_commit;
 pub mod overlay_view;
 pub mod rewind;
 pub mod snapshot;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod store;
 pub mod thin;
 pub mod value;
 pub mod verify;
 pub mod writer;
 
+pub use changes::{ChangeKind, Changes, DiffMethod};
 pub use clean::Cleaning;
 pub use compact::Compaction;
 pub use error::{Error, Result};
@@ -82,14 +86,14 @@ pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use rewind::Rewound;
-pub use snapshot::{Range, Scan, ScanOptions, Snapshot, Table};
+pub use snapshot::{ColumnZone, Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{Store, StoreStats, VersionInfo, VersionKind};
 pub use thin::Thinning;
 pub use value::{Key, Value};
 pub use verify::{VerifyReport, VersionCheck};
 pub use writer::{Transaction, Writer, WriterOptions};
 
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doc tests (they include SQL).
+#[cfg(all(doctest, feature = "sql"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -104,9 +104,9 @@ impl Snapshot {
 pub struct ScanOptions {
     /// Columns to return, in this order (`None`: every column).
     pub columns: Option<Vec<String>>,
-    /// Rows to return (`None`: every row). Pushed down: leaves whose zone maps rule the filter
-    /// out are not read.
-    pub filter: Option<Filter>,
+    /// Rows to return: those matching every filter (none: every row). Pushed down: leaves
+    /// whose zone maps rule any filter out are not read.
+    pub filters: Vec<Filter>,
     /// Return rows in key order at every version (a merge of keyframe and overlay; without
     /// it, rows are in key order only at keyframe versions).
     pub key_order: bool,
@@ -125,10 +125,10 @@ impl ScanOptions {
         self
     }
 
-    /// Only rows matching `filter`.
+    /// Only rows matching `filter` (and every filter given before).
     #[must_use]
     pub fn filter(mut self, filter: Filter) -> Self {
-        self.filter = Some(filter);
+        self.filters.push(filter);
         self
     }
 
@@ -150,6 +150,17 @@ pub struct Table {
     pub(crate) overlay: Option<Arc<OverlayView>>,
 }
 
+/// What the zone maps of a table's keyframe say about one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnZone {
+    /// Null values in the keyframe.
+    pub null_count: u64,
+    /// Encoded minimum and maximum of the non-null values (a single-column arrow-row
+    /// encoding, see `reeldb_keyframe::zonemap`): `Some(None)` when every value is null,
+    /// `None` when unknown.
+    pub bounds: Option<Option<(Vec<u8>, Vec<u8>)>>,
+}
+
 /// A unit of scan work: a keyframe leaf or an overlay row batch.
 #[derive(Debug, Clone)]
 enum Unit {
@@ -162,10 +173,11 @@ enum Unit {
 struct ScanPlan {
     layout: Arc<TableLayout>,
     output: SchemaRef,
-    /// Columns to decode: the output columns, then the filter column if it is not among them.
+    /// Columns to decode: the output columns, then the filter columns not among them.
     read: Vec<usize>,
     outputs: usize,
-    predicate: Option<(BoundPredicate, usize)>,
+    /// The filters, each with the position of its column in `read`.
+    predicates: Vec<(BoundPredicate, usize)>,
 }
 
 impl ScanPlan {
@@ -184,26 +196,24 @@ impl ScanPlan {
         };
         let outputs = read.len();
         let output = Arc::new(schema.project(&read)?);
-        let predicate = match &opts.filter {
-            None => None,
-            Some(f) => {
-                let bound = f.bind(schema)?;
-                let pos = match read.iter().position(|&c| c == bound.column()) {
-                    Some(p) => p,
-                    None => {
-                        read.push(bound.column());
-                        read.len() - 1
-                    }
-                };
-                Some((bound, pos))
-            }
-        };
+        let mut predicates = Vec::with_capacity(opts.filters.len());
+        for f in &opts.filters {
+            let bound = f.bind(schema)?;
+            let pos = match read.iter().position(|&c| c == bound.column()) {
+                Some(p) => p,
+                None => {
+                    read.push(bound.column());
+                    read.len() - 1
+                }
+            };
+            predicates.push((bound, pos));
+        }
         Ok(ScanPlan {
             layout: layout.clone(),
             output,
             read,
             outputs,
-            predicate,
+            predicates,
         })
     }
 
@@ -224,7 +234,7 @@ impl ScanPlan {
                     None => None,
                 };
                 let node = tree.read_leaf(&leaf.entry)?;
-                if let Some((p, _)) = &self.predicate {
+                for (p, _) in &self.predicates {
                     let t = self.layout.schema.field(p.column()).data_type();
                     if !p.may_match(&node.columns[p.column()].zone, t) {
                         return Ok(None);
@@ -251,14 +261,14 @@ impl ScanPlan {
         rows: usize,
         keep: Option<BooleanArray>,
     ) -> Result<Option<RecordBatch>> {
-        let matched = match &self.predicate {
-            Some((p, pos)) => Some(p.evaluate(&cols[*pos])?),
-            None => None,
-        };
-        let mask = match (keep, matched) {
-            (Some(k), Some(m)) => Some(and(&k, &m)?),
-            (k, m) => k.or(m),
-        };
+        let mut mask = keep;
+        for (p, pos) in &self.predicates {
+            let matched = p.evaluate(&cols[*pos])?;
+            mask = Some(match mask {
+                Some(k) => and(&k, &matched)?,
+                None => matched,
+            });
+        }
         cols.truncate(self.outputs);
         let batch = RecordBatch::try_new_with_options(
             self.output.clone(),
@@ -274,6 +284,11 @@ impl ScanPlan {
 }
 
 impl Table {
+    /// The table's catalog entry at this version.
+    pub(crate) fn entry(&self) -> &TableEntry {
+        &self.entry
+    }
+
     /// The table's name.
     pub fn name(&self) -> &str {
         &self.entry.name
@@ -344,6 +359,69 @@ impl Table {
             let _held = &pin;
             plan.unit(&tree, overlay.as_deref(), &u).transpose()
         }))
+    }
+
+    /// Splits a scan into at most `parts` scans over contiguous groups of keyframe leaves and
+    /// overlay batches, for engines that scan partitions in parallel (DataFusion). Together
+    /// they return exactly the rows of [`Table::scan`]; none is empty of work unless the table
+    /// is.
+    pub fn scan_partitions(&self, opts: &ScanOptions, parts: usize) -> Result<Vec<Scan>> {
+        let plan = ScanPlan::new(self.tree.layout(), opts)?;
+        let units = self.units()?;
+        let per = units.len().div_ceil(parts.max(1)).max(1);
+        let mut units = units.into_iter();
+        let mut scans = Vec::new();
+        loop {
+            let group: Vec<Unit> = units.by_ref().take(per).collect();
+            if group.is_empty() {
+                return Ok(scans);
+            }
+            scans.push(Scan {
+                _pin: self.pin.clone(),
+                tree: self.tree.clone(),
+                overlay: self.overlay.clone(),
+                plan: plan.clone(),
+                source: ScanSource::Units(group.into_iter()),
+            });
+        }
+    }
+
+    /// Per-column null counts and encoded (memcomparable) minimum and maximum of the
+    /// keyframe's rows, from its leaves' zone maps: `None` for a column whose bounds some leaf
+    /// does not keep. Exact for the table at a keyframe version; an overlay or B-frame adds
+    /// and hides rows the zone maps do not see.
+    pub fn keyframe_zones(&self) -> Result<Vec<ColumnZone>> {
+        let fields = self.tree.layout().schema.fields().len();
+        let mut zones = vec![
+            ColumnZone {
+                null_count: 0,
+                bounds: Some(None),
+            };
+            fields
+        ];
+        for leaf in self.tree.leaves()? {
+            let node = self.tree.read_leaf(&leaf.entry)?;
+            for (zone, chunk) in zones.iter_mut().zip(&node.columns) {
+                zone.null_count += u64::from(chunk.zone.null_count);
+                let non_null = u64::from(node.rows) > u64::from(chunk.zone.null_count);
+                zone.bounds = match (zone.bounds.take(), &chunk.zone.bounds) {
+                    (None, _) => None,
+                    // Values the leaf kept no bounds for (too long, or a type without them).
+                    (Some(_), None) if non_null => None,
+                    (Some(known), None) => Some(known),
+                    (Some(None), Some((lo, hi))) => Some(Some((lo.clone(), hi.clone()))),
+                    (Some(Some((a, b))), Some((lo, hi))) => {
+                        Some(Some((a.min(lo.clone()), b.max(hi.clone()))))
+                    }
+                };
+            }
+        }
+        Ok(zones)
+    }
+
+    /// Whether the table is read at a keyframe version (no overlay or B-frame over it).
+    pub fn at_keyframe(&self) -> bool {
+        self.overlay.is_none()
     }
 
     /// The schema of what a scan with `opts` returns.

@@ -490,3 +490,247 @@ fn expire_retires_old_versions_and_refuses_a_bad_choice() {
     assert!(fails(&["expire", s, "--older-than", "3 weeks"]).contains("bad duration"));
     assert!(ok(&["expire", s, "--older-than", "1d"]).contains("0 versions expired"));
 }
+
+/// One row per case of a table holding every column type ReelDB stores, nulls included.
+fn every_type() -> arrow::array::RecordBatch {
+    use arrow::array::*;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let n = 5;
+    let nulls = |i: usize| i % 3 != 1;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("i8", DataType::Int8, true),
+        Field::new("i16", DataType::Int16, true),
+        Field::new("i32", DataType::Int32, true),
+        Field::new("u8", DataType::UInt8, true),
+        Field::new("u16", DataType::UInt16, true),
+        Field::new("u32", DataType::UInt32, true),
+        Field::new("u64", DataType::UInt64, true),
+        Field::new("f32", DataType::Float32, true),
+        Field::new("f64", DataType::Float64, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("price", DataType::Decimal128(18, 4), true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| i as i64 * 7 - 10),
+        )),
+        Arc::new(Int8Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i as i8 - 100)),
+        )),
+        Arc::new(Int16Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i as i16 * -300)),
+        )),
+        Arc::new(Int32Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i as i32 * 70_000)),
+        )),
+        Arc::new(UInt8Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(250 - i as u8)),
+        )),
+        Arc::new(UInt16Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i as u16 * 9000)),
+        )),
+        Arc::new(UInt32Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(u32::MAX - i as u32)),
+        )),
+        Arc::new(UInt64Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(u64::MAX / (i as u64 + 1))),
+        )),
+        Arc::new(Float32Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i as f32 / 3.0)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(-(i as f64) / 7.0)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            (0..n).map(|i| nulls(i).then_some(i % 2 == 0)),
+        )),
+        Arc::new(StringArray::from_iter(
+            (0..n).map(|i| nulls(i).then(|| format!("é \"q\", {i}"))),
+        )),
+        Arc::new(Date32Array::from_iter(
+            (0..n).map(|i| nulls(i).then_some(20_000 + i as i32)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                (0..n).map(|i| nulls(i).then_some(1_767_225_600_123_456 + i as i64)),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(
+            Decimal128Array::from_iter((0..n).map(|i| nulls(i).then_some(i as i128 * 12_345_678)))
+                .with_precision_and_scale(18, 4)
+                .unwrap(),
+        ),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+#[test]
+fn export_then_import_round_trips_every_type_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let s = source.to_str().unwrap();
+    let input = dir.path().join("input.arrow");
+    let rows = every_type();
+    write_arrow(&input, &rows);
+    ok(&["init", s]);
+    assert_eq!(
+        ok(&[
+            "import",
+            s,
+            "things",
+            input.to_str().unwrap(),
+            "--key",
+            "id"
+        ]),
+        "1\n"
+    );
+    for ext in ["parquet", "arrow", "csv", "ndjson"] {
+        let file = dir.path().join(format!("things.{ext}"));
+        let said = ok(&["export", s, "things", "--output", file.to_str().unwrap()]);
+        assert!(said.starts_with("5 rows of things at version 1"), "{said}");
+        // Into a store of its own: created from the file where it carries the schema, else
+        // from the original schema first.
+        let target = dir.path().join(format!("target-{ext}"));
+        let t = target.to_str().unwrap();
+        ok(&["init", t]);
+        if matches!(ext, "csv" | "ndjson") {
+            ok(&[
+                "create",
+                t,
+                "things",
+                "--key",
+                "id",
+                "--schema-from",
+                input.to_str().unwrap(),
+            ]);
+            assert_eq!(ok(&["import", t, "things", file.to_str().unwrap()]), "2\n");
+        } else {
+            assert_eq!(
+                ok(&["import", t, "things", file.to_str().unwrap(), "--key", "id"]),
+                "1\n"
+            );
+        }
+        let store = reeldb::Store::open(&target).unwrap();
+        let table = store.latest().unwrap().table("things").unwrap();
+        let back: Vec<_> = table
+            .scan(&reeldb::ScanOptions::new().in_key_order())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let back = arrow::compute::concat_batches(&table.schema(), &back).unwrap();
+        assert_eq!(back.schema().fields().len(), rows.num_columns(), "{ext}");
+        for (c, f) in rows.schema().fields().iter().enumerate() {
+            assert_eq!(
+                back.column(c).data_type(),
+                f.data_type(),
+                "{ext}: {}",
+                f.name()
+            );
+            assert_eq!(
+                back.column(c).to_data(),
+                rows.column(c).to_data(),
+                "{ext}: column {}",
+                f.name()
+            );
+        }
+    }
+    // A file of another extension is refused and nothing is written.
+    let bad = dir.path().join("things.xlsx");
+    assert!(
+        fails(&["export", s, "things", "--output", bad.to_str().unwrap()])
+            .contains("unknown file type")
+    );
+    assert!(!bad.exists());
+    // Importing into a missing table without a key is refused and commits nothing.
+    assert!(fails(&["import", s, "other", input.to_str().unwrap()]).contains("--key"));
+    assert!(ok(&["versions", s]).lines().count() <= 3);
+}
+
+#[cfg(feature = "sql")]
+#[test]
+fn sql_runs_one_query_in_each_format_or_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    common::build_history(&path);
+    let s = path.to_str().unwrap();
+    let q = "SELECT count(*) AS n FROM orders VERSION AS OF 1";
+    assert!(ok(&["sql", s, q]).contains("| 200 |"));
+    assert_eq!(ok(&["sql", s, q, "--format", "csv"]), "n\n200\n");
+    assert_eq!(
+        ok(&["sql", s, q, "--format", "json"]).trim(),
+        r#"[{"n":200}]"#
+    );
+    assert_eq!(
+        ok(&[
+            "sql",
+            s,
+            "SELECT count(*) AS n FROM orders",
+            "--version",
+            "1",
+            "--format",
+            "csv"
+        ]),
+        "n\n200\n"
+    );
+    let out = dir.path().join("n.arrow");
+    ok(&[
+        "sql",
+        s,
+        q,
+        "--format",
+        "arrow",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let r =
+        arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&out).unwrap(), None).unwrap();
+    assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 1);
+    let err = fails(&["sql", s, "SELECT * FROM orders VERSION AS OF 99"]);
+    assert!(
+        err.contains("unknown version 99 (the store has versions 1..=4)"),
+        "{err}"
+    );
+
+    // The shell: dot commands, a statement over two lines, an error that does not end it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["sql", s])
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(
+                b".tables\n.schema orders\n.versions\nSELECT count(*)\n  FROM orders;\n\
+                  SELECT * FROM nope;\n.quit\n",
+            )
+            .unwrap();
+    }
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success());
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(text.contains("orders\t"), "{text}");
+    assert!(text.contains("id\tInt64 not null  (key)"), "{text}");
+    assert!(text.contains("4\toverlay"), "{text}");
+    assert!(text.contains("(1 rows)"), "{text}");
+    assert!(
+        text.contains("error: ")
+            && text.contains("nope")
+            && text.contains("tables at version 4: orders"),
+        "{text}"
+    );
+}

@@ -40,7 +40,12 @@ pub fn pristine() -> &'static (SimStorage, Model) {
         let mut writer = store.writer_with(workload::writer_options()).unwrap();
         let mut model = Model::default();
         let ops = workload::workload();
-        for op in ops.iter().take(10).chain([&Op::Compact]).chain(ops.iter().skip(14).take(4)) {
+        for op in ops
+            .iter()
+            .take(10)
+            .chain([&Op::Compact])
+            .chain(ops.iter().skip(14).take(4))
+        {
             workload::apply(&mut writer, op).unwrap();
             model = model.after(op);
         }
@@ -54,13 +59,18 @@ pub fn pristine() -> &'static (SimStorage, Model) {
 fn read_version(store: &Store, model: &Model, v: u64) -> Result<(), Error> {
     let state = &model.history[v as usize - 1];
     let table = store.snapshot(v)?.table("orders")?;
-    let rows: Vec<_> = table.scan(&reeldb::ScanOptions::new())?.collect::<Result<_, _>>()?;
+    let rows: Vec<_> = table
+        .scan(&reeldb::ScanOptions::new())?
+        .collect::<Result<_, _>>()?;
     assert!(
         common::canonical(&rows) == state.expected,
         "version {v} of a damaged store read wrong rows"
     );
     for key in [0i64, 7, 60, 119, 125] {
-        let want = state.rows.get(&key).map(|s| common::orders_salted(&[key], &[*s]));
+        let want = state
+            .rows
+            .get(&key)
+            .map(|s| common::orders_salted(&[key], &[*s]));
         assert!(table.get(key)? == want, "version {v} got key {key} wrong");
     }
     Ok(())
@@ -129,8 +139,16 @@ fn next_op(bytes: &mut impl Iterator<Item = u8>, model: &Model, step: u64) -> Op
                 .into_iter()
                 .filter(|d| !upsert.iter().any(|(k, _)| k == d))
                 .collect();
-            let upsert = if latest == 0 { (0..64).map(|k| (k, 0)).collect() } else { upsert };
-            Op::Commit { upsert, delete, keyframe: b & 0x80 != 0 }
+            let upsert = if latest == 0 {
+                (0..64).map(|k| (k, 0)).collect()
+            } else {
+                upsert
+            };
+            Op::Commit {
+                upsert,
+                delete,
+                keyframe: b & 0x80 != 0,
+            }
         }
         (4, _) => Op::Compact,
         (5, _) => Op::Clean,
@@ -151,7 +169,11 @@ pub fn operations(data: &[u8]) {
     let sim = SimStorage::new();
     let storage = Arc::new(sim.clone()) as Arc<dyn Storage>;
     let store = Store::create_in(storage.clone(), Path::new("sim")).unwrap();
-    let fault = if data[2] & 1 == 0 { Fault::Eio } else { Fault::Enospc };
+    let fault = if data[2] & 1 == 0 {
+        Fault::Eio
+    } else {
+        Fault::Enospc
+    };
     let fail_at = sim.plan().ops() + u64::from(u16::from_le_bytes([data[0], data[1]]));
     sim.plan().fail_at(fail_at, fault, data[2] & 2 != 0);
     let mut bytes = data[3..].iter().copied();
@@ -176,7 +198,10 @@ pub fn operations(data: &[u8]) {
         };
         let result = workload::apply(w, &op);
         if std::env::var_os("REELDB_FUZZ_TRACE").is_some() {
-            eprintln!("{op:?}: {result:?} (faults so far: {})", sim.plan().failures());
+            eprintln!(
+                "{op:?}: {result:?} (faults so far: {})",
+                sim.plan().failures()
+            );
         }
         match result {
             Ok(()) => {
@@ -196,10 +221,22 @@ pub fn operations(data: &[u8]) {
     drop(writer);
     sim.plan().heal();
     let cursor = match unsettled {
-        Some((before, op)) => Cursor { created: true, acked: before, in_flight: Some(op) },
-        None => Cursor { created: true, acked: model, in_flight: None },
+        Some((before, op)) => Cursor {
+            created: true,
+            acked: before,
+            in_flight: Some(op),
+        },
+        None => Cursor {
+            created: true,
+            acked: model,
+            in_flight: None,
+        },
     };
-    let depth = Depth { every_version: true, recover: true, seed: 0 };
+    let depth = Depth {
+        every_version: true,
+        recover: true,
+        seed: 0,
+    };
     if let Err(v) = check_promise(Arc::new(sim.durable_image()), &cursor, depth) {
         panic!("the promise is broken after a power loss: {v}");
     }
@@ -209,18 +246,33 @@ pub fn operations(data: &[u8]) {
 /// model the disk now shows (`op` took effect or it did not).
 fn settle(sim: &SimStorage, model: &Model, op: &Op) -> Model {
     let faults = sim.plan();
-    let cursor = Cursor { created: true, acked: model.clone(), in_flight: Some(op.clone()) };
-    let depth = Depth { every_version: true, recover: false, seed: 0 };
+    let cursor = Cursor {
+        created: true,
+        acked: model.clone(),
+        in_flight: Some(op.clone()),
+    };
+    let depth = Depth {
+        every_version: true,
+        recover: false,
+        seed: 0,
+    };
     let image = sim.process_crash_image();
     if let Err(v) = check_promise(Arc::new(image.clone()), &cursor, depth) {
-        panic!("after a failed {op:?} ({} faults so far): {v}", faults.failures());
+        panic!(
+            "after a failed {op:?} ({} faults so far): {v}",
+            faults.failures()
+        );
     }
     let store = Store::open_in(Arc::new(image) as Arc<dyn Storage>, Path::new("sim")).unwrap();
     let after = model.after(op);
     let latest = store.latest_version().unwrap();
     match op {
         Op::Commit { .. } | Op::Rewind(_) if latest == after.latest() => after,
-        Op::ExpireBefore(v) if *v >= 2 && matches!(store.snapshot(v - 1), Err(Error::Expired { .. })) => after,
+        Op::ExpireBefore(v)
+            if *v >= 2 && matches!(store.snapshot(v - 1), Err(Error::Expired { .. })) =>
+        {
+            after
+        }
         _ => model.clone(),
     }
 }

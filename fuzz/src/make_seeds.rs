@@ -33,7 +33,11 @@ fn main() {
         Arc::new(BinaryArray::from(vec![&b"x"[..], b"", b"yz"])),
         Arc::new(Date32Array::from(vec![1, 2, 3])),
         Arc::new(TimestampMicrosecondArray::from(vec![1, 2, 3])),
-        Arc::new(Decimal128Array::from(vec![1, 2, 3]).with_precision_and_scale(20, 2).unwrap()),
+        Arc::new(
+            Decimal128Array::from(vec![1, 2, 3])
+                .with_precision_and_scale(20, 2)
+                .unwrap(),
+        ),
     ];
     for (i, a) in arrays.iter().enumerate() {
         let mut seed = vec![i as u8, 3, 0];
@@ -93,11 +97,20 @@ fn main() {
     // The whole-store targets: no patch, and one small patch per file.
     write("store", "seed-none", &[]);
     for f in 0..8u8 {
-        write("store", &format!("seed-file-{f}"), &[f, 40, 0, 0, 0, 1, 0x10]);
+        write(
+            "store",
+            &format!("seed-file-{f}"),
+            &[f, 40, 0, 0, 0, 1, 0x10],
+        );
     }
     // Operations: a fault late enough to miss, then one early, with commits and maintenance.
-    let ops = [0u8, 0, 9, 1, 3, 5, 2, 0, 1, 7, 4, 0, 2, 9, 1, 5, 6, 3, 7, 1, 0x81, 2, 1, 2, 0];
-    for (i, fault) in [[0xff, 0xff, 0], [40, 0, 1], [90, 0, 2], [200, 0, 3]].iter().enumerate() {
+    let ops = [
+        0u8, 0, 9, 1, 3, 5, 2, 0, 1, 7, 4, 0, 2, 9, 1, 5, 6, 3, 7, 1, 0x81, 2, 1, 2, 0,
+    ];
+    for (i, fault) in [[0xff, 0xff, 0], [40, 0, 1], [90, 0, 2], [200, 0, 3]]
+        .iter()
+        .enumerate()
+    {
         let seed: Vec<u8> = fault.iter().chain(&ops).copied().collect();
         write("operations", &format!("seed-{i}"), &seed);
     }

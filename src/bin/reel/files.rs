@@ -1,5 +1,6 @@
-//! Reading input files for `reel create` and `reel commit`: Arrow IPC, Parquet, CSV and
-//! newline-delimited JSON, chosen by extension, conformed to a table's schema.
+//! Input and output files: reading for `reel create`, `reel commit` and `reel import`, writing
+//! for `reel export`. Arrow IPC, Parquet, CSV and newline-delimited JSON, chosen by extension;
+//! inputs are conformed to a table's schema.
 
 use std::fs::File;
 use std::io::{BufReader, Seek};
@@ -137,4 +138,99 @@ fn conform(path: &Path, batch: &RecordBatch, schema: &SchemaRef) -> Result<Recor
         })
         .collect::<Result<Vec<_>, Error>>()?;
     RecordBatch::try_new(schema.clone(), cols).map_err(|e| file_err(path, e))
+}
+
+/// Writes `batches` (of `schema`) to `path` in the format its extension names. The file
+/// appears whole or not at all: rows go to a temporary file beside it, renamed over it at
+/// the end. Returns the number of rows written.
+pub fn write_file(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch, Error>>,
+) -> Result<u64, Error> {
+    let format = kind(path)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| file_err(path, "not a file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let temp = path.with_file_name(format!(".{name}.partial"));
+    let written = write_to(&temp, format, schema, batches).and_then(|rows| {
+        std::fs::rename(&temp, path).map_err(|e| file_err(path, e))?;
+        Ok(rows)
+    });
+    if written.is_err() {
+        // Nothing half-written is left behind; the original error is what matters.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+fn write_to(
+    path: &Path,
+    format: Kind,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch, Error>>,
+) -> Result<u64, Error> {
+    let file = File::create(path).map_err(|e| file_err(path, e))?;
+    let out = std::io::BufWriter::new(file);
+    let fail = |e: &dyn std::fmt::Display| file_err(path, e);
+    let mut rows = 0u64;
+    let file = match format {
+        Kind::Arrow => {
+            let mut w =
+                arrow::ipc::writer::FileWriter::try_new(out, schema).map_err(|e| fail(&e))?;
+            for b in batches {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                w.write(&b).map_err(|e| fail(&e))?;
+            }
+            w.finish().map_err(|e| fail(&e))?;
+            w.into_inner().map_err(|e| fail(&e))?
+        }
+        Kind::Parquet => {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut w = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))
+                .map_err(|e| fail(&e))?;
+            for b in batches {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                w.write(&b).map_err(|e| fail(&e))?;
+            }
+            w.into_inner().map_err(|e| fail(&e))?
+        }
+        Kind::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            let mut any = false;
+            for b in batches {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                any = true;
+                w.write(&b).map_err(|e| fail(&e))?;
+            }
+            if !any {
+                // The header alone, so the file still names its columns.
+                w.write(&RecordBatch::new_empty(schema.clone()))
+                    .map_err(|e| fail(&e))?;
+            }
+            w.into_inner()
+        }
+        Kind::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                w.write(&b).map_err(|e| fail(&e))?;
+            }
+            w.finish().map_err(|e| fail(&e))?;
+            w.into_inner()
+        }
+    };
+    let file = file.into_inner().map_err(|e| fail(&e.error()))?;
+    file.sync_all().map_err(|e| fail(&e))?;
+    Ok(rows)
 }

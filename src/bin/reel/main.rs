@@ -4,6 +4,8 @@
 mod demo;
 mod files;
 mod output;
+#[cfg(feature = "sql")]
+mod sql;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -132,6 +134,34 @@ enum Command {
         #[arg(long)]
         to_last_good: bool,
     },
+    /// Write a table at a version to a file: Parquet, Arrow IPC, CSV or NDJSON by extension.
+    Export {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+        #[command(flatten)]
+        at: At,
+        /// The file to write (.parquet, .arrow, .csv, .ndjson/.jsonl); replaced whole.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Load a file as a table's whole new state in one version (creating the table, with the
+    /// file's schema, when it does not exist); prints the version.
+    Import {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+        /// The file to read (.parquet, .arrow, .csv, .ndjson/.jsonl).
+        file: PathBuf,
+        /// Primary-key columns, comma-separated, when the table is created.
+        #[arg(long, value_delimiter = ',')]
+        key: Vec<String>,
+    },
+    /// Run SQL (Apache DataFusion) over a version: one query, or an interactive shell.
+    #[cfg(feature = "sql")]
+    Sql(sql::SqlArgs),
     /// Run the demo: a reducer folds a synthetic order/account event stream into state
     /// tables, committing a version per batch, then queries the past.
     Demo(demo::DemoArgs),
@@ -279,6 +309,33 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Stats { store, format } => stats(&mut out, &Store::open(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
+        Command::Export {
+            store,
+            table,
+            at,
+            output,
+        } => {
+            let snap = open_at(&Store::open(&store)?, &at)?;
+            let t = snap.table(&table)?;
+            let scan = t.scan(&ScanOptions::new().in_key_order())?;
+            let rows = files::write_file(&output, &t.schema(), scan)?;
+            say(
+                &mut out,
+                format_args!(
+                    "{rows} rows of {table} at version {} written to {}",
+                    snap.version(),
+                    output.display()
+                ),
+            )
+        }
+        Command::Import {
+            store,
+            table,
+            file,
+            key,
+        } => import(&mut out, &Store::open(&store)?, &table, &file, &key),
+        #[cfg(feature = "sql")]
+        Command::Sql(args) => sql::run(&mut out, args),
         Command::Verify { store, version } => verify(&mut out, &Store::open(&store)?, version),
         Command::Compact {
             store,
@@ -589,6 +646,64 @@ fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
     if args.keyframe {
         tx.keyframe();
     }
+    let v = tx.commit()?;
+    say(out, format_args!("{v}"))
+}
+
+fn import(
+    out: &mut dyn Write,
+    store: &Store,
+    table: &str,
+    file: &Path,
+    key: &[String],
+) -> Result<(), Error> {
+    let existing = match store.latest() {
+        Ok(snap) => match snap.table(table) {
+            Ok(t) => Some(t.schema()),
+            Err(Error::UnknownTable { .. }) => None,
+            Err(e) => return Err(e),
+        },
+        Err(Error::Empty) => None,
+        Err(e) => return Err(e),
+    };
+    let mut w = store.writer()?;
+    let mut tx = w.begin();
+    let schema = match existing {
+        Some(schema) => {
+            if !key.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "table {table} exists: its key cannot be set again"
+                )));
+            }
+            schema
+        }
+        None => {
+            if key.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "table {table} does not exist: give its key columns with --key to create it"
+                )));
+            }
+            let inferred = files::infer_schema(file)?;
+            // Key columns cannot hold nulls; the file's schema may not say so.
+            let fields: Vec<arrow::datatypes::Field> = inferred
+                .fields()
+                .iter()
+                .map(|f| {
+                    let nullable = f.is_nullable() && !key.contains(f.name());
+                    f.as_ref().clone().with_nullable(nullable)
+                })
+                .collect();
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                inferred.metadata().clone(),
+            ));
+            let keys: Vec<&str> = key.iter().map(String::as_str).collect();
+            tx.create_table(table, schema.clone(), &keys)?;
+            schema
+        }
+    };
+    let batches = files::read_as(file, &schema)?;
+    tx.replace(table, batches)?;
     let v = tx.commit()?;
     say(out, format_args!("{v}"))
 }
