@@ -144,9 +144,11 @@ impl Store {
             }
             (a, b) => (absent_as_none(a)?, absent_as_none(b)?),
         };
-        let shape = match (&old, &new) {
-            (Some(t), _) | (None, Some(t)) => t,
-            (None, None) => unreachable!("both absent is handled above"),
+        // At least one side exists: both absent returned above.
+        let Some(shape) = old.as_ref().or(new.as_ref()) else {
+            return Err(Error::InvalidArgument(format!(
+                "table {table} exists at neither version {from} nor version {to}"
+            )));
         };
         let (schema, keys) = (shape.schema(), shape.key_columns().to_vec());
         for t in [&old, &new].into_iter().flatten() {
@@ -224,8 +226,7 @@ impl Store {
             });
         };
         let out = history_schema(&schema);
-        let nulls = RecordBatch::new_empty(schema.clone());
-        let nulls = nulls_row(&nulls)?;
+        let nulls = nulls_row(&schema)?;
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))),
             Arc::new(StringArray::from_iter_values(
@@ -258,9 +259,8 @@ fn absent_as_none(t: Result<Table>) -> Result<Option<Table>> {
     }
 }
 
-/// A one-row batch of nulls with `like`'s schema (nullability aside).
-fn nulls_row(like: &RecordBatch) -> Result<RecordBatch> {
-    let schema = like.schema();
+/// A one-row batch of nulls of `schema`'s columns (all made nullable).
+fn nulls_row(schema: &SchemaRef) -> Result<RecordBatch> {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -393,18 +393,19 @@ impl<I: Iterator<Item = Result<RecordBatch>>> Side<I> {
         }
     }
 
-    /// Moves to the next row, loading batches as needed; false at the end.
-    fn ready(&mut self, out: &Output) -> Result<bool> {
+    /// Loads batches until there is a current row or none is left.
+    fn ready(&mut self, out: &Output) -> Result<()> {
         loop {
             if let Some(k) = &self.keys
                 && self.row < k.num_rows()
             {
-                return Ok(true);
+                return Ok(());
             }
             match self.batches.next() {
                 None => {
                     self.keys = None;
-                    return Ok(false);
+                    self.values = None;
+                    return Ok(());
                 }
                 Some(batch) => {
                     let batch = batch?;
@@ -418,6 +419,16 @@ impl<I: Iterator<Item = Result<RecordBatch>>> Side<I> {
                 }
             }
         }
+    }
+
+    /// The current row's encoded key (`None` at the end).
+    fn key(&self) -> Option<arrow_row::Row<'_>> {
+        self.keys.as_ref().map(|k| k.row(self.row))
+    }
+
+    /// The current row's encoded values (`None` at the end).
+    fn value(&self) -> Option<arrow_row::Row<'_>> {
+        self.values.as_ref().map(|v| v.row(self.row))
     }
 
     /// Where the current row is among the held batches.
@@ -552,17 +563,13 @@ where
 {
     let (mut old, mut new) = (Side::new(old), Side::new(new));
     loop {
-        let (has_old, has_new) = (old.ready(out)?, new.ready(out)?);
-        let order = match (has_old, has_new) {
-            (false, false) => break,
-            (true, false) => std::cmp::Ordering::Less,
-            (false, true) => std::cmp::Ordering::Greater,
-            (true, true) => {
-                let (Some(ok), Some(nk)) = (&old.keys, &new.keys) else {
-                    unreachable!("ready sides have keys")
-                };
-                ok.row(old.row).cmp(&nk.row(new.row))
-            }
+        old.ready(out)?;
+        new.ready(out)?;
+        let order = match (old.key(), new.key()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => a.cmp(&b),
         };
         match order {
             std::cmp::Ordering::Less => {
@@ -574,10 +581,7 @@ where
                 new.row += 1;
             }
             std::cmp::Ordering::Equal => {
-                let (Some(ov), Some(nv)) = (&old.values, &new.values) else {
-                    unreachable!("ready sides have values")
-                };
-                if ov.row(old.row) != nv.row(new.row) {
+                if old.value() != new.value() {
                     out.push(ChangeKind::Update, Some(old.at()), Some(new.at()));
                 }
                 old.row += 1;
