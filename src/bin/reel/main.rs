@@ -767,14 +767,7 @@ fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
     }
     let schema = t.scan_schema(&opts)?;
     let batches: Vec<_> = t.scan(&opts)?.collect::<Result<_, _>>()?;
-    match &args.output {
-        Some(path) => {
-            let mut f = std::fs::File::create(path)
-                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-            output::write_rows(&mut f, &schema, &batches, args.format)
-        }
-        None => output::write_rows(out, &schema, &batches, args.format),
-    }
+    output::write_rows_to(out, args.output.as_deref(), &schema, &batches, args.format)
 }
 
 fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), Error> {

@@ -87,6 +87,24 @@ pub fn write_rows(
     Ok(())
 }
 
+/// Writes `batches` in `format` to the file `path` when given, else to `out`.
+pub fn write_rows_to(
+    out: &mut dyn Write,
+    path: Option<&std::path::Path>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: RowFormat,
+) -> Result<(), Error> {
+    match path {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+            write_rows(&mut f, schema, batches, format)
+        }
+        None => write_rows(out, schema, batches, format),
+    }
+}
+
 /// A progress bar on stderr counting `len` steps of `what`.
 pub fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(len);

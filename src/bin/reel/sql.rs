@@ -46,14 +46,7 @@ pub fn run(out: &mut dyn Write, args: SqlArgs) -> Result<(), Error> {
     match &args.query {
         Some(q) => {
             let (schema, batches) = session.query_with_schema(q)?;
-            match &args.output {
-                Some(path) => {
-                    let mut file = std::fs::File::create(path)
-                        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-                    output::write_rows(&mut file, &schema, &batches, args.format)
-                }
-                None => output::write_rows(out, &schema, &batches, args.format),
-            }
+            output::write_rows_to(out, args.output.as_deref(), &schema, &batches, args.format)
         }
         None => shell(out, &store, &session, args.format),
     }
