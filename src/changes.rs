@@ -7,6 +7,7 @@
 //! other. Otherwise two key-ordered scans are merged. Either way a key whose row reads the
 //! same at both versions is not a change.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -283,13 +284,18 @@ fn ordered(t: Option<&Table>) -> Result<Box<dyn Iterator<Item = Result<RecordBat
 }
 
 /// The hidden keyframe rows and the live overlay rows of a version (none at a keyframe).
-fn bitmaps(view: Option<&OverlayView>) -> Result<(RoaringTreemap, RoaringBitmap)> {
+fn bitmaps(
+    view: Option<&OverlayView>,
+) -> Result<(Cow<'_, RoaringTreemap>, Cow<'_, RoaringBitmap>)> {
     match view {
         Some(v) => {
             let (hidden, live) = v.hidden_and_live()?;
-            Ok((hidden.clone(), live.clone()))
+            Ok((Cow::Borrowed(hidden), Cow::Borrowed(live)))
         }
-        None => Ok((RoaringTreemap::new(), RoaringBitmap::new())),
+        None => Ok((
+            Cow::Owned(RoaringTreemap::new()),
+            Cow::Owned(RoaringBitmap::new()),
+        )),
     }
 }
 
@@ -313,14 +319,17 @@ fn generation_candidates(a: &Table, b: &Table) -> Result<(RecordBatch, RecordBat
     let (hidden_a, live_a) = bitmaps(va)?;
     let (hidden_b, live_b) = bitmaps(vb)?;
     let (gone_a, gone_b) = if same_row_ids(va, vb) {
-        (&live_a - &live_b, &live_b - &live_a)
+        (
+            Cow::Owned(&*live_a - &*live_b),
+            Cow::Owned(&*live_b - &*live_a),
+        )
     } else {
         // Row ids of different residuals or logs: every live row is a candidate (the rows
         // that read the same at both versions drop out when compared).
-        (live_a.clone(), live_b.clone())
+        (live_a, live_b)
     };
-    let old = gather(a, &(&hidden_b - &hidden_a), &gone_a)?;
-    let new = gather(b, &(&hidden_a - &hidden_b), &gone_b)?;
+    let old = gather(a, &(&*hidden_b - &*hidden_a), &gone_a)?;
+    let new = gather(b, &(&*hidden_a - &*hidden_b), &gone_b)?;
     Ok((sort_by_key(a, old)?, sort_by_key(b, new)?))
 }
 
@@ -330,18 +339,21 @@ fn gather(t: &Table, ordinals: &RoaringTreemap, rows: &RoaringBitmap) -> Result<
     let all: Vec<usize> = (0..schema.fields().len()).collect();
     let mut parts = Vec::new();
     if !ordinals.is_empty() {
+        // Leaves come in ordinal order, so one pass over the ordinals serves them all.
+        let mut pending = ordinals.iter().peekable();
         for leaf in t.tree.leaves()? {
             let (first, end) = (leaf.ordinal, leaf.ordinal + leaf.entry.rows);
-            if ordinals.range_cardinality(first..end) == 0 {
+            let mut picks = Vec::new();
+            while let Some(o) = pending.next_if(|&o| o < end) {
+                // Ordinals below the first leaf's cannot occur; skip them if they do.
+                if o >= first {
+                    picks.push((o - first) as u32);
+                }
+            }
+            if picks.is_empty() {
                 continue;
             }
-            let picks = UInt32Array::from_iter_values(
-                ordinals
-                    .iter()
-                    .skip_while(|&o| o < first)
-                    .take_while(|&o| o < end)
-                    .map(|o| (o - first) as u32),
-            );
+            let picks = UInt32Array::from(picks);
             let node = t.tree.read_leaf(&leaf.entry)?;
             let batch = t.tree.read_batch(&node, Access::Streaming)?;
             parts.push(take_record_batch(&batch, &picks)?);
