@@ -259,7 +259,22 @@ impl Store {
         if version == 0 || version > latest {
             return Err(Error::UnknownVersion { version, latest });
         }
-        self.index().entry(version)
+        match self.index().entry(version) {
+            Err(e @ Error::CorruptCatalog { .. }) => {
+                // A rewind, or a writer cutting back a torn tail, may have shortened the
+                // index since `latest` was read: the version is then gone, not damaged.
+                let now = self.latest_version()?;
+                if version > now {
+                    Err(Error::UnknownVersion {
+                        version,
+                        latest: now,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
     }
 
     /// The latest version.
