@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::array_value_to_string;
 use reeldb_keyframe::builder::{self, SortedChanges};
 use reeldb_keyframe::storage::{AppendFile, LockGuard};
@@ -387,9 +387,50 @@ fn same_fields(table: &str, want: &SchemaRef, got: &SchemaRef) -> Result<()> {
     Ok(())
 }
 
+/// True when `a` and `b` are layouts of one logical type: strings as offsets, large offsets
+/// or views, and the same for binaries. Inputs in another layout than the table's are cast
+/// (polars and DataFusion hand over views).
+fn same_logical_type(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    let strings = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let binaries = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView);
+    (strings(a) && strings(b)) || (binaries(a) && binaries(b))
+}
+
+/// `column` in the layout `want` when it holds the same logical type in another layout
+/// ([`same_logical_type`]); otherwise as it is, for the schema check to judge.
+fn in_stored_layout(table: &str, column: &ArrayRef, want: &DataType) -> Result<ArrayRef> {
+    if column.data_type() == want || !same_logical_type(column.data_type(), want) {
+        return Ok(column.clone());
+    }
+    arrow::compute::cast(column, want).map_err(|e| Error::SchemaMismatch {
+        table: table.to_string(),
+        reason: format!("cannot store {} as {want}: {e}", column.data_type()),
+    })
+}
+
 /// Checks `batch` against the table (column names and types, no nulls in key or
 /// non-nullable columns) and returns it carrying the table's schema.
 fn conform(table: &str, layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
+    let batch = if batch.num_columns() == layout.schema.fields().len() {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(layout.schema.fields())
+            .map(|(c, f)| in_stored_layout(table, c, f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
+    } else {
+        batch.clone()
+    };
+    let batch = &batch;
     same_fields(table, &layout.schema, &batch.schema())?;
     let mut must_be_valid: Vec<usize> = layout.key.columns().to_vec();
     must_be_valid.extend(
@@ -501,6 +542,7 @@ impl Transaction<'_> {
                     table: table.to_string(),
                     reason: format!("delete keys lack key column {}", f.name()),
                 })?;
+            let col = &in_stored_layout(table, col, f.data_type())?;
             if col.data_type() != f.data_type() {
                 return Err(Error::SchemaMismatch {
                     table: table.to_string(),

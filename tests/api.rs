@@ -513,3 +513,48 @@ fn a_store_is_created_only_in_a_missing_or_empty_directory() {
         Err(Error::NotAStore(_))
     ));
 }
+
+#[test]
+fn strings_in_another_layout_are_stored_as_the_table_declares_them() {
+    let (_dir, store) = new_store();
+    seeded(&store, 3);
+    // Polars and DataFusion hand strings over as views; large offsets are the same strings too.
+    let batch = orders(&[1, 7], 5);
+    let cast_strings = |to: &DataType| {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Utf8 => arrow::compute::cast(c, to).unwrap(),
+                _ => c.clone(),
+            })
+            .collect();
+        let fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    };
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", cast_strings(&DataType::Utf8View))
+        .unwrap();
+    let v = tx.commit().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", cast_strings(&DataType::LargeUtf8))
+        .unwrap();
+    tx.commit().unwrap();
+    let t = store.snapshot(v).unwrap().table("orders").unwrap();
+    let row = t.get(7i64).unwrap().unwrap();
+    assert_eq!(row.schema(), orders_schema());
+    assert_eq!(row, orders(&[7], 5));
+    // A different logical type is still refused.
+    let mut tx = w.begin();
+    let err = tx
+        .upsert("orders", cast_strings(&DataType::Binary))
+        .unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
+}

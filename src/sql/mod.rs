@@ -48,11 +48,12 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::DFParserBuilder;
 
+pub use crate::timestamp::parse_timestamp;
 pub use dialect::ReelDialect;
 pub use functions::{ChangesFunction, HistoryFunction};
 pub use provider::{ReelScanExec, ReelTable};
 pub use pushdown::{scalar_value, to_filter};
-pub use time_travel::{TimeTravelPlanner, parse_timestamp};
+pub use time_travel::TimeTravelPlanner;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
