@@ -1,0 +1,132 @@
+"""Type stubs for the native module `reeldb._reeldb` (re-exported by `reeldb`)."""
+
+from datetime import datetime, timedelta
+from os import PathLike
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import pyarrow as pa
+
+__version__: str
+
+KeyValue = Union[None, bool, int, float, str, bytes, datetime]
+Key = Union[KeyValue, Tuple[KeyValue, ...]]
+"""A key: one value, or a tuple of values for a composite key."""
+
+ArrowData = Any
+"""Anything with `__arrow_c_stream__` (pyarrow Table / RecordBatchReader, polars DataFrame,
+...) or `__arrow_c_array__` (pyarrow RecordBatch)."""
+
+class ReelError(Exception):
+    """Any ReelDB failure; the message is the Rust error's."""
+
+class CorruptionError(ReelError):
+    """Stored bytes failed a check: the store is damaged (see `verify` and `rewind`)."""
+
+class VersionNotFound(ReelError):
+    """The version, time or source offset asked for names no readable version."""
+
+class SchemaError(ReelError):
+    """Data does not fit the table: wrong columns or types, null or duplicate keys."""
+
+class WriterBusy(ReelError):
+    """Another writer holds the store's writer lock."""
+
+def open(path: Union[str, PathLike[str]], create: bool = True) -> Store:
+    """Opens the store at `path`, creating an empty one there first when there is none and
+    `create` is true."""
+
+class Store:
+    """A ReelDB store."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def latest_version(self) -> int:
+        """The latest committed version (0 when there is none)."""
+    def create_table(self, name: str, schema: pa.Schema, key: Sequence[str]) -> int:
+        """Creates a table keyed on `key` in a commit of its own; returns the new version."""
+    def writer(self) -> Writer:
+        """The store's one writer (`WriterBusy` if another holds the lock)."""
+    def snapshot(
+        self,
+        version: Optional[int] = None,
+        as_of: Union[None, datetime, str] = None,
+        at_offset: Optional[int] = None,
+    ) -> Snapshot:
+        """A read handle on the latest version, or on the one asked for (at most one of
+        version, as_of and at_offset)."""
+    def versions(self) -> List[Dict[str, Any]]:
+        """Every readable version, oldest first: version, kind, committed_at, source_offset,
+        meta."""
+    def changes(self, table: str, a: int, b: int) -> pa.Table:
+        """Rows that differ between versions a and b: change, key, old_<c> and new_<c>."""
+    def history(self, table: str, key: Key) -> pa.Table:
+        """Every version at which the row with `key` changed, with its values then."""
+    def compact(self) -> Dict[str, Any]:
+        """Rewrites closed generations as B-frames and reclaims space; beside live readers."""
+    def expire(
+        self,
+        keep_last: Optional[int] = None,
+        before: Optional[int] = None,
+        older_than: Union[None, float, timedelta] = None,
+        keep_meta: Sequence[str] = (),
+    ) -> List[int]:
+        """Expires versions (give exactly one of keep_last, before, older_than); returns
+        them."""
+    def rewind(self, version: int) -> Dict[str, Any]:
+        """Drops every version above `version`: to, purged, source_offset."""
+    def verify(self, first: int = 1, last: Optional[int] = None) -> Dict[str, Any]:
+        """Checks every stored byte of the versions: intact, newest_intact, versions, ..."""
+    def stats(self) -> Dict[str, Any]:
+        """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..."""
+
+class Snapshot:
+    """A read handle on one version."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def info(self) -> Dict[str, Any]: ...
+    def tables(self) -> List[str]: ...
+    def schema(self, table: str) -> pa.Schema: ...
+    def key_columns(self, table: str) -> List[str]: ...
+    def count(self, table: str) -> int: ...
+    def scan(
+        self,
+        table: str,
+        columns: Optional[Sequence[str]] = None,
+        filter: Union[None, str, Sequence[str]] = None,
+    ) -> pa.RecordBatchReader:
+        """Rows passing `filter` (expressions such as "region = 'r7'", ANDed), streamed."""
+    def get(self, table: str, key: Key) -> Optional[pa.RecordBatch]:
+        """The row with `key` as a one-row batch, or None."""
+    def range(
+        self,
+        table: str,
+        lo: Optional[Key] = None,
+        hi: Optional[Key] = None,
+        reverse: bool = False,
+    ) -> pa.RecordBatchReader:
+        """Rows with lo <= key < hi in key order (descending with `reverse`)."""
+    def sql(self, query: str) -> pa.Table:
+        """SQL (DataFusion) over this version; VERSION AS OF / TIMESTAMP AS OF read others."""
+
+class Writer:
+    """The store's writer: stages changes and commits them as one version."""
+
+    @property
+    def version(self) -> int: ...
+    def upsert(self, table: str, data: ArrowData) -> None: ...
+    def delete(self, table: str, keys: Union[ArrowData, pa.Array, Sequence[KeyValue]]) -> None: ...
+    def replace(self, table: str, data: ArrowData) -> None: ...
+    def commit(
+        self,
+        source_offset: Optional[int] = None,
+        meta: Optional[Dict[str, str]] = None,
+        keyframe: bool = False,
+    ) -> int:
+        """Writes everything staged as one version, all or nothing; returns its number."""
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Writer: ...
+    def __exit__(self, *exc: object) -> bool: ...

@@ -1,0 +1,291 @@
+//! `reeldb.open` and `reeldb.Store`: a store's versions, change queries and maintenance.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::Schema;
+use arrow::pyarrow::FromPyArrow;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use reeldb::{Error, Expiry};
+
+use crate::convert;
+use crate::errors::IntoPy;
+use crate::snapshot::Snapshot;
+use crate::writer::Writer;
+
+/// Share of garbage in the block packs at which `compact` copies the live records out (the
+/// CLI's `reel compact` uses the same).
+const CLEAN_AT_GARBAGE: f64 = 0.25;
+
+/// Opens the store at `path`, creating an empty one there first when there is none and
+/// `create` is true.
+#[pyfunction]
+#[pyo3(signature = (path, create = true))]
+pub fn open(py: Python<'_>, path: PathBuf, create: bool) -> PyResult<Database> {
+    let store = py
+        .detach(|| match reeldb::Store::open(&path) {
+            Err(Error::NotAStore(_)) if create => reeldb::Store::create(&path),
+            other => other,
+        })
+        .py_err()?;
+    Ok(Database { store })
+}
+
+/// A ReelDB store (`reeldb.open(path)`).
+#[pyclass(name = "Store", module = "reeldb", frozen)]
+pub struct Database {
+    store: reeldb::Store,
+}
+
+#[pymethods]
+impl Database {
+    /// The store's directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    /// The latest committed version (0 when there is none).
+    #[getter]
+    fn latest_version(&self) -> PyResult<u64> {
+        self.store.latest_version().py_err()
+    }
+
+    /// Creates table `name` with `schema` (a pyarrow Schema, or anything with
+    /// `__arrow_c_schema__`) keyed on the columns `key`, in a commit of its own; returns the
+    /// new version.
+    fn create_table(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        schema: &Bound<'_, PyAny>,
+        key: Vec<String>,
+    ) -> PyResult<u64> {
+        let schema = Arc::new(Schema::from_pyarrow_bound(schema)?);
+        let store = self.store.clone();
+        py.detach(|| {
+            let mut writer = store.writer()?;
+            let mut tx = writer.begin();
+            let key: Vec<&str> = key.iter().map(String::as_str).collect();
+            tx.create_table(name, schema, &key)?;
+            tx.commit()
+        })
+        .py_err()
+    }
+
+    /// The store's writer: one per store at a time, across processes (`WriterBusy`
+    /// otherwise). Use it as a context manager so the lock is released on exit.
+    fn writer(&self, py: Python<'_>) -> PyResult<Writer> {
+        let store = self.store.clone();
+        let writer = py.detach(|| store.writer()).py_err()?;
+        Ok(Writer::new(self.store.clone(), writer))
+    }
+
+    /// A read handle on one version: the latest by default, or the version numbered
+    /// `version`, or the last committed at or before `as_of` (a datetime or ISO 8601 text),
+    /// or the last whose source offset is at or before `at_offset`. Give at most one.
+    #[pyo3(signature = (version = None, as_of = None, at_offset = None))]
+    fn snapshot(
+        &self,
+        py: Python<'_>,
+        version: Option<u64>,
+        as_of: Option<&Bound<'_, PyAny>>,
+        at_offset: Option<u64>,
+    ) -> PyResult<Snapshot> {
+        let as_of = as_of.map(as_of_time).transpose()?;
+        let store = self.store.clone();
+        let snapshot = py
+            .detach(|| match (version, as_of, at_offset) {
+                (None, None, None) => store.latest(),
+                (Some(v), None, None) => store.snapshot(v),
+                (None, Some(t), None) => store.snapshot_as_of(t),
+                (None, None, Some(o)) => store.snapshot_at_offset(o),
+                _ => Err(Error::InvalidArgument(
+                    "give at most one of version, as_of and at_offset".into(),
+                )),
+            })
+            .py_err()?;
+        Ok(Snapshot::new(self.store.clone(), snapshot))
+    }
+
+    /// Every readable version, oldest first, as dicts (version, kind, committed_at,
+    /// source_offset, meta).
+    fn versions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let store = self.store.clone();
+        let versions = py.detach(|| store.versions()).py_err()?;
+        let list = PyList::empty(py);
+        for info in &versions {
+            list.append(convert::version_info(py, info)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The rows of `table` that differ between versions `a` and `b`, in key order, as a
+    /// pyarrow Table: `change` (insert, update or delete), the key columns, then `old_<c>` and
+    /// `new_<c>` for every other column.
+    fn changes(&self, py: Python<'_>, table: &str, a: u64, b: u64) -> PyResult<Py<PyAny>> {
+        let store = self.store.clone();
+        let changes = py.detach(|| store.changes(table, a, b)).py_err()?;
+        convert::table(py, changes.schema, changes.batches)
+    }
+
+    /// Every version at which the row with `key` (a value, or a tuple for a composite key)
+    /// changed, with its values then, as a pyarrow Table.
+    fn history(&self, py: Python<'_>, table: &str, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let key = convert::key(key)?;
+        let store = self.store.clone();
+        let history = py.detach(|| store.history(table, key)).py_err()?;
+        convert::table(py, history.schema(), vec![history])
+    }
+
+    /// Rewrites every closed generation as B-frames, drops their node logs and reclaims the
+    /// space of blocks no version uses (as `reel compact` does); beside live readers. Returns
+    /// what it did as a dict.
+    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store.clone();
+        let (report, cleaning) = py
+            .detach(|| -> reeldb::Result<_> {
+                let mut writer = store.writer()?;
+                let report = writer.compact(&mut |_, _| {})?;
+                let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
+                Ok((report, cleaning))
+            })
+            .py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("generations", report.generations)?;
+        d.set_item("versions", report.versions)?;
+        d.set_item("residual_rows", report.residual_rows)?;
+        d.set_item("node_logs_removed", report.node_logs_removed)?;
+        d.set_item("bytes_reclaimed", report.bytes_reclaimed)?;
+        d.set_item("node_logs_held", report.node_logs_held)?;
+        d.set_item("packs_copied", cleaning.copied)?;
+        d.set_item("pack_bytes_before", cleaning.bytes_before)?;
+        d.set_item("pack_bytes_after", cleaning.bytes_after)?;
+        Ok(d)
+    }
+
+    /// Expires versions: all but the newest `keep_last`, or every version `before` one, or
+    /// every version older than `older_than` (seconds or a timedelta); give exactly one.
+    /// The latest version and versions whose metadata has a key in `keep_meta` stay.
+    /// Returns the versions expired.
+    #[pyo3(signature = (keep_last = None, before = None, older_than = None, keep_meta = Vec::new()))]
+    fn expire(
+        &self,
+        py: Python<'_>,
+        keep_last: Option<u64>,
+        before: Option<u64>,
+        older_than: Option<&Bound<'_, PyAny>>,
+        keep_meta: Vec<String>,
+    ) -> PyResult<Vec<u64>> {
+        let older_than = older_than
+            .map(|o| match o.extract::<Duration>() {
+                Ok(d) => Ok(d),
+                Err(_) => Duration::try_from_secs_f64(o.extract::<f64>()?)
+                    .map_err(|e| PyValueError::new_err(format!("older_than: {e}"))),
+            })
+            .transpose()?;
+        let expiry = match (keep_last, before, older_than) {
+            (Some(n), None, None) => Expiry::KeepLast(n),
+            (None, Some(v), None) => Expiry::Before(v),
+            (None, None, Some(d)) => Expiry::OlderThan(d),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give exactly one of keep_last, before and older_than",
+                ));
+            }
+        };
+        let store = self.store.clone();
+        py.detach(|| {
+            let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
+            store.writer()?.expire(expiry, &keep)
+        })
+        .py_err()
+    }
+
+    /// Drops every version above `version`, all or nothing; returns a dict with `to`,
+    /// `purged` and `source_offset` (where to refill from the event stream).
+    fn rewind<'py>(&self, py: Python<'py>, version: u64) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store.clone();
+        let rewound = py.detach(|| store.rewind(version)).py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("to", rewound.to)?;
+        d.set_item("purged", rewound.purged)?;
+        d.set_item("source_offset", rewound.source_offset)?;
+        Ok(d)
+    }
+
+    /// Checks every stored byte of versions `first..=last` (all by default). Returns a dict:
+    /// `intact`, `newest_intact`, `versions` (one dict per version: `version` and `problem`,
+    /// None when intact), `leaves_checked` and `ignored_index_tail`.
+    #[pyo3(signature = (first = 1, last = None))]
+    fn verify<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        last: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store.clone();
+        let report = py
+            .detach(|| {
+                let last = match last {
+                    Some(l) => l,
+                    None => store.latest_version()?,
+                };
+                store.verify(first..=last, &mut |_| {})
+            })
+            .py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("intact", report.is_intact())?;
+        d.set_item("newest_intact", report.newest_intact)?;
+        let versions = PyList::empty(py);
+        for check in &report.versions {
+            let c = PyDict::new(py);
+            c.set_item("version", check.version)?;
+            c.set_item("problem", check.problem.as_ref().map(|e| e.to_string()))?;
+            versions.append(c)?;
+        }
+        d.set_item("versions", versions)?;
+        d.set_item("leaves_checked", report.leaves_checked)?;
+        d.set_item("ignored_index_tail", report.ignored_index_tail)?;
+        Ok(d)
+    }
+
+    /// Sizes and sharing as a dict: versions, bytes_on_disk, logical_bytes (full copies of
+    /// every version), sharing_ratio, block counts, the overlay, residual and bitmap bytes,
+    /// and latest_rows per table.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store.clone();
+        let s = py.detach(|| store.stats()).py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("versions", s.versions)?;
+        d.set_item("bytes_on_disk", s.bytes_on_disk)?;
+        d.set_item("logical_bytes", s.logical_bytes)?;
+        d.set_item("sharing_ratio", s.sharing_ratio)?;
+        d.set_item("blocks_stored", s.blocks_stored)?;
+        d.set_item("blocks_referenced", s.blocks_referenced)?;
+        d.set_item("row_batch_bytes", s.row_batch_bytes)?;
+        d.set_item("residual_bytes", s.residual_bytes)?;
+        d.set_item("node_log_bytes", s.node_log_bytes)?;
+        d.set_item("residual_rows", s.residual_rows)?;
+        d.set_item("bitmap_bytes", s.bitmap_bytes)?;
+        d.set_item("latest_rows", s.latest_rows)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("reeldb.Store({:?})", self.store.path())
+    }
+}
+
+/// `as_of` as a UTC time: an aware datetime, or text `reel` accepts (RFC 3339, or
+/// `YYYY-MM-DD HH:MM:SS` UTC, or a date).
+fn as_of_time(as_of: &Bound<'_, PyAny>) -> PyResult<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = as_of.extract::<chrono::DateTime<chrono::Utc>>() {
+        return Ok(t);
+    }
+    let text: String = as_of.extract()?;
+    reeldb::parse_timestamp(&text).py_err()
+}
