@@ -262,3 +262,12 @@ def test_damaged_bytes_raise_corruption_error(tmp_path):
             snap.get("orders", i)
     report = reeldb.open(db.path).verify()
     assert not report["intact"]
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+    blocks = readme.read_text().split("```python\n")[1:]
+    assert blocks, "the README has a Python example"
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block.split("```")[0], "README.md", "exec"), {})
