@@ -412,7 +412,13 @@ fn in_stored_layout(table: &str, column: &ArrayRef, want: &DataType) -> Result<A
 /// Checks `batch` against the table (column names and types, no nulls in key or
 /// non-nullable columns) and returns it carrying the table's schema.
 fn conform(table: &str, layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
-    let batch = if batch.num_columns() == layout.schema.fields().len() {
+    let needs_cast = batch.num_columns() == layout.schema.fields().len()
+        && batch
+            .columns()
+            .iter()
+            .zip(layout.schema.fields())
+            .any(|(c, f)| c.data_type() != f.data_type());
+    let batch = if needs_cast {
         let columns = batch
             .columns()
             .iter()

@@ -109,9 +109,8 @@ impl Snapshot {
         for f in filters(filter)? {
             options = options.filter(f);
         }
-        let schema = t.scan_schema(&options).py_err()?;
         let scan = py.detach(|| t.scan(&options)).py_err()?;
-        convert::reader(py, Box::new(Batches::new(schema, scan)))
+        convert::reader(py, Box::new(Batches::new(scan.schema(), scan)))
     }
 
     /// The row of `table` with `key` (a value, or a tuple for a composite key) as a one-row
