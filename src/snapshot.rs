@@ -2,6 +2,7 @@
 //! full scans with projection and a pushed-down filter, parallel scans, point gets and
 //! key-range scans in either direction.
 
+use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -110,6 +111,10 @@ pub struct ScanOptions {
     /// Return rows in key order at every version (a merge of keyframe and overlay; without
     /// it, rows are in key order only at keyframe versions).
     pub key_order: bool,
+    /// Decode a few leaves ahead on rayon's pool, in parallel, keeping the batches' order.
+    /// Off by default, for callers that scan partitions on threads of their own
+    /// (DataFusion); on for a lone scan that should use every core (Python, `reel`).
+    pub parallel: bool,
 }
 
 impl ScanOptions {
@@ -136,6 +141,13 @@ impl ScanOptions {
     #[must_use]
     pub fn in_key_order(mut self) -> Self {
         self.key_order = true;
+        self
+    }
+
+    /// Decode leaves ahead in parallel on rayon's pool (see [`ScanOptions::parallel`]).
+    #[must_use]
+    pub fn in_parallel(mut self) -> Self {
+        self.parallel = true;
         self
     }
 }
@@ -342,6 +354,8 @@ impl Table {
             overlay: self.overlay.clone(),
             plan,
             source,
+            read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
+            decoded: VecDeque::new(),
         })
     }
 
@@ -382,6 +396,8 @@ impl Table {
                 overlay: self.overlay.clone(),
                 plan: plan.clone(),
                 source: ScanSource::Units(group.into_iter()),
+                read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
+                decoded: VecDeque::new(),
             });
         }
     }
@@ -570,6 +586,10 @@ pub struct Scan {
     overlay: Option<Arc<OverlayView>>,
     plan: ScanPlan,
     source: ScanSource,
+    /// With [`ScanOptions::parallel`]: how many units to decode at once on rayon's pool.
+    read_ahead: Option<usize>,
+    /// Units decoded ahead, in order, not yet returned.
+    decoded: VecDeque<Result<Option<RecordBatch>>>,
 }
 
 /// Where a scan's rows come from.
@@ -594,10 +614,25 @@ impl Iterator for Scan {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let step = match &mut self.source {
-                ScanSource::Units(units) => {
-                    let unit = units.next()?;
-                    self.plan.unit(&self.tree, self.overlay.as_deref(), &unit)
-                }
+                ScanSource::Units(units) => match self.read_ahead {
+                    Some(window) => {
+                        if self.decoded.is_empty() {
+                            let next: Vec<Unit> = units.by_ref().take(window).collect();
+                            let (plan, tree) = (&self.plan, &self.tree);
+                            let overlay = self.overlay.as_deref();
+                            self.decoded = next
+                                .par_iter()
+                                .map(|unit| plan.unit(tree, overlay, unit))
+                                .collect::<Vec<_>>()
+                                .into();
+                        }
+                        self.decoded.pop_front()?
+                    }
+                    None => {
+                        let unit = units.next()?;
+                        self.plan.unit(&self.tree, self.overlay.as_deref(), &unit)
+                    }
+                },
                 ScanSource::Ordered(range) => match range.next()? {
                     Ok(batch) => {
                         let cols = self
@@ -616,6 +651,7 @@ impl Iterator for Scan {
                 Ok(None) => continue,
                 Err(e) => {
                     self.source = ScanSource::Units(Vec::new().into_iter());
+                    self.decoded.clear();
                     return Some(Err(e));
                 }
             }

@@ -540,11 +540,14 @@ fn examine(image: SimStorage, model: &Model) -> Result<Outcome, String> {
 fn read_version(store: &Store, model: &Model, v: u64) -> Result<(), ReadFailure> {
     let state = &model.history[v as usize - 1];
     let table = store.snapshot(v)?.table("orders")?;
-    let batches = table
-        .scan(&reeldb::ScanOptions::new())?
-        .collect::<Result<Vec<_>, _>>()?;
-    if common::canonical(&batches) != state.expected {
-        return Err(ReadFailure::Wrong);
+    for options in [
+        reeldb::ScanOptions::new(),
+        reeldb::ScanOptions::new().in_parallel(),
+    ] {
+        let batches = table.scan(&options)?.collect::<Result<Vec<_>, _>>()?;
+        if common::canonical(&batches) != state.expected {
+            return Err(ReadFailure::Wrong);
+        }
     }
     let before = (v >= 2).then(|| &model.history[v as usize - 2].rows);
     let changed = state

@@ -102,7 +102,7 @@ impl Snapshot {
         filter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let t = self.snapshot.table(table).py_err()?;
-        let mut options = ScanOptions::new();
+        let mut options = ScanOptions::new().in_parallel();
         if let Some(columns) = &columns {
             options = options.columns(columns);
         }

@@ -317,7 +317,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let snap = open_at(&Store::open(&store)?, &at)?;
             let t = snap.table(&table)?;
-            let scan = t.scan(&ScanOptions::new().in_key_order())?;
+            let scan = t.scan(&ScanOptions::new().in_key_order().in_parallel())?;
             let rows = files::write_file(&output, &t.schema(), scan)?;
             say(
                 &mut out,
@@ -758,7 +758,7 @@ fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
     let store = Store::open(&args.store)?;
     let snap = open_at(&store, &args.at)?;
     let t = snap.table(&args.table)?;
-    let mut opts = ScanOptions::new().in_key_order();
+    let mut opts = ScanOptions::new().in_key_order().in_parallel();
     if let Some(cols) = &args.columns {
         opts = opts.columns(cols);
     }
