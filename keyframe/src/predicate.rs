@@ -62,6 +62,9 @@ pub struct BoundPredicate {
     column: usize,
     /// Zone-map encodings of the literals, in the order of [`Predicate::literals`].
     encoded: Vec<Vec<u8>>,
+    /// For `IN` over a type with zone maps: the literals' encodings, sorted, so that a row is
+    /// tested by one encoding and a binary search instead of one comparison per literal.
+    members: Option<Vec<Vec<u8>>>,
 }
 
 impl Predicate {
@@ -109,10 +112,19 @@ impl Predicate {
                 encoded.push(rows.row(0).as_ref().to_vec());
             }
         }
+        let members = match self {
+            Predicate::In { .. } if zonemap::has_zone_map(t) => {
+                let mut sorted = encoded.clone();
+                sorted.sort_unstable();
+                Some(sorted)
+            }
+            _ => None,
+        };
         Ok(BoundPredicate {
             predicate: self.clone(),
             column,
             encoded,
+            members,
         })
     }
 }
@@ -168,6 +180,21 @@ impl BoundPredicate {
                 &compare(array, CmpOp::Ge, low)?,
                 &compare(array, CmpOp::Le, high)?,
             )?),
+            Predicate::In { .. } if let Some(members) = &self.members => {
+                // Zone-map encodings are order-preserving and one-to-one, so equal encodings
+                // are equal values; a null row's encoding equals no literal's, and is skipped.
+                let rows = zonemap::converter(array.data_type())?
+                    .convert_columns(std::slice::from_ref(array))?;
+                let hits: Vec<bool> = (0..array.len())
+                    .map(|i| {
+                        array.is_valid(i)
+                            && members
+                                .binary_search_by(|m| m.as_slice().cmp(rows.row(i).as_ref()))
+                                .is_ok()
+                    })
+                    .collect();
+                Ok(BooleanArray::from(hits))
+            }
             Predicate::In { values, .. } => {
                 let mut acc = BooleanArray::from(vec![false; array.len()]);
                 for v in values {
@@ -175,6 +202,94 @@ impl BoundPredicate {
                 }
                 Ok(acc)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn one_of(column: &str, values: Vec<ArrayRef>) -> Predicate {
+        Predicate::In {
+            column: column.into(),
+            values,
+        }
+    }
+
+    /// The rows an `IN` matches by the OR of one equality per literal.
+    fn by_equalities(array: &ArrayRef, values: &[ArrayRef]) -> Vec<bool> {
+        (0..array.len())
+            .map(|i| {
+                values.iter().any(|v| {
+                    cmp::eq(&array.slice(i, 1), &Scalar::new(v.clone()))
+                        .unwrap()
+                        .value(0)
+                        && array.is_valid(i)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_matches_exactly_the_rows_equal_to_some_literal_and_never_a_null() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(5),
+            None,
+            Some(-3),
+            Some(1 << 40),
+            Some(7),
+            Some(5),
+        ]));
+        let strings: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("paid"),
+            None,
+            Some(""),
+            Some("new"),
+            Some("pai"),
+            Some("paid "),
+        ]));
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(0.5),
+            Some(-0.0),
+            None,
+            Some(2.0),
+        ]));
+        let cases: Vec<(ArrayRef, Vec<ArrayRef>)> = vec![
+            (
+                ints,
+                [5i64, 1 << 40, 8, -4]
+                    .map(|v| Arc::new(Int64Array::from(vec![v])) as ArrayRef)
+                    .to_vec(),
+            ),
+            (
+                strings,
+                ["paid", "", "old"]
+                    .map(|v| Arc::new(StringArray::from(vec![v])) as ArrayRef)
+                    .to_vec(),
+            ),
+            (
+                floats,
+                [0.5, 0.0, 3.0]
+                    .map(|v| Arc::new(Float64Array::from(vec![v])) as ArrayRef)
+                    .to_vec(),
+            ),
+        ];
+        for (array, values) in cases {
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "c",
+                array.data_type().clone(),
+                true,
+            )]));
+            let bound = one_of("c", values.clone()).bind(&schema).unwrap();
+            let got: Vec<bool> = bound.evaluate(&array).unwrap().iter().flatten().collect();
+            assert_eq!(got, by_equalities(&array, &values), "{array:?}");
+            assert!(got.contains(&true), "the case needs a match: {array:?}");
         }
     }
 }
