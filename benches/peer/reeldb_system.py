@@ -8,7 +8,9 @@ pyarrow.compute (as the Lance and Iceberg rows do), Q3 as one `get` per id, Q3b 
 with an `id in (...)` filter.
 
 `reeldb_compacted` writes the same versions, then runs `compact` (timed, reported as
-`compact_s`) before the harness measures bytes and queries.
+`compact_s`) before the harness measures bytes and queries. `reeldb_thinned` does the same
+with `compact(keyframe_every=THIN_KEYFRAME_EVERY)`: one full keyframe per 100 versions, every
+other version a B-frame over a kept keyframe (`reel compact --keyframe-every 100`).
 """
 import time
 
@@ -81,21 +83,32 @@ class ReelDB(Base):
         return rows_summary(h.scan(TABLE, filter=f"id in ({id_list})").read_all())
 
 
+THIN_KEYFRAME_EVERY = 100
+
+
 class ReelDBCompacted(ReelDB):
     name = "reeldb_compacted"
+    keyframe_every = None
 
     def write(self, data, V, budget_s, log):
         res = super().write(data, V, budget_s, log)
         t0 = time.perf_counter()
-        report = self.db.compact()
+        report = self.db.compact(keyframe_every=self.keyframe_every)
         self.extra_info["compact_s"] = time.perf_counter() - t0
         self.extra_info["compact"] = report
         log(f"{self.name}: compact {self.extra_info['compact_s']:.1f}s: {report}")
         return res
 
 
-SYSTEMS = {"reeldb": ReelDB, "reeldb_compacted": ReelDBCompacted}
+class ReelDBThinned(ReelDBCompacted):
+    name = "reeldb_thinned"
+    keyframe_every = THIN_KEYFRAME_EVERY
+
+
+SYSTEMS = {"reeldb": ReelDB, "reeldb_compacted": ReelDBCompacted, "reeldb_thinned": ReelDBThinned}
 ORDER = [
     ("reeldb", "arrow", "ReelDB, scan into pyarrow / get per id"),
     ("reeldb_compacted", "arrow", "ReelDB after compact, scan into pyarrow / get per id"),
+    ("reeldb_thinned", "arrow",
+     f"ReelDB after compact(keyframe_every={THIN_KEYFRAME_EVERY}), scan into pyarrow / get per id"),
 ]

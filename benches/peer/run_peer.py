@@ -4,9 +4,9 @@
 
     python benches/peer/run_peer.py --data DATA --work WORK --results RESULTS
 
-runs `parquet` (whose files the in-memory reference reads), `memory`, `reeldb` and
-`reeldb_compacted` one after the other, each in its own process as the harness does, then
-writes the harness's report with the ReelDB rows to RESULTS/report.md and ReelDB's ratios to
+runs `parquet` (whose files the in-memory reference reads), `memory`, `reeldb`,
+`reeldb_compacted` and `reeldb_thinned` one after the other, each in its own process as the
+harness does, then writes the harness's report with the ReelDB rows to RESULTS/report.md and ReelDB's ratios to
 the in-memory reference (two decimals) to RESULTS/reeldb-ratios.md. Every other option is the
 harness's (`--versions`, `--query-versions`, `--reps`, ...); `--systems` picks others, and
 `--harness` points at another copy of the harness. The data folder comes from the harness's
@@ -19,7 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_HARNESS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "peer-bench"))
-DEFAULT_SYSTEMS = "parquet,memory,reeldb,reeldb_compacted"
+DEFAULT_SYSTEMS = "parquet,memory,reeldb,reeldb_compacted,reeldb_thinned"
 
 
 def take(argv, flag, default):
@@ -51,8 +51,10 @@ def harness_modules(harness):
 def ratios(results, path):
     """ReelDB's medians over the in-memory reference's at each version, to two decimals."""
     import json
+    import reeldb_system
+    reel = list(reeldb_system.SYSTEMS)
     R = {}
-    for name in ("memory", "reeldb", "reeldb_compacted"):
+    for name in ["memory", "parquet"] + reel:
         p = os.path.join(results, f"{name}.json")
         if os.path.exists(p):
             with open(p) as f:
@@ -60,7 +62,7 @@ def ratios(results, path):
     mem = R.get("memory", {}).get("queries", {}).get("pyarrow", {})
     lines = ["| system | version | open ms | Q1 x | Q2 x | Q3 (1,000 gets) ms | Q3 x | Q3b ms |",
              "|---|---|---|---|---|---|---|---|"]
-    for name in ("reeldb", "reeldb_compacted"):
+    for name in reel:
         qs = R.get(name, {}).get("queries", {}).get("arrow", {})
         for v, rec in sorted(qs.items(), key=lambda kv: int(kv[0])):
             m = mem.get(v, {})
@@ -71,19 +73,19 @@ def ratios(results, path):
             lines.append(f"| {name} | v{v} | {rec['open_s_median'] * 1e3:.2f} | {x('Q1')} | {x('Q2')} | "
                          f"{rec['Q3_median'] * 1e3:.1f} | {x('Q3')} | {rec['Q3b_median'] * 1e3:.1f} |")
     lines.append("")
-    for name in ("reeldb", "reeldb_compacted"):
+    copy = (R.get("parquet", {}).get("write") or {}).get("v1_file_bytes")
+    for name in reel:
         w = R.get(name, {}).get("write")
         if w:
-            lines.append(f"- {name}: {w.get('bytes_final', 0) / 1e6:.1f} MB on disk, write median "
+            copies = f" ({w.get('bytes_final', 0) / copy:.2f}x one zstd Parquet copy of v1)" if copy else ""
+            lines.append(f"- {name}: {w.get('bytes_final', 0) / 1e6:.1f} MB on disk{copies}, write median "
                          f"{w['per_version_median_s'] * 1e3:.1f} ms/version (initial {w['initial_s']:.2f} s), "
                          f"versions by kind {w.get('version_kinds')}"
                          + (f", compact {w['compact_s']:.1f} s" if "compact_s" in w else ""))
-    pq = R.get("parquet")
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
     print(text)
-    return pq
 
 
 def main():

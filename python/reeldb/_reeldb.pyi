@@ -62,8 +62,9 @@ class Store:
         """Rows that differ between versions a and b: change, key, old_<c> and new_<c>."""
     def history(self, table: str, key: Key) -> pa.Table:
         """Every version at which the row with `key` changed, with its values then."""
-    def compact(self) -> Dict[str, Any]:
-        """Rewrites closed generations as B-frames and reclaims space; beside live readers."""
+    def compact(self, keyframe_every: Optional[int] = None) -> Dict[str, Any]:
+        """Rewrites closed generations as B-frames and reclaims space; beside live readers.
+        With `keyframe_every`, also thins to one full keyframe per that many versions."""
     def expire(
         self,
         keep_last: Optional[int] = None,

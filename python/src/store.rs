@@ -142,16 +142,24 @@ impl Database {
     }
 
     /// Rewrites every closed generation as B-frames, drops their node logs and reclaims the
-    /// space of blocks no version uses (as `reel compact` does); beside live readers. Returns
-    /// what it did as a dict.
-    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// space of blocks no version uses (as `reel compact` does); beside live readers. With
+    /// `keyframe_every`, also thins each table to one full keyframe per that many versions
+    /// (always its newest) before reclaiming, as `reel compact --keyframe-every` does.
+    /// Returns what it did as a dict.
+    #[pyo3(signature = (keyframe_every = None))]
+    fn compact<'py>(
+        &self,
+        py: Python<'py>,
+        keyframe_every: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store.clone();
-        let (report, cleaning) = py
+        let (report, thinning, cleaning) = py
             .detach(|| -> reeldb::Result<_> {
                 let mut writer = store.writer()?;
                 let report = writer.compact(&mut |_, _| {})?;
+                let thinning = keyframe_every.map(|n| writer.thin(n)).transpose()?;
                 let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
-                Ok((report, cleaning))
+                Ok((report, thinning, cleaning))
             })
             .py_err()?;
         let d = PyDict::new(py);
@@ -161,6 +169,11 @@ impl Database {
         d.set_item("node_logs_removed", report.node_logs_removed)?;
         d.set_item("bytes_reclaimed", report.bytes_reclaimed)?;
         d.set_item("node_logs_held", report.node_logs_held)?;
+        if let Some(t) = thinning {
+            d.set_item("keyframes_thinned", t.keyframes)?;
+            d.set_item("versions_rebased", t.versions)?;
+            d.set_item("rebased_residual_rows", t.residual_rows)?;
+        }
         d.set_item("packs_copied", cleaning.copied)?;
         d.set_item("pack_bytes_before", cleaning.bytes_before)?;
         d.set_item("pack_bytes_after", cleaning.bytes_after)?;

@@ -221,6 +221,19 @@ def test_compact_expire_rewind_verify_and_stats(db):
     assert stats["bytes_on_disk"] > 0 and stats["latest_rows"]["orders"] > 0
 
 
+def test_thinning_keyframes_keeps_every_version_as_it_was(db):
+    for i in range(45):
+        commit(db, upsert=orders([i % 7, 100 + i], amount=float(i)), delete=[100 + i - 3] if i >= 3 else None)
+    def state(v):
+        return db.snapshot(version=v).scan("orders").read_all().sort_by("id").to_pylist()
+    before = {v["version"]: state(v["version"]) for v in db.versions()}
+    keyframes = sum(1 for v in db.versions() if v["kind"] == "keyframe")
+    report = db.compact(keyframe_every=1000)
+    assert keyframes >= 3 and report["keyframes_thinned"] == keyframes - 1
+    assert {v: state(v) for v in before} == before
+    assert db.verify()["intact"]
+
+
 def test_errors_are_typed_and_change_nothing(db, tmp_path):
     v = commit(db, upsert=orders(range(10)))
     assert issubclass(reeldb.CorruptionError, reeldb.ReelError)
