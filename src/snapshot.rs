@@ -348,7 +348,12 @@ impl Table {
         } else {
             ScanSource::Units(self.units()?.into_iter())
         };
-        Ok(Scan {
+        Ok(self.scan_of(plan, source, opts))
+    }
+
+    /// A scan of this table reading `source` by `plan`.
+    fn scan_of(&self, plan: ScanPlan, source: ScanSource, opts: &ScanOptions) -> Scan {
+        Scan {
             _pin: self.pin.clone(),
             tree: self.tree.clone(),
             overlay: self.overlay.clone(),
@@ -356,7 +361,7 @@ impl Table {
             source,
             read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
             decoded: VecDeque::new(),
-        })
+        }
     }
 
     /// Scans the table with leaves decoded in parallel on rayon's pool. Batches come in no
@@ -390,15 +395,7 @@ impl Table {
             if group.is_empty() {
                 return Ok(scans);
             }
-            scans.push(Scan {
-                _pin: self.pin.clone(),
-                tree: self.tree.clone(),
-                overlay: self.overlay.clone(),
-                plan: plan.clone(),
-                source: ScanSource::Units(group.into_iter()),
-                read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
-                decoded: VecDeque::new(),
-            });
+            scans.push(self.scan_of(plan.clone(), ScanSource::Units(group.into_iter()), opts));
         }
     }
 

@@ -187,9 +187,10 @@ impl BoundPredicate {
                     .convert_columns(std::slice::from_ref(array))?;
                 let hits: Vec<bool> = (0..array.len())
                     .map(|i| {
+                        let row = rows.row(i);
                         array.is_valid(i)
                             && members
-                                .binary_search_by(|m| m.as_slice().cmp(rows.row(i).as_ref()))
+                                .binary_search_by(|m| m.as_slice().cmp(row.as_ref()))
                                 .is_ok()
                     })
                     .collect();
