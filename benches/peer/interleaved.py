@@ -10,15 +10,15 @@ the harness's `memory` system queries it. Each figure is the median of 7 alterna
 the gets are 1,000 ids from the whole key range, on one snapshot (its decoded-block cache
 warm after the first run).
 """
-import os
 import statistics
 import sys
 import time
 
 import pyarrow.compute as pc
 
-sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..",
-                                                 "shared", "peer-bench")))
+from run_peer import DEFAULT_HARNESS  # this folder is on sys.path, as the script's own
+
+sys.path.insert(0, DEFAULT_HARNESS)
 import common as C  # noqa: E402
 import reeldb  # noqa: E402
 
