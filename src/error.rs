@@ -25,7 +25,9 @@ pub enum Error {
     AlreadyExists(String),
     /// The store was written by an incompatible format version.
     #[error(
-        "store format version {found} is not supported (this build reads {oldest}..={current})"
+        "store format version {found} is not supported: this build reads format {oldest}..={current}. \
+         To move the data over, export every table with the release that wrote it \
+         (`reel export`), then `reel init` a new store and `reel import` it with this one"
     )]
     UnsupportedFormat {
         /// Version found on disk.

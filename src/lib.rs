@@ -87,8 +87,8 @@ pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use rewind::Rewound;
-pub use snapshot::{ColumnZone, Range, Scan, ScanOptions, Snapshot, Table};
-pub use store::{Store, StoreStats, VersionInfo, VersionKind};
+pub use snapshot::{ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table};
+pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
 pub use thin::Thinning;
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};

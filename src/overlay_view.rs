@@ -103,6 +103,9 @@ pub struct OverlayView {
     pub batches: Vec<BatchRecord>,
     /// Row id of each batch's first row.
     pub starts: Vec<u32>,
+    /// Each batch's encoded keys, once a lookup needed them: a B-frame's gets binary-search
+    /// them, and encoding a batch's keys costs as much as thousands of searches.
+    batch_key_rows: Vec<OnceLock<Arc<arrow_row::Rows>>>,
 }
 
 /// How keys are found.
@@ -172,6 +175,7 @@ impl OverlayView {
             live: rec.live,
             bitmaps: OnceLock::new(),
             starts: starts_of(&rec.batches),
+            batch_key_rows: rec.batches.iter().map(|_| OnceLock::new()).collect(),
             batches: rec.batches.clone(),
         })
     }
@@ -196,6 +200,7 @@ impl OverlayView {
             live: rec.live_count,
             bitmaps: OnceLock::new(),
             starts: starts_of(&rec.residual),
+            batch_key_rows: rec.residual.iter().map(|_| OnceLock::new()).collect(),
             batches: rec.residual.clone(),
         })
     }
@@ -285,22 +290,19 @@ impl OverlayView {
                 // A key's row versions are adjacent and may straddle a batch boundary.
                 let last = first_keys.partition_point(|k| k.as_slice() <= key);
                 let first = first_keys[..last].partition_point(|k| k.as_slice() < key);
+                let batches = first.saturating_sub(1)..last;
+                if batches.is_empty() {
+                    return Ok(None);
+                }
                 let live = &self.bitmaps()?.live;
-                for b in first.saturating_sub(1)..last {
-                    let keys = self.batch_keys(tree, b)?;
-                    let (mut lo, mut hi) = (0, keys.num_rows());
-                    while lo < hi {
-                        let mid = lo + (hi - lo) / 2;
-                        if keys.row(mid).as_ref() < key {
-                            lo = mid + 1;
-                        } else {
-                            hi = mid;
-                        }
-                    }
-                    for i in lo..keys.num_rows() {
-                        if keys.row(i).as_ref() != key {
-                            break;
-                        }
+                // Searched by comparing the batch's key columns with the key decoded once,
+                // not by encoding the batch's keys: a get touches a few of its rows.
+                let layout = tree.layout();
+                let probe = layout.key.decode(&[key])?;
+                for b in batches {
+                    let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
+                    let (lo, equal) = reeldb_keyframe::tree::equal_range(&keys, &probe)?;
+                    for i in lo..lo + equal {
                         let loc = RowLocation {
                             batch: b as u32,
                             row: i as u32,
@@ -320,11 +322,19 @@ impl OverlayView {
         }
     }
 
-    /// The encoded keys of batch `b`.
-    fn batch_keys(&self, tree: &Tree, b: usize) -> Result<arrow_row::Rows> {
+    /// The encoded keys of batch `b`, encoded once per view.
+    fn batch_keys(&self, tree: &Tree, b: usize) -> Result<Arc<arrow_row::Rows>> {
+        if let Some(rows) = self.batch_key_rows.get(b).and_then(|c| c.get()) {
+            return Ok(rows.clone());
+        }
         let layout = tree.layout();
         let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
-        Ok(layout.key.encode_columns(&keys)?)
+        let rows = Arc::new(layout.key.encode_columns(&keys)?);
+        if let Some(cell) = self.batch_key_rows.get(b) {
+            // Another thread may have set it meanwhile: the same keys, either is right.
+            let _ = cell.set(rows.clone());
+        }
+        Ok(rows)
     }
 
     /// Every row of the batches that is live and whose key is within the bounds, sorted by
@@ -425,9 +435,19 @@ impl OverlayView {
 
     /// The full row at a location, as a one-row batch of the table schema.
     pub fn row(&self, tree: &Tree, loc: RowLocation) -> Result<RecordBatch> {
-        let all: Vec<usize> = (0..tree.layout().schema.fields().len()).collect();
-        let cols = self.batch_columns(tree, loc.batch as usize, &all, Access::Cached)?;
-        let cols: Vec<ArrayRef> = cols.iter().map(|c| c.slice(loc.row as usize, 1)).collect();
+        // One row: decode only the mini-block it is in, column by column.
+        let batch = &self.batches[loc.batch as usize];
+        let row = loc.row as usize;
+        let cols = (0..tree.layout().schema.fields().len())
+            .map(|c| {
+                Ok(tree.read_block_rows(
+                    &RecordRef::from(&batch.columns[c]),
+                    c,
+                    batch.rows as usize,
+                    row..row + 1,
+                )?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
         Ok(RecordBatch::try_new(tree.layout().schema.clone(), cols)?)
     }
 }

@@ -2,9 +2,9 @@
 //! full scans with projection and a pushed-down filter, parallel scans, point gets and
 //! key-range scans in either direction.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::kernels::boolean::and;
@@ -33,6 +33,9 @@ pub struct Snapshot {
     record: Arc<VersionRecord>,
     /// Keeps the version from being purged while this snapshot or anything read from it lives.
     pin: Arc<Pin>,
+    /// Tables already opened, so repeated calls (a get each, say) share one overlay view,
+    /// whose bitmaps and decoded keys load once.
+    tables: Arc<Mutex<HashMap<String, Table>>>,
 }
 
 impl Snapshot {
@@ -41,6 +44,7 @@ impl Snapshot {
             store,
             record: Arc::new(record),
             pin,
+            tables: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -61,6 +65,19 @@ impl Snapshot {
 
     /// The table `name` at this version.
     pub fn table(&self, name: &str) -> Result<Table> {
+        if let Ok(tables) = self.tables.lock()
+            && let Some(t) = tables.get(name)
+        {
+            return Ok(t.clone());
+        }
+        let table = self.open_table(name)?;
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.insert(name.to_string(), table.clone());
+        }
+        Ok(table)
+    }
+
+    fn open_table(&self, name: &str) -> Result<Table> {
         let entry = self
             .record
             .tables
@@ -115,7 +132,15 @@ pub struct ScanOptions {
     /// Off by default, for callers that scan partitions on threads of their own
     /// (DataFusion); on for a lone scan that should use every core (Python, `reel`).
     pub parallel: bool,
+    /// Join decoded batches (one per keyframe leaf or overlay batch, up to 64Ki rows each)
+    /// into batches of at least this many rows, across leaf boundaries, at the cost of one
+    /// copy; `None` (the default) returns them as decoded. The Python package and `reel`
+    /// join to [`DEFAULT_BATCH_ROWS`].
+    pub batch_rows: Option<usize>,
 }
+
+/// The batch size the Python package and `reel` ask scans for: 64Ki rows.
+pub const DEFAULT_BATCH_ROWS: usize = 1 << 16;
 
 impl ScanOptions {
     /// Every column, every row.
@@ -148,6 +173,13 @@ impl ScanOptions {
     #[must_use]
     pub fn in_parallel(mut self) -> Self {
         self.parallel = true;
+        self
+    }
+
+    /// Batches of at least `rows` rows (see [`ScanOptions::batch_rows`]).
+    #[must_use]
+    pub fn in_batches_of(mut self, rows: usize) -> Self {
+        self.batch_rows = Some(rows.max(1));
         self
     }
 }
@@ -361,6 +393,8 @@ impl Table {
             source,
             read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
             decoded: VecDeque::new(),
+            batch_rows: opts.batch_rows,
+            joining: Vec::new(),
         }
     }
 
@@ -507,8 +541,7 @@ impl Table {
         {
             return Ok(None);
         }
-        let batch = self.tree.read_batch(&node, Access::Cached)?;
-        Ok(Some(batch.slice(row, 1)))
+        Ok(Some(self.tree.read_leaf_rows(&node, row..row + 1)?))
     }
 
     /// Rows whose keys fall in `range`, in key order; iterate from the back for descending
@@ -587,6 +620,10 @@ pub struct Scan {
     read_ahead: Option<usize>,
     /// Units decoded ahead, in order, not yet returned.
     decoded: VecDeque<Result<Option<RecordBatch>>>,
+    /// With [`ScanOptions::batch_rows`]: the size batches are joined to.
+    batch_rows: Option<usize>,
+    /// Decoded batches waiting to be joined.
+    joining: Vec<RecordBatch>,
 }
 
 /// Where a scan's rows come from.
@@ -605,10 +642,19 @@ impl Scan {
     }
 }
 
-impl Iterator for Scan {
-    type Item = Result<RecordBatch>;
+impl Scan {
+    /// The waiting batches as one.
+    fn join(&mut self) -> Result<RecordBatch> {
+        let mut parts = std::mem::take(&mut self.joining);
+        if parts.len() == 1 {
+            // Checked: exactly one element.
+            return Ok(parts.remove(0));
+        }
+        Ok(arrow::compute::concat_batches(&self.plan.output, &parts)?)
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next batch as decoded: one keyframe leaf or overlay batch.
+    fn next_decoded(&mut self) -> Option<Result<RecordBatch>> {
         loop {
             let step = match &mut self.source {
                 ScanSource::Units(units) => match self.read_ahead {
@@ -651,6 +697,34 @@ impl Iterator for Scan {
                     self.decoded.clear();
                     return Some(Err(e));
                 }
+            }
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(target) = self.batch_rows else {
+            return self.next_decoded();
+        };
+        let mut rows: usize = self.joining.iter().map(|b| b.num_rows()).sum();
+        loop {
+            match self.next_decoded() {
+                Some(Ok(b)) => {
+                    rows += b.num_rows();
+                    self.joining.push(b);
+                    if rows >= target {
+                        return Some(self.join());
+                    }
+                }
+                Some(Err(e)) => {
+                    self.joining.clear();
+                    return Some(Err(e));
+                }
+                None if self.joining.is_empty() => return None,
+                None => return Some(self.join()),
             }
         }
     }

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
 
+use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::format::ContentHash;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::verify::Checked;
@@ -178,6 +179,10 @@ fn batch_keys(
             .iter()
             .any(|c| !covered.blocks.contains(&ContentHash(c.hash)));
         let keys = if fresh {
+            // Every byte of each block, framing included (reads check only what they decode).
+            for c in &batch.columns {
+                tree.verify_block(&RecordRef::from(c))?;
+            }
             let columns = overlay.batch_columns(tree, b, &all, Access::Streaming)?;
             layout
                 .key

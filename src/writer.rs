@@ -388,10 +388,15 @@ fn same_fields(table: &str, want: &SchemaRef, got: &SchemaRef) -> Result<()> {
 }
 
 /// True when `a` and `b` are layouts of one logical type: strings as offsets, large offsets
-/// or views, and the same for binaries. Inputs in another layout than the table's are cast
+/// or views, the same for binaries, and any type dictionary-encoded or not. Inputs in another layout than the table's are cast
 /// (polars and DataFusion hand over views).
 fn same_logical_type(a: &DataType, b: &DataType) -> bool {
     use DataType::*;
+    if let Dictionary(_, values) = a {
+        // Dictionary-encoded input (pyarrow categoricals, Parquet dictionary pages, Arrow IPC
+        // dictionaries) is stored as its value type.
+        return values.as_ref() == b || same_logical_type(values, b);
+    }
     let strings = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
     let binaries = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView);
     (strings(a) && strings(b)) || (binaries(a) && binaries(b))
@@ -457,6 +462,29 @@ fn conform(table: &str, layout: &TableLayout, batch: &RecordBatch) -> Result<Rec
     })
 }
 
+/// `schema` as a table stores it: a dictionary-encoded column as its value type (blocks
+/// choose their own dictionaries; [`same_logical_type`] lets dictionary input in).
+fn stored_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+    {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, values) => {
+                f.as_ref().clone().with_data_type(values.as_ref().clone())
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 fn names(s: &SchemaRef) -> String {
     s.fields()
         .iter()
@@ -482,6 +510,7 @@ impl Transaction<'_> {
         if exists {
             return Err(Error::TableExists(name.to_string()));
         }
+        let schema = stored_schema(&schema);
         let keys: Vec<String> = key_columns.iter().map(|k| k.to_string()).collect();
         let idx = key_indices(&schema, &keys, name)?;
         let mut seen = idx.clone();

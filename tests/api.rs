@@ -167,6 +167,25 @@ fn a_read_ahead_scan_returns_the_serial_scans_batches_in_the_same_order() {
         let expected = scan(&serial);
         assert!(expected.len() > 2, "the case needs several leaves");
         assert_eq!(scan(&serial.clone().in_parallel()), expected);
+        // Joined across leaf boundaries: the same rows in the same order, every batch but
+        // the last at least the size asked.
+        for opts in [
+            serial.clone().in_batches_of(20_000),
+            serial.clone().in_parallel().in_batches_of(20_000),
+        ] {
+            let joined = scan(&opts);
+            assert!(joined.len() < expected.len());
+            assert!(
+                joined[..joined.len() - 1]
+                    .iter()
+                    .all(|b| b.num_rows() >= 20_000)
+            );
+            let schema = expected[0].schema();
+            assert_eq!(
+                arrow::compute::concat_batches(&schema, &joined).unwrap(),
+                arrow::compute::concat_batches(&schema, &expected).unwrap()
+            );
+        }
     }
 }
 
@@ -574,7 +593,16 @@ fn strings_in_another_layout_are_stored_as_the_table_declares_them() {
     let mut tx = w.begin();
     tx.upsert("orders", cast_strings(&DataType::LargeUtf8))
         .unwrap();
-    tx.commit().unwrap();
+    let v2 = tx.commit().unwrap();
+    // Dictionary-encoded strings (pyarrow categoricals, Parquet dictionary pages) too.
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let mut tx = w.begin();
+    tx.upsert("orders", cast_strings(&dictionary)).unwrap();
+    let v3 = tx.commit().unwrap();
+    for version in [v2, v3] {
+        let t = store.snapshot(version).unwrap().table("orders").unwrap();
+        assert_eq!(t.get(7i64).unwrap().unwrap(), orders(&[7], 5), "v{version}");
+    }
     let t = store.snapshot(v).unwrap().table("orders").unwrap();
     let row = t.get(7i64).unwrap().unwrap();
     assert_eq!(row.schema(), orders_schema());
@@ -585,4 +613,60 @@ fn strings_in_another_layout_are_stored_as_the_table_declares_them() {
         .upsert("orders", cast_strings(&DataType::Binary))
         .unwrap_err();
     assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_with_what_to_do() {
+    let (dir, store) = new_store();
+    seeded(&store, 10);
+    drop(store);
+    // Rewrite the descriptor as format 2 wrote it: magic, version 2, features, checksum.
+    let path = dir.path().join("s").join("STORE");
+    let mut d = std::fs::read(&path).unwrap();
+    d[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let sum = reeldb_keyframe::format::checksum(&d[..16]);
+    d[16..24].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &d).unwrap();
+    match Store::open(dir.path().join("s")) {
+        Err(
+            e @ Error::UnsupportedFormat {
+                found: 2,
+                current: 3,
+                ..
+            },
+        ) => {
+            let text = e.to_string();
+            assert!(text.contains("version 2") && text.contains("3"), "{text}");
+            assert!(
+                text.contains("reel export") && text.contains("reel import"),
+                "{text}"
+            );
+        }
+        other => panic!("expected UnsupportedFormat, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_table_created_with_dictionary_columns_stores_their_value_type() {
+    let (_dir, store) = new_store();
+    let fields: Vec<Field> = orders_schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                Box::new(DataType::Int8),
+                Box::new(DataType::Utf8),
+            )),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", Arc::new(Schema::new(fields)), &["id"])
+        .unwrap();
+    tx.upsert("orders", orders(&[1, 2, 3], 1)).unwrap();
+    let v = tx.commit().unwrap();
+    let t = store.snapshot(v).unwrap().table("orders").unwrap();
+    assert_eq!(t.schema(), orders_schema());
+    assert_eq!(t.get(2i64).unwrap().unwrap(), orders(&[2], 1));
 }

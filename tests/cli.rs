@@ -234,6 +234,17 @@ fn a_store_is_built_and_queried_through_the_cli() {
     assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0);
     assert!(stats["logical_bytes"].as_u64().unwrap() > 0);
     assert!(ok(&["stats", s]).contains("sharing_ratio"));
+    // Where the bytes go: every column of the table, each with an encoding and its bytes.
+    let space = stats["column_space"].as_array().unwrap();
+    let id = space
+        .iter()
+        .find(|c| c["table"] == "orders" && c["column"] == "id")
+        .unwrap();
+    assert!(["delta", "frame-of-reference"].contains(&id["encoding"].as_str().unwrap()));
+    assert!(id["bytes"].as_u64().unwrap() > 0 && id["blocks"].as_u64().unwrap() > 0);
+    let blocks: u64 = space.iter().map(|c| c["blocks"].as_u64().unwrap()).sum();
+    assert_eq!(blocks, stats["blocks_stored"].as_u64().unwrap());
+    assert!(ok(&["stats", s]).contains("orders.id"));
     assert!(ok(&["tables", s]).contains("orders\t3 rows"));
 }
 

@@ -276,3 +276,31 @@ fn settle(sim: &SimStorage, model: &Model, op: &Op) -> Model {
         _ => model.clone(),
     }
 }
+
+/// Recomputes the checksums of a format-3 column block in place (each mini-block's that lies
+/// inside the block, then the header's), as far as its header can be read; leaves it alone
+/// where it cannot. Lets the column-block target reach the decoders behind the checksums.
+pub fn fix_block_checksums(block: &mut [u8]) {
+    let u32_at = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let Some(minis) = u32_at(block, 8) else { return };
+    let Some(dict_len) = u32_at(block, 12) else { return };
+    let index = 16 + dict_len;
+    let Some(sum_at) = minis.checked_mul(40).map(|n| index + n) else { return };
+    if sum_at + 8 > block.len() {
+        return;
+    }
+    let data_start = (sum_at + 8).next_multiple_of(8);
+    for i in 0..minis {
+        let e = index + 40 * i;
+        let (Some(offset), Some(len)) = (u32_at(block, e), u32_at(block, e + 4)) else { return };
+        let start = data_start + offset;
+        if let Some(bytes) = block.get(start..start + len) {
+            let sum = reeldb_keyframe::format::checksum(bytes);
+            block[e + 32..e + 40].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let sum = reeldb_keyframe::format::checksum(&block[..sum_at]);
+    block[sum_at..sum_at + 8].copy_from_slice(&sum.to_le_bytes());
+}

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    Int64Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Float64Array, Int32Array, Int64Array, LargeStringArray, ListArray, StringArray,
+    StringViewArray, TimestampMicrosecondArray, UInt8Array,
 };
+use arrow::datatypes::Int32Type;
 use reeldb_keyframe::record::{RecordKind, decode, decode_header};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -23,24 +25,37 @@ fn u32_at(d: &[u8], at: usize) -> usize {
 }
 
 fn main() {
-    // Column blocks of every type the target tries, in its order.
+    // Column blocks of every type the target tries, in its order, with enough rows for
+    // several mini-blocks in each encoding.
+    let n = 9000usize;
+    let statuses = ["new", "paid", "shipped", "delivered"];
     let arrays: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(vec![1, 2, 3])),
-        Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
-        Arc::new(Float64Array::from(vec![1.5, f64::NAN, -0.0])),
-        Arc::new(StringArray::from(vec![Some("a"), None, Some("ccc")])),
-        Arc::new(BooleanArray::from(vec![true, false, true])),
-        Arc::new(BinaryArray::from(vec![&b"x"[..], b"", b"yz"])),
-        Arc::new(Date32Array::from(vec![1, 2, 3])),
-        Arc::new(TimestampMicrosecondArray::from(vec![1, 2, 3])),
+        Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 3))),
+        Arc::new(Int32Array::from_iter((0..n as i32).map(|i| (i % 7 != 0).then_some(i % 100)))),
+        Arc::new(UInt8Array::from_iter_values((0..n).map(|i| (i % 200) as u8))),
+        Arc::new(Float64Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i as f64 / 100.0)))),
+        Arc::new(Float32Array::from_iter_values((0..n).map(|i| (i as f32).sqrt()))),
+        Arc::new(StringArray::from_iter((0..n).map(|i| (i % 9 != 0).then_some(statuses[i % 4])))),
+        Arc::new(LargeStringArray::from_iter_values((0..n).map(|i| format!("free text {}", i * 7919 % 10007)))),
+        Arc::new(StringViewArray::from_iter_values((0..n).map(|i| statuses[i % 4]))),
+        Arc::new(BooleanArray::from_iter((0..n).map(|i| (i % 3 != 0).then_some(i % 2 == 0)))),
+        Arc::new(BinaryArray::from_iter_values((0..n).map(|i| vec![(i % 256) as u8; i % 5]))),
+        Arc::new(Date32Array::from_iter_values((0..n as i32).map(|i| 19_000 + i))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values((0..n as i64).map(|i| i * 1_000_003))),
         Arc::new(
-            Decimal128Array::from(vec![1, 2, 3])
+            Decimal128Array::from_iter_values((0..n as i128).map(|i| i * 11))
                 .with_precision_and_scale(20, 2)
                 .unwrap(),
         ),
+        Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+            (0..n).map(|i| Some(vec![Some(i as i32), None])),
+        )),
     ];
     for (i, a) in arrays.iter().enumerate() {
-        let mut seed = vec![i as u8, 3, 0];
+        // type, rows (u16), flags (bit 0: recompute checksums; the rest: the row a point
+        // read asks for)
+        let rows = (a.len() as u16).to_le_bytes();
+        let mut seed = vec![i as u8, rows[0], rows[1], 1 | (i as u8 * 37) << 1];
         seed.extend(reeldb_keyframe::block::encode(a).unwrap());
         write("column_block", &format!("seed-{i}"), &seed);
     }

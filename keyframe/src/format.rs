@@ -12,9 +12,9 @@ pub const RECORD_HEADER_LEN: usize = 32;
 /// Bytes after a record's payload (the xxh3-64 checksum).
 pub const RECORD_TRAILER_LEN: usize = 8;
 /// The on-disk format version this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest on-disk format version this build reads.
-pub const OLDEST_SUPPORTED_VERSION: u32 = 2;
+pub const OLDEST_SUPPORTED_VERSION: u32 = 3;
 /// The largest record payload accepted on read, bounding allocations from corrupt lengths.
 pub const MAX_RECORD_LEN: u32 = 1 << 30;
 
@@ -135,6 +135,10 @@ impl<'a> Decoder<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.take(n).map(|_| ())
     }
     /// Fails unless every byte was read.
     pub fn finish(self) -> Result<(), DecodeError> {

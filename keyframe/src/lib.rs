@@ -1,18 +1,20 @@
 //! # reeldb-keyframe
 //!
-//! Keyframes: each table version as a sorted columnar B-tree whose leaves hold one
-//! lz4-compressed Arrow block per column. Blocks and nodes are content-addressed by xxh3-128
+//! Keyframes: each table version as a sorted columnar B-tree whose leaves hold one encoded
+//! block per column (mini-blocks of bit-packed integers, dictionary-coded or zstd-compressed
+//! strings, decimal-scaled or plain floats: [`encoding`]). Blocks and nodes are content-addressed by xxh3-128
 //! and stored once in append-only pack files, however many keyframes and tables use them;
 //! leaf boundaries are content-defined on the key, so untouched key ranges dedup.
 //!
 //! Layers, bottom up: [`storage`] (the one I/O trait), [`format`] and [`record`] (bytes on
-//! disk), [`pack`] (pack files), [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
+//! disk), [`pack`] (pack files), [`encoding`] and [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
 //! (reading), [`builder`] (writing), [`copy`] (copying trees into new packs), [`verify`] (checking a tree end to end), with [`key`], [`zonemap`] and [`predicate`] beside them.
 
 pub mod block;
 pub mod builder;
 pub mod cache;
 pub mod copy;
+pub mod encoding;
 pub mod error;
 pub mod format;
 pub mod ipc;

@@ -92,6 +92,19 @@ impl PackReader {
     }
 }
 
+impl PackReader {
+    /// The payload of the column block `r`, as a slice of the pack's memory map (no copy),
+    /// after checking its framing and content address; see [`record::payload_of_block`].
+    pub fn read_block(&self, r: &RecordRef) -> Result<Bytes> {
+        let end = r.offset + u64::from(r.len);
+        let map = self.mapped(r.pack, end)?;
+        let record = map.slice(r.offset as usize..end as usize);
+        let range = record::payload_of_block(&record, r.hash)
+            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))?;
+        Ok(record.slice(range))
+    }
+}
+
 /// Appends records for the single writer, deduplicating by content hash.
 ///
 /// Records appended since the last [`PackWriter::sync`] are pending: [`PackWriter::abort`]

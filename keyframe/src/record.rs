@@ -22,7 +22,7 @@ use crate::format::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum RecordKind {
-    /// One column of one leaf as an Arrow IPC stream.
+    /// One column of one leaf (design/FORMAT.md, "Column blocks"); always stored raw.
     ColumnBlock = 1,
     /// A B-tree leaf node.
     Leaf = 2,
@@ -47,10 +47,16 @@ impl RecordKind {
 const CODEC_RAW: u8 = 0;
 const CODEC_LZ4: u8 = 1;
 
-/// Frames `raw` (whose content hash is `hash`) as a record, lz4-compressing it when that helps.
+/// Frames `raw` (whose content hash is `hash`) as a record, lz4-compressing it when that
+/// helps. Column blocks are always stored raw: their encodings compress where it pays, and a
+/// reader takes their mini-blocks straight from the pack's memory map.
 pub fn encode(kind: RecordKind, raw: &[u8], hash: ContentHash) -> Vec<u8> {
-    let compressed = lz4_flex::block::compress(raw);
-    let (codec, payload): (u8, &[u8]) = if compressed.len() < raw.len() {
+    let compressed = if kind == RecordKind::ColumnBlock {
+        Vec::new()
+    } else {
+        lz4_flex::block::compress(raw)
+    };
+    let (codec, payload): (u8, &[u8]) = if !compressed.is_empty() && compressed.len() < raw.len() {
         (CODEC_LZ4, &compressed)
     } else {
         (CODEC_RAW, raw)
@@ -168,6 +174,37 @@ pub fn decode(
             .map_err(|e| format!("lz4: {e}")),
         _ => Ok(payload.to_vec()),
     }
+}
+
+/// Checks the framed column block in `bytes` against its expected content hash and returns
+/// the range of its payload, leaving the payload's bytes to the block's own checksums (a
+/// header checksum and one per mini-block, verified as each is read): a point read verifies
+/// only what it decodes. The whole-record checksum is verified by [`decode`] (verify, copy).
+pub fn payload_of_block(
+    bytes: &[u8],
+    expect_hash: ContentHash,
+) -> Result<std::ops::Range<usize>, String> {
+    let h = decode_header(bytes)?;
+    if bytes.len() != h.framed_len() {
+        return Err(format!(
+            "record length {} does not match its header ({})",
+            bytes.len(),
+            h.framed_len()
+        ));
+    }
+    if h.kind != RecordKind::ColumnBlock || h.codec != CODEC_RAW {
+        return Err(format!(
+            "expected a raw ColumnBlock record, found {:?} (codec {})",
+            h.kind, h.codec
+        ));
+    }
+    if h.hash != expect_hash {
+        return Err(format!(
+            "record holds content {:?}, expected {:?} (misdirected reference)",
+            h.hash, expect_hash
+        ));
+    }
+    Ok(RECORD_HEADER_LEN..RECORD_HEADER_LEN + h.stored_len as usize)
 }
 
 #[cfg(test)]

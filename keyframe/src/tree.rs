@@ -317,8 +317,8 @@ impl Tree {
         {
             return Ok(a);
         }
-        let raw = self.source.packs.read(block, RecordKind::ColumnBlock)?;
-        let array = block::decode(raw, t, rows)
+        let raw = self.source.packs.read_block(block)?;
+        let array = block::decode(&raw, t, rows)
             .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))?;
         if access == Access::Cached {
             self.source
@@ -326,6 +326,53 @@ impl Tree {
                 .insert(block.hash, Decoded::Column(array.clone()));
         }
         Ok(array)
+    }
+
+    /// Checks every byte of the column block record `block` against its record checksum,
+    /// which reads leave to the block's own checksums of what they decode.
+    pub fn verify_block(&self, block: &crate::node::RecordRef) -> Result<()> {
+        self.source
+            .packs
+            .read(block, RecordKind::ColumnBlock)
+            .map(drop)
+    }
+
+    /// Decodes rows `want` of the column block `block` (which holds `rows` values of column
+    /// `column`), reading and verifying only the mini-blocks they fall in; uncached. What a
+    /// point read of a few rows uses.
+    pub fn read_block_rows(
+        &self,
+        block: &crate::node::RecordRef,
+        column: usize,
+        rows: usize,
+        want: std::ops::Range<usize>,
+    ) -> Result<ArrayRef> {
+        let t = self.layout.schema.field(column).data_type();
+        if let Some(Decoded::Column(a)) = self.source.cache.get(&block.hash)
+            && a.data_type() == t
+            && a.len() == rows
+            && want.end <= rows
+        {
+            return Ok(a.slice(want.start, want.len()));
+        }
+        let raw = self.source.packs.read_block(block)?;
+        crate::encoding::decode_rows(&raw, t, rows, want)
+            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))
+    }
+
+    /// The given rows of a leaf as a batch of the table schema, decoding only the
+    /// mini-blocks they fall in.
+    pub fn read_leaf_rows(
+        &self,
+        leaf: &LeafNode,
+        want: std::ops::Range<usize>,
+    ) -> Result<RecordBatch> {
+        let cols = (0..self.layout.schema.fields().len())
+            .map(|c| {
+                self.read_block_rows(&leaf.columns[c].block, c, leaf.rows as usize, want.clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
 
     /// The ordinals of sorted, distinct encoded keys (`probe` holds their key columns, row i
@@ -412,6 +459,36 @@ impl Tree {
         let cols = self.read_columns(leaf, &all, access)?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
+}
+
+/// The first row of the sorted key columns `keys` whose key is not below the key given as
+/// one-row arrays `probe`, and how many rows from there hold exactly that key.
+pub fn equal_range(keys: &[ArrayRef], probe: &[ArrayRef]) -> Result<(usize, usize)> {
+    let cmps = keys
+        .iter()
+        .zip(probe)
+        .map(|(k, p)| make_comparator(k.as_ref(), p.as_ref(), SortOptions::default()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let compare = |row: usize| {
+        cmps.iter()
+            .map(|c| c(row, 0))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    };
+    let rows = keys.first().map_or(0, |k| k.len());
+    let (mut lo, mut hi) = (0usize, rows);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if compare(mid) == Ordering::Less {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let equal = (lo..rows)
+        .take_while(|&r| compare(r) == Ordering::Equal)
+        .count();
+    Ok((lo, equal))
 }
 
 /// Binary search over the sorted key columns of a leaf for the key given as one-row arrays:

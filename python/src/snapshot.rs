@@ -102,7 +102,9 @@ impl Snapshot {
         filter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let t = self.snapshot.table(table).py_err()?;
-        let mut options = ScanOptions::new().in_parallel();
+        let mut options = ScanOptions::new()
+            .in_parallel()
+            .in_batches_of(reeldb::DEFAULT_BATCH_ROWS);
         if let Some(columns) = &columns {
             options = options.columns(columns);
         }

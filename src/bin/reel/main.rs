@@ -317,7 +317,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let snap = open_at(&Store::open(&store)?, &at)?;
             let t = snap.table(&table)?;
-            let scan = t.scan(&ScanOptions::new().in_key_order().in_parallel())?;
+            let scan = t.scan(
+                &ScanOptions::new()
+                    .in_key_order()
+                    .in_parallel()
+                    .in_batches_of(reeldb::DEFAULT_BATCH_ROWS),
+            )?;
             let rows = files::write_file(&output, &t.schema(), scan)?;
             say(
                 &mut out,
@@ -758,7 +763,10 @@ fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
     let store = Store::open(&args.store)?;
     let snap = open_at(&store, &args.at)?;
     let t = snap.table(&args.table)?;
-    let mut opts = ScanOptions::new().in_key_order().in_parallel();
+    let mut opts = ScanOptions::new()
+        .in_key_order()
+        .in_parallel()
+        .in_batches_of(reeldb::DEFAULT_BATCH_ROWS);
     if let Some(cols) = &args.columns {
         opts = opts.columns(cols);
     }
@@ -787,6 +795,13 @@ fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), E
                 "residual_rows": s.residual_rows,
                 "node_log_bytes": s.node_log_bytes,
                 "latest_rows": s.latest_rows,
+                "column_space": s.column_space.iter().map(|c| serde_json::json!({
+                    "table": c.table,
+                    "column": c.column,
+                    "encoding": c.encoding,
+                    "blocks": c.blocks,
+                    "bytes": c.bytes,
+                })).collect::<Vec<_>>(),
             });
             say(out, format_args!("{v}"))
         }
@@ -816,6 +831,26 @@ fn stats(out: &mut dyn Write, store: &Store, format: InfoFormat) -> Result<(), E
                         "rows[{t}]{:width$} {n}",
                         "",
                         width = 12usize.saturating_sub(t.len())
+                    ),
+                )?;
+            }
+            // Where the column blocks' bytes go, each distinct block once.
+            say(
+                out,
+                format_args!(
+                    "{:<32} {:<20} {:>8} {:>12}",
+                    "column", "encoding", "blocks", "bytes"
+                ),
+            )?;
+            for c in &s.column_space {
+                say(
+                    out,
+                    format_args!(
+                        "{:<32} {:<20} {:>8} {:>12}",
+                        format!("{}.{}", c.table, c.column),
+                        c.encoding,
+                        c.blocks,
+                        human(c.bytes)
                     ),
                 )?;
             }
