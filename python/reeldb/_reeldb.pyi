@@ -79,7 +79,9 @@ class Store:
     def verify(self, first: int = 1, last: Optional[int] = None) -> Dict[str, Any]:
         """Checks every stored byte of the versions: intact, newest_intact, versions, ..."""
     def stats(self) -> Dict[str, Any]:
-        """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..."""
+        """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..., and
+        column_space: bytes per table, column and encoding (dicts with table, column,
+        encoding, blocks, bytes)."""
 
 class Snapshot:
     """A read handle on one version."""

@@ -285,6 +285,17 @@ impl Database {
         d.set_item("residual_rows", s.residual_rows)?;
         d.set_item("bitmap_bytes", s.bitmap_bytes)?;
         d.set_item("latest_rows", s.latest_rows)?;
+        let space = PyList::empty(py);
+        for c in &s.column_space {
+            let e = PyDict::new(py);
+            e.set_item("table", &c.table)?;
+            e.set_item("column", &c.column)?;
+            e.set_item("encoding", c.encoding)?;
+            e.set_item("blocks", c.blocks)?;
+            e.set_item("bytes", c.bytes)?;
+            space.append(e)?;
+        }
+        d.set_item("column_space", space)?;
         Ok(d)
     }
 

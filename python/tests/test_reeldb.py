@@ -221,6 +221,18 @@ def test_compact_expire_rewind_verify_and_stats(db):
     assert stats["bytes_on_disk"] > 0 and stats["latest_rows"]["orders"] > 0
 
 
+def test_categoricals_are_stored_as_strings_and_stats_show_each_columns_encoding(db):
+    data = orders(list(range(5000)), status="paid")
+    categorical = data.set_column(1, "status", pc.dictionary_encode(data["status"]))
+    commit(db, upsert=categorical)
+    back = db.snapshot().scan("orders").read_all().sort_by("id")
+    assert back.schema == ORDERS
+    assert back.equals(data)
+    space = {(c["column"], c["encoding"]): c["bytes"] for c in db.stats()["column_space"]}
+    assert ("id", "delta") in space and ("status", "dictionary") in space
+    assert all(b > 0 for b in space.values())
+
+
 def test_thinning_keyframes_keeps_every_version_as_it_was(db):
     for i in range(45):
         commit(db, upsert=orders([i % 7, 100 + i], amount=float(i)), delete=[100 + i - 3] if i >= 3 else None)
