@@ -14,7 +14,7 @@ use arrow::compute::{
 use arrow::datatypes::SchemaRef;
 use rayon::prelude::*;
 use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree, search_key};
-use reeldb_keyframe::{BoundPredicate, Root};
+use reeldb_keyframe::{BoundPredicate, RecordRef, Root};
 
 use crate::catalog::overlay_log_path;
 use crate::catalog::version::{TableEntry, VersionRecord};
@@ -137,6 +137,11 @@ pub struct ScanOptions {
     /// copy; `None` (the default) returns them as decoded. The Python package and `reel`
     /// join to [`DEFAULT_BATCH_ROWS`].
     pub batch_rows: Option<usize>,
+    /// Return string and binary output columns as `Dictionary(Int32, type)` arrays:
+    /// dictionary-coded blocks hand over their codes and dictionary without building each
+    /// value (what group-bys on low-cardinality strings want); other blocks are
+    /// dictionary-encoded as they are read. Filter-only columns are unaffected.
+    pub dictionaries: bool,
 }
 
 /// The batch size the Python package and `reel` ask scans for: 64Ki rows.
@@ -173,6 +178,13 @@ impl ScanOptions {
     #[must_use]
     pub fn in_parallel(mut self) -> Self {
         self.parallel = true;
+        self
+    }
+
+    /// String and binary columns as dictionaries (see [`ScanOptions::dictionaries`]).
+    #[must_use]
+    pub fn with_dictionaries(mut self) -> Self {
+        self.dictionaries = true;
         self
     }
 
@@ -222,6 +234,8 @@ struct ScanPlan {
     outputs: usize,
     /// The filters, each with the position of its column in `read`.
     predicates: Vec<(BoundPredicate, usize)>,
+    /// Per position in `read`: decode as a dictionary ([`ScanOptions::dictionaries`]).
+    as_dictionary: Vec<bool>,
 }
 
 impl ScanPlan {
@@ -252,13 +266,77 @@ impl ScanPlan {
             };
             predicates.push((bound, pos));
         }
+        let is_bytes = |c: usize| {
+            use arrow::datatypes::DataType::*;
+            matches!(
+                schema.field(c).data_type(),
+                Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView
+            )
+        };
+        let as_dictionary: Vec<bool> = read
+            .iter()
+            .enumerate()
+            .map(|(pos, &c)| {
+                opts.dictionaries
+                    && pos < outputs
+                    && is_bytes(c)
+                    && !predicates.iter().any(|(_, p)| *p == pos)
+            })
+            .collect();
+        let output = if as_dictionary.iter().any(|d| *d) {
+            let fields: Vec<arrow::datatypes::Field> = output
+                .fields()
+                .iter()
+                .zip(&as_dictionary)
+                .map(|(f, d)| {
+                    let f = f.as_ref().clone();
+                    if *d {
+                        let t = f.data_type().clone();
+                        f.with_data_type(arrow::datatypes::DataType::Dictionary(
+                            Box::new(arrow::datatypes::DataType::Int32),
+                            Box::new(t),
+                        ))
+                    } else {
+                        f
+                    }
+                })
+                .collect();
+            Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                output.metadata().clone(),
+            ))
+        } else {
+            output
+        };
         Ok(ScanPlan {
             layout: layout.clone(),
             output,
             read,
             outputs,
             predicates,
+            as_dictionary,
         })
+    }
+
+    /// Decodes the `read` columns of a leaf or batch of `rows` rows whose column `c` is the
+    /// block `block(c)`, dictionaries where asked.
+    fn read_columns(
+        &self,
+        tree: &Tree,
+        rows: usize,
+        block: impl Fn(usize) -> RecordRef,
+    ) -> Result<Vec<ArrayRef>> {
+        self.read
+            .iter()
+            .zip(&self.as_dictionary)
+            .map(|(&c, &dictionary)| {
+                Ok(if dictionary {
+                    tree.read_block_as_dictionary(&block(c), c, rows)?
+                } else {
+                    tree.read_block(&block(c), c, rows, Access::Streaming)?
+                })
+            })
+            .collect()
     }
 
     /// Reads one unit: `None` when no row of it is visible and matches.
@@ -284,7 +362,8 @@ impl ScanPlan {
                         return Ok(None);
                     }
                 }
-                let cols = tree.read_columns(&node, &self.read, Access::Streaming)?;
+                let cols =
+                    self.read_columns(tree, node.rows as usize, |c| node.columns[c].block)?;
                 self.finish(cols, node.rows as usize, keep)
             }
             Unit::Batch(b) => {
@@ -292,8 +371,11 @@ impl ScanPlan {
                 let Some(keep) = o.live_mask(*b)? else {
                     return Ok(None);
                 };
-                let cols = o.batch_columns(tree, *b, &self.read, Access::Streaming)?;
-                self.finish(cols, o.batches[*b].rows as usize, Some(keep))
+                let batch = &o.batches[*b];
+                let cols = self.read_columns(tree, batch.rows as usize, |c| {
+                    RecordRef::from(&batch.columns[c])
+                })?;
+                self.finish(cols, batch.rows as usize, Some(keep))
             }
         }
     }
@@ -314,6 +396,13 @@ impl ScanPlan {
             });
         }
         cols.truncate(self.outputs);
+        // Columns read as values where dictionaries were asked (the key-ordered merge reads
+        // whole rows) are dictionary-encoded here.
+        for (col, field) in cols.iter_mut().zip(self.output.fields()) {
+            if col.data_type() != field.data_type() {
+                *col = arrow::compute::cast(col, field.data_type())?;
+            }
+        }
         let batch = RecordBatch::try_new_with_options(
             self.output.clone(),
             cols,

@@ -190,6 +190,57 @@ fn a_read_ahead_scan_returns_the_serial_scans_batches_in_the_same_order() {
 }
 
 #[test]
+fn a_dictionary_scan_returns_the_same_rows_with_strings_as_dictionaries() {
+    let (_d, store) = new_store();
+    let keyframe = seeded(&store, 30_000);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert(
+        "orders",
+        orders(&(0..40_000).step_by(9).collect::<Vec<_>>(), 2),
+    )
+    .unwrap();
+    let overlay = tx.commit().unwrap();
+    let plain = ScanOptions::new().filter(Filter::ge("id", 100));
+    for version in [keyframe, overlay] {
+        let t = store.snapshot(version).unwrap().table("orders").unwrap();
+        for opts in [
+            plain.clone(),
+            plain.clone().in_key_order(),
+            plain.clone().in_parallel(),
+        ] {
+            let expected: Vec<RecordBatch> = t.scan(&opts).unwrap().map(|b| b.unwrap()).collect();
+            let scan = t.scan(&opts.clone().with_dictionaries()).unwrap();
+            let schema = scan.schema();
+            let got: Vec<RecordBatch> = scan.map(|b| b.unwrap()).collect();
+            for (f, plain_f) in schema.fields().iter().zip(orders_schema().fields()) {
+                match plain_f.data_type() {
+                    DataType::Utf8 => assert!(matches!(f.data_type(), DataType::Dictionary(..))),
+                    t => assert_eq!(f.data_type(), t),
+                }
+            }
+            let back: Vec<RecordBatch> = got
+                .iter()
+                .map(|b| {
+                    let cols = b
+                        .columns()
+                        .iter()
+                        .zip(orders_schema().fields())
+                        .map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap())
+                        .collect();
+                    RecordBatch::try_new(orders_schema(), cols).unwrap()
+                })
+                .collect();
+            assert_eq!(
+                arrow::compute::concat_batches(&orders_schema(), &back).unwrap(),
+                arrow::compute::concat_batches(&orders_schema(), &expected).unwrap(),
+                "v{version}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_range_scan_runs_in_key_order_both_ways() {
     let (_d, store) = new_store();
     seeded(&store, 40_000);

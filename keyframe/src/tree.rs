@@ -328,6 +328,21 @@ impl Tree {
         Ok(array)
     }
 
+    /// Decodes the string or binary column block `block` (`rows` values of column
+    /// `column`) as a `Dictionary(Int32, type)` array, uncached (see
+    /// [`crate::encoding::decode_dictionary`]).
+    pub fn read_block_as_dictionary(
+        &self,
+        block: &crate::node::RecordRef,
+        column: usize,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let t = self.layout.schema.field(column).data_type();
+        let raw = self.source.packs.read_block(block)?;
+        crate::encoding::decode_dictionary(&raw, t, rows)
+            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))
+    }
+
     /// Checks every byte of the column block record `block` against its record checksum,
     /// which reads leave to the block's own checksums of what they decode.
     pub fn verify_block(&self, block: &crate::node::RecordRef) -> Result<()> {

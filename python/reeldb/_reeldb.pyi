@@ -99,8 +99,10 @@ class Snapshot:
         table: str,
         columns: Optional[Sequence[str]] = None,
         filter: Union[None, str, Sequence[str]] = None,
+        dictionaries: bool = False,
     ) -> pa.RecordBatchReader:
-        """Rows passing `filter` (expressions such as "region = 'r7'", ANDed), streamed."""
+        """Rows passing `filter` (expressions such as "region = 'r7'", ANDed), streamed;
+        with `dictionaries`, string and binary columns as dictionary arrays."""
     def get(self, table: str, key: Key) -> Optional[pa.RecordBatch]:
         """The row with `key` as a one-row batch, or None."""
     def range(

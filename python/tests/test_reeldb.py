@@ -228,6 +228,12 @@ def test_categoricals_are_stored_as_strings_and_stats_show_each_columns_encoding
     back = db.snapshot().scan("orders").read_all().sort_by("id")
     assert back.schema == ORDERS
     assert back.equals(data)
+    # Asked for, strings come as dictionaries holding the same values, filtered or not.
+    as_dict = db.snapshot().scan("orders", dictionaries=True).read_all().sort_by("id")
+    assert pa.types.is_dictionary(as_dict.schema.field("status").type)
+    assert as_dict.cast(ORDERS).equals(data)
+    filtered = db.snapshot().scan("orders", columns=["status"], filter="id < 10", dictionaries=True)
+    assert filtered.read_all()["status"].to_pylist() == ["paid"] * 10
     space = {(c["column"], c["encoding"]): c["bytes"] for c in db.stats()["column_space"]}
     assert ("id", "delta") in space and ("status", "dictionary") in space
     assert all(b > 0 for b in space.values())

@@ -436,7 +436,66 @@ pub(crate) fn decode(
         }
         e => return Err(format!("a {e:?} block cannot hold {data_type}")),
     }
-    let nulls = validity.finish();
+    build(data_type, offsets, data, validity.finish())
+}
+
+/// A dictionary block as a `Dictionary(Int32, data_type)` array: its codes and its
+/// dictionary as they are, no value gathered. What scans hand callers that ask for
+/// dictionaries.
+pub(crate) fn decode_dictionary(
+    raw: &[u8],
+    header: &BlockHeader,
+    data_type: &DataType,
+) -> Result<ArrayRef, String> {
+    let utf8 = matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    if header.encoding != Encoding::Dictionary || header.value_width != 0 || header.flags != 0 {
+        return Err("not a dictionary block".into());
+    }
+    let dict = Dictionary::parse(&raw[header.dictionary.clone()], utf8)?;
+    let mut codes: Vec<i32> = Vec::with_capacity(header.rows);
+    let mut validity = ValidityBuilder::default();
+    for (i, m) in header.minis.iter().enumerate() {
+        let bytes = header.mini_bytes(raw, i)?;
+        let (valid, body) = split_validity(bytes, m)?;
+        let (&width, packed) = body.split_first().ok_or("empty dictionary mini-block")?;
+        let n = m.values as usize;
+        if packed.len() != packed_len(n, width) {
+            return Err("dictionary codes of the wrong length".into());
+        }
+        let mut bad = false;
+        unpack(packed, width, n, |c| {
+            bad |= c >= dict.len() as u64;
+            codes.push(c as i32);
+        })?;
+        if bad {
+            return Err(format!("a code past a dictionary of {}", dict.len()));
+        }
+        validity.append(valid, n);
+    }
+    let offsets: Vec<i64> = dict.offsets.iter().map(|&o| o as i64).collect();
+    let values = build(data_type, offsets, dict.bytes.to_vec(), None)?;
+    let keys = arrow::array::Int32Array::new(ScalarBuffer::from(codes), validity.finish());
+    Ok(Arc::new(
+        arrow::array::DictionaryArray::<arrow::datatypes::Int32Type>::try_new(keys, values)
+            .map_err(|e| e.to_string())?,
+    ))
+}
+
+/// An array of `data_type` from value offsets, bytes and validity (UTF-8 checked for string
+/// types; views cast from offsets).
+fn build(
+    data_type: &DataType,
+    offsets: Vec<i64>,
+    data: Vec<u8>,
+    nulls: Option<arrow::buffer::NullBuffer>,
+) -> Result<ArrayRef, String> {
+    let utf8 = matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
     let values = Buffer::from_vec(data);
     let array: ArrayRef = match data_type {
         DataType::Utf8 | DataType::Binary | DataType::Utf8View | DataType::BinaryView => {
