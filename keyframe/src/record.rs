@@ -1,10 +1,12 @@
-//! Records: the unit stored in pack files. A record frames one column block or tree node with
-//! its kind, codec, lengths, content hash and a checksum, and is verified on every read.
+//! Records: the unit stored in pack files. A record frames one column block, tree node or
+//! bitmap with its kind, codec, lengths, content hash and a checksum. Nodes and bitmaps are
+//! verified whole on every read; a column block's reads check its framing and leave its
+//! bytes to the block's own checksums ([`payload_of_block`]).
 //!
 //! ```text
 //! 0  magic      u32  "RREC"
-//! 4  kind       u8   1 column block, 2 leaf node, 3 internal node
-//! 5  codec      u8   0 stored raw, 1 lz4 block
+//! 4  kind       u8   1 column block, 2 leaf node, 3 internal node, 4 bitmap
+//! 5  codec      u8   0 stored raw (always for column blocks), 1 lz4 block
 //! 6  reserved   u16  0
 //! 8  raw_len    u32  uncompressed payload length
 //! 12 stored_len u32  payload length on disk
@@ -170,8 +172,18 @@ pub fn decode(
     }
     let payload = &bytes[RECORD_HEADER_LEN..body_end];
     match h.codec {
-        CODEC_LZ4 => lz4_flex::block::decompress(payload, h.raw_len as usize)
-            .map_err(|e| format!("lz4: {e}")),
+        CODEC_LZ4 => {
+            let out = lz4_flex::block::decompress(payload, h.raw_len as usize)
+                .map_err(|e| format!("lz4: {e}"))?;
+            if out.len() != h.raw_len as usize {
+                return Err(format!(
+                    "lz4 gave {} bytes where the record says {}",
+                    out.len(),
+                    h.raw_len
+                ));
+            }
+            Ok(out)
+        }
         _ => Ok(payload.to_vec()),
     }
 }

@@ -47,8 +47,8 @@ pub(crate) fn decode(
     data_type: &DataType,
     rows: usize,
 ) -> Result<ArrayRef, String> {
-    if header.minis.len() != 1 {
-        return Err("an Arrow IPC block holds one mini-block".into());
+    if header.minis.len() != 1 || header.value_width != 0 || header.flags != 0 {
+        return Err("an Arrow IPC block holds one mini-block, without value width or flags".into());
     }
     let bytes = header.mini_bytes(raw, 0)?;
     if bytes.len() < 4 {
@@ -59,6 +59,12 @@ pub(crate) fn decode(
         return Err(format!("Arrow IPC stream of {len} bytes"));
     }
     let ipc = lz4_flex::block::decompress(&bytes[4..], len).map_err(|e| format!("lz4: {e}"))?;
+    if ipc.len() != len {
+        return Err(format!(
+            "lz4 gave {} bytes where the block says {len}",
+            ipc.len()
+        ));
+    }
     crate::ipc::guarded(|| decode_stream(ipc, data_type, rows))
 }
 

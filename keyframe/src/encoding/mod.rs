@@ -7,7 +7,7 @@
 //! ```text
 //! 0  encoding     u8   see [`Encoding`]
 //! 1  value_width  u8   bytes per value of fixed-width types, else 0
-//! 2  flags        u8   bit 0: integer keys are sign-flipped (signed type)
+//! 2  flags        u8   bit 0: integer keys are sign-flipped (signed types, decimal floats)
 //! 3  reserved     u8   0
 //! 4  rows         u32
 //! 8  mini_count   u32
