@@ -480,7 +480,7 @@ impl Table {
             overlay: self.overlay.clone(),
             plan,
             source,
-            read_ahead: opts.parallel.then(|| 2 * rayon::current_num_threads()),
+            read_ahead: opts.parallel.then(|| 4 * rayon::current_num_threads()),
             decoded: VecDeque::new(),
             batch_rows: opts.batch_rows,
             joining: Vec::new(),
