@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::{
     concat_batches, filter_record_batch, interleave_record_batch, take_record_batch,
@@ -140,7 +140,8 @@ pub struct ScanOptions {
     /// Return string and binary output columns as `Dictionary(Int32, type)` arrays:
     /// dictionary-coded blocks hand over their codes and dictionary without building each
     /// value (what group-bys on low-cardinality strings want); other blocks are
-    /// dictionary-encoded as they are read. Filter-only columns are unaffected.
+    /// dictionary-encoded as they are read. Output columns a filter also tests stay values.
+    /// (String columns only a filter reads are read as dictionaries whatever this says.)
     pub dictionaries: bool,
 }
 
@@ -277,10 +278,11 @@ impl ScanPlan {
             .iter()
             .enumerate()
             .map(|(pos, &c)| {
-                opts.dictionaries
-                    && pos < outputs
-                    && is_bytes(c)
-                    && !predicates.iter().any(|(_, p)| *p == pos)
+                // Filter-only string columns are always read as dictionaries: a predicate is
+                // evaluated once per distinct value, not once per row (see `matches`).
+                let filter_only = pos >= outputs;
+                let asked = opts.dictionaries && !predicates.iter().any(|(_, p)| *p == pos);
+                is_bytes(c) && (filter_only || asked)
             })
             .collect();
         let output = if as_dictionary.iter().any(|d| *d) {
@@ -389,7 +391,7 @@ impl ScanPlan {
     ) -> Result<Option<RecordBatch>> {
         let mut mask = keep;
         for (p, pos) in &self.predicates {
-            let matched = p.evaluate(&cols[*pos])?;
+            let matched = matches(p, &cols[*pos])?;
             mask = Some(match mask {
                 Some(k) => and(&k, &matched)?,
                 None => matched,
@@ -694,6 +696,19 @@ impl Table {
             back: parts.len(),
             parts,
         })
+    }
+}
+
+/// Which rows of `column` match `p`. A dictionary column is tested once per dictionary
+/// value and the answers are taken by its keys (a null key matches nothing).
+fn matches(p: &BoundPredicate, column: &ArrayRef) -> Result<BooleanArray> {
+    match column.as_any_dictionary_opt() {
+        Some(d) => {
+            let on_values = p.evaluate(d.values())?;
+            let taken = arrow::compute::take(&on_values, d.keys(), None)?;
+            Ok(taken.as_boolean().clone())
+        }
+        None => Ok(p.evaluate(column)?),
     }
 }
 

@@ -190,6 +190,49 @@ fn a_read_ahead_scan_returns_the_serial_scans_batches_in_the_same_order() {
 }
 
 #[test]
+fn filters_on_unprojected_string_columns_match_the_same_rows_as_on_projected_ones() {
+    let (_d, store) = new_store();
+    let keyframe = seeded(&store, 20_000);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert(
+        "orders",
+        orders(&(0..25_000).step_by(7).collect::<Vec<_>>(), 3),
+    )
+    .unwrap();
+    let overlay = tx.commit().unwrap();
+    let filters = [
+        Filter::eq("status", "shipped"),
+        Filter::lt("status", "p"),
+        Filter::between("status", "a", "o"),
+        Filter::is_in("status", ["new", "shipped", "absent"]),
+    ];
+    for version in [keyframe, overlay] {
+        let t = store.snapshot(version).unwrap().table("orders").unwrap();
+        for f in &filters {
+            // Filtered alone, the column is read as a dictionary; projected, as values.
+            let alone = ScanOptions::new().columns(&["id"]).filter(f.clone());
+            let projected = ScanOptions::new()
+                .columns(&["id", "status"])
+                .filter(f.clone());
+            let ids = |o: &ScanOptions| -> Vec<i64> {
+                let mut v = id_column(&t.scan(o).unwrap().map(|b| b.unwrap()).collect::<Vec<_>>());
+                v.sort_unstable();
+                v
+            };
+            let want = ids(&projected);
+            assert!(!want.is_empty(), "{f:?} matches something");
+            assert_eq!(ids(&alone), want, "{f:?} at v{version}");
+            assert_eq!(
+                ids(&alone.clone().in_key_order()),
+                want,
+                "{f:?} in key order"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_dictionary_scan_returns_the_same_rows_with_strings_as_dictionaries() {
     let (_d, store) = new_store();
     let keyframe = seeded(&store, 30_000);
