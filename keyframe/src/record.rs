@@ -137,13 +137,8 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, String> {
     })
 }
 
-/// Verifies the framed record in `bytes` (exactly one record) against the expected kind and
-/// content hash, and returns its uncompressed payload.
-pub fn decode(
-    bytes: &[u8],
-    expect_kind: RecordKind,
-    expect_hash: ContentHash,
-) -> Result<Vec<u8>, String> {
+/// The header of the record that `bytes` holds exactly (its length matches the header's).
+fn framed_header(bytes: &[u8]) -> Result<RecordHeader, String> {
     let h = decode_header(bytes)?;
     if bytes.len() != h.framed_len() {
         return Err(format!(
@@ -152,6 +147,17 @@ pub fn decode(
             h.framed_len()
         ));
     }
+    Ok(h)
+}
+
+/// Verifies the framed record in `bytes` (exactly one record) against the expected kind and
+/// content hash, and returns its uncompressed payload.
+pub fn decode(
+    bytes: &[u8],
+    expect_kind: RecordKind,
+    expect_hash: ContentHash,
+) -> Result<Vec<u8>, String> {
+    let h = framed_header(bytes)?;
     let body_end = RECORD_HEADER_LEN + h.stored_len as usize;
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&bytes[body_end..]);
@@ -196,14 +202,7 @@ pub fn payload_of_block(
     bytes: &[u8],
     expect_hash: ContentHash,
 ) -> Result<std::ops::Range<usize>, String> {
-    let h = decode_header(bytes)?;
-    if bytes.len() != h.framed_len() {
-        return Err(format!(
-            "record length {} does not match its header ({})",
-            bytes.len(),
-            h.framed_len()
-        ));
-    }
+    let h = framed_header(bytes)?;
     if h.kind != RecordKind::ColumnBlock || h.codec != CODEC_RAW {
         return Err(format!(
             "expected a raw ColumnBlock record, found {:?} (codec {})",

@@ -506,31 +506,12 @@ pub fn equal_range(keys: &[ArrayRef], probe: &[ArrayRef]) -> Result<(usize, usiz
     Ok((lo, equal))
 }
 
-/// Binary search over the sorted key columns of a leaf for the key given as one-row arrays:
-/// `Ok(row)` when present, `Err(insertion point)` when not.
+/// Binary search over the sorted key columns of a leaf (keys unique) for the key given as
+/// one-row arrays: `Ok(row)` when present, `Err(insertion point)` when not.
 pub fn search_key(
     keys: &[ArrayRef],
     probe: &[ArrayRef],
 ) -> Result<std::result::Result<usize, usize>> {
-    let cmps = keys
-        .iter()
-        .zip(probe)
-        .map(|(k, p)| make_comparator(k.as_ref(), p.as_ref(), SortOptions::default()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let compare = |row: usize| {
-        cmps.iter()
-            .map(|c| c(row, 0))
-            .find(|o| *o != Ordering::Equal)
-            .unwrap_or(Ordering::Equal)
-    };
-    let (mut lo, mut hi) = (0usize, keys.first().map_or(0, |k| k.len()));
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match compare(mid) {
-            Ordering::Less => lo = mid + 1,
-            Ordering::Greater => hi = mid,
-            Ordering::Equal => return Ok(Ok(mid)),
-        }
-    }
-    Ok(Err(lo))
+    let (at, equal) = equal_range(keys, probe)?;
+    Ok(if equal > 0 { Ok(at) } else { Err(at) })
 }
