@@ -59,6 +59,7 @@
 pub mod catalog;
 pub mod changes;
 pub mod clean;
+mod column_space;
 pub mod compact;
 pub mod error;
 pub mod expire;
@@ -67,6 +68,7 @@ pub mod lease;
 mod overlay_commit;
 pub mod overlay_view;
 pub mod rewind;
+mod scan_plan;
 pub mod snapshot;
 #[cfg(feature = "sql")]
 pub mod sql;

@@ -103,9 +103,6 @@ pub struct OverlayView {
     pub batches: Vec<BatchRecord>,
     /// Row id of each batch's first row.
     pub starts: Vec<u32>,
-    /// Each batch's encoded keys, once a lookup needed them: a B-frame's gets binary-search
-    /// them, and encoding a batch's keys costs as much as thousands of searches.
-    batch_key_rows: Vec<OnceLock<Arc<arrow_row::Rows>>>,
 }
 
 /// How keys are found.
@@ -175,7 +172,6 @@ impl OverlayView {
             live: rec.live,
             bitmaps: OnceLock::new(),
             starts: starts_of(&rec.batches),
-            batch_key_rows: rec.batches.iter().map(|_| OnceLock::new()).collect(),
             batches: rec.batches.clone(),
         })
     }
@@ -200,7 +196,6 @@ impl OverlayView {
             live: rec.live_count,
             bitmaps: OnceLock::new(),
             starts: starts_of(&rec.residual),
-            batch_key_rows: rec.residual.iter().map(|_| OnceLock::new()).collect(),
             batches: rec.residual.clone(),
         })
     }
@@ -322,19 +317,11 @@ impl OverlayView {
         }
     }
 
-    /// The encoded keys of batch `b`, encoded once per view.
-    fn batch_keys(&self, tree: &Tree, b: usize) -> Result<Arc<arrow_row::Rows>> {
-        if let Some(rows) = self.batch_key_rows.get(b).and_then(|c| c.get()) {
-            return Ok(rows.clone());
-        }
+    /// The encoded keys of batch `b`.
+    fn batch_keys(&self, tree: &Tree, b: usize) -> Result<arrow_row::Rows> {
         let layout = tree.layout();
         let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
-        let rows = Arc::new(layout.key.encode_columns(&keys)?);
-        if let Some(cell) = self.batch_key_rows.get(b) {
-            // Another thread may have set it meanwhile: the same keys, either is right.
-            let _ = cell.set(rows.clone());
-        }
-        Ok(rows)
+        Ok(layout.key.encode_columns(&keys)?)
     }
 
     /// Every row of the batches that is live and whose key is within the bounds, sorted by
@@ -435,20 +422,10 @@ impl OverlayView {
 
     /// The full row at a location, as a one-row batch of the table schema.
     pub fn row(&self, tree: &Tree, loc: RowLocation) -> Result<RecordBatch> {
-        // One row: decode only the mini-block it is in, column by column.
         let batch = &self.batches[loc.batch as usize];
+        let blocks: Vec<RecordRef> = batch.columns.iter().map(RecordRef::from).collect();
         let row = loc.row as usize;
-        let cols = (0..tree.layout().schema.fields().len())
-            .map(|c| {
-                Ok(tree.read_block_rows(
-                    &RecordRef::from(&batch.columns[c]),
-                    c,
-                    batch.rows as usize,
-                    row..row + 1,
-                )?)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        Ok(RecordBatch::try_new(tree.layout().schema.clone(), cols)?)
+        Ok(tree.read_rows(&blocks, batch.rows as usize, row..row + 1)?)
     }
 }
 

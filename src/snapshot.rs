@@ -6,15 +6,14 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::kernels::boolean::and;
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{
     concat_batches, filter_record_batch, interleave_record_batch, take_record_batch,
 };
 use arrow::datatypes::SchemaRef;
 use rayon::prelude::*;
-use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree, search_key};
-use reeldb_keyframe::{BoundPredicate, RecordRef, Root};
+use reeldb_keyframe::Root;
+use reeldb_keyframe::tree::{Access, LeafEntry, Tree, search_key};
 
 use crate::catalog::overlay_log_path;
 use crate::catalog::version::{TableEntry, VersionRecord};
@@ -22,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::lease::Pin;
 use crate::overlay_view::OverlayView;
+use crate::scan_plan::{ScanPlan, Unit};
 use crate::store::{Store, VersionInfo, info_of};
 use crate::value::Key;
 use reeldb_overlay::RowLocation;
@@ -216,206 +216,6 @@ pub struct ColumnZone {
     /// encoding, see `reeldb_keyframe::zonemap`): `Some(None)` when every value is null,
     /// `None` when unknown.
     pub bounds: Option<Option<(Vec<u8>, Vec<u8>)>>,
-}
-
-/// A unit of scan work: a keyframe leaf or an overlay row batch.
-#[derive(Debug, Clone)]
-enum Unit {
-    Leaf(LeafEntry),
-    Batch(usize),
-}
-
-/// A resolved scan: leaves to read, columns to decode, filter to apply.
-#[derive(Debug, Clone)]
-struct ScanPlan {
-    layout: Arc<TableLayout>,
-    output: SchemaRef,
-    /// Columns to decode: the output columns, then the filter columns not among them.
-    read: Vec<usize>,
-    outputs: usize,
-    /// The filters, each with the position of its column in `read`.
-    predicates: Vec<(BoundPredicate, usize)>,
-    /// Per position in `read`: decode as a dictionary ([`ScanOptions::dictionaries`]).
-    as_dictionary: Vec<bool>,
-}
-
-impl ScanPlan {
-    fn new(layout: &Arc<TableLayout>, opts: &ScanOptions) -> Result<Self> {
-        let schema = &layout.schema;
-        let mut read: Vec<usize> = match &opts.columns {
-            None => (0..schema.fields().len()).collect(),
-            Some(cols) => cols
-                .iter()
-                .map(|c| {
-                    schema
-                        .index_of(c)
-                        .map_err(|_| Error::InvalidArgument(format!("unknown column {c}")))
-                })
-                .collect::<Result<_>>()?,
-        };
-        let outputs = read.len();
-        let output = Arc::new(schema.project(&read)?);
-        let mut predicates = Vec::with_capacity(opts.filters.len());
-        for f in &opts.filters {
-            let bound = f.bind(schema)?;
-            let pos = match read.iter().position(|&c| c == bound.column()) {
-                Some(p) => p,
-                None => {
-                    read.push(bound.column());
-                    read.len() - 1
-                }
-            };
-            predicates.push((bound, pos));
-        }
-        let is_bytes = |c: usize| {
-            use arrow::datatypes::DataType::*;
-            matches!(
-                schema.field(c).data_type(),
-                Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView
-            )
-        };
-        let as_dictionary: Vec<bool> = read
-            .iter()
-            .enumerate()
-            .map(|(pos, &c)| {
-                // Filter-only string columns are always read as dictionaries: a predicate is
-                // evaluated once per distinct value, not once per row (see `matches`).
-                let filter_only = pos >= outputs;
-                let asked = opts.dictionaries && !predicates.iter().any(|(_, p)| *p == pos);
-                is_bytes(c) && (filter_only || asked)
-            })
-            .collect();
-        let output = if as_dictionary.iter().any(|d| *d) {
-            let fields: Vec<arrow::datatypes::Field> = output
-                .fields()
-                .iter()
-                .zip(&as_dictionary)
-                .map(|(f, d)| {
-                    let f = f.as_ref().clone();
-                    if *d {
-                        let t = f.data_type().clone();
-                        f.with_data_type(arrow::datatypes::DataType::Dictionary(
-                            Box::new(arrow::datatypes::DataType::Int32),
-                            Box::new(t),
-                        ))
-                    } else {
-                        f
-                    }
-                })
-                .collect();
-            Arc::new(arrow::datatypes::Schema::new_with_metadata(
-                fields,
-                output.metadata().clone(),
-            ))
-        } else {
-            output
-        };
-        Ok(ScanPlan {
-            layout: layout.clone(),
-            output,
-            read,
-            outputs,
-            predicates,
-            as_dictionary,
-        })
-    }
-
-    /// Decodes the `read` columns of a leaf or batch of `rows` rows whose column `c` is the
-    /// block `block(c)`, dictionaries where asked.
-    fn read_columns(
-        &self,
-        tree: &Tree,
-        rows: usize,
-        block: impl Fn(usize) -> RecordRef,
-    ) -> Result<Vec<ArrayRef>> {
-        self.read
-            .iter()
-            .zip(&self.as_dictionary)
-            .map(|(&c, &dictionary)| {
-                Ok(if dictionary {
-                    tree.read_block_as_dictionary(&block(c), c, rows)?
-                } else {
-                    tree.read_block(&block(c), c, rows, Access::Streaming)?
-                })
-            })
-            .collect()
-    }
-
-    /// Reads one unit: `None` when no row of it is visible and matches.
-    fn unit(
-        &self,
-        tree: &Tree,
-        overlay: Option<&OverlayView>,
-        unit: &Unit,
-    ) -> Result<Option<RecordBatch>> {
-        match unit {
-            Unit::Leaf(leaf) => {
-                let keep = match overlay {
-                    Some(o) => match o.keyframe_mask(leaf.ordinal, leaf.entry.rows)? {
-                        Some(mask) => mask,
-                        None => return Ok(None),
-                    },
-                    None => None,
-                };
-                let node = tree.read_leaf(&leaf.entry)?;
-                for (p, _) in &self.predicates {
-                    let t = self.layout.schema.field(p.column()).data_type();
-                    if !p.may_match(&node.columns[p.column()].zone, t) {
-                        return Ok(None);
-                    }
-                }
-                let cols =
-                    self.read_columns(tree, node.rows as usize, |c| node.columns[c].block)?;
-                self.finish(cols, node.rows as usize, keep)
-            }
-            Unit::Batch(b) => {
-                let Some(o) = overlay else { return Ok(None) };
-                let Some(keep) = o.live_mask(*b)? else {
-                    return Ok(None);
-                };
-                let batch = &o.batches[*b];
-                let cols = self.read_columns(tree, batch.rows as usize, |c| {
-                    RecordRef::from(&batch.columns[c])
-                })?;
-                self.finish(cols, batch.rows as usize, Some(keep))
-            }
-        }
-    }
-
-    /// Applies visibility and the filter to decoded columns and projects them.
-    fn finish(
-        &self,
-        mut cols: Vec<ArrayRef>,
-        rows: usize,
-        keep: Option<BooleanArray>,
-    ) -> Result<Option<RecordBatch>> {
-        let mut mask = keep;
-        for (p, pos) in &self.predicates {
-            let matched = matches(p, &cols[*pos])?;
-            mask = Some(match mask {
-                Some(k) => and(&k, &matched)?,
-                None => matched,
-            });
-        }
-        cols.truncate(self.outputs);
-        // Columns read as values where dictionaries were asked (the key-ordered merge reads
-        // whole rows) are dictionary-encoded here.
-        for (col, field) in cols.iter_mut().zip(self.output.fields()) {
-            if col.data_type() != field.data_type() {
-                *col = arrow::compute::cast(col, field.data_type())?;
-            }
-        }
-        let batch = RecordBatch::try_new_with_options(
-            self.output.clone(),
-            cols,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        let batch = match mask {
-            Some(m) => filter_record_batch(&batch, &m)?,
-            None => batch,
-        };
-        Ok((batch.num_rows() > 0).then_some(batch))
-    }
 }
 
 impl Table {
@@ -696,19 +496,6 @@ impl Table {
             back: parts.len(),
             parts,
         })
-    }
-}
-
-/// Which rows of `column` match `p`. A dictionary column is tested once per dictionary
-/// value and the answers are taken by its keys (a null key matches nothing).
-fn matches(p: &BoundPredicate, column: &ArrayRef) -> Result<BooleanArray> {
-    match column.as_any_dictionary_opt() {
-        Some(d) => {
-            let on_values = p.evaluate(d.values())?;
-            let taken = arrow::compute::take(&on_values, d.keys(), None)?;
-            Ok(taken.as_boolean().clone())
-        }
-        None => Ok(p.evaluate(column)?),
     }
 }
 

@@ -1,23 +1,24 @@
 //! [`Store`]: opening and creating a store directory, finding versions (by number, time or
 //! source offset) and listing them, and store-wide statistics.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
-use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::format::{
     Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
 };
 use reeldb_keyframe::storage::{LocalStorage, Storage};
-use reeldb_keyframe::tree::{TableLayout, Tree};
+use reeldb_keyframe::tree::TableLayout;
 use reeldb_keyframe::{DecodedCache, PackReader, Source};
 
 use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::version::{self, CatalogRef, LoadedDef, TableDef, VersionRecord};
 use crate::catalog::{self, CATALOG_DIR};
+pub use crate::column_space::ColumnSpace;
+use crate::column_space::ColumnSpaceTally;
 use crate::error::{Error, Result};
 use crate::lease::Leases;
 use crate::snapshot::Snapshot;
@@ -98,21 +99,6 @@ pub struct StoreStats {
     /// Where the column blocks' bytes go: per table, column and encoding, each distinct
     /// block once, in table then column order.
     pub column_space: Vec<ColumnSpace>,
-}
-
-/// The stored bytes of one column's blocks in one encoding (see [`StoreStats::column_space`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnSpace {
-    /// Table name (at the latest version that has the table).
-    pub table: String,
-    /// Column name.
-    pub column: String,
-    /// The blocks' encoding, as `reeldb_keyframe::encoding::Encoding::name` gives it.
-    pub encoding: &'static str,
-    /// Distinct blocks.
-    pub blocks: u64,
-    /// Their bytes on disk, framing included.
-    pub bytes: u64,
 }
 
 #[derive(Debug)]
@@ -428,8 +414,10 @@ impl Store {
         let mut bitmaps: HashMap<(u32, u64), u64> = HashMap::new();
         let mut residual_batches: HashMap<(u32, u64), u64> = HashMap::new();
         let mut latest_rows = BTreeMap::new();
+        let mut column_space = ColumnSpaceTally::default();
         for v in 1..=latest {
             let rec = self.read_record(&self.index().entry(v)?)?;
+            column_space.add(self, &rec)?;
             for t in &rec.tables {
                 let keyframe_rows = t.root.as_ref().map_or(0, |r| r.rows);
                 let rows = match (&t.overlay, &t.bframe) {
@@ -468,7 +456,6 @@ impl Store {
             }
             stored = rec.blocks_stored;
         }
-        let column_space = self.column_space(latest)?;
         let bytes_on_disk = dir_bytes(self.inner.storage.as_ref(), Path::new(""))?;
         let overlays = Path::new(catalog::OVERLAY_DIR);
         let node_log_bytes = if self.inner.storage.exists(overlays)? {
@@ -493,93 +480,8 @@ impl Store {
             bitmap_bytes: bitmaps.values().sum(),
             residual_rows: residual_batches.values().sum(),
             node_log_bytes,
-            column_space,
+            column_space: column_space.finish(),
         })
-    }
-
-    /// Bytes of every distinct column block referenced by versions `1..=latest`, by table,
-    /// column and encoding (read from each block's verified header).
-    fn column_space(&self, latest: u64) -> Result<Vec<ColumnSpace>> {
-        use reeldb_keyframe::tree::Root;
-        let mut seen_blocks: HashSet<(u32, u64)> = HashSet::new();
-        let mut seen_leaves: HashSet<(u32, u64)> = HashSet::new();
-        // (table order, table name, column index) -> column name and (encoding -> blocks, bytes)
-        type Space = BTreeMap<&'static str, (u64, u64)>;
-        let mut space: BTreeMap<(usize, usize), (String, String, Space)> = BTreeMap::new();
-        let mut table_order: HashMap<String, usize> = HashMap::new();
-        for v in 1..=latest {
-            let rec = self.read_record(&self.index().entry(v)?)?;
-            for t in &rec.tables {
-                let next = table_order.len();
-                let order = *table_order.entry(t.name.clone()).or_insert(next);
-                let layout = self.load_def(t.def)?.layout.clone();
-                let tree = Tree::new(
-                    self.inner.source.clone(),
-                    layout.clone(),
-                    t.root.as_ref().map(Root::from),
-                );
-                let mut blocks: Vec<(usize, RecordRef)> = Vec::new();
-                for leaf in tree.leaves()? {
-                    let node = leaf.entry.node;
-                    if seen_leaves.insert((node.pack, node.offset)) {
-                        let leaf = tree.read_leaf(&leaf.entry)?;
-                        blocks.extend(leaf.columns.iter().enumerate().map(|(c, ch)| (c, ch.block)));
-                    }
-                }
-                let batches = t
-                    .overlay
-                    .iter()
-                    .flat_map(|o| &o.batches)
-                    .chain(t.bframe.iter().flat_map(|f| &f.residual));
-                for b in batches {
-                    blocks.extend(
-                        b.columns
-                            .iter()
-                            .enumerate()
-                            .map(|(c, r)| (c, RecordRef::from(r))),
-                    );
-                }
-                for (c, block) in blocks {
-                    if !seen_blocks.insert((block.pack, block.offset)) {
-                        continue;
-                    }
-                    let raw = self.inner.source.packs.read_block(&block)?;
-                    let encoding = reeldb_keyframe::encoding::encoding_of(&raw)
-                        .map_err(|reason| {
-                            reeldb_keyframe::Error::corrupt(
-                                reeldb_keyframe::pack::pack_path(block.pack),
-                                block.offset,
-                                reason,
-                            )
-                        })?
-                        .name();
-                    let entry = space.entry((order, c)).or_insert_with(|| {
-                        (
-                            t.name.clone(),
-                            layout.schema.field(c).name().clone(),
-                            BTreeMap::new(),
-                        )
-                    });
-                    entry.0 = t.name.clone();
-                    let e = entry.2.entry(encoding).or_default();
-                    e.0 += 1;
-                    e.1 += u64::from(block.len);
-                }
-            }
-        }
-        Ok(space
-            .into_values()
-            .flat_map(|(table, column, by)| {
-                by.into_iter()
-                    .map(move |(encoding, (blocks, bytes))| ColumnSpace {
-                        table: table.clone(),
-                        column: column.clone(),
-                        encoding,
-                        blocks,
-                        bytes,
-                    })
-            })
-            .collect())
     }
 
     /// The shared reader of the overlay node log at `path`.

@@ -53,15 +53,12 @@ const CODEC_LZ4: u8 = 1;
 /// helps. Column blocks are always stored raw: their encodings compress where it pays, and a
 /// reader takes their mini-blocks straight from the pack's memory map.
 pub fn encode(kind: RecordKind, raw: &[u8], hash: ContentHash) -> Vec<u8> {
-    let compressed = if kind == RecordKind::ColumnBlock {
-        Vec::new()
-    } else {
-        lz4_flex::block::compress(raw)
-    };
-    let (codec, payload): (u8, &[u8]) = if !compressed.is_empty() && compressed.len() < raw.len() {
-        (CODEC_LZ4, &compressed)
-    } else {
-        (CODEC_RAW, raw)
+    let compressed = (kind != RecordKind::ColumnBlock)
+        .then(|| lz4_flex::block::compress(raw))
+        .filter(|c| c.len() < raw.len());
+    let (codec, payload): (u8, &[u8]) = match &compressed {
+        Some(c) => (CODEC_LZ4, c),
+        None => (CODEC_RAW, raw),
     };
     let mut e = Encoder::new();
     e.u32(RECORD_MAGIC)

@@ -382,10 +382,23 @@ impl Tree {
         leaf: &LeafNode,
         want: std::ops::Range<usize>,
     ) -> Result<RecordBatch> {
-        let cols = (0..self.layout.schema.fields().len())
-            .map(|c| {
-                self.read_block_rows(&leaf.columns[c].block, c, leaf.rows as usize, want.clone())
-            })
+        let blocks: Vec<RecordRef> = leaf.columns.iter().map(|c| c.block).collect();
+        self.read_rows(&blocks, leaf.rows as usize, want)
+    }
+
+    /// Rows `want` of a row batch of `rows` rows (a leaf, an overlay or residual batch) whose
+    /// columns are the blocks `blocks`, in schema order, as a batch of the table schema,
+    /// decoding only the mini-blocks they fall in.
+    pub fn read_rows(
+        &self,
+        blocks: &[RecordRef],
+        rows: usize,
+        want: std::ops::Range<usize>,
+    ) -> Result<RecordBatch> {
+        let cols = blocks
+            .iter()
+            .enumerate()
+            .map(|(c, block)| self.read_block_rows(block, c, rows, want.clone()))
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }

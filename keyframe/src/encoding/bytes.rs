@@ -61,61 +61,35 @@ pub(crate) fn handles(t: &DataType) -> bool {
 
 /// The values of a string or binary array as byte slices (empty for nulls).
 fn values_of(array: &dyn Array) -> Vec<&[u8]> {
-    let n = array.len();
+    fn each<'a>(array: &dyn Array, value: impl Fn(usize) -> &'a [u8]) -> Vec<&'a [u8]> {
+        (0..array.len())
+            .map(|i| if array.is_valid(i) { value(i) } else { &[][..] })
+            .collect()
+    }
     match array.data_type() {
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
-            (0..n)
-                .map(|i| {
-                    if a.is_valid(i) {
-                        a.value(i).as_bytes()
-                    } else {
-                        &[][..]
-                    }
-                })
-                .collect()
+            each(array, |i| a.value(i).as_bytes())
         }
         DataType::LargeUtf8 => {
             let a = array.as_string::<i64>();
-            (0..n)
-                .map(|i| {
-                    if a.is_valid(i) {
-                        a.value(i).as_bytes()
-                    } else {
-                        &[][..]
-                    }
-                })
-                .collect()
+            each(array, |i| a.value(i).as_bytes())
         }
         DataType::Utf8View => {
             let a = array.as_string_view();
-            (0..n)
-                .map(|i| {
-                    if a.is_valid(i) {
-                        a.value(i).as_bytes()
-                    } else {
-                        &[][..]
-                    }
-                })
-                .collect()
+            each(array, |i| a.value(i).as_bytes())
         }
         DataType::Binary => {
             let a = array.as_binary::<i32>();
-            (0..n)
-                .map(|i| if a.is_valid(i) { a.value(i) } else { &[][..] })
-                .collect()
+            each(array, |i| a.value(i))
         }
         DataType::LargeBinary => {
             let a = array.as_binary::<i64>();
-            (0..n)
-                .map(|i| if a.is_valid(i) { a.value(i) } else { &[][..] })
-                .collect()
+            each(array, |i| a.value(i))
         }
         _ => {
             let a = array.as_binary_view();
-            (0..n)
-                .map(|i| if a.is_valid(i) { a.value(i) } else { &[][..] })
-                .collect()
+            each(array, |i| a.value(i))
         }
     }
 }
@@ -215,11 +189,10 @@ fn encode_dictionary(array: &dyn Array, values: &[&[u8]], plain_cost: usize) -> 
     if cost >= plain_cost {
         return None;
     }
-    let code: HashMap<&[u8], u64> = distinct
-        .iter()
-        .enumerate()
-        .map(|(c, v)| (*v, c as u64))
-        .collect();
+    // Each value's code is its place in the sorted dictionary.
+    for (c, v) in distinct.iter().enumerate() {
+        ids.insert(v, c as u32);
+    }
     // dictionary: count u32, count + 1 offsets u32, bytes
     let mut dict = Vec::with_capacity(4 * (distinct.len() + 2) + dict_bytes);
     dict.extend_from_slice(&(distinct.len() as u32).to_le_bytes());
@@ -242,7 +215,7 @@ fn encode_dictionary(array: &dyn Array, values: &[&[u8]], plain_cost: usize) -> 
             .clone()
             .map(|i| {
                 if array.is_valid(i) {
-                    code[values[i]]
+                    u64::from(ids[values[i]])
                 } else {
                     0
                 }

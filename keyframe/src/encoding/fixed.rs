@@ -69,14 +69,12 @@ pub(crate) fn kind_of(t: &DataType) -> Option<FixedKind> {
     }
 }
 
-/// The little-endian value bytes of `array` (its own slice of its buffer).
-fn value_bytes(array: &dyn Array, width: usize) -> Vec<u8> {
+/// The little-endian value bytes of `array`: its own slice of its buffer, not a copy.
+fn value_bytes(array: &dyn Array, width: usize) -> Buffer {
     let data = array.to_data();
-    let start = data.offset() * width;
-    let end = start + data.len() * width;
-    data.buffers()
-        .first()
-        .map_or_else(Vec::new, |b| b.as_slice()[start..end].to_vec())
+    data.buffers().first().map_or_else(Buffer::default, |b| {
+        b.slice_with_length(data.offset() * width, data.len() * width)
+    })
 }
 
 fn integer_key(bytes: &[u8], signed: bool) -> u64 {
@@ -92,12 +90,12 @@ fn integer_key(bytes: &[u8], signed: bool) -> u64 {
 }
 
 fn float_key(bits: u64, width: u8) -> u64 {
-    let (bits, sign) = if width == 4 {
-        (bits << 32, 1u64 << 63)
+    let bits = if width == 4 { bits << 32 } else { bits };
+    if bits >> 63 == 1 {
+        !bits
     } else {
-        (bits, 1u64 << 63)
-    };
-    if bits & sign != 0 { !bits } else { bits | sign }
+        bits | 1 << 63
+    }
 }
 
 /// The row ranges of the mini-blocks of a block of `rows` fixed-width values.
@@ -397,6 +395,12 @@ pub(crate) fn decode(
     let mut out = MutableBuffer::with_capacity(total * w);
     let mut validity = ValidityBuilder::default();
     let mut keys: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
+    // Signed integers' keys have their sign bit flipped (decimal floats flip it themselves).
+    let flip = if header.flags & SIGNED != 0 {
+        1u64 << 63
+    } else {
+        0
+    };
     for (i, part) in picked {
         let m = &header.minis[*i];
         let bytes = header.mini_bytes(raw, *i)?;
@@ -412,38 +416,31 @@ pub(crate) fn decode(
                 }
                 out.extend_from_slice(&body[part.start * w..part.end * w]);
             }
-            Encoding::FrameOfReference | Encoding::Delta | Encoding::DecimalFloat => {
+            Encoding::FrameOfReference => {
                 keys.clear();
-                let body = if header.encoding == Encoding::DecimalFloat {
-                    let (&e, rest) = body.split_first().ok_or("empty decimal mini-block")?;
-                    if e > MAX_DECIMAL_EXPONENT {
-                        return Err(format!("decimal exponent {e}"));
-                    }
-                    read_for(rest, n, part.clone(), &mut keys)?;
-                    let divisor = pow10(e);
-                    let values = keys
-                        .iter()
-                        .map(|&k| decimal_value((k ^ (1 << 63)) as i64, divisor, width));
-                    push_words(&mut out, values, width);
-                    validity.append_range(valid, part.clone(), n);
-                    continue;
-                } else {
-                    body
-                };
-                if header.encoding == Encoding::Delta {
-                    if m.nulls != 0 {
-                        return Err("delta mini-block with nulls".into());
-                    }
-                    read_delta(body, n, part.clone(), &mut keys)?;
-                } else {
-                    read_for(body, n, part.clone(), &mut keys)?;
-                }
-                let flip = if header.flags & SIGNED != 0 {
-                    1u64 << 63
-                } else {
-                    0
-                };
+                read_for(body, n, part.clone(), &mut keys)?;
                 push_words(&mut out, keys.iter().map(|&k| k ^ flip), width);
+            }
+            Encoding::Delta => {
+                if m.nulls != 0 {
+                    return Err("delta mini-block with nulls".into());
+                }
+                keys.clear();
+                read_delta(body, n, part.clone(), &mut keys)?;
+                push_words(&mut out, keys.iter().map(|&k| k ^ flip), width);
+            }
+            Encoding::DecimalFloat => {
+                let (&e, rest) = body.split_first().ok_or("empty decimal mini-block")?;
+                if e > MAX_DECIMAL_EXPONENT {
+                    return Err(format!("decimal exponent {e}"));
+                }
+                keys.clear();
+                read_for(rest, n, part.clone(), &mut keys)?;
+                let divisor = pow10(e);
+                let values = keys
+                    .iter()
+                    .map(|&k| decimal_value((k ^ (1 << 63)) as i64, divisor, width));
+                push_words(&mut out, values, width);
             }
             e => return Err(format!("{e:?} is not a fixed-width encoding")),
         }

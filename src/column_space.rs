@@ -1,0 +1,128 @@
+//! Where a store's column block bytes go: per table, column and encoding, each distinct
+//! block once (`StoreStats::column_space`, `reel stats`), tallied over the version records
+//! the statistics pass reads anyway.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use reeldb_keyframe::RecordRef;
+use reeldb_keyframe::tree::{Root, Tree};
+
+use crate::catalog::version::VersionRecord;
+use crate::error::Result;
+use crate::store::Store;
+
+/// The stored bytes of one column's blocks in one encoding (see [`StoreStats::column_space`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpace {
+    /// Table name (at the latest version that has the table).
+    pub table: String,
+    /// Column name.
+    pub column: String,
+    /// The blocks' encoding, as `reeldb_keyframe::encoding::Encoding::name` gives it.
+    pub encoding: &'static str,
+    /// Distinct blocks.
+    pub blocks: u64,
+    /// Their bytes on disk, framing included.
+    pub bytes: u64,
+}
+
+/// Encoding name -> (blocks, bytes).
+type ByEncoding = BTreeMap<&'static str, (u64, u64)>;
+
+/// The running tally; feed it every version record, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnSpaceTally {
+    /// Trees already walked, by root node: versions of one generation share their keyframe.
+    roots: HashSet<(u32, u64)>,
+    leaves: HashSet<(u32, u64)>,
+    blocks: HashSet<(u32, u64)>,
+    /// Tables in order of first appearance, by name.
+    tables: HashMap<String, usize>,
+    /// (table order, column) -> (table name, column name, bytes by encoding).
+    space: BTreeMap<(usize, usize), (String, String, ByEncoding)>,
+}
+
+impl ColumnSpaceTally {
+    /// Adds the blocks `rec` references that no earlier record did, reading each one's
+    /// encoding from its verified header.
+    pub(crate) fn add(&mut self, store: &Store, rec: &VersionRecord) -> Result<()> {
+        for t in &rec.tables {
+            let next = self.tables.len();
+            let order = *self.tables.entry(t.name.clone()).or_insert(next);
+            let layout = store.load_def(t.def)?.layout.clone();
+            let mut blocks: Vec<(usize, RecordRef)> = Vec::new();
+            if let Some(root) = &t.root
+                && self.roots.insert((root.pack, root.offset))
+            {
+                let tree = Tree::new(
+                    store.inner.source.clone(),
+                    layout.clone(),
+                    Some(Root::from(root)),
+                );
+                for leaf in tree.leaves()? {
+                    let node = leaf.entry.node;
+                    if self.leaves.insert((node.pack, node.offset)) {
+                        let leaf = tree.read_leaf(&leaf.entry)?;
+                        blocks.extend(leaf.columns.iter().enumerate().map(|(c, ch)| (c, ch.block)));
+                    }
+                }
+            }
+            let batches = t
+                .overlay
+                .iter()
+                .flat_map(|o| &o.batches)
+                .chain(t.bframe.iter().flat_map(|f| &f.residual));
+            for b in batches {
+                blocks.extend(
+                    b.columns
+                        .iter()
+                        .enumerate()
+                        .map(|(c, r)| (c, RecordRef::from(r))),
+                );
+            }
+            for (c, block) in blocks {
+                if !self.blocks.insert((block.pack, block.offset)) {
+                    continue;
+                }
+                let raw = store.inner.source.packs.read_block(&block)?;
+                let encoding = reeldb_keyframe::encoding::encoding_of(&raw)
+                    .map_err(|reason| {
+                        reeldb_keyframe::Error::corrupt(
+                            reeldb_keyframe::pack::pack_path(block.pack),
+                            block.offset,
+                            reason,
+                        )
+                    })?
+                    .name();
+                let (_, _, by) = self.space.entry((order, c)).or_insert_with(|| {
+                    (
+                        t.name.clone(),
+                        layout.schema.field(c).name().clone(),
+                        BTreeMap::new(),
+                    )
+                });
+                let e = by.entry(encoding).or_default();
+                e.0 += 1;
+                e.1 += u64::from(block.len);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tally, in table then column order.
+    pub(crate) fn finish(self) -> Vec<ColumnSpace> {
+        self.space
+            .into_values()
+            .flat_map(|(table, column, by)| {
+                by.into_iter()
+                    .map(move |(encoding, (blocks, bytes))| ColumnSpace {
+                        table: table.clone(),
+                        column: column.clone(),
+                        encoding,
+                        blocks,
+                        bytes,
+                    })
+            })
+            .collect()
+    }
+}
