@@ -145,8 +145,17 @@ impl Store {
             }
             (a, b) => (absent_as_none(a)?, absent_as_none(b)?),
         };
+        // Across a schema change, the older version is read with the newer one's schema
+        // (columns added since read as their defaults, dropped ones are left out), so a
+        // change of schema alone changes no row.
+        let old = match (old, &new) {
+            (Some(o), Some(n)) if o.entry().id == n.entry().id && o.schema() != n.schema() => {
+                Some(o.read_as(n.tree.layout().clone()))
+            }
+            (old, _) => old,
+        };
         // At least one side exists: both absent returned above.
-        let Some(shape) = old.as_ref().or(new.as_ref()) else {
+        let Some(shape) = new.as_ref().or(old.as_ref()) else {
             return Err(Error::InvalidArgument(format!(
                 "table {table} exists at neither version {from} nor version {to}"
             )));

@@ -87,7 +87,7 @@ fn live_bytes(
                 .iter()
                 .flat_map(|o| &o.batches)
                 .chain(t.bframe.iter().flat_map(|f| &f.residual));
-            for c in batches.flat_map(|b| &b.columns) {
+            for (_, c) in batches.flat_map(|b| b.present()) {
                 count(&RecordRef::from(c));
             }
             for b in t.bframe.iter().flat_map(|f| [&f.hidden, &f.live]) {
@@ -143,13 +143,13 @@ impl Writer {
                     let root = tree.copy_to(&mut fresh, &mut copies)?;
                     t.root = root.as_ref().map(RootRecord::from);
                     for b in t.overlay.iter_mut().flat_map(|o| o.batches.iter_mut()) {
-                        for c in &mut b.columns {
+                        for c in b.columns.iter_mut().flatten() {
                             *c = block(&tree, c, RecordKind::ColumnBlock, &mut fresh, &mut copies)?;
                         }
                     }
                     if let Some(f) = &mut t.bframe {
                         for b in &mut f.residual {
-                            for c in &mut b.columns {
+                            for c in b.columns.iter_mut().flatten() {
                                 *c = block(
                                     &tree,
                                     c,

@@ -37,8 +37,8 @@ pub(crate) struct ColumnSpaceTally {
     leaves: HashSet<(u32, u64)>,
     blocks: HashSet<(u32, u64)>,
     /// Tables in order of first appearance, by name.
-    tables: HashMap<String, usize>,
-    /// (table order, column) -> (table name, column name, bytes by encoding).
+    tables: HashMap<u32, usize>,
+    /// (table order, column slot) -> (table name, column name, bytes by encoding).
     space: BTreeMap<(usize, usize), (String, String, ByEncoding)>,
 }
 
@@ -48,7 +48,7 @@ impl ColumnSpaceTally {
     pub(crate) fn add(&mut self, store: &Store, rec: &VersionRecord) -> Result<()> {
         for t in &rec.tables {
             let next = self.tables.len();
-            let order = *self.tables.entry(t.name.clone()).or_insert(next);
+            let order = *self.tables.entry(t.id).or_insert(next);
             let layout = store.load_def(t.def)?.layout.clone();
             let mut blocks: Vec<(usize, RecordRef)> = Vec::new();
             if let Some(root) = &t.root
@@ -63,7 +63,12 @@ impl ColumnSpaceTally {
                     let node = leaf.entry.node;
                     if self.leaves.insert((node.pack, node.offset)) {
                         let leaf = tree.read_leaf(&leaf.entry)?;
-                        blocks.extend(leaf.columns.iter().enumerate().map(|(c, ch)| (c, ch.block)));
+                        blocks.extend(
+                            leaf.columns
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(slot, ch)| ch.as_ref().map(|ch| (slot, ch.block))),
+                        );
                     }
                 }
             }
@@ -73,12 +78,7 @@ impl ColumnSpaceTally {
                 .flat_map(|o| &o.batches)
                 .chain(t.bframe.iter().flat_map(|f| &f.residual));
             for b in batches {
-                blocks.extend(
-                    b.columns
-                        .iter()
-                        .enumerate()
-                        .map(|(c, r)| (c, RecordRef::from(r))),
-                );
+                blocks.extend(b.present().map(|(slot, r)| (slot, RecordRef::from(r))));
             }
             for (c, block) in blocks {
                 if !self.blocks.insert((block.pack, block.offset)) {
@@ -95,11 +95,12 @@ impl ColumnSpaceTally {
                     })?
                     .name();
                 let (_, _, by) = self.space.entry((order, c)).or_insert_with(|| {
-                    (
-                        t.name.clone(),
-                        layout.schema.field(c).name().clone(),
-                        BTreeMap::new(),
-                    )
+                    let column = layout.columns.iter().position(|col| col.slot == c);
+                    let name = match column {
+                        Some(column) => layout.schema.field(column).name().clone(),
+                        None => format!("(dropped column, slot {c})"),
+                    };
+                    (t.name.clone(), name, BTreeMap::new())
                 });
                 let e = by.entry(encoding).or_default();
                 e.0 += 1;

@@ -14,11 +14,10 @@
 //! since such a reader may still read that version's old record; otherwise a later
 //! compaction deletes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use reeldb_compactor::{BFrame, ClosedGeneration, RowBatch, compact};
-use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
@@ -46,6 +45,10 @@ pub struct Compaction {
     pub versions: usize,
     /// Rows written to residuals.
     pub residual_rows: u64,
+    /// Closed generations left as overlays because a table's schema changed within them
+    /// (their versions read with different definitions, which one residual cannot serve):
+    /// they read as before and keep their node logs.
+    pub mixed_schema_generations: usize,
     /// Node logs deleted.
     pub node_logs_removed: usize,
     /// Bytes of the deleted node logs.
@@ -56,7 +59,7 @@ pub struct Compaction {
 
 /// One table's closed generation, found in the catalog.
 struct Closed {
-    def_offset: u64,
+    table: u32,
     /// The generation's keyframe version.
     from: u64,
     /// The version that wrote the next keyframe.
@@ -65,25 +68,27 @@ struct Closed {
     versions: Vec<u64>,
 }
 
-fn entry_of(rec: &VersionRecord, def_offset: u64) -> Option<&TableEntry> {
-    rec.tables.iter().find(|t| t.def.offset == def_offset)
+fn entry_of(rec: &VersionRecord, table: u32) -> Option<&TableEntry> {
+    rec.tables.iter().find(|t| t.id == table)
 }
 
-/// Every closed generation with overlay versions still to compact.
-fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
-    let mut open: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
+/// Every closed generation with overlay versions still to compact, and how many closed
+/// generations are left out because their overlay versions read with different definitions.
+fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> (Vec<Closed>, usize) {
+    let mut open: BTreeMap<(u32, u64), (Vec<u64>, BTreeSet<u64>)> = BTreeMap::new();
     // Expired versions are left as they are: nothing reads them any more.
     for (_, rec) in records.iter().filter(|(e, _)| !e.expired) {
         for t in &rec.tables {
             if t.overlay.is_some() {
-                open.entry((t.def.offset, t.keyframe_at))
-                    .or_default()
-                    .push(rec.version);
+                let (versions, defs) = open.entry((t.id, t.keyframe_at)).or_default();
+                versions.push(rec.version);
+                defs.insert(t.def.offset);
             }
         }
     }
     let mut out = Vec::new();
-    for ((def_offset, from), versions) in open {
+    let mut mixed = 0;
+    for ((table, from), (versions, defs)) in open {
         let last = versions[versions.len() - 1];
         // The generation is closed by the first later live version whose entry for the table
         // belongs to a later generation (a keyframe, or an overlay of it): its root is the
@@ -93,35 +98,36 @@ fn closed_generations(records: &[(IndexEntry, VersionRecord)]) -> Vec<Closed> {
             .iter()
             .filter(|(e, _)| !e.expired)
             .map(|(_, r)| r)
-            .find(|r| entry_of(r, def_offset).is_some_and(|t| t.keyframe_at != from));
+            .find(|r| entry_of(r, table).is_some_and(|t| t.keyframe_at != from));
         if let Some(after) = after
-            && let Some(t) = entry_of(after, def_offset)
+            && let Some(t) = entry_of(after, table)
             && t.keyframe_at > from
             && t.bframe.is_none()
         {
+            if defs.len() > 1 {
+                mixed += 1;
+                continue;
+            }
             out.push(Closed {
-                def_offset,
+                table,
                 from,
                 next: after.version,
                 versions,
             });
         }
     }
-    out
+    (out, mixed)
 }
 
 pub(crate) fn batch_of(b: &BatchRecord) -> RowBatch {
     RowBatch {
         rows: b.rows,
-        columns: b.columns.iter().map(RecordRef::from).collect(),
+        columns: b.blocks(),
     }
 }
 
 pub(crate) fn record_of(b: &RowBatch) -> BatchRecord {
-    BatchRecord {
-        rows: b.rows,
-        columns: b.columns.iter().map(BlockRecord::from).collect(),
-    }
+    BatchRecord::new(b.rows, &b.columns)
 }
 
 impl Writer {
@@ -136,8 +142,11 @@ impl Writer {
             let e = store.index().entry(v)?;
             records.push((e, store.read_record(&e)?));
         }
-        let closed = closed_generations(&records);
-        let mut report = Compaction::default();
+        let (closed, mixed) = closed_generations(&records);
+        let mut report = Compaction {
+            mixed_schema_generations: mixed,
+            ..Compaction::default()
+        };
         let mut rewritten: BTreeMap<u64, VersionRecord> = BTreeMap::new();
         let result = (|| -> Result<()> {
             for (done, g) in closed.iter().enumerate() {
@@ -178,10 +187,10 @@ impl Writer {
                     latest: records.len() as u64,
                 })
         };
-        let next_entry = entry_of(rec_at(g.next)?, g.def_offset)
+        let next_entry = entry_of(rec_at(g.next)?, g.table)
             .ok_or_else(|| Error::InvalidArgument("table vanished".into()))?
             .clone();
-        let first = entry_of(rec_at(g.versions[0])?, g.def_offset)
+        let first = entry_of(rec_at(g.versions[0])?, g.table)
             .ok_or_else(|| Error::InvalidArgument("table vanished".into()))?;
         let layout = store.load_def(first.def)?.layout.clone();
         let source = store.inner.source.clone();
@@ -194,7 +203,7 @@ impl Writer {
         let mut roots = Vec::with_capacity(g.versions.len());
         let mut last_batches = Vec::new();
         for &v in &g.versions {
-            let o = entry_of(rec_at(v)?, g.def_offset)
+            let o = entry_of(rec_at(v)?, g.table)
                 .and_then(|t| t.overlay.as_ref())
                 .ok_or_else(|| Error::InvalidArgument(format!("v{v} lost its overlay")))?;
             roots.push(
@@ -203,7 +212,7 @@ impl Writer {
             );
             last_batches = o.batches.iter().map(batch_of).collect();
         }
-        let log = store.node_log(&overlay_log_path(g.def_offset, g.from));
+        let log = store.node_log(&overlay_log_path(g.table, g.from));
         let generation = ClosedGeneration {
             prev: &prev,
             next: &next,
@@ -221,11 +230,7 @@ impl Writer {
                 Some(r) => r,
                 None => rewritten.entry(v).or_insert(rec_at(v)?.clone()),
             };
-            for t in rec
-                .tables
-                .iter_mut()
-                .filter(|t| t.def.offset == g.def_offset)
-            {
+            for t in rec.tables.iter_mut().filter(|t| t.id == g.table) {
                 t.root = next_entry.root.clone();
                 t.keyframe_at = next_entry.keyframe_at;
                 t.overlay = None;
@@ -289,7 +294,7 @@ impl Writer {
         let mut moved: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
         let mut pending = Vec::new();
         for (v, rec) in &rewritten {
-            let framed = records::frame(CatalogKind::Version, &version::encode(rec)?);
+            let framed = records::frame(CatalogKind::Version, &version::encode(rec));
             moved.insert(*v, (at + pending.len() as u64, framed.clone()));
             pending.extend_from_slice(&framed);
         }
@@ -330,18 +335,18 @@ impl Writer {
         let latest = self.version();
         let mut used: Vec<PathBuf> = Vec::new();
         // Per table, the versions that wrote keyframes, to bound each generation.
-        let mut keyframes: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut keyframes: HashMap<u32, Vec<u64>> = HashMap::new();
         for v in 1..=latest {
             let e = store.index().entry(v)?;
             let rec = store.read_record(&e)?;
             for t in &rec.tables {
                 if t.keyframe_at == v && t.bframe.is_none() {
-                    keyframes.entry(t.def.offset).or_default().push(v);
+                    keyframes.entry(t.id).or_default().push(v);
                 }
                 // An expired version no longer keeps its node log (a reader still holding it
                 // is seen in the census below).
                 if t.overlay.is_some() && !e.expired {
-                    used.push(overlay_log_path(t.def.offset, t.keyframe_at));
+                    used.push(overlay_log_path(t.id, t.keyframe_at));
                 }
             }
         }
@@ -349,7 +354,7 @@ impl Writer {
         let mut removed = false;
         for name in storage.list(dir)? {
             let path = dir.join(&name);
-            let Some((def, g)) = crate::rewind::log_id(&name) else {
+            let Some((table, g)) = crate::rewind::log_id(&name) else {
                 continue;
             };
             // A log this writer has open (a generation it started, even in a commit that
@@ -358,7 +363,7 @@ impl Writer {
                 continue;
             }
             let end = keyframes
-                .get(&def)
+                .get(&table)
                 .and_then(|k| k.iter().find(|&&v| v > g).copied())
                 .unwrap_or(u64::MAX);
             if census.pinned.range(g + 1..end).next().is_some() {

@@ -62,6 +62,60 @@ pub enum Error {
     /// The store has no committed version yet.
     #[error("the store has no versions yet")]
     Empty,
+    /// The table has no column of that name.
+    #[error("table {table} has no column {column}")]
+    UnknownColumn {
+        /// The table.
+        table: String,
+        /// The column asked for.
+        column: String,
+    },
+    /// A column of that name already exists.
+    #[error("table {table} already has a column {column}")]
+    ColumnExists {
+        /// The table.
+        table: String,
+        /// The column name.
+        column: String,
+    },
+    /// A schema change to a key column that keys cannot take.
+    #[error(
+        "column {column} is part of table {table}'s key and cannot be {change};          the key is fixed when the table is created"
+    )]
+    KeyColumnChange {
+        /// The table.
+        table: String,
+        /// The key column.
+        column: String,
+        /// What was asked: "dropped" or "retyped".
+        change: String,
+    },
+    /// A type change that is not a widening.
+    #[error(
+        "column {column} of table {table} cannot change from {from} to {to}: only widenings          (a wider integer of the same signedness, float32 to float64, utf8 to large_utf8,          binary to large_binary, a larger decimal precision) keep every stored value"
+    )]
+    NotAWidening {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        from: String,
+        /// The type asked for.
+        to: String,
+    },
+    /// A column default that is not a value of the column's type.
+    #[error("default {value:?} of column {column} in table {table} is not a {data_type}")]
+    BadDefault {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The default given.
+        value: String,
+        /// The column's type.
+        data_type: String,
+    },
     /// A batch does not match the table's schema.
     #[error("schema mismatch for table {table}: {reason}")]
     SchemaMismatch {
@@ -122,6 +176,9 @@ pub enum Error {
     /// A SQL query failed to parse, plan or run (DataFusion's message).
     #[error("sql: {0}")]
     Sql(String),
+    /// An invariant of the code itself was broken: a bug, not bad input or damage on disk.
+    #[error("internal error (a bug in ReelDB, please report it): {0}")]
+    Internal(String),
     /// Catalog bytes that fail to verify.
     #[error("corrupt catalog {path} at offset {offset}: {reason}")]
     CorruptCatalog {

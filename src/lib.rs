@@ -69,6 +69,7 @@ mod overlay_commit;
 pub mod overlay_view;
 pub mod rewind;
 mod scan_plan;
+pub mod schema_change;
 pub mod snapshot;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -89,6 +90,7 @@ pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use rewind::Rewound;
+pub use schema_change::ColumnChange;
 pub use snapshot::{ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
 pub use thin::Thinning;

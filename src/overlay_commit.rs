@@ -17,7 +17,7 @@ use reeldb_keyframe::{PackWriter, block};
 use reeldb_overlay::hamt::for_each;
 use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply, key_hash};
 
-use crate::catalog::version::{BatchRecord, BlockRecord, OverlayRecord, TableEntry};
+use crate::catalog::version::{BatchRecord, OverlayRecord, TableEntry};
 use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::Result;
 use crate::overlay_view::{OverlayView, refs_of, starts_of};
@@ -33,7 +33,7 @@ pub(crate) fn write_overlay(
     changes: &SortedChanges,
     durable: bool,
 ) -> Result<OverlayRecord> {
-    let path = overlay_log_path(t.def.offset, t.keyframe_at);
+    let path = overlay_log_path(t.id, t.keyframe_at);
     let prev = t.overlay.as_ref();
     let log = match logs.entry(path) {
         Entry::Occupied(e) => e.into_mut(),
@@ -54,11 +54,8 @@ pub(crate) fn write_overlay(
     let batch = batches.len() as u32;
     let rows = changes.upserts.num_rows() as u32;
     if rows > 0 {
-        let columns = block::store_columns(packs, &changes.upserts)?;
-        batches.push(BatchRecord {
-            rows,
-            columns: columns.iter().map(BlockRecord::from).collect(),
-        });
+        let columns = block::store_columns(packs, tree.layout(), &changes.upserts)?;
+        batches.push(BatchRecord::new(rows, &columns));
     }
 
     let prev_version = match prev {
@@ -125,10 +122,8 @@ pub(crate) fn fold_into_keyframe(
     let mut ops: BTreeMap<Vec<u8>, Source> = BTreeMap::new();
     let view = match (&t.overlay, &t.bframe) {
         (Some(o), _) => {
-            let view = OverlayView::load(
-                store.node_log(&overlay_log_path(t.def.offset, t.keyframe_at)),
-                o,
-            )?;
+            let view =
+                OverlayView::load(store.node_log(&overlay_log_path(t.id, t.keyframe_at)), o)?;
             if let Some((log, refs)) = view.trie() {
                 for_each(log, refs.root, &mut |e| {
                     match e.row {

@@ -389,17 +389,7 @@ impl OverlayView {
         access: Access,
     ) -> Result<Vec<ArrayRef>> {
         let batch = &self.batches[b];
-        columns
-            .iter()
-            .map(|&c| {
-                Ok(tree.read_block(
-                    &RecordRef::from(&batch.columns[c]),
-                    c,
-                    batch.rows as usize,
-                    access,
-                )?)
-            })
-            .collect()
+        Ok(tree.read_batch_columns(&batch.blocks(), batch.rows as usize, columns, access)?)
     }
 
     /// Which rows of batch `b` are live at this version; `None` when none is.
@@ -423,9 +413,8 @@ impl OverlayView {
     /// The full row at a location, as a one-row batch of the table schema.
     pub fn row(&self, tree: &Tree, loc: RowLocation) -> Result<RecordBatch> {
         let batch = &self.batches[loc.batch as usize];
-        let blocks: Vec<RecordRef> = batch.columns.iter().map(RecordRef::from).collect();
         let row = loc.row as usize;
-        Ok(tree.read_rows(&blocks, batch.rows as usize, row..row + 1)?)
+        Ok(tree.read_rows(&batch.blocks(), batch.rows as usize, row..row + 1)?)
     }
 }
 

@@ -164,7 +164,7 @@ fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<In
     }
     rec.packs = packs.into_iter().collect();
     let storage = store.inner.storage.clone();
-    let framed = records::frame(CatalogKind::Version, &version::encode(&rec)?);
+    let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
     let offset = storage.len(&records_path())?;
     let mut file = storage.open_append(&records_path())?;
     file.append(&framed)?;
@@ -179,7 +179,7 @@ fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<In
 
 /// The table definition and generation a node-log file name belongs to
 /// (`t{def}-g{keyframe_at}.hamt`).
-pub(crate) fn log_id(name: &str) -> Option<(u64, u64)> {
+pub(crate) fn log_id(name: &str) -> Option<(u32, u64)> {
     let rest = name.strip_suffix(".hamt")?.strip_prefix('t')?;
     let (def, g) = rest.split_once("-g")?;
     Some((def.parse().ok()?, g.parse().ok()?))
@@ -197,11 +197,11 @@ fn remove_unreachable_logs(
     if !storage.exists(dir)? {
         return Ok(());
     }
-    let bare: Vec<(u64, u64)> = head
+    let bare: Vec<(u32, u64)> = head
         .iter()
         .flat_map(|r| &r.tables)
         .filter(|t| t.overlay.is_none())
-        .map(|t| (t.def.offset, t.keyframe_at))
+        .map(|t| (t.id, t.keyframe_at))
         .collect();
     let mut removed = false;
     for name in storage.list(dir)? {

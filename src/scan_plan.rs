@@ -125,16 +125,29 @@ impl ScanPlan {
         &self,
         tree: &Tree,
         rows: usize,
-        block: impl Fn(usize) -> RecordRef,
+        block: impl Fn(usize) -> Option<RecordRef>,
     ) -> Result<Vec<ArrayRef>> {
         self.read
             .iter()
             .zip(&self.as_dictionary)
             .map(|(&c, &dictionary)| {
-                Ok(if dictionary {
-                    tree.read_block_as_dictionary(&block(c), c, rows)?
-                } else {
-                    tree.read_block(&block(c), c, rows, Access::Streaming)?
+                Ok(match (block(c), dictionary) {
+                    (Some(b), true) => tree.read_block_as_dictionary(&b, c, rows)?,
+                    (Some(b), false) => tree.read_block(&b, c, rows, Access::Streaming)?,
+                    // Rows written before the column was added: its default.
+                    (None, dictionary) => {
+                        let filled = tree.layout().fill(c, rows)?;
+                        if dictionary {
+                            let t = filled.data_type().clone();
+                            let as_dictionary = arrow::datatypes::DataType::Dictionary(
+                                Box::new(arrow::datatypes::DataType::Int32),
+                                Box::new(t),
+                            );
+                            arrow::compute::cast(&filled, &as_dictionary)?
+                        } else {
+                            filled
+                        }
+                    }
                 })
             })
             .collect()
@@ -159,12 +172,15 @@ impl ScanPlan {
                 let node = tree.read_leaf(&leaf.entry)?;
                 for (p, _) in &self.predicates {
                     let t = self.layout.schema.field(p.column()).data_type();
-                    if !p.may_match(&node.columns[p.column()].zone, t) {
+                    if let Some(zone) = tree.layout().zone(&node, p.column())
+                        && !p.may_match(zone, t)
+                    {
                         return Ok(None);
                     }
                 }
-                let cols =
-                    self.read_columns(tree, node.rows as usize, |c| node.columns[c].block)?;
+                let cols = self.read_columns(tree, node.rows as usize, |c| {
+                    tree.layout().chunk(&node, c).map(|chunk| chunk.block)
+                })?;
                 self.finish(cols, node.rows as usize, keep)
             }
             Unit::Batch(b) => {
@@ -173,8 +189,9 @@ impl ScanPlan {
                     return Ok(None);
                 };
                 let batch = &o.batches[*b];
+                let blocks = batch.blocks();
                 let cols = self.read_columns(tree, batch.rows as usize, |c| {
-                    RecordRef::from(&batch.columns[c])
+                    tree.layout().block_of(&blocks, c)
                 })?;
                 self.finish(cols, batch.rows as usize, Some(keep))
             }

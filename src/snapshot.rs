@@ -13,7 +13,7 @@ use arrow::compute::{
 use arrow::datatypes::SchemaRef;
 use rayon::prelude::*;
 use reeldb_keyframe::Root;
-use reeldb_keyframe::tree::{Access, LeafEntry, Tree, search_key};
+use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree, search_key};
 
 use crate::catalog::overlay_log_path;
 use crate::catalog::version::{TableEntry, VersionRecord};
@@ -95,7 +95,7 @@ impl Snapshot {
         );
         let overlay = match (&entry.overlay, &entry.bframe) {
             (Some(rec), _) => {
-                let path = overlay_log_path(entry.def.offset, entry.keyframe_at);
+                let path = overlay_log_path(entry.id, entry.keyframe_at);
                 Some(Arc::new(OverlayView::load(
                     self.store.node_log(&path),
                     rec,
@@ -219,6 +219,30 @@ pub struct ColumnZone {
 }
 
 impl Table {
+    /// The same table read with `layout`: its data at this version under another version's
+    /// schema (columns added since read as their defaults, dropped ones are left out,
+    /// widened ones are cast). The key columns must be the same.
+    pub(crate) fn read_as(&self, layout: Arc<TableLayout>) -> Table {
+        let key_columns = layout
+            .key
+            .columns()
+            .iter()
+            .map(|&c| layout.schema.field(c).name().clone())
+            .collect();
+        Table {
+            pin: self.pin.clone(),
+            entry: self.entry.clone(),
+            key_columns,
+            tree: self.tree.with_layout(layout),
+            overlay: self.overlay.clone(),
+        }
+    }
+
+    /// The table's id: assigned when it was created, kept across renames, never reused.
+    pub fn id(&self) -> u32 {
+        self.entry.id
+    }
+
     /// The table's catalog entry at this version.
     pub(crate) fn entry(&self) -> &TableEntry {
         &self.entry
@@ -339,10 +363,23 @@ impl Table {
         ];
         for leaf in self.tree.leaves()? {
             let node = self.tree.read_leaf(&leaf.entry)?;
-            for (zone, chunk) in zones.iter_mut().zip(&node.columns) {
-                zone.null_count += u64::from(chunk.zone.null_count);
-                let non_null = u64::from(node.rows) > u64::from(chunk.zone.null_count);
-                zone.bounds = match (zone.bounds.take(), &chunk.zone.bounds) {
+            for (c, zone) in zones.iter_mut().enumerate() {
+                // A leaf without the column's slot, or with a zone map of its type before a
+                // widening, says nothing about its bounds.
+                let Some(chunk) = self.tree.layout().zone(&node, c) else {
+                    zone.bounds = None;
+                    zone.null_count += if self.tree.layout().chunk(&node, c).is_none()
+                        && self.tree.layout().columns[c].default.is_none()
+                    {
+                        u64::from(node.rows)
+                    } else {
+                        0
+                    };
+                    continue;
+                };
+                zone.null_count += u64::from(chunk.null_count);
+                let non_null = u64::from(node.rows) > u64::from(chunk.null_count);
+                zone.bounds = match (zone.bounds.take(), &chunk.bounds) {
                     (None, _) => None,
                     // Values the leaf kept no bounds for (too long, or a type without them).
                     (Some(_), None) if non_null => None,

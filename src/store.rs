@@ -10,7 +10,6 @@ use reeldb_keyframe::format::{
     Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
 };
 use reeldb_keyframe::storage::{LocalStorage, Storage};
-use reeldb_keyframe::tree::TableLayout;
 use reeldb_keyframe::{DecodedCache, PackReader, Source};
 
 use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
@@ -432,17 +431,17 @@ impl Store {
                 }
                 if let Some(o) = &t.overlay {
                     referenced += o.batches.len() as u64 * u64::from(t.columns);
-                    for b in o.batches.iter().flat_map(|b| &b.columns) {
+                    for (_, b) in o.batches.iter().flat_map(|b| b.present()) {
                         batch_blocks.insert((b.pack, b.offset), u64::from(b.len));
                     }
                 }
                 if let Some(b) = &t.bframe {
                     referenced += b.residual.len() as u64 * u64::from(t.columns);
-                    for c in b.residual.iter().flat_map(|b| &b.columns) {
+                    for (_, c) in b.residual.iter().flat_map(|b| b.present()) {
                         residual_blocks.insert((c.pack, c.offset), u64::from(c.len));
                     }
                     for batch in &b.residual {
-                        if let Some(c) = batch.columns.first() {
+                        if let Some((_, c)) = batch.present().next() {
                             residual_batches.insert((c.pack, c.offset), u64::from(batch.rows));
                         }
                     }
@@ -519,9 +518,7 @@ impl Store {
             None,
         )?;
         let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
-        let schema = def.schema(r.offset)?;
-        let keys = key_indices(&schema, &def.key_columns, &def.name)?;
-        let layout = Arc::new(TableLayout::new(schema, &keys)?);
+        let layout = Arc::new(def.layout(r.offset)?);
         let loaded = Arc::new(LoadedDef { def, layout });
         if let Ok(mut defs) = self.inner.defs.write() {
             defs.insert(r, loaded.clone());

@@ -55,9 +55,9 @@ impl Writer {
         let mut work: Vec<VersionRecord> = records.iter().map(|(_, r)| r.clone()).collect();
         let mut changed: BTreeSet<u64> = BTreeSet::new();
         let mut report = Thinning::default();
-        let defs: BTreeSet<u64> = work
+        let defs: BTreeSet<u32> = work
             .iter()
-            .flat_map(|r| r.tables.iter().map(|t| t.def.offset))
+            .flat_map(|r| r.tables.iter().map(|t| t.id))
             .collect();
         let live = |v: u64| !records[v as usize - 1].0.expired;
         let result = (|| -> Result<()> {
@@ -67,8 +67,12 @@ impl Writer {
                 // that wrote them (the smallest `keyframe_at` of the entries reading them).
                 let mut first_read: BTreeMap<RootId, u64> = BTreeMap::new();
                 let mut open: BTreeSet<RootId> = BTreeSet::new();
+                // The definitions the versions reading each keyframe read it with: a rebase
+                // reads both keyframes' versions with one.
+                let mut defs_of: BTreeMap<RootId, BTreeSet<u64>> = BTreeMap::new();
                 for r in work.iter().filter(|r| live(r.version)) {
-                    for t in r.tables.iter().filter(|t| t.def.offset == def) {
+                    for t in r.tables.iter().filter(|t| t.id == def) {
+                        defs_of.entry(root_id(t)).or_default().insert(t.def.offset);
                         let at = first_read.entry(root_id(t)).or_insert(t.keyframe_at);
                         *at = (*at).min(t.keyframe_at);
                         if t.overlay.is_some() {
@@ -79,6 +83,15 @@ impl Writer {
                 let mut keyframes: Vec<(u64, RootId)> =
                     first_read.into_iter().map(|(id, at)| (at, id)).collect();
                 keyframes.sort_unstable();
+                // A keyframe is thinned into the next only when every version reading either
+                // reads it with one definition: not across a schema change. (Every keyframe
+                // listed has its definitions: the loop above fills both maps.)
+                for pair in keyframes.windows(2) {
+                    let (x, y) = (&defs_of[&pair[0].1], &defs_of[&pair[1].1]);
+                    if x.len() != 1 || x != y {
+                        open.insert(pair[0].1);
+                    }
+                }
                 // Newest first: keep the newest, then one at least `keep_every` versions older.
                 let mut thinned = BTreeSet::new();
                 let mut last_kept: Option<u64> = None;
@@ -126,7 +139,7 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     fn thin_one(
         &mut self,
-        def: u64,
+        def: u32,
         x: RootId,
         y: RootId,
         work: &mut [VersionRecord],
@@ -135,7 +148,7 @@ impl Writer {
         report: &mut Thinning,
     ) -> Result<()> {
         let store = self.store().clone();
-        let entry_at = |r: &VersionRecord| r.tables.iter().position(|t| t.def.offset == def);
+        let entry_at = |r: &VersionRecord| r.tables.iter().position(|t| t.id == def);
         let over = |k: RootId| {
             work.iter()
                 .filter(|r| live(r.version))

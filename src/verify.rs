@@ -175,12 +175,11 @@ fn batch_keys(
     let mut batch_keys = Vec::with_capacity(overlay.batches.len());
     for (b, batch) in overlay.batches.iter().enumerate() {
         let fresh = batch
-            .columns
-            .iter()
-            .any(|c| !covered.blocks.contains(&ContentHash(c.hash)));
+            .present()
+            .any(|(_, c)| !covered.blocks.contains(&ContentHash(c.hash)));
         let keys = if fresh {
             // Every byte of each block, framing included (reads check only what they decode).
-            for c in &batch.columns {
+            for (_, c) in batch.present() {
                 tree.verify_block(&RecordRef::from(c))?;
             }
             let columns = overlay.batch_columns(tree, b, &all, Access::Streaming)?;
@@ -196,7 +195,7 @@ fn batch_keys(
         // Remembered only once read: a damaged block fails every version using it.
         covered
             .blocks
-            .extend(batch.columns.iter().map(|c| ContentHash(c.hash)));
+            .extend(batch.present().map(|(_, c)| ContentHash(c.hash)));
         batch_keys.push(layout.key.encode_columns(&keys)?);
     }
     Ok(batch_keys)

@@ -26,6 +26,7 @@ use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry
 use crate::catalog::{index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::overlay_commit::{fold_into_keyframe, write_overlay};
+use crate::schema_change::{self, ColumnChange};
 use crate::snapshot::Table;
 use crate::store::{LOCK_FILE, Store, key_indices};
 use crate::value::Key;
@@ -210,7 +211,7 @@ impl Writer {
                 .iter()
                 .flat_map(|o| &o.batches)
                 .chain(t.bframe.iter().flat_map(|b| &b.residual));
-            refs.extend(batches.flat_map(|b| b.columns.iter().map(RecordRef::from)));
+            refs.extend(batches.flat_map(|b| b.present().map(|(_, c)| RecordRef::from(c))));
             let layout = self.store.load_def(t.def)?.layout.clone();
             let tree = Tree::new(
                 self.store.inner.source.clone(),
@@ -234,7 +235,7 @@ impl Writer {
     pub fn begin(&mut self) -> Transaction<'_> {
         Transaction {
             writer: self,
-            creates: Vec::new(),
+            definitions: Definitions::default(),
             changes: BTreeMap::new(),
             meta: Vec::new(),
             source_offset: None,
@@ -242,19 +243,36 @@ impl Writer {
         }
     }
 
-    fn table_layout(&self, name: &str, pending: &[PendingTable]) -> Result<Arc<TableLayout>> {
-        if let Some(p) = pending.iter().find(|p| p.name == name) {
+    /// The layout of table `name` as the transaction with `pending` definitions sees it.
+    fn table_layout(&self, name: &str, pending: &Definitions) -> Result<Arc<TableLayout>> {
+        if let Some(p) = pending.creates.iter().find(|p| p.name == name) {
             return Ok(p.layout.clone());
         }
-        let entry = self
-            .head
+        if let Some(a) = pending.altered.iter().find(|a| a.name == name) {
+            return Ok(a.layout.clone());
+        }
+        Ok(self
+            .store
+            .load_def(self.head_entry(name, pending)?.def)?
+            .layout
+            .clone())
+    }
+
+    /// Table `name`'s entry at the latest version, unless `pending` drops or renames it.
+    fn head_entry(&self, name: &str, pending: &Definitions) -> Result<&TableEntry> {
+        let gone = pending.dropped.iter().any(|d| d == name)
+            || pending
+                .altered
+                .iter()
+                .any(|a| a.from == name && a.name != name);
+        self.head
             .as_ref()
             .and_then(|(_, r)| r.tables.iter().find(|t| t.name == name))
+            .filter(|_| !gone)
             .ok_or_else(|| Error::UnknownTable {
                 table: name.to_string(),
                 version: self.version(),
-            })?;
-        Ok(self.store.load_def(entry.def)?.layout.clone())
+            })
     }
 
     fn reset_files(&mut self) -> Result<()> {
@@ -329,6 +347,28 @@ fn persist_head(storage: &dyn reeldb_keyframe::storage::Storage, entry: &IndexEn
     Ok(())
 }
 
+/// What a transaction does to table definitions, applied in this order: drops, then
+/// schema changes and renames, then creations (so a name a drop or rename frees can be taken
+/// again in the same commit).
+#[derive(Debug, Default)]
+struct Definitions {
+    creates: Vec<PendingTable>,
+    altered: Vec<AlteredTable>,
+    /// Names at the latest version.
+    dropped: Vec<String>,
+}
+
+/// A table whose name or columns the transaction changes.
+#[derive(Debug)]
+struct AlteredTable {
+    /// Its name at the latest version.
+    from: String,
+    /// Its name after the transaction.
+    name: String,
+    def: TableDef,
+    layout: Arc<TableLayout>,
+}
+
 /// A table created by the transaction.
 #[derive(Debug)]
 struct PendingTable {
@@ -352,7 +392,7 @@ enum TableChange {
 #[derive(Debug)]
 pub struct Transaction<'w> {
     writer: &'w mut Writer,
-    creates: Vec<PendingTable>,
+    definitions: Definitions,
     changes: BTreeMap<String, TableChange>,
     meta: Vec<(String, String)>,
     source_offset: Option<u64>,
@@ -505,8 +545,7 @@ impl Transaction<'_> {
         if name.is_empty() || name.chars().any(|c| c.is_control()) {
             return Err(Error::InvalidArgument(format!("bad table name {name:?}")));
         }
-        let exists = self.creates.iter().any(|p| p.name == name)
-            || self.writer.table_layout(name, &[]).is_ok();
+        let exists = self.layout(name).is_ok();
         if exists {
             return Err(Error::TableExists(name.to_string()));
         }
@@ -528,16 +567,17 @@ impl Transaction<'_> {
                 reason: e.to_string(),
             }
         })?);
-        self.creates.push(PendingTable {
+        self.definitions.creates.push(PendingTable {
             name: name.to_string(),
-            def: TableDef::new(name, &schema, &keys)?,
+            // The id is assigned at commit, in creation order.
+            def: TableDef::new(0, name, &schema, &keys)?,
             layout,
         });
         Ok(self)
     }
 
     fn layout(&self, table: &str) -> Result<Arc<TableLayout>> {
-        self.writer.table_layout(table, &self.creates)
+        self.writer.table_layout(table, &self.definitions)
     }
 
     fn edits(&mut self, table: &str) -> Result<(&mut Vec<RecordBatch>, &mut Vec<RecordBatch>)> {
@@ -626,6 +666,128 @@ impl Transaction<'_> {
         Ok(self)
     }
 
+    /// Changes `table`'s columns (see [`ColumnChange`]) in this commit. Versions before it
+    /// keep reading their own schema; no stored block is rewritten. The table may take rows
+    /// in the new schema later in the same transaction, but not before the change.
+    pub fn alter(&mut self, table: &str, change: ColumnChange) -> Result<&mut Self> {
+        self.before_rows(table, "change its schema")?;
+        let (from, def, schema) = self.current_def(table)?;
+        let (def, _) = schema_change::alter(table, &def, &schema, &change)?;
+        self.put_altered(from, table.to_string(), def)
+    }
+
+    /// Adds `field` as the table's last column; rows written before read as `default` (a
+    /// literal of the field's type, cast as [`Value`](crate::Value)s are), or as nulls.
+    pub fn add_column(
+        &mut self,
+        table: &str,
+        field: Field,
+        default: Option<&str>,
+    ) -> Result<&mut Self> {
+        self.alter(
+            table,
+            ColumnChange::Add {
+                field,
+                default: default.map(str::to_string),
+            },
+        )
+    }
+
+    /// Drops a column that is not part of the key.
+    pub fn drop_column(&mut self, table: &str, column: &str) -> Result<&mut Self> {
+        self.alter(table, ColumnChange::Drop(column.to_string()))
+    }
+
+    /// Renames a column.
+    pub fn rename_column(&mut self, table: &str, from: &str, to: &str) -> Result<&mut Self> {
+        self.alter(
+            table,
+            ColumnChange::Rename {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+        )
+    }
+
+    /// Widens a non-key column's type (see [`ColumnChange::Widen`]).
+    pub fn widen_column(&mut self, table: &str, column: &str, to: DataType) -> Result<&mut Self> {
+        self.alter(
+            table,
+            ColumnChange::Widen {
+                column: column.to_string(),
+                to,
+            },
+        )
+    }
+
+    /// Drops a table. Versions before this commit still read it; its space is reclaimed once
+    /// no kept version does (expiry, then log cleaning).
+    pub fn drop_table(&mut self, table: &str) -> Result<&mut Self> {
+        self.before_rows(table, "drop it")?;
+        let (from, _, _) = self.current_def(table)?;
+        self.definitions.altered.retain(|a| a.name != table);
+        self.definitions.dropped.push(from);
+        Ok(self)
+    }
+
+    /// Renames a table. Versions before this commit still read it under its old name.
+    pub fn rename_table(&mut self, from: &str, to: &str) -> Result<&mut Self> {
+        if to.is_empty() || to.chars().any(|c| c.is_control()) {
+            return Err(Error::InvalidArgument(format!("bad table name {to:?}")));
+        }
+        self.before_rows(from, "rename it")?;
+        if self.layout(to).is_ok() {
+            return Err(Error::TableExists(to.to_string()));
+        }
+        let (head_name, mut def, _) = self.current_def(from)?;
+        def.name = to.to_string();
+        self.definitions.altered.retain(|a| a.name != from);
+        self.put_altered(head_name, to.to_string(), def)
+    }
+
+    /// Fails when `table` already has rows in this transaction: what is asked (`what`) must
+    /// come before them.
+    fn before_rows(&self, table: &str, what: &str) -> Result<()> {
+        if self.changes.contains_key(table) {
+            return Err(Error::InvalidArgument(format!(
+                "table {table} already has rows in this commit; {what} before writing to it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Table `table`'s name at the latest version, and its definition and schema as this
+    /// transaction has them so far.
+    fn current_def(&self, table: &str) -> Result<(String, TableDef, SchemaRef)> {
+        if self.definitions.creates.iter().any(|p| p.name == table) {
+            return Err(Error::InvalidArgument(format!(
+                "table {table} is created in this commit; create it as it should be"
+            )));
+        }
+        if let Some(a) = self.definitions.altered.iter().find(|a| a.name == table) {
+            return Ok((a.from.clone(), a.def.clone(), a.layout.schema.clone()));
+        }
+        let entry = self.writer.head_entry(table, &self.definitions)?;
+        let loaded = self.writer.store.load_def(entry.def)?;
+        Ok((
+            table.to_string(),
+            loaded.def.clone(),
+            loaded.layout.schema.clone(),
+        ))
+    }
+
+    fn put_altered(&mut self, from: String, name: String, def: TableDef) -> Result<&mut Self> {
+        let layout = Arc::new(def.layout(0)?);
+        self.definitions.altered.retain(|a| a.name != name);
+        self.definitions.altered.push(AlteredTable {
+            from,
+            name,
+            def,
+            layout,
+        });
+        Ok(self)
+    }
+
     /// Adds a metadata entry (for example a label).
     pub fn meta(&mut self, key: &str, value: &str) -> &mut Self {
         self.meta.retain(|(k, _)| k != key);
@@ -650,7 +812,7 @@ impl Transaction<'_> {
     pub fn commit(self) -> Result<u64> {
         let Transaction {
             writer,
-            creates,
+            definitions,
             changes,
             mut meta,
             source_offset,
@@ -680,20 +842,26 @@ impl Transaction<'_> {
         // Validate and sort every change before writing anything.
         let mut prepared = Vec::new();
         for (name, change) in changes {
-            let layout = writer.table_layout(&name, &creates)?;
-            // Only a replace reads the table as it stands, to diff against it.
+            let layout = writer.table_layout(&name, &definitions)?;
+            // Only a replace reads the table as it stands (under its name at the latest
+            // version, with its schema after this commit), to diff against it.
+            let created = definitions.creates.iter().any(|p| p.name == name);
             let current = match (&change, &writer.head) {
-                (TableChange::Replace(_), Some((_, rec)))
-                    if rec.tables.iter().any(|t| t.name == name) =>
-                {
-                    Some(writer.store.snapshot(rec.version)?.table(&name)?)
+                (TableChange::Replace(_), Some((_, rec))) if !created => {
+                    let from = definitions
+                        .altered
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map_or(name.as_str(), |a| a.from.as_str());
+                    let table = writer.store.snapshot(rec.version)?.table(from)?;
+                    Some(table.read_as(layout.clone()))
                 }
                 _ => None,
             };
             let sorted = prepare(&name, &layout, current.as_ref(), change)?;
             prepared.push((name, layout, sorted));
         }
-        let result = write_version(writer, creates, prepared, meta, source_offset, keyframe);
+        let result = write_version(writer, definitions, prepared, meta, source_offset, keyframe);
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -727,7 +895,7 @@ fn last_offset_version(writer: &Writer, p: IndexEntry) -> Result<u64> {
 
 fn write_version(
     writer: &mut Writer,
-    creates: Vec<PendingTable>,
+    definitions: Definitions,
     prepared: Vec<(String, Arc<TableLayout>, Option<SortedChanges>)>,
     meta: Vec<(String, String)>,
     source_offset: Option<u64>,
@@ -748,8 +916,36 @@ fn write_version(
     let blocks_before = writer.packs.appended();
     let base = writer.records.len();
     let mut pending = Vec::new();
-    for p in &creates {
-        let framed = records::frame(CatalogKind::TableDef, &version::encode(&p.def)?);
+    let mut next_table_id = prev.map_or(1, |(_, r)| r.next_table_id);
+    for name in &definitions.dropped {
+        tables.remove(name);
+    }
+    for a in &definitions.altered {
+        let Some(mut entry) = tables.remove(&a.from) else {
+            return Err(Error::Internal(format!(
+                "table {} to alter is not at the latest version",
+                a.from
+            )));
+        };
+        let framed = records::frame(CatalogKind::TableDef, &version::encode(&a.def));
+        entry.def = CatalogRef {
+            offset: base + pending.len() as u64,
+            len: framed.len() as u32,
+        };
+        pending.extend_from_slice(&framed);
+        entry.name = a.name.clone();
+        entry.columns = u32::from(a.def.slots);
+        entry.changed_at = version;
+        tables.insert(a.name.clone(), entry);
+    }
+    for p in &definitions.creates {
+        let id = next_table_id;
+        next_table_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("every table id has been used".into()))?;
+        let mut def = p.def.clone();
+        def.id = id;
+        let framed = records::frame(CatalogKind::TableDef, &version::encode(&def));
         let def = CatalogRef {
             offset: base + pending.len() as u64,
             len: framed.len() as u32,
@@ -758,6 +954,7 @@ fn write_version(
         tables.insert(
             p.name.clone(),
             TableEntry {
+                id,
                 name: p.name.clone(),
                 def,
                 columns: p.layout.schema.fields().len() as u32,
@@ -829,12 +1026,13 @@ fn write_version(
         source_offset,
         meta,
         kind,
+        next_table_id,
         tables: tables.into_values().collect(),
         packs,
         blocks_stored: prev_blocks + (blocks_after.0 - blocks_before.0),
         pack_bytes_appended: prev_bytes + (blocks_after.1 - blocks_before.1),
     };
-    let framed = records::frame(CatalogKind::Version, &version::encode(&rec)?);
+    let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
     let record_offset = base + pending.len() as u64;
     pending.extend_from_slice(&framed);
     writer.records.append(&pending)?;

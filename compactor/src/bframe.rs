@@ -31,8 +31,8 @@ use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, tree_rows};
 pub struct RowBatch {
     /// Rows in the batch.
     pub rows: u32,
-    /// One block per table column, in schema order.
-    pub columns: Vec<RecordRef>,
+    /// One block per column slot of the table's layout (`None`: a slot it leaves empty).
+    pub columns: Vec<Option<RecordRef>>,
 }
 
 /// One table's closed generation.
@@ -369,7 +369,7 @@ fn write_residual(
     let (mut batches, mut first_keys) = (Vec::new(), Vec::new());
     for (chunk, chunk_rows) in picks.chunks(batch_rows).zip(rows.chunks(batch_rows)) {
         let batch = interleave_record_batch(&refs, chunk)?;
-        let columns = block::store_columns(packs, &batch)?;
+        let columns = block::store_columns(packs, layout, &batch)?;
         batches.push(RowBatch {
             rows: batch.num_rows() as u32,
             columns,

@@ -77,9 +77,6 @@ pub(crate) fn encoded_keys(layout: &TableLayout, columns: &[ArrayRef]) -> Result
 
 /// Every column of a stored row batch, decoded for one streaming pass.
 pub(crate) fn batch_columns(tree: &Tree, batch: &RowBatch) -> Result<Vec<ArrayRef>> {
-    (0..tree.layout().schema.fields().len())
-        .map(|c| {
-            Ok(tree.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming)?)
-        })
-        .collect()
+    let all: Vec<usize> = (0..tree.layout().schema.fields().len()).collect();
+    Ok(tree.read_batch_columns(&batch.columns, batch.rows as usize, &all, Access::Streaming)?)
 }

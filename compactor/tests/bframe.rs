@@ -77,7 +77,7 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
         let batch = rows(&layout, &upserts);
         let b = batches.len() as u32;
         if !upserts.is_empty() {
-            let columns = block::store_columns(&mut packs, &batch).unwrap();
+            let columns = block::store_columns(&mut packs, &layout, &batch).unwrap();
             batches.push(RowBatch {
                 rows: upserts.len() as u32,
                 columns,

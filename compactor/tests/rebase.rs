@@ -80,7 +80,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
     let mut batches = Vec::new();
     for chunk in batch_rows_all.chunks(7) {
         let b = rows(&layout, chunk);
-        let columns = block::store_columns(&mut packs, &b).unwrap();
+        let columns = block::store_columns(&mut packs, &layout, &b).unwrap();
         batches.push(RowBatch {
             rows: chunk.len() as u32,
             columns,

@@ -1,5 +1,5 @@
-//! Catalog bytes: an index entry, a version record or a table definition (whose schema is
-//! then decoded), as the first byte picks: an error or a value, never a panic.
+//! Catalog bytes: an index entry, a version record or a table definition (whose schema and
+//! layout are then built), as the first byte picks: an error or a value, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             if let Ok(def) = decode::<TableDef>(bytes, "fuzz", 0) {
                 let _ = def.schema(0);
+                let _ = def.layout(0);
             }
         }
     }

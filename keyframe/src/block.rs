@@ -10,18 +10,20 @@ use crate::error::Result;
 
 pub use crate::encoding::check_storable;
 
-/// Stores each column of `batch` as a column block in `packs` (equal blocks once) and
-/// returns their references, in column order: a row batch as overlays and residuals keep it.
+/// Stores each column of `batch` (a batch of `layout`'s schema) as a column block in `packs`
+/// (equal blocks once) and returns their references laid out in `layout`'s slots: a row
+/// batch as overlays and residuals keep it.
 pub fn store_columns(
     packs: &mut crate::pack::PackWriter,
+    layout: &crate::tree::TableLayout,
     batch: &RecordBatch,
-) -> Result<Vec<crate::node::RecordRef>> {
+) -> Result<Vec<Option<crate::node::RecordRef>>> {
     let encoded = batch
         .columns()
         .iter()
         .map(encode)
         .collect::<Result<Vec<_>>>()?;
-    encoded
+    let refs = encoded
         .iter()
         .map(|raw| {
             packs.put(
@@ -30,7 +32,8 @@ pub fn store_columns(
                 crate::format::content_hash(raw),
             )
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(layout.to_slots(&refs))
 }
 
 /// Encodes `array` as the bytes of a column block.

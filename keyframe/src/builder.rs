@@ -283,12 +283,13 @@ fn write_leaf(
         .map(|c| Ok((block::encode(c)?, zonemap::compute(c)?)))
         .collect::<Result<_>>()?;
     let mut chunks = Vec::with_capacity(encoded.len());
-    for (raw, zone) in encoded {
+    for ((raw, zone), col) in encoded.into_iter().zip(&layout.columns) {
         let hash = content_hash(&raw);
         let block = packs.put(RecordKind::ColumnBlock, &raw, hash)?;
         chunks.push(ColumnChunk {
             block,
             raw_len: raw.len() as u32,
+            epoch: col.epoch,
             zone,
         });
     }
@@ -307,7 +308,7 @@ fn write_leaf(
         rows: rows as u32,
         first_key: end_keys.row(0).as_ref().to_vec(),
         last_key: end_keys.row(1).as_ref().to_vec(),
-        columns: chunks,
+        columns: layout.to_slots(&chunks),
     };
     let raw = leaf.encode();
     let node = packs.put(RecordKind::Leaf, &raw, content_hash(&raw))?;

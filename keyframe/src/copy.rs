@@ -84,7 +84,7 @@ impl Tree {
         let (kind, bytes) = if level == 0 {
             let leaf = self.read_leaf(e)?;
             let mut copy: LeafNode = (*leaf).clone();
-            for c in &mut copy.columns {
+            for c in copy.columns.iter_mut().flatten() {
                 c.block = self.copy_record(&c.block, RecordKind::ColumnBlock, packs, copies)?;
             }
             (RecordKind::Leaf, copy.encode())

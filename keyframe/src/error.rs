@@ -51,6 +51,10 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A table layout contradicts itself (two columns in one slot, a default of another
+    /// type): the caller built it wrong.
+    #[error("bad table layout: {0}")]
+    BadLayout(String),
     /// A predicate names a column that is not in the table.
     #[error("unknown column {0}")]
     UnknownColumn(String),

@@ -60,11 +60,14 @@ pub struct ColumnChunk {
     pub block: RecordRef,
     /// Uncompressed length of the block (its logical size).
     pub raw_len: u32,
+    /// The column's type epoch when the block was written: how many times its type had been
+    /// widened. Zone maps compare only under the epoch they were computed in.
+    pub epoch: u16,
     /// Min, max and null count.
     pub zone: ZoneMap,
 }
 
-/// A leaf: a contiguous key range, one block per column.
+/// A leaf: a contiguous key range, one block per column slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafNode {
     /// Number of rows.
@@ -73,8 +76,10 @@ pub struct LeafNode {
     pub first_key: Vec<u8>,
     /// Encoded key of the last row.
     pub last_key: Vec<u8>,
-    /// One entry per table column, in schema order.
-    pub columns: Vec<ColumnChunk>,
+    /// One entry per column slot of the table as it was when the leaf was written (see
+    /// [`crate::tree::TableLayout`]); `None` where the slot holds nothing (a dropped
+    /// column's). Slots past the end hold nothing either (columns added later).
+    pub columns: Vec<Option<ColumnChunk>>,
 }
 
 impl LeafNode {
@@ -86,8 +91,13 @@ impl LeafNode {
             .bytes(&self.first_key)
             .bytes(&self.last_key);
         for c in &self.columns {
+            let Some(c) = c else {
+                e.u8(0);
+                continue;
+            };
+            e.u8(1);
             c.block.encode(&mut e);
-            e.u32(c.raw_len).u32(c.zone.null_count);
+            e.u32(c.raw_len).u16(c.epoch).u32(c.zone.null_count);
             match &c.zone.bounds {
                 Some((lo, hi)) => {
                     e.u8(1).bytes(lo).bytes(hi);
@@ -109,19 +119,29 @@ impl LeafNode {
         let last_key = d.bytes()?.to_vec();
         let mut columns = Vec::with_capacity(ncols);
         for _ in 0..ncols {
+            match d.u8()? {
+                0 => {
+                    columns.push(None);
+                    continue;
+                }
+                1 => {}
+                f => return Err(DecodeError(format!("bad slot flag {f}"))),
+            }
             let block = RecordRef::decode(&mut d)?;
             let raw_len = d.u32()?;
+            let epoch = d.u16()?;
             let null_count = d.u32()?;
             let bounds = match d.u8()? {
                 0 => None,
                 1 => Some((d.bytes()?.to_vec(), d.bytes()?.to_vec())),
                 f => return Err(DecodeError(format!("bad zone flag {f}"))),
             };
-            columns.push(ColumnChunk {
+            columns.push(Some(ColumnChunk {
                 block,
                 raw_len,
+                epoch,
                 zone: ZoneMap { null_count, bounds },
-            });
+            }));
         }
         d.finish()?;
         if rows == 0 {
@@ -137,7 +157,11 @@ impl LeafNode {
 
     /// Sum of the uncompressed lengths of the leaf's blocks.
     pub fn raw_bytes(&self) -> u64 {
-        self.columns.iter().map(|c| u64::from(c.raw_len)).sum()
+        self.columns
+            .iter()
+            .flatten()
+            .map(|c| u64::from(c.raw_len))
+            .sum()
     }
 }
 
@@ -231,19 +255,22 @@ mod tests {
             first_key: b"a".to_vec(),
             last_key: b"c".to_vec(),
             columns: vec![
-                ColumnChunk {
+                Some(ColumnChunk {
                     block: rref(1),
                     raw_len: 10,
+                    epoch: 0,
                     zone: ZoneMap {
                         null_count: 0,
                         bounds: Some((b"a".to_vec(), b"c".to_vec())),
                     },
-                },
-                ColumnChunk {
+                }),
+                None,
+                Some(ColumnChunk {
                     block: rref(2),
                     raw_len: 20,
+                    epoch: 3,
                     zone: ZoneMap::default(),
-                },
+                }),
             ],
         };
         assert_eq!(LeafNode::decode(&leaf.encode()).unwrap(), leaf);

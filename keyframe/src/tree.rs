@@ -13,35 +13,109 @@ use crate::block;
 use crate::cache::{Decoded, DecodedCache};
 use crate::error::{Error, Result};
 use crate::key::KeyCodec;
-use crate::node::{ChildEntry, InternalNode, LeafNode, RecordRef};
+use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode, RecordRef};
 use crate::pack::{PackReader, pack_path};
 use crate::record::RecordKind;
+use crate::zonemap::ZoneMap;
 
-/// What the keyframe layer needs to know about a table.
+/// What the keyframe layer needs to know about a table: its schema at one version, its key,
+/// and where each column lives in a leaf or row batch.
+///
+/// Leaves and row batches hold one block per column *slot*. A column keeps its slot for its
+/// whole life, whatever it is renamed to; a column added later gets the next slot, and a
+/// dropped column's slot is left empty in everything written after the drop. So data written
+/// under one schema reads under another without being rewritten: a slot a leaf lacks reads
+/// as the column's default (or nulls), a slot the layout does not know is ignored, and a
+/// block written before (or after) its column's type was widened decodes by its own width
+/// and is cast (see [`crate::encoding::decode_rows`]).
 #[derive(Debug)]
 pub struct TableLayout {
     /// The table's schema.
     pub schema: SchemaRef,
     /// Its primary-key codec.
     pub key: KeyCodec,
+    /// Where each schema column lives, in schema order.
+    pub columns: Vec<ColumnSlot>,
+    /// How many slots a leaf or row batch written with this layout has.
+    pub slots: usize,
+}
+
+/// Where one column of a [`TableLayout`] lives and what it reads as where it is missing.
+#[derive(Debug, Clone)]
+pub struct ColumnSlot {
+    /// Its slot in leaves and row batches.
+    pub slot: usize,
+    /// Its type epoch: how many times its type was widened.
+    pub epoch: u16,
+    /// What rows written before the column existed read as: a one-value array of the
+    /// column's type, or `None` for nulls.
+    pub default: Option<ArrayRef>,
 }
 
 impl TableLayout {
-    /// A layout for `schema` keyed on the columns at `key_columns`.
+    /// A layout for `schema` keyed on the columns at `key_columns`, column i in slot i.
     pub fn new(schema: SchemaRef, key_columns: &[usize]) -> Result<Self> {
+        let columns = (0..schema.fields().len())
+            .map(|slot| ColumnSlot {
+                slot,
+                epoch: 0,
+                default: None,
+            })
+            .collect();
+        let slots = schema.fields().len();
+        Self::with_slots(schema, key_columns, columns, slots)
+    }
+
+    /// A layout for `schema` keyed on the columns at `key_columns`, whose columns live in
+    /// `columns` (one per schema column, distinct slots below `slots`).
+    pub fn with_slots(
+        schema: SchemaRef,
+        key_columns: &[usize],
+        columns: Vec<ColumnSlot>,
+        slots: usize,
+    ) -> Result<Self> {
         let limit = u64::from(u16::MAX);
-        if schema.fields().len() as u64 > limit {
+        if slots as u64 > limit {
             return Err(Error::TooLarge {
-                what: "the number of columns".into(),
-                size: schema.fields().len() as u64,
+                what: "the number of column slots".into(),
+                size: slots as u64,
                 limit,
             });
         }
         for f in schema.fields() {
             block::check_storable(f.name(), f.data_type())?;
         }
+        let bad = Error::BadLayout;
+        if columns.len() != schema.fields().len() {
+            return Err(bad(format!(
+                "{} column slots for {} columns",
+                columns.len(),
+                schema.fields().len()
+            )));
+        }
+        let mut seen = vec![false; slots];
+        for (c, (col, field)) in columns.iter().zip(schema.fields()).enumerate() {
+            match seen.get_mut(col.slot) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(bad(format!("column {c} has slot {} of {slots}", col.slot))),
+            }
+            if let Some(d) = &col.default
+                && (d.len() != 1 || d.data_type() != field.data_type())
+            {
+                return Err(bad(format!(
+                    "default of column {} is not one {}",
+                    field.name(),
+                    field.data_type()
+                )));
+            }
+        }
         let key = KeyCodec::new(&schema, key_columns)?;
-        Ok(TableLayout { schema, key })
+        Ok(TableLayout {
+            schema,
+            key,
+            columns,
+            slots,
+        })
     }
 
     /// A converter of whole rows (every column, in order) to arrow-row bytes: equal rows
@@ -54,6 +128,46 @@ impl TableLayout {
             .map(|f| arrow_row::SortField::new(f.data_type().clone()))
             .collect();
         Ok(arrow_row::RowConverter::new(fields)?)
+    }
+
+    /// Column `column`'s chunk in `leaf`, if the leaf holds its slot.
+    pub fn chunk<'a>(&self, leaf: &'a LeafNode, column: usize) -> Option<&'a ColumnChunk> {
+        leaf.columns.get(self.columns[column].slot)?.as_ref()
+    }
+
+    /// Column `column`'s zone map in `leaf`, when the leaf holds its slot and wrote it under
+    /// the column's current type (a zone map compares only in the type it was computed in).
+    pub fn zone<'a>(&self, leaf: &'a LeafNode, column: usize) -> Option<&'a ZoneMap> {
+        self.chunk(leaf, column)
+            .filter(|c| c.epoch == self.columns[column].epoch)
+            .map(|c| &c.zone)
+    }
+
+    /// Column `column`'s block in a row batch whose slots are `blocks`.
+    pub fn block_of(&self, blocks: &[Option<RecordRef>], column: usize) -> Option<RecordRef> {
+        *blocks.get(self.columns[column].slot)?
+    }
+
+    /// What column `column` reads as in `rows` rows that lack its slot: its default, or nulls.
+    pub fn fill(&self, column: usize, rows: usize) -> Result<ArrayRef> {
+        let t = self.schema.field(column).data_type();
+        Ok(match &self.columns[column].default {
+            Some(d) => {
+                let picks = arrow::array::UInt32Array::from(vec![0u32; rows]);
+                arrow::compute::take(d.as_ref(), &picks, None)?
+            }
+            None => arrow::array::new_null_array(t, rows),
+        })
+    }
+
+    /// `columns` (one array per schema column, in schema order) laid out in slots, as a leaf
+    /// or row batch written with this layout holds them.
+    pub fn to_slots<T: Clone>(&self, columns: &[T]) -> Vec<Option<T>> {
+        let mut slots = vec![None; self.slots];
+        for (c, value) in self.columns.iter().zip(columns) {
+            slots[c.slot] = Some(value.clone());
+        }
+        slots
     }
 }
 
@@ -102,6 +216,11 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// The same tree read with another layout of its table (its schema at another version).
+    pub fn with_layout(&self, layout: Arc<TableLayout>) -> Tree {
+        Tree::new(self.source.clone(), layout, self.root.clone())
+    }
+
     /// A handle on the tree at `root` (`None` for an empty table).
     pub fn new(source: Arc<Source>, layout: Arc<TableLayout>, root: Option<Root>) -> Self {
         Tree {
@@ -180,15 +299,21 @@ impl Tree {
                 leaf
             }
         };
-        if u64::from(leaf.rows) != e.rows
-            || leaf.first_key != e.first_key
-            || leaf.columns.len() != self.layout.schema.fields().len()
-        {
+        if u64::from(leaf.rows) != e.rows || leaf.first_key != e.first_key {
             return Err(Error::corrupt(
                 pack_path(e.node.pack),
                 e.node.offset,
-                "leaf does not match its parent's entry or the table schema",
+                "leaf does not match its parent's entry",
             ));
+        }
+        for &c in self.layout.key.columns() {
+            if self.layout.chunk(&leaf, c).is_none() {
+                return Err(Error::corrupt(
+                    pack_path(e.node.pack),
+                    e.node.offset,
+                    format!("leaf lacks key column {c}'s slot"),
+                ));
+            }
         }
         Ok(leaf)
     }
@@ -203,7 +328,7 @@ impl Tree {
         while let Some((e, level)) = stack.pop() {
             f(&e.node);
             if level == 0 {
-                for c in &self.read_leaf(&e)?.columns {
+                for c in self.read_leaf(&e)?.columns.iter().flatten() {
                     f(&c.block);
                 }
             } else {
@@ -297,7 +422,28 @@ impl Tree {
     ) -> Result<Vec<ArrayRef>> {
         columns
             .iter()
-            .map(|&c| self.read_block(&leaf.columns[c].block, c, leaf.rows as usize, access))
+            .map(|&c| match self.layout.chunk(leaf, c) {
+                Some(chunk) => self.read_block(&chunk.block, c, leaf.rows as usize, access),
+                None => self.layout.fill(c, leaf.rows as usize),
+            })
+            .collect()
+    }
+
+    /// Decodes the given columns of a row batch of `rows` rows (an overlay or residual batch)
+    /// whose slots hold the blocks `blocks`.
+    pub fn read_batch_columns(
+        &self,
+        blocks: &[Option<RecordRef>],
+        rows: usize,
+        columns: &[usize],
+        access: Access,
+    ) -> Result<Vec<ArrayRef>> {
+        columns
+            .iter()
+            .map(|&c| match self.layout.block_of(blocks, c) {
+                Some(block) => self.read_block(&block, c, rows, access),
+                None => self.layout.fill(c, rows),
+            })
             .collect()
     }
 
@@ -382,23 +528,28 @@ impl Tree {
         leaf: &LeafNode,
         want: std::ops::Range<usize>,
     ) -> Result<RecordBatch> {
-        let blocks: Vec<RecordRef> = leaf.columns.iter().map(|c| c.block).collect();
+        let blocks: Vec<Option<RecordRef>> = leaf
+            .columns
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.block))
+            .collect();
         self.read_rows(&blocks, leaf.rows as usize, want)
     }
 
     /// Rows `want` of a row batch of `rows` rows (a leaf, an overlay or residual batch) whose
-    /// columns are the blocks `blocks`, in schema order, as a batch of the table schema,
-    /// decoding only the mini-blocks they fall in.
+    /// slots hold the blocks `blocks`, as a batch of the table schema, decoding only the
+    /// mini-blocks they fall in.
     pub fn read_rows(
         &self,
-        blocks: &[RecordRef],
+        blocks: &[Option<RecordRef>],
         rows: usize,
         want: std::ops::Range<usize>,
     ) -> Result<RecordBatch> {
-        let cols = blocks
-            .iter()
-            .enumerate()
-            .map(|(c, block)| self.read_block_rows(block, c, rows, want.clone()))
+        let cols = (0..self.layout.columns.len())
+            .map(|c| match self.layout.block_of(blocks, c) {
+                Some(block) => self.read_block_rows(&block, c, rows, want.clone()),
+                None => self.layout.fill(c, want.len()),
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }

@@ -69,12 +69,19 @@ impl Tree {
                 continue;
             }
             // Every byte of each block, framing included (reads check only what they decode).
-            for chunk in &node.columns {
+            // Slots this layout does not read (dropped columns, columns added by later
+            // schemas) included.
+            for chunk in node.columns.iter().flatten() {
                 self.verify_block(&chunk.block)?;
             }
             let columns = self.read_columns(&node, &all, Access::Streaming)?;
-            for (c, (array, chunk)) in columns.iter().zip(&node.columns).enumerate() {
-                if zonemap::compute(array)? != chunk.zone {
+            for (c, array) in columns.iter().enumerate() {
+                let layout = self.layout();
+                let (Some(zone), Some(chunk)) = (layout.zone(&node, c), layout.chunk(&node, c))
+                else {
+                    continue;
+                };
+                if zonemap::compute(array)? != *zone {
                     return Err(Error::corrupt(
                         pack_path(chunk.block.pack),
                         chunk.block.offset,

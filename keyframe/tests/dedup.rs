@@ -49,7 +49,7 @@ fn blocks(tree: &Tree) -> Vec<(Vec<u8>, Vec<u8>, HashSet<RecordRef>)> {
         .iter()
         .map(|l| {
             let leaf = tree.read_leaf(&l.entry).unwrap();
-            let refs = leaf.columns.iter().map(|c| c.block).collect();
+            let refs = leaf.columns.iter().flatten().map(|c| c.block).collect();
             (leaf.first_key.clone(), leaf.last_key.clone(), refs)
         })
         .collect()

@@ -28,7 +28,8 @@ create_exception!(
     reeldb,
     SchemaError,
     ReelError,
-    "Data does not fit the table: wrong columns or types, null or duplicate keys."
+    "Data or a schema change does not fit the table: wrong columns or types, null or \
+     duplicate keys, an unknown or existing column, a change a key column cannot take."
 );
 create_exception!(
     reeldb,
@@ -59,9 +60,14 @@ pub fn to_py(error: Error) -> PyErr {
         | Error::NoVersionBefore(_)
         | Error::Empty
         | Error::Expired { .. } => VersionNotFound::new_err(message),
-        Error::SchemaMismatch { .. } | Error::NullValue { .. } | Error::DuplicateKey { .. } => {
-            SchemaError::new_err(message)
-        }
+        Error::SchemaMismatch { .. }
+        | Error::NullValue { .. }
+        | Error::DuplicateKey { .. }
+        | Error::UnknownColumn { .. }
+        | Error::ColumnExists { .. }
+        | Error::KeyColumnChange { .. }
+        | Error::NotAWidening { .. }
+        | Error::BadDefault { .. } => SchemaError::new_err(message),
         Error::WriterLocked(_) => WriterBusy::new_err(message),
         _ => ReelError::new_err(message),
     }

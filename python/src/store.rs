@@ -166,6 +166,7 @@ impl Database {
         d.set_item("generations", report.generations)?;
         d.set_item("versions", report.versions)?;
         d.set_item("residual_rows", report.residual_rows)?;
+        d.set_item("mixed_schema_generations", report.mixed_schema_generations)?;
         d.set_item("node_logs_removed", report.node_logs_removed)?;
         d.set_item("bytes_reclaimed", report.bytes_reclaimed)?;
         d.set_item("node_logs_held", report.node_logs_held)?;

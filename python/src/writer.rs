@@ -1,4 +1,5 @@
-//! `reeldb.Writer`: stages upserts, deletes and replaces and commits them as one version.
+//! `reeldb.Writer`: stages upserts, deletes, replaces and schema changes and commits them as
+//! one version.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -6,6 +7,9 @@ use arrow::array::RecordBatch;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+
+use arrow::datatypes::Field;
+use reeldb::ColumnChange;
 
 use crate::convert;
 use crate::errors::{IntoPy, ReelError};
@@ -15,6 +19,9 @@ enum Change {
     Upsert(String, Vec<RecordBatch>),
     Delete(String, Vec<RecordBatch>),
     Replace(String, Vec<RecordBatch>),
+    Alter(String, ColumnChange),
+    DropTable(String),
+    RenameTable(String, String),
 }
 
 /// The store's one writer (`Store.writer()`), holding the writer lock until `close` or the
@@ -88,6 +95,56 @@ impl Writer {
         self.stage(Change::Replace(table, batches))
     }
 
+    /// Stages adding column `name` of `type` (a pyarrow DataType or a type name such as
+    /// `"int64"`) as the table's last column. Rows written before read as `default` (a
+    /// literal of the type, as text), or as nulls; a column that is not `nullable` needs a
+    /// default. Earlier versions keep their schema; nothing is rewritten.
+    #[pyo3(signature = (table, name, r#type, default = None, nullable = true))]
+    fn add_column(
+        &self,
+        table: String,
+        name: &str,
+        r#type: &Bound<'_, PyAny>,
+        default: Option<String>,
+        nullable: bool,
+    ) -> PyResult<()> {
+        let field = Field::new(name, convert::data_type(r#type)?, nullable);
+        self.stage(Change::Alter(table, ColumnChange::Add { field, default }))
+    }
+
+    /// Stages dropping column `name` (not a key column).
+    fn drop_column(&self, table: String, name: String) -> PyResult<()> {
+        self.stage(Change::Alter(table, ColumnChange::Drop(name)))
+    }
+
+    /// Stages renaming column `old` to `new`.
+    fn rename_column(&self, table: String, old: String, new: String) -> PyResult<()> {
+        self.stage(Change::Alter(
+            table,
+            ColumnChange::Rename { from: old, to: new },
+        ))
+    }
+
+    /// Stages widening column `name` to `type` (a wider integer of the same signedness,
+    /// float64, large_utf8, a larger decimal precision).
+    fn widen_column(&self, table: String, name: String, r#type: &Bound<'_, PyAny>) -> PyResult<()> {
+        let to = convert::data_type(r#type)?;
+        self.stage(Change::Alter(
+            table,
+            ColumnChange::Widen { column: name, to },
+        ))
+    }
+
+    /// Stages dropping `table`; earlier versions still read it.
+    fn drop_table(&self, table: String) -> PyResult<()> {
+        self.stage(Change::DropTable(table))
+    }
+
+    /// Stages renaming `table` to `new`; earlier versions read it under its old name.
+    fn rename_table(&self, table: String, new: String) -> PyResult<()> {
+        self.stage(Change::RenameTable(table, new))
+    }
+
     /// Writes everything staged as one new version and returns its number. `source_offset`
     /// records the event-stream position the version reflects (it must grow), `meta` is a
     /// dict of text labels, and `keyframe` forces a keyframe for the changed tables. On any
@@ -122,6 +179,15 @@ impl Writer {
                     }
                     Change::Replace(table, batches) => {
                         tx.replace(&table, batches)?;
+                    }
+                    Change::Alter(table, change) => {
+                        tx.alter(&table, change)?;
+                    }
+                    Change::DropTable(table) => {
+                        tx.drop_table(&table)?;
+                    }
+                    Change::RenameTable(from, to) => {
+                        tx.rename_table(&from, &to)?;
                     }
                 }
             }

@@ -302,3 +302,31 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block.split("```")[0], "README.md", "exec"), {})
+
+
+def test_schema_changes_are_versions_and_earlier_versions_keep_their_schema(db):
+    v1 = commit(db, upsert=orders([1, 2, 3]))
+    with db.writer() as w:
+        w.add_column("orders", "tier", pa.int32(), default="1")
+        w.rename_column("orders", "status", "state")
+        w.widen_column("orders", "tier", "int64")
+        v2 = w.commit()
+    new = db.snapshot(v2)
+    assert new.schema("orders").names == ["id", "state", "amount", "tier"]
+    assert new.schema("orders").field("tier").type == pa.int64()
+    assert new.scan("orders").read_all().column("tier").to_pylist() == [1, 1, 1]
+    assert db.snapshot(v1).schema("orders").names == ["id", "status", "amount"]
+    with db.writer() as w:
+        with pytest.raises(reeldb.SchemaError, match="key"):
+            w.drop_column("orders", "id")
+            w.commit()
+        with pytest.raises(reeldb.SchemaError, match="amount"):
+            w.widen_column("orders", "amount", pa.float32())
+            w.commit()
+        w.rename_table("orders", "sales")
+        v3 = w.commit()
+        w.drop_table("sales")
+        v4 = w.commit()
+    assert db.snapshot(v3).tables() == ["sales"]
+    assert db.snapshot(v4).tables() == []
+    assert db.snapshot(v2).count("orders") == 3

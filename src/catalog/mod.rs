@@ -32,9 +32,9 @@ pub fn records_path() -> std::path::PathBuf {
 pub const OVERLAY_DIR: &str = "overlays";
 
 /// Path of the node log of the generation whose keyframe version `keyframe_at` wrote, for
-/// the table whose definition record is at `def_offset`.
-pub fn overlay_log_path(def_offset: u64, keyframe_at: u64) -> std::path::PathBuf {
-    Path::new(OVERLAY_DIR).join(format!("t{def_offset}-g{keyframe_at}.hamt"))
+/// the table with id `table`.
+pub fn overlay_log_path(table: u32, keyframe_at: u64) -> std::path::PathBuf {
+    Path::new(OVERLAY_DIR).join(format!("t{table}-g{keyframe_at}.hamt"))
 }
 
 /// Path of the version index.

@@ -7,7 +7,7 @@
 //!  4 kind      u8   1 table definition, 2 version
 //!  5 reserved  [3]  0
 //!  8 len       u32  payload length
-//! 12 payload   [len] postcard (see version.rs)
+//! 12 payload   [len] little-endian fields (see version.rs)
 //! .. checksum  u64  xxh3-64 of bytes 0 .. 12 + len
 //! ```
 

@@ -79,12 +79,14 @@ pub fn changes(layout: &TableLayout, from: &State, to: &State) -> SortedChanges 
 
 /// The rows of a row batch.
 pub fn decode_all(tree: &Tree, batch: &RowBatch) -> Vec<(i64, String)> {
-    let cols: Vec<ArrayRef> = (0..2)
-        .map(|c| {
-            tree.read_block(&batch.columns[c], c, batch.rows as usize, Access::Streaming)
-                .unwrap()
-        })
-        .collect();
+    let cols: Vec<ArrayRef> = tree
+        .read_batch_columns(
+            &batch.columns,
+            batch.rows as usize,
+            &[0, 1],
+            Access::Streaming,
+        )
+        .unwrap();
     pairs(&cols)
 }
 

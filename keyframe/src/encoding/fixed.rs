@@ -33,7 +33,7 @@ pub(crate) enum FixedKind {
 }
 
 impl FixedKind {
-    fn width(self) -> u8 {
+    pub(crate) fn width(self) -> u8 {
         match self {
             FixedKind::Integer { width, .. }
             | FixedKind::Float { width }

@@ -480,6 +480,12 @@ pub fn decode_rows(
     if want.start > want.end || want.end > rows {
         return Err(format!("rows {want:?} asked of a block of {rows}"));
     }
+    if let Some(stored) = written_as(data_type, &header) {
+        // A block written before the column's type was widened (or, read at a version
+        // before the widening, after it): decoded as written, then cast.
+        let array = decode_rows(raw, &stored, rows, want)?;
+        return arrow::compute::cast(&array, data_type).map_err(|e| e.to_string());
+    }
     let picked = selection(&header, want.clone());
     let array = match (fixed::kind_of(data_type), header.encoding) {
         (Some(kind), _) => fixed::decode(raw, &header, &picked, data_type, kind)?,
@@ -505,6 +511,32 @@ pub fn decode_rows(
         ));
     }
     Ok(array)
+}
+
+/// The type a fixed-width block was written as when it is a column's other width than
+/// `data_type` (a column's type widened since or later): an integer of the same signedness or
+/// a float, by the block's value width. `None` when `data_type` is how it was written, or
+/// when no widening leads from one to the other (then decoding reports the mismatch).
+fn written_as(data_type: &DataType, header: &BlockHeader) -> Option<DataType> {
+    use DataType::*;
+    let width = fixed::kind_of(data_type)?.width();
+    if header.value_width == width || header.value_width == 0 {
+        return None;
+    }
+    Some(match (data_type, header.value_width) {
+        (Int8 | Int16 | Int32 | Int64, 1) => Int8,
+        (Int8 | Int16 | Int32 | Int64, 2) => Int16,
+        (Int8 | Int16 | Int32 | Int64, 4) => Int32,
+        (Int8 | Int16 | Int32 | Int64, 8) => Int64,
+        (UInt8 | UInt16 | UInt32 | UInt64, 1) => UInt8,
+        (UInt8 | UInt16 | UInt32 | UInt64, 2) => UInt16,
+        (UInt8 | UInt16 | UInt32 | UInt64, 4) => UInt32,
+        (UInt8 | UInt16 | UInt32 | UInt64, 8) => UInt64,
+        (Float16 | Float32 | Float64, 2) => Float16,
+        (Float16 | Float32 | Float64, 4) => Float32,
+        (Float16 | Float32 | Float64, 8) => Float64,
+        _ => return None,
+    })
 }
 
 /// Decodes the whole block `raw` (`rows` values of the string or binary type `data_type`)

@@ -208,8 +208,8 @@ fn a_block_read_as_another_type_is_refused() {
     let a: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
     let raw = ::bytes::Bytes::from(encode(&a).unwrap());
     for t in [
-        DataType::Int32,
         DataType::UInt64,
+        DataType::UInt32,
         DataType::Float64,
         DataType::Utf8,
         DataType::Boolean,
@@ -218,6 +218,57 @@ fn a_block_read_as_another_type_is_refused() {
     }
     assert!(decode(&raw, &DataType::Timestamp(TimeUnit::Second, None), 3).is_ok());
     let _ = Field::new("unused", DataType::Null, true);
+}
+
+#[test]
+fn a_block_written_before_its_column_was_widened_reads_as_the_wider_type() {
+    let cases: Vec<(ArrayRef, DataType)> = vec![
+        (
+            Arc::new(Int32Array::from(vec![Some(-5), None, Some(i32::MAX)])),
+            DataType::Int64,
+        ),
+        (
+            Arc::new(Int8Array::from(vec![Some(-5), None, Some(7)])),
+            DataType::Int64,
+        ),
+        (
+            Arc::new(UInt16Array::from(vec![Some(5), None, Some(u16::MAX)])),
+            DataType::UInt64,
+        ),
+        (
+            Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.25)])),
+            DataType::Float64,
+        ),
+        (
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("bc")])),
+            DataType::LargeUtf8,
+        ),
+    ];
+    for (narrow, wide) in cases {
+        let raw = ::bytes::Bytes::from(encode(&narrow).unwrap());
+        let read = decode(&raw, &wide, 3).unwrap();
+        let expected = arrow::compute::cast(&narrow, &wide).unwrap();
+        assert_eq!(
+            read.as_ref(),
+            expected.as_ref(),
+            "{} as {wide}",
+            narrow.data_type()
+        );
+        let one = decode_rows(&raw, &wide, 3, 2..3).unwrap();
+        assert_eq!(one.as_ref(), expected.slice(2, 1).as_ref());
+    }
+}
+
+#[test]
+fn a_block_written_after_a_widening_reads_at_the_older_narrower_type() {
+    // A version from before the widening, re-expressed over a keyframe written after it.
+    let wide: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)]));
+    let raw = ::bytes::Bytes::from(encode(&wide).unwrap());
+    let read = decode(&raw, &DataType::Int32, 3).unwrap();
+    assert_eq!(
+        read.as_ref(),
+        &Int32Array::from(vec![Some(1), None, Some(-3)]) as &dyn Array
+    );
 }
 
 proptest! {

@@ -81,7 +81,9 @@ pub fn infer_schema(path: &Path) -> Result<SchemaRef, Error> {
 }
 
 /// Reads `path` as batches of `schema`: columns are matched by name and cast to the schema's
-/// types (CSV and JSON are parsed with it directly). Extra columns in the file are ignored.
+/// types (CSV and JSON are parsed with it directly). A nullable column the file lacks reads as
+/// nulls; a non-nullable one is an error. Extra columns in the file are ignored (the caller
+/// checks for them: `reel commit` refuses them unless asked to add them).
 pub fn read_as(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>, Error> {
     let loose = Arc::new(Schema::new(
         schema
@@ -117,18 +119,29 @@ pub fn read_as(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>, Erro
             r.collect::<Result<_, _>>().map_err(|e| file_err(path, e))?
         }
     };
+    for f in schema.fields().iter().filter(|f| !f.is_nullable()) {
+        if let Some(b) = batches.first()
+            && b.column_by_name(f.name()).is_none()
+        {
+            return Err(file_err(path, format!("no column {}", f.name())));
+        }
+    }
     batches.iter().map(|b| conform(path, b, &loose)).collect()
 }
 
-/// Selects the schema's columns from `batch` by name and casts them to the schema's types.
+/// Selects the schema's columns from `batch` by name and casts them to the schema's types;
+/// a column `batch` lacks is nulls (`schema` is all nullable).
 fn conform(path: &Path, batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> {
     let cols = schema
         .fields()
         .iter()
         .map(|f| {
-            let col = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| file_err(path, format!("no column {}", f.name())))?;
+            let Some(col) = batch.column_by_name(f.name()) else {
+                return Ok(arrow::array::new_null_array(
+                    f.data_type(),
+                    batch.num_rows(),
+                ));
+            };
             if col.data_type() == f.data_type() {
                 Ok(col.clone())
             } else {

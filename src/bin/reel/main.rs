@@ -4,6 +4,7 @@
 mod demo;
 mod files;
 mod output;
+mod schema;
 #[cfg(feature = "sql")]
 mod sql;
 
@@ -45,6 +46,37 @@ enum Command {
     },
     /// Commit one version: any mix of upserts, deletes and replaces; prints the version.
     Commit(CommitArgs),
+    /// Change a table's columns (add, drop, rename, widen) in one version; prints it.
+    /// Earlier versions keep reading their own schema; no data is rewritten.
+    Alter(schema::AlterArgs),
+    /// Drop a table in a new version (earlier versions still read it); prints the version.
+    Drop {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+    },
+    /// Rename a table in a new version (earlier versions read the old name); prints it.
+    Rename {
+        /// Store directory.
+        store: PathBuf,
+        /// The table's name.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
+    /// Print a table's columns (name, type, nullability) and key at a version.
+    Schema {
+        /// Store directory.
+        store: PathBuf,
+        /// Table name.
+        table: String,
+        #[command(flatten)]
+        at: At,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: InfoFormat,
+    },
     /// List versions.
     Versions {
         /// Store directory.
@@ -192,6 +224,10 @@ struct CommitArgs {
     /// Write every changed table as a new keyframe instead of an overlay.
     #[arg(long)]
     keyframe: bool,
+    /// Add the columns an --upsert or --replace file has and its table lacks (nullable, the
+    /// file's type) in this version, instead of refusing the file.
+    #[arg(long)]
+    evolve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +305,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             say(&mut out, format_args!("{v}"))
         }
         Command::Commit(args) => commit(&mut out, args),
+        Command::Alter(args) => schema::alter(&mut out, args),
+        Command::Drop { store, table } => {
+            schema::lifecycle(&mut out, &store, |tx| tx.drop_table(&table).map(drop))
+        }
+        Command::Rename { store, from, to } => {
+            schema::lifecycle(&mut out, &store, |tx| tx.rename_table(&from, &to).map(drop))
+        }
+        Command::Schema {
+            store,
+            table,
+            at,
+            format,
+        } => schema::schema(&mut out, &store, &table, &at, format),
         Command::Versions { store, format } => versions(&mut out, &Store::open(&store)?, format),
         Command::Tables { store, at } => {
             let snap = open_at(&Store::open(&store)?, &at)?;
@@ -432,6 +481,15 @@ fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<()
             report.generations, report.versions, report.residual_rows
         ),
     )?;
+    if report.mixed_schema_generations > 0 {
+        say(
+            out,
+            format_args!(
+                "{} generations left as overlays: a table's schema changed within them",
+                report.mixed_schema_generations
+            ),
+        )?;
+    }
     say(
         out,
         format_args!(
@@ -602,17 +660,56 @@ fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
     let store = Store::open(&args.store)?;
     let mut w = store.writer_with(WriterOptions::default().sync(!args.no_sync))?;
     let latest = store.latest().ok();
-    let schema_of = |table: &str| -> Result<arrow::datatypes::SchemaRef, Error> {
-        let snap = latest.as_ref().ok_or_else(|| Error::UnknownTable {
-            table: table.to_string(),
-            version: 0,
-        })?;
-        Ok(snap.table(table)?.schema())
-    };
+    // Each table's schema as this commit leaves it (--evolve adds columns).
+    let mut schemas: BTreeMap<String, arrow::datatypes::SchemaRef> = BTreeMap::new();
     let mut tx = w.begin();
+    let mut schema_of = |tx: &mut reeldb::Transaction<'_>,
+                         table: &str,
+                         file: &str|
+     -> Result<arrow::datatypes::SchemaRef, Error> {
+        let current = match schemas.get(table) {
+            Some(s) => s.clone(),
+            None => {
+                let snap = latest.as_ref().ok_or_else(|| Error::UnknownTable {
+                    table: table.to_string(),
+                    version: 0,
+                })?;
+                snap.table(table)?.schema()
+            }
+        };
+        let extra = schema::extra_columns(Path::new(file), &current)?;
+        if extra.is_empty() {
+            return Ok(current);
+        }
+        if !args.evolve {
+            return Err(schema::unknown_columns(&args.store, table, file, &extra));
+        }
+        let mut fields: Vec<arrow::datatypes::Field> = current
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for f in extra {
+            tx.add_column(table, f.clone(), None)?;
+            fields.push(f);
+        }
+        let evolved = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            current.metadata().clone(),
+        ));
+        schemas.insert(table.to_string(), evolved.clone());
+        Ok(evolved)
+    };
+    // Every file's schema first: --evolve adds columns before any rows are written, and each
+    // file is read with its table's final schema (columns it lacks read as nulls).
+    let mut schema_at = BTreeMap::new();
+    for a in args.upsert.iter().chain(&args.replace) {
+        let (table, file) = split_pair(a, "upsert or replace")?;
+        schema_at.insert(table.to_string(), schema_of(&mut tx, table, file)?);
+    }
     for a in &args.upsert {
         let (table, file) = split_pair(a, "upsert")?;
-        for b in files::read_as(Path::new(file), &schema_of(table)?)? {
+        for b in files::read_as(Path::new(file), &schema_at[table])? {
             tx.upsert(table, b)?;
         }
     }
@@ -638,7 +735,7 @@ fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
     }
     for a in &args.replace {
         let (table, file) = split_pair(a, "replace")?;
-        let batches = files::read_as(Path::new(file), &schema_of(table)?)?;
+        let batches = files::read_as(Path::new(file), &schema_at[table])?;
         tx.replace(table, batches)?;
     }
     for m in &args.meta {
