@@ -368,12 +368,14 @@ impl Table {
                 // widening, says nothing about its bounds.
                 let Some(chunk) = self.tree.layout().zone(&node, c) else {
                     zone.bounds = None;
-                    zone.null_count += if self.tree.layout().chunk(&node, c).is_none()
-                        && self.tree.layout().columns[c].default.is_none()
-                    {
-                        u64::from(node.rows)
-                    } else {
-                        0
+                    // A block from before a widening still counts its nulls; a missing slot
+                    // is all nulls unless the column has a default.
+                    zone.null_count += match self.tree.layout().chunk(&node, c) {
+                        Some(present) => u64::from(present.zone.null_count),
+                        None if self.tree.layout().columns[c].default.is_none() => {
+                            u64::from(node.rows)
+                        }
+                        None => 0,
                     };
                     continue;
                 };

@@ -920,8 +920,14 @@ fn write_version(
     for name in &definitions.dropped {
         tables.remove(name);
     }
+    // Every renamed or altered entry is taken out before any is put back, so names swapped
+    // within one commit cannot overwrite each other.
+    let mut taken = Vec::with_capacity(definitions.altered.len());
     for a in &definitions.altered {
-        let Some(mut entry) = tables.remove(&a.from) else {
+        taken.push(tables.remove(&a.from));
+    }
+    for (a, entry) in definitions.altered.iter().zip(taken) {
+        let Some(mut entry) = entry else {
             return Err(Error::Internal(format!(
                 "table {} to alter is not at the latest version",
                 a.from

@@ -527,3 +527,20 @@ fn a_dropped_tables_space_is_reclaimed_once_no_kept_version_reads_it() {
     );
     assert_eq!(rows(&store, dropped_at, "accounts").1.len(), 10);
 }
+
+#[test]
+fn two_tables_can_swap_names_in_one_commit() {
+    let (_d, store) = seeded(5);
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("b", accounts_schema(), &["id"]).unwrap();
+    tx.upsert("b", accounts(&[100], 0)).unwrap();
+    tx.commit().unwrap();
+    let mut tx = w.begin();
+    tx.rename_table("b", "tmp").unwrap();
+    tx.rename_table("accounts", "b").unwrap();
+    tx.rename_table("tmp", "accounts").unwrap();
+    let v = tx.commit().unwrap();
+    assert_eq!(rows(&store, v, "accounts").1.len(), 1);
+    assert_eq!(rows(&store, v, "b").1.len(), 5);
+}
