@@ -59,6 +59,14 @@ fn seeded(n: i64) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Bytes of the pack files of the store `seeded` made in `dir`.
+fn pack_bytes(dir: &tempfile::TempDir) -> u64 {
+    std::fs::read_dir(dir.path().join("s").join("packs"))
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
 /// Every row of `table` at version `v`, in key order, as "name=value" lists, and the
 /// column names.
 fn rows(store: &Store, v: u64, table: &str) -> (Vec<String>, Vec<Vec<String>>) {
@@ -386,13 +394,7 @@ fn bad_schema_changes_are_refused_by_name_and_write_nothing() {
 #[test]
 fn changing_a_schema_writes_a_version_record_and_no_data() {
     let (d, store) = seeded(2000);
-    let bytes = |_: &Store| -> u64 {
-        std::fs::read_dir(d.path().join("s").join("packs"))
-            .unwrap()
-            .map(|f| f.unwrap().metadata().unwrap().len())
-            .sum()
-    };
-    let before = bytes(&store);
+    let before = pack_bytes(&d);
     let mut w = store.writer().unwrap();
     for change in [
         ColumnChange::Add {
@@ -413,7 +415,7 @@ fn changing_a_schema_writes_a_version_record_and_no_data() {
         tx.alter("accounts", change).unwrap();
         tx.commit().unwrap();
     }
-    assert_eq!(bytes(&store), before);
+    assert_eq!(pack_bytes(&d), before);
 }
 
 #[test]
@@ -499,12 +501,7 @@ fn compaction_and_thinning_across_schema_changes_leave_every_version_reading_the
 #[test]
 fn a_dropped_tables_space_is_reclaimed_once_no_kept_version_reads_it() {
     let (d, store) = seeded(10);
-    let packs = || -> u64 {
-        std::fs::read_dir(d.path().join("s").join("packs"))
-            .unwrap()
-            .map(|f| f.unwrap().metadata().unwrap().len())
-            .sum()
-    };
+    let packs = || pack_bytes(&d);
     let mut w = store.writer().unwrap();
     let mut tx = w.begin();
     tx.create_table("big", accounts_schema(), &["id"]).unwrap();
