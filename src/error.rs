@@ -145,6 +145,13 @@ pub enum Error {
     /// Another writer holds the store's lock.
     #[error("another writer holds the lock on {0}")]
     WriterLocked(String),
+    /// Another maintenance run (compact, thin, clean, expire) or a rewind holds the store's
+    /// maintenance lock.
+    #[error(
+        "maintenance is already running on {0} (another compact, thin, clean or expire, or a \
+         rewind); retry when it ends"
+    )]
+    MaintenanceLocked(String),
     /// An earlier failure to make data durable left this writer unusable; open a new one.
     #[error("writer poisoned by an earlier durability failure; reopen the store")]
     Poisoned,

@@ -58,45 +58,40 @@
 
 pub mod catalog;
 pub mod changes;
-pub mod clean;
 mod column_space;
-pub mod compact;
 pub mod error;
-pub mod expire;
 pub mod filter;
 pub mod lease;
+pub mod maintenance;
 mod overlay_commit;
 pub mod overlay_view;
-pub mod rewind;
 mod scan_plan;
 pub mod schema_change;
 pub mod snapshot;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
-pub mod thin;
 pub mod timestamp;
 pub mod value;
-pub mod verify;
 pub mod writer;
 
 pub use changes::{ChangeKind, Changes, DiffMethod};
-pub use clean::Cleaning;
-pub use compact::Compaction;
 pub use error::{Error, Result};
-pub use expire::Expiry;
 pub use filter::Filter;
+pub use maintenance::expire::Expiry;
+pub use maintenance::rewind::Rewound;
+pub use maintenance::verify::{VerifyReport, VersionCheck};
+pub use maintenance::{
+    Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning,
+};
 pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
-pub use rewind::Rewound;
 pub use schema_change::ColumnChange;
 pub use snapshot::{ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
-pub use thin::Thinning;
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};
-pub use verify::{VerifyReport, VersionCheck};
 pub use writer::{Transaction, Writer, WriterOptions};
 
 /// The README's examples, compiled and run as doc tests (they include SQL).

@@ -226,6 +226,11 @@ fn a_store_is_built_and_queried_through_the_cli() {
         "id",
     ]);
     assert_eq!(as_of, old);
+    // A date (midnight UTC) as SQL and Python take it: a day before any commit.
+    let too_early = fails(&["scan", s, "orders", "--as-of", "2000-01-01"]);
+    assert!(too_early.contains("2000-01-01"), "{too_early}");
+    let bad = fails(&["scan", s, "orders", "--as-of", "yesterday"]);
+    assert!(bad.contains("YYYY-MM-DD"), "{bad}");
     assert!(ok(&["versions", s]).contains("keyframe"));
 
     let stats: serde_json::Value =

@@ -1,11 +1,15 @@
 //! Pack files: append-only files of records. [`PackReader`] maps them for readers;
-//! [`PackWriter`] appends new records for the single writer, storing each content hash once.
+//! [`PackWriter`] appends new records for one appender, storing each content hash once.
 //!
 //! ```text
 //! pack file: magic "REELPACK", format_version u32, pack_id u32, then records back to back
 //! ```
 //! A pack's valid length is the one the latest committed version records; bytes past it are
-//! the remains of an unfinished commit and are cut off when the next writer opens.
+//! the remains of an unfinished commit. They are never cut back (a reader may map the file):
+//! they stay unreferenced, the next appender starts a new pack, and log cleaning reclaims them.
+//!
+//! Two processes may append at once, the writer and maintenance, each to packs of its own
+//! [`PackRange`], so neither takes the other's unfinished packs for its own leftovers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,61 @@ use crate::storage::{AppendFile, Storage};
 pub const PACK_DIR: &str = "packs";
 /// A pack is sealed and a new one started once it passes this length.
 pub const DEFAULT_MAX_PACK_LEN: u64 = 1 << 30;
+
+/// Which appender creates a pack: ids below [`MAINTENANCE_PACK_IDS`] are the writer's, the
+/// rest maintenance's. A new pack takes an id above every id its range's committed packs
+/// have, so a pack a committed version references is never replaced by another of its id
+/// (a rewind may purge packs and let their ids be taken again; readers notice rewinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackRange {
+    /// Packs the writer's commits create (ids 1 to 2^31 - 1).
+    Writer,
+    /// Packs compaction and thinning create (ids 2^31 and up).
+    Maintenance,
+}
+
+/// The first pack id of [`PackRange::Maintenance`].
+pub const MAINTENANCE_PACK_IDS: u32 = 1 << 31;
+
+impl PackRange {
+    /// The range pack `id` belongs to.
+    pub fn of(id: u32) -> PackRange {
+        if id >= MAINTENANCE_PACK_IDS {
+            PackRange::Maintenance
+        } else {
+            PackRange::Writer
+        }
+    }
+
+    /// True when pack `id` belongs to this range.
+    pub fn contains(self, id: u32) -> bool {
+        PackRange::of(id) == self
+    }
+
+    /// The id of this range's first pack.
+    pub fn first(self) -> u32 {
+        match self {
+            PackRange::Writer => 1,
+            PackRange::Maintenance => MAINTENANCE_PACK_IDS,
+        }
+    }
+
+    /// The highest id among `committed` in this range, if any.
+    pub fn max_in(self, committed: &[(u32, u64)]) -> Option<u32> {
+        committed
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| self.contains(*id))
+            .max()
+    }
+
+    /// The id after the highest in `ids` of this range, or the range's first.
+    fn next_after(self, ids: impl Iterator<Item = u32>) -> u32 {
+        ids.filter(|id| self.contains(*id))
+            .max()
+            .map_or(self.first(), |m| m + 1)
+    }
+}
 
 /// Path of pack `id`, relative to the store root.
 pub fn pack_path(id: u32) -> PathBuf {
@@ -105,7 +164,7 @@ impl PackReader {
     }
 }
 
-/// Appends records for the single writer, deduplicating by content hash.
+/// Appends records to the packs of one [`PackRange`], deduplicating by content hash.
 ///
 /// Records appended since the last [`PackWriter::sync`] are pending: [`PackWriter::abort`]
 /// forgets them, so an abandoned commit leaves nothing referenced. Bytes past a pack's
@@ -115,9 +174,10 @@ impl PackReader {
 #[derive(Debug)]
 pub struct PackWriter {
     storage: Arc<dyn Storage>,
+    range: PackRange,
     index: HashMap<ContentHash, RecordRef>,
     pending: Vec<ContentHash>,
-    /// Committed length of every pack, by id.
+    /// Committed length of every pack of this writer's range, by id.
     committed: Vec<(u32, u64)>,
     active: Option<(u32, Box<dyn AppendFile>)>,
     created_pending: bool,
@@ -129,15 +189,32 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    /// Opens the packs for appending, given the committed length of each pack. Pack files past
-    /// the last committed one (what unfinished commits created) are removed.
+    /// Opens the writer's packs ([`PackRange::Writer`]) for appending, given the committed
+    /// length of each pack; see [`PackWriter::open_in`].
     pub fn open(storage: Arc<dyn Storage>, committed: &[(u32, u64)]) -> Result<Self> {
-        remove_unfinished(storage.as_ref(), committed)?;
+        PackWriter::open_in(storage, committed, PackRange::Writer)
+    }
+
+    /// Opens the packs of `range` for appending, given the committed length of each pack
+    /// (of any range). Pack files of `range` past its last committed one (what unfinished
+    /// commits created) are removed: the caller is that range's only appender.
+    pub fn open_in(
+        storage: Arc<dyn Storage>,
+        committed: &[(u32, u64)],
+        range: PackRange,
+    ) -> Result<Self> {
+        let committed: Vec<(u32, u64)> = committed
+            .iter()
+            .copied()
+            .filter(|(id, _)| range.contains(*id))
+            .collect();
+        remove_unfinished(storage.as_ref(), &committed, range)?;
         Ok(PackWriter {
             storage,
+            range,
             index: HashMap::new(),
             pending: Vec::new(),
-            committed: committed.to_vec(),
+            committed,
             active: None,
             created_pending: false,
             max_pack_len: DEFAULT_MAX_PACK_LEN,
@@ -146,22 +223,41 @@ impl PackWriter {
         })
     }
 
-    /// A writer that appends only to new packs, knowing no existing record: log cleaning
-    /// copies live records with it, so every copy lands in a pack the old ones can be
-    /// retired beside.
-    pub fn fresh(storage: Arc<dyn Storage>, committed: &[(u32, u64)]) -> Result<Self> {
-        let mut w = PackWriter::open(storage, committed)?;
+    /// A writer that appends only to new packs of `range`, knowing no existing record: log
+    /// cleaning copies live records with it, so every copy lands in a pack the old ones can
+    /// be retired beside.
+    pub fn fresh(
+        storage: Arc<dyn Storage>,
+        committed: &[(u32, u64)],
+        range: PackRange,
+    ) -> Result<Self> {
+        let mut w = PackWriter::open_in(storage, committed, range)?;
         w.reuse_last = false;
         Ok(w)
     }
 
-    /// The first pack id a [`PackWriter::fresh`] writer will create.
+    /// The range this writer appends to.
+    pub fn range(&self) -> PackRange {
+        self.range
+    }
+
+    /// The id of the next pack this writer creates.
     pub fn next_pack_id(&self) -> u32 {
-        self.committed
-            .iter()
-            .map(|(id, _)| *id)
-            .max()
-            .map_or(1, |m| m + 1)
+        self.range.next_after(
+            self.active
+                .iter()
+                .map(|(id, _)| *id)
+                .chain(self.committed.iter().map(|(id, _)| *id)),
+        )
+    }
+
+    /// Starts a new, empty pack now and commits it at its header's length, so the range's
+    /// ids keep rising past it even when no record is written (log cleaning lists one such
+    /// pack in a range it empties). Returns its id.
+    pub fn start_empty_pack(&mut self) -> Result<u32> {
+        let id = self.next_pack_id();
+        self.new_pack(id)?;
+        Ok(id)
     }
 
     /// Sets the length past which a pack is sealed (tests use small packs).
@@ -228,14 +324,7 @@ impl PackWriter {
             let id = match reuse {
                 Some(id) => id,
                 None => {
-                    let next = self
-                        .active
-                        .as_ref()
-                        .map(|(id, _)| *id)
-                        .into_iter()
-                        .chain(self.committed.iter().map(|(id, _)| *id))
-                        .max()
-                        .map_or(1, |m| m + 1);
+                    let next = self.next_pack_id();
                     self.new_pack(next)?;
                     next
                 }
@@ -279,8 +368,8 @@ impl PackWriter {
     }
 
     /// Ends the pending records' commit: makes them durable (unless `durable` is false, for
-    /// rebuilds that trade durability for speed) and returns the length of every pack, which
-    /// the caller records in the commit that references them.
+    /// rebuilds that trade durability for speed) and returns the length of every pack of this
+    /// writer's range, which the caller records in the commit that references them.
     pub fn sync(&mut self, durable: bool) -> Result<Vec<(u32, u64)>> {
         if let Some((id, f)) = self.active.as_mut() {
             if durable {
@@ -297,7 +386,7 @@ impl PackWriter {
         Ok(self.committed.clone())
     }
 
-    /// The pack lengths as of the last [`PackWriter::sync`].
+    /// The pack lengths of this writer's range as of the last [`PackWriter::sync`].
     pub fn committed(&self) -> &[(u32, u64)] {
         &self.committed
     }
@@ -313,13 +402,15 @@ impl PackWriter {
     }
 }
 
-/// The pack files below the last committed one that no commit lists: retired by log cleaning.
+/// The pack files that no commit lists, below the last committed one of their range: retired
+/// by log cleaning. (Those past it are unfinished commits' packs, perhaps being written.)
 pub fn retired(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<Vec<u32>> {
-    let max_committed = committed.iter().map(|(id, _)| *id).max().unwrap_or(0);
     let mut out = Vec::new();
     for name in storage.list(Path::new(PACK_DIR))? {
         if let Some(id) = pack_id_of(&name)
-            && id < max_committed
+            && PackRange::of(id)
+                .max_in(committed)
+                .is_some_and(|max| id < max)
             && !committed.iter().any(|(p, _)| *p == id)
         {
             out.push(id);
@@ -328,14 +419,22 @@ pub fn retired(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<Vec<u3
     Ok(out)
 }
 
-/// Checks that every committed pack holds its committed length and removes the pack files past
-/// the last committed one (what unfinished commits created; nothing references them).
-fn remove_unfinished(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<()> {
+/// Checks that every committed pack of `range` holds its committed length and removes the
+/// pack files of `range` past its last committed one (what unfinished commits created;
+/// nothing references them). `committed` holds only packs of `range`.
+fn remove_unfinished(
+    storage: &dyn Storage,
+    committed: &[(u32, u64)],
+    range: PackRange,
+) -> Result<()> {
     storage.create_dir_all(Path::new(PACK_DIR))?;
-    let max_committed = committed.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    let max_committed = range.max_in(committed).unwrap_or(0);
     let mut changed_dir = false;
     for name in storage.list(Path::new(PACK_DIR))? {
         let path = Path::new(PACK_DIR).join(&name);
+        if !pack_id_of(&name).is_some_and(|id| range.contains(id)) {
+            continue;
+        }
         match pack_id_of(&name).and_then(|id| committed.iter().find(|(p, _)| *p == id)) {
             Some(&(_, len)) => {
                 let on_disk = storage.len(&path)?;

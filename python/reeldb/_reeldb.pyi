@@ -29,7 +29,8 @@ class SchemaError(ReelError):
     """Data does not fit the table: wrong columns or types, null or duplicate keys."""
 
 class WriterBusy(ReelError):
-    """Another writer holds the store's writer lock."""
+    """Another writer holds the store's writer lock, or another maintenance run (or a rewind)
+    holds its maintenance lock."""
 
 def open(path: Union[str, PathLike[str]], create: bool = True) -> Store:
     """Opens the store at `path`, creating an empty one there first when there is none and
@@ -63,7 +64,8 @@ class Store:
     def history(self, table: str, key: Key) -> pa.Table:
         """Every version at which the row with `key` changed, with its values then."""
     def compact(self, keyframe_every: Optional[int] = None) -> Dict[str, Any]:
-        """Rewrites closed generations as B-frames and reclaims space; beside live readers.
+        """Rewrites closed generations as B-frames and reclaims space; beside live readers
+        and beside an open writer (then the packs are not copied: `writer_open` is True).
         With `keyframe_every`, also thins to one full keyframe per that many versions."""
     def expire(
         self,
@@ -77,7 +79,8 @@ class Store:
     def rewind(self, version: int) -> Dict[str, Any]:
         """Drops every version above `version`: to, purged, source_offset."""
     def verify(self, first: int = 1, last: Optional[int] = None) -> Dict[str, Any]:
-        """Checks every stored byte of the versions: intact, newest_intact, versions, ..."""
+        """Checks every stored byte of the versions: intact, newest_intact, versions, ...,
+        lost_versions (committed versions whose index entries are lost, or None)."""
     def stats(self) -> Dict[str, Any]:
         """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..., and
         column_space: bytes per table, column and encoding (dicts with table, column,

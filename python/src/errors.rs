@@ -35,7 +35,8 @@ create_exception!(
     reeldb,
     WriterBusy,
     ReelError,
-    "Another writer holds the store's writer lock."
+    "Another writer holds the store's writer lock, or another maintenance run (or a rewind) \
+     holds its maintenance lock."
 );
 
 /// Adds the exception classes to the module.
@@ -68,7 +69,7 @@ pub fn to_py(error: Error) -> PyErr {
         | Error::KeyColumnChange { .. }
         | Error::NotAWidening { .. }
         | Error::BadDefault { .. } => SchemaError::new_err(message),
-        Error::WriterLocked(_) => WriterBusy::new_err(message),
+        Error::WriterLocked(_) | Error::MaintenanceLocked(_) => WriterBusy::new_err(message),
         _ => ReelError::new_err(message),
     }
 }

@@ -9,16 +9,12 @@ use arrow::pyarrow::FromPyArrow;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use reeldb::{Error, Expiry};
+use reeldb::{Error, Expiry, MaintenancePlan};
 
 use crate::convert;
 use crate::errors::IntoPy;
 use crate::snapshot::Snapshot;
 use crate::writer::Writer;
-
-/// Share of garbage in the block packs at which `compact` copies the live records out (the
-/// CLI's `reel compact` uses the same).
-const CLEAN_AT_GARBAGE: f64 = 0.25;
 
 /// Opens the store at `path`, creating an empty one there first when there is none and
 /// `create` is true.
@@ -142,7 +138,8 @@ impl Database {
     }
 
     /// Rewrites every closed generation as B-frames, drops their node logs and reclaims the
-    /// space of blocks no version uses (as `reel compact` does); beside live readers. With
+    /// space of blocks no version uses (as `reel compact` does); beside live readers and beside
+    /// a writer (then the packs are not copied: `writer_open` is True). With
     /// `keyframe_every`, also thins each table to one full keyframe per that many versions
     /// (always its newest) before reclaiming, as `reel compact --keyframe-every` does.
     /// Returns what it did as a dict.
@@ -155,11 +152,12 @@ impl Database {
         let store = self.store.clone();
         let (report, thinning, cleaning) = py
             .detach(|| -> reeldb::Result<_> {
-                let mut writer = store.writer()?;
-                let report = writer.compact(&mut |_, _| {})?;
-                let thinning = keyframe_every.map(|n| writer.thin(n)).transpose()?;
-                let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
-                Ok((report, thinning, cleaning))
+                let plan = MaintenancePlan {
+                    keyframe_every,
+                    ..MaintenancePlan::default()
+                };
+                let r = store.maintenance()?.run(&plan, &mut |_, _| {})?;
+                Ok((r.compaction, r.thinning, r.cleaning))
             })
             .py_err()?;
         let d = PyDict::new(py);
@@ -176,6 +174,7 @@ impl Database {
             d.set_item("rebased_residual_rows", t.residual_rows)?;
         }
         d.set_item("packs_copied", cleaning.copied)?;
+        d.set_item("writer_open", cleaning.writer_open)?;
         d.set_item("pack_bytes_before", cleaning.bytes_before)?;
         d.set_item("pack_bytes_after", cleaning.bytes_after)?;
         Ok(d)
@@ -214,7 +213,7 @@ impl Database {
         let store = self.store.clone();
         py.detach(|| {
             let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
-            store.writer()?.expire(expiry, &keep)
+            store.maintenance()?.expire(expiry, &keep)
         })
         .py_err()
     }
@@ -233,7 +232,8 @@ impl Database {
 
     /// Checks every stored byte of versions `first..=last` (all by default). Returns a dict:
     /// `intact`, `newest_intact`, `versions` (one dict per version: `version` and `problem`,
-    /// None when intact), `leaves_checked` and `ignored_index_tail`.
+    /// None when intact), `leaves_checked`, `ignored_index_tail` and `lost_versions` (a
+    /// (first, last) pair of committed versions whose index entries are lost, or None).
     #[pyo3(signature = (first = 1, last = None))]
     fn verify<'py>(
         &self,
@@ -264,6 +264,7 @@ impl Database {
         d.set_item("versions", versions)?;
         d.set_item("leaves_checked", report.leaves_checked)?;
         d.set_item("ignored_index_tail", report.ignored_index_tail)?;
+        d.set_item("lost_versions", report.lost_versions)?;
         Ok(d)
     }
 

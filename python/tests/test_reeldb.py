@@ -221,6 +221,20 @@ def test_compact_expire_rewind_verify_and_stats(db):
     assert stats["bytes_on_disk"] > 0 and stats["latest_rows"]["orders"] > 0
 
 
+def test_compact_runs_beside_an_open_writer_and_says_what_it_skipped(db):
+    for i in range(30):
+        commit(db, upsert=orders([i, i + 1000], amount=float(i)))
+    with db.writer() as w:
+        report = db.compact()
+        assert report["generations"] >= 1
+        assert report["writer_open"] and not report["packs_copied"]
+        w.upsert("orders", orders([7], amount=70.0))
+        after = w.commit()
+    assert db.snapshot(version=after).scan("orders").read_all().num_rows == 60
+    assert not db.compact()["writer_open"]
+    assert db.verify()["intact"]
+
+
 def test_categoricals_are_stored_as_strings_and_stats_show_each_columns_encoding(db):
     data = orders(list(range(5000)), status="paid")
     categorical = data.set_column(1, "status", pc.dictionary_encode(data["status"]))

@@ -172,11 +172,29 @@ impl<'a> IndexReader<'a> {
         IndexEntry::decode(&buf, version).map_err(|r| self.corrupt(at, r))
     }
 
+    /// The entries of versions `1..=latest`, read in one go.
+    pub fn entries(&self, latest: u64) -> Result<Vec<IndexEntry>> {
+        if latest == 0 {
+            return Ok(Vec::new());
+        }
+        let len = usize::try_from(ENTRY_LEN * latest)
+            .map_err(|_| self.corrupt(ENTRY_LEN, format!("{latest} entries do not fit memory")))?;
+        let buf = super::read_exact(self.storage, &self.path, ENTRY_LEN, len)?;
+        let mut out = Vec::with_capacity(latest as usize);
+        for (i, chunk) in buf.chunks_exact(ENTRY_LEN as usize).enumerate() {
+            let v = i as u64 + 1;
+            out.push(IndexEntry::decode(chunk, v).map_err(|r| self.corrupt(ENTRY_LEN * v, r))?);
+        }
+        Ok(out)
+    }
+
     /// The latest committed version and its entry, or `None` before the first commit.
     ///
     /// Only the very last entry may be incomplete (a commit in progress, or torn by a crash);
-    /// it is then ignored. Any damage before it is corruption. An I/O error is returned as
-    /// such: taking it for a torn entry would make a writer cut off a committed version.
+    /// it is then ignored, unless records.log proves it an acknowledged entry damaged in place
+    /// (see `catalog::tail`), which is corruption. Any damage before it is corruption. An I/O
+    /// error is returned as such: taking it for a torn entry would make a writer cut off a
+    /// committed version.
     pub fn latest(&self) -> Result<Option<IndexEntry>> {
         let len = self.storage.len(&self.path)?;
         let n = (len / ENTRY_LEN).saturating_sub(1);
@@ -185,15 +203,32 @@ impl<'a> IndexReader<'a> {
         }
         match self.entry(n) {
             Ok(e) => Ok(Some(e)),
-            Err(Error::CorruptCatalog { .. }) if n == 1 => Ok(None),
-            Err(Error::CorruptCatalog { .. }) => self.entry(n - 1).map(Some),
+            Err(Error::CorruptCatalog { .. }) => {
+                let at = ENTRY_LEN * n;
+                let bytes = super::read_exact(self.storage, &self.path, at, ENTRY_LEN as usize)?;
+                if super::tail::damaged_last_entry(self.storage, n, &bytes)? {
+                    return Err(self.corrupt(
+                        at,
+                        format!(
+                            "the entry of version {n} is damaged, yet records.log shows version \
+                             {n} was committed; `reel rewind --to {}` drops it",
+                            n - 1
+                        ),
+                    ));
+                }
+                match n {
+                    1 => Ok(None),
+                    _ => self.entry(n - 1).map(Some),
+                }
+            }
             Err(e) => Err(e),
         }
     }
 
     /// What [`Self::latest`] ignores at the end of the index, described: a partial entry, or a
-    /// last entry that fails to verify. Either is an unfinished commit (a crash, or a commit
-    /// under way) or damage to the last version's entry; the two cannot be told apart.
+    /// last entry that fails to verify and that records.log does not prove acknowledged (see
+    /// `catalog::tail`): an unfinished commit (a crash, or a commit under way), or damage
+    /// nothing on disk can tell from one.
     pub fn ignored_tail(&self) -> Result<Option<String>> {
         let len = self.storage.len(&self.path)?;
         let n = (len / ENTRY_LEN).saturating_sub(1);

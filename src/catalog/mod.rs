@@ -7,8 +7,10 @@
 //! Appending a version's index entry, after everything it references is durable, is the commit
 //! point: an entry that is torn or missing means the version does not exist.
 
+pub mod commit;
 pub mod index;
 pub mod records;
+pub mod tail;
 pub mod version;
 
 use std::path::Path;

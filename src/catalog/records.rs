@@ -4,7 +4,7 @@
 //! header: magic "REELRECS", format_version u32, reserved u32
 //! record:
 //!  0 magic     u32  "RCAT"
-//!  4 kind      u8   1 table definition, 2 version
+//!  4 kind      u8   1 table definition, 2 version, 3 rewind marker
 //!  5 reserved  [3]  0
 //!  8 len       u32  payload length
 //! 12 payload   [len] little-endian fields (see version.rs)
@@ -33,6 +33,61 @@ pub enum CatalogKind {
     TableDef = 1,
     /// A version record.
     Version = 2,
+    /// A rewind marker: appended before a rewind's commit point, it says that the version
+    /// records before it numbered above its target were purged (see `catalog::tail`).
+    Rewind = 3,
+}
+
+/// One framed record found by walking records.log (see [`walk`]).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Where the frame starts.
+    pub offset: u64,
+    /// The whole frame: header, payload, checksum.
+    pub framed: Vec<u8>,
+    /// The frame's kind byte.
+    pub kind: u8,
+}
+
+impl Found {
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.framed[FRAME_HEADER..self.framed.len() - 8]
+    }
+}
+
+/// Every intact frame of records.log from `from` on, in order. Bytes that are not an intact
+/// frame (a cut-off append, damage) are skipped to the next place an intact frame starts.
+pub fn walk(storage: &dyn Storage, path: &Path, from: u64) -> Result<Vec<Found>> {
+    let len = storage.len(path)?;
+    let mut out = Vec::new();
+    if from >= len {
+        return Ok(out);
+    }
+    let buf = super::read_exact(storage, path, from, (len - from) as usize)?;
+    let mut at = 0usize;
+    while buf.len() - at >= FRAME_HEADER + 8 {
+        let mut d = Decoder::new(&buf[at..at + FRAME_HEADER]);
+        let (Ok(magic), Ok(kind), Ok(_), Ok(n)) = (d.u32(), d.u8(), d.fixed::<3>(), d.u32()) else {
+            break;
+        };
+        let end = at + FRAME_HEADER + n as usize + 8;
+        let intact = magic == RECORD_MAGIC
+            && n <= MAX_RECORD_LEN
+            && end <= buf.len()
+            && checksum(&buf[at..end - 8]) == u64::from_le_bytes(tail_sum(&buf[end - 8..end]));
+        if !intact {
+            at += 1;
+            continue;
+        }
+        out.push(Found {
+            offset: from + at as u64,
+            framed: buf[at..end].to_vec(),
+            kind,
+        });
+        at = end;
+    }
+    Ok(out)
 }
 
 /// The bytes of an empty records log.
@@ -105,6 +160,12 @@ pub fn read(
         return Err(corrupt("record length disagrees with its frame".into()));
     }
     Ok(buf[FRAME_HEADER..body].to_vec())
+}
+
+fn tail_sum(bytes: &[u8]) -> [u8; 8] {
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(bytes);
+    sum
 }
 
 /// Checks the header of the records log.

@@ -1,10 +1,17 @@
 //! [`Writer`] and [`Transaction`]: the single writer, validation of what a commit writes, and
 //! the commit protocol.
 //!
-//! A commit (1) appends new blocks and nodes to the packs and syncs them, (2) appends new table
-//! definitions and the version record to `records.log` and syncs it, then (3) appends the
-//! version's index entry and syncs it: that append is the commit point. A failure before it
-//! cuts every file back, so the store is unchanged; a failure to sync poisons the writer.
+//! A commit (1) appends new blocks and nodes to the packs and syncs them, then, holding the
+//! catalog lock (see `catalog::commit`), (2) appends new table definitions and the version
+//! record to `records.log` and syncs it, and (3) appends the version's index entry and syncs
+//! it: that append is the commit point. A failure before it leaves the store unchanged (the
+//! catalog files are cut back; pack and node-log bytes stay, unreferenced); a failure to sync
+//! poisons the writer.
+//!
+//! Maintenance in another process may replace the index between two commits, moving the
+//! latest version's record (it lists the packs maintenance wrote). So under the lock the
+//! writer reads the latest entry afresh, and a moved record is read again for its
+//! maintenance packs, which the new version lists too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,13 +22,16 @@ use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::array_value_to_string;
 use reeldb_keyframe::builder::{self, SortedChanges};
-use reeldb_keyframe::storage::{AppendFile, LockGuard};
+use reeldb_keyframe::pack::PackRange;
+use reeldb_keyframe::storage::LockGuard;
 use reeldb_keyframe::tree::{TableLayout, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
 use reeldb_overlay::NodeLogWriter;
 
+use crate::catalog::commit::CatalogLock;
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
+use crate::catalog::tail;
 use crate::catalog::version::{self, CatalogRef, RootRecord, TableDef, TableEntry, VersionRecord};
 use crate::catalog::{index_path, records_path};
 use crate::error::{Error, Result, lock_error};
@@ -31,6 +41,7 @@ use crate::store::{LOCK_FILE, Store, key_indices};
 use crate::value::Key;
 
 mod alter;
+mod maintain;
 
 /// Options for a [`Writer`].
 #[derive(Debug, Clone)]
@@ -117,8 +128,6 @@ pub struct Writer {
     _lock: Box<dyn LockGuard>,
     pub(crate) packs: PackWriter,
     head: Option<(IndexEntry, VersionRecord)>,
-    pub(crate) records: Box<dyn AppendFile>,
-    index: Box<dyn AppendFile>,
     pub(crate) options: WriterOptions,
     poisoned: bool,
     /// Node logs of the generations this writer has appended to.
@@ -133,8 +142,6 @@ impl Writer {
             .map_err(|e| lock_error(e, &store.path().display().to_string()))?;
         let (head, packs) = settle(&store, &options)?;
         let mut writer = Writer {
-            records: storage.open_append(&records_path())?,
-            index: storage.open_append(&index_path())?,
             store,
             _lock: lock,
             packs,
@@ -149,13 +156,10 @@ impl Writer {
 
     /// Reloads the latest version from disk and cuts every file back to it (after a rewind).
     pub(crate) fn reload(&mut self) -> Result<()> {
-        let storage = self.store.inner.storage.clone();
         let (head, packs) = settle(&self.store, &self.options)?;
         self.head = head;
         self.packs = packs;
         self.logs.clear();
-        self.records = storage.open_append(&records_path())?;
-        self.index = storage.open_append(&index_path())?;
         self.remember_latest()
     }
 
@@ -187,11 +191,6 @@ impl Writer {
     /// The latest version's index entry and record, if any.
     pub(crate) fn head(&self) -> Option<&(IndexEntry, VersionRecord)> {
         self.head.as_ref()
-    }
-
-    /// True when this writer has the node log at `path` open for appending.
-    pub(crate) fn has_open_log(&self, path: &Path) -> bool {
-        self.logs.contains_key(path)
     }
 
     /// The store this writer writes.
@@ -276,41 +275,37 @@ impl Writer {
             })
     }
 
-    fn reset_files(&mut self) -> Result<()> {
-        let storage = self.store.inner.storage.clone();
-        let (records_len, index_len) = match &self.head {
-            Some((e, _)) => (
-                e.record_offset + u64::from(e.record_len),
-                ENTRY_LEN * (e.version + 1),
-            ),
-            None => (RECORDS_HEADER_LEN, ENTRY_LEN),
-        };
+    /// Forgets what a failed commit appended to the packs and node logs (the catalog step
+    /// cuts its own files back).
+    fn abort_commit(&mut self) {
         self.packs.abort();
         for log in self.logs.values_mut() {
             log.abort();
         }
-        storage.truncate(&records_path(), records_len)?;
-        storage.truncate(&index_path(), index_len)?;
-        self.records = storage.open_append(&records_path())?;
-        self.index = storage.open_append(&index_path())?;
-        Ok(())
     }
 }
 
-/// The latest committed version, with the catalog files cut back to it and the pack files
-/// unfinished commits created removed; bytes past committed lengths in kept packs stay,
-/// unreferenced (readers may map them), and new records go to a new pack.
+/// The latest committed version, with the catalog files cut back to it (under the catalog
+/// lock) and the writer's pack files unfinished commits created removed; bytes past
+/// committed lengths in kept packs stay, unreferenced (readers may map them), and new records
+/// go to a new pack. The caller holds the writer lock.
 pub(crate) fn settle(
     store: &Store,
     options: &WriterOptions,
 ) -> Result<(Option<(IndexEntry, VersionRecord)>, PackWriter)> {
     let storage = store.inner.storage.clone();
+    let catalog = CatalogLock::take(&storage)?;
     // A rewind by another handle may have freed positions this handle has cached.
     store.notice_rewinds()?;
     let head = match store.latest_entry()? {
         Some(e) => Some((e, store.read_record(&e)?)),
         None => None,
     };
+    // Cutting the files back to the head must not cut off versions records.log proves were
+    // acknowledged (an index cut short by damage).
+    if let Some(lost) = tail::lost_after(storage.as_ref(), head.as_ref().map(|(e, _)| e))? {
+        return Err(tail::lost_error(&lost));
+    }
     let index_len = ENTRY_LEN * (head.as_ref().map_or(0, |(e, _)| e.version) + 1);
     if storage.len(&index_path())? > index_len {
         storage.truncate(&index_path(), index_len)?;
@@ -324,6 +319,7 @@ pub(crate) fn settle(
     if let Some((entry, _)) = &head {
         persist_head(storage.as_ref(), entry)?;
     }
+    drop(catalog);
     let committed = head.as_ref().map_or(Vec::new(), |(_, r)| r.packs.clone());
     let mut packs = PackWriter::open(storage, &committed)?;
     if let Some(len) = options.max_pack_len {
@@ -751,7 +747,8 @@ impl Transaction<'_> {
                             reeldb_keyframe::Error::Io { .. }
                         ))
                 );
-                if writer.reset_files().is_err() || durability {
+                writer.abort_commit();
+                if durability {
                     writer.poisoned = true;
                 }
                 Err(e)
@@ -793,8 +790,9 @@ fn write_version(
         })
         .unwrap_or_default();
     let blocks_before = writer.packs.appended();
-    let base = writer.records.len();
-    let mut pending = Vec::new();
+    // New definitions, framed, by table name: their offsets in records.log are known only
+    // under the catalog lock, and filled in there.
+    let mut new_defs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut next_table_id = prev.map_or(1, |(_, r)| r.next_table_id);
     for name in &definitions.dropped {
         tables.remove(name);
@@ -814,10 +812,10 @@ fn write_version(
         };
         let framed = records::frame(CatalogKind::TableDef, &version::encode(&a.def));
         entry.def = CatalogRef {
-            offset: base + pending.len() as u64,
+            offset: 0,
             len: framed.len() as u32,
         };
-        pending.extend_from_slice(&framed);
+        new_defs.push((a.name.clone(), framed));
         entry.name = a.name.clone();
         entry.columns = u32::from(a.def.slots);
         entry.changed_at = version;
@@ -832,10 +830,10 @@ fn write_version(
         def.id = id;
         let framed = records::frame(CatalogKind::TableDef, &version::encode(&def));
         let def = CatalogRef {
-            offset: base + pending.len() as u64,
+            offset: 0,
             len: framed.len() as u32,
         };
-        pending.extend_from_slice(&framed);
+        new_defs.push((p.name.clone(), framed));
         tables.insert(
             p.name.clone(),
             TableEntry {
@@ -905,6 +903,11 @@ fn write_version(
     let blocks_after = writer.packs.appended();
     let (prev_blocks, prev_bytes) =
         prev.map_or((0, 0), |(_, r)| (r.blocks_stored, r.pack_bytes_appended));
+    let carried_offset = match (source_offset, prev) {
+        (Some(o), _) => o,
+        (None, Some((e, _))) => e.carried_offset,
+        (None, None) => NO_OFFSET,
+    };
     let rec = VersionRecord {
         version,
         committed_at,
@@ -917,34 +920,88 @@ fn write_version(
         blocks_stored: prev_blocks + (blocks_after.0 - blocks_before.0),
         pack_bytes_appended: prev_bytes + (blocks_after.1 - blocks_before.1),
     };
-    let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
-    let record_offset = base + pending.len() as u64;
-    pending.extend_from_slice(&framed);
-    writer.records.append(&pending)?;
-    if durable {
-        writer.records.sync()?;
-    }
-    let carried_offset = match (source_offset, prev) {
-        (Some(o), _) => o,
-        (None, Some((e, _))) => e.carried_offset,
-        (None, None) => NO_OFFSET,
-    };
     let entry = IndexEntry {
         version,
         committed_at,
         carried_offset,
         own_offset: source_offset.is_some(),
-        record_offset,
-        record_len: framed.len() as u32,
-        record_checksum: reeldb_keyframe::format::checksum(&framed),
+        record_offset: 0,
+        record_len: 0,
+        record_checksum: 0,
         expired: false,
     };
-    writer.index.append(&entry.encode())?;
-    if durable {
-        writer.index.sync()?;
-    }
-    writer.head = Some((entry, rec));
+    let head = append_to_catalog(writer, new_defs, rec, entry, durable)?;
+    writer.head = Some(head);
     Ok(version)
+}
+
+/// The catalog step of a commit, under the catalog lock: places the new definitions and the
+/// version record at the end of records.log (filling in their offsets), lists the packs
+/// maintenance wrote beside the writer's own, and appends the index entry.
+fn append_to_catalog(
+    writer: &Writer,
+    new_defs: Vec<(String, Vec<u8>)>,
+    mut rec: VersionRecord,
+    mut entry: IndexEntry,
+    durable: bool,
+) -> Result<(IndexEntry, VersionRecord)> {
+    let mut catalog = CatalogLock::take(&writer.store.inner.storage)?;
+    rec.packs
+        .extend(maintenance_packs(writer, catalog.head()?)?);
+    rec.packs.sort_unstable();
+    let base = catalog.records_len();
+    let mut pending = Vec::new();
+    for (name, framed) in new_defs {
+        let t = rec
+            .tables
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::Internal(format!("new definition of {name}, not a table")))?;
+        t.def.offset = base + pending.len() as u64;
+        pending.extend_from_slice(&framed);
+    }
+    let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
+    entry.record_offset = base + pending.len() as u64;
+    entry.record_len = framed.len() as u32;
+    entry.record_checksum = reeldb_keyframe::format::checksum(&framed);
+    pending.extend_from_slice(&framed);
+    catalog.append_version(&pending, &entry, durable)?;
+    Ok((entry, rec))
+}
+
+/// The packs of [`PackRange::Maintenance`] the latest version lists, given its index entry as
+/// it is on disk now: when maintenance replaced the index since this writer's last commit,
+/// the latest version's record moved, and the moved record (same tables, the packs as
+/// maintenance left them) is read.
+fn maintenance_packs(writer: &Writer, on_disk: Option<IndexEntry>) -> Result<Vec<(u32, u64)>> {
+    let ours = |packs: &[(u32, u64)]| -> Vec<(u32, u64)> {
+        packs
+            .iter()
+            .copied()
+            .filter(|(id, _)| PackRange::Maintenance.contains(*id))
+            .collect()
+    };
+    match (on_disk, &writer.head) {
+        (None, None) => Ok(Vec::new()),
+        (Some(d), Some((cached, rec))) if d.version == cached.version => {
+            if d == *cached {
+                return Ok(ours(&rec.packs));
+            }
+            let moved = writer.store.read_record(&d)?;
+            if moved.tables != rec.tables {
+                return Err(Error::Internal(format!(
+                    "version {} changed its tables under the writer",
+                    d.version
+                )));
+            }
+            Ok(ours(&moved.packs))
+        }
+        (d, _) => Err(Error::Internal(format!(
+            "versions.idx ends at version {} where this writer's latest is {}",
+            d.map_or(0, |e| e.version),
+            writer.version()
+        ))),
+    }
 }
 
 /// Validates one table's change and sorts it into key order; `None` when it changes nothing.

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use output::RowFormat;
-use reeldb::{Error, Expiry, Filter, Key, ScanOptions, Snapshot, Store, Value, WriterOptions};
+use reeldb::{
+    Error, Expiry, Filter, Key, MaintenancePlan, MaintenanceReport, ScanOptions, Snapshot, Store,
+    Value, WriterOptions,
+};
 
 /// ReelDB: an embedded store of versioned analytical state.
 #[derive(Debug, Parser)]
@@ -259,7 +262,8 @@ struct At {
     /// Version number.
     #[arg(long)]
     version: Option<u64>,
-    /// The last version committed at or before this RFC 3339 time.
+    /// The last version committed at or before this time: RFC 3339, a date and time
+    /// without a zone (UTC), or a date (midnight UTC), as SQL and Python take it.
     #[arg(long)]
     as_of: Option<String>,
     /// The last version at or before this source offset.
@@ -413,9 +417,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
             };
             let store = Store::open(&store)?;
-            let mut writer = store.writer()?;
             let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
-            let expired = writer.expire(expiry, &keep)?;
+            let expired = store.maintenance()?.expire(expiry, &keep)?;
             say(
                 &mut out,
                 format_args!(
@@ -459,20 +462,20 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
 
 fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<(), Error> {
     let before = store.stats()?.bytes_on_disk;
-    let mut writer = store.writer()?;
+    let plan = MaintenancePlan {
+        keyframe_every: (keyframe_every > 0).then_some(keyframe_every),
+        ..MaintenancePlan::default()
+    };
     let pb = output::bar(0, "compact");
-    let report = writer.compact(&mut |done, total| {
+    let MaintenanceReport {
+        compaction: report,
+        thinning,
+        cleaning,
+    } = store.maintenance()?.run(&plan, &mut |done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
-    let thinning = if keyframe_every > 0 {
-        Some(writer.thin(keyframe_every)?)
-    } else {
-        None
-    };
-    let cleaning = writer.clean(CLEAN_AT_GARBAGE)?;
-    drop(writer);
     let after = store.stats()?.bytes_on_disk;
     say(
         out,
@@ -508,7 +511,16 @@ fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<()
             ),
         )?;
     }
-    if cleaning.copied {
+    if cleaning.writer_open {
+        say(
+            out,
+            format_args!(
+                "log cleaning skipped: a writer is open (its next commit may reuse any pack); {} of {} in packs is live",
+                human(cleaning.live_bytes),
+                human(cleaning.bytes_before)
+            ),
+        )?;
+    } else if cleaning.copied {
         say(
             out,
             format_args!(
@@ -534,9 +546,6 @@ fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<()
         format_args!("bytes on disk: {} -> {}", human(before), human(after)),
     )
 }
-
-/// `reel compact` cleans the packs once this fraction of their bytes is garbage.
-const CLEAN_AT_GARBAGE: f64 = 0.25;
 
 fn rewind(
     out: &mut dyn Write,
@@ -586,6 +595,17 @@ fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<()
         None => 1..=latest,
     };
     if latest == 0 && version.is_none() {
+        if let Some((first, last)) = store.lost_versions()? {
+            say(
+                out,
+                format_args!(
+                    "versions {first} to {last} were committed, but the index lost every entry \
+                     (records.log holds their records); `reel rewind --to 0` accepts the loss"
+                ),
+            )?;
+            out.flush().map_err(output::write_error)?;
+            std::process::exit(2);
+        }
         return say(out, format_args!("no versions to verify"));
     }
     let pb = output::bar(versions.end() - versions.start() + 1, "verify");
@@ -609,12 +629,22 @@ fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<()
             report.leaves_checked
         ),
     )?;
+    if let Some((first, last)) = report.lost_versions {
+        say(
+            out,
+            format_args!(
+                "versions {first} to {last} were committed, but their index entries are lost \
+                 (records.log holds their records); `reel rewind --to {}` accepts the loss",
+                first - 1
+            ),
+        )?;
+    }
     if let Some(tail) = &report.ignored_index_tail {
         say(
             out,
             format_args!(
                 "note: the index ends in an entry reads ignore (an unfinished commit, or damage \
-                 to the latest version's entry): {tail}"
+                 nothing on disk tells from one): {tail}"
             ),
         )?;
     }
@@ -622,7 +652,7 @@ fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<()
         Some(v) => say(out, format_args!("newest intact version: {v}"))?,
         None => say(out, format_args!("no intact version"))?,
     }
-    if damaged > 0 {
+    if damaged > 0 || report.lost_versions.is_some() {
         out.flush().map_err(output::write_error)?;
         // Damage is an outcome of the check, not a failure to run it: its own exit status.
         std::process::exit(2);
@@ -639,10 +669,8 @@ fn open_at(store: &Store, at: &At) -> Result<Snapshot, Error> {
         return store.snapshot(v);
     }
     if let Some(t) = &at.as_of {
-        let time = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
-            Error::InvalidArgument(format!("--as-of {t:?}: {e} (expected RFC 3339)"))
-        })?;
-        return store.snapshot_as_of(time.to_utc());
+        let time = reeldb::parse_timestamp(t)?;
+        return store.snapshot_as_of(time);
     }
     if let Some(o) = at.at_offset {
         return store.snapshot_at_offset(o);

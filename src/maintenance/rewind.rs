@@ -20,10 +20,12 @@ use reeldb_keyframe::storage::Storage;
 
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
 use crate::catalog::records::{self, CatalogKind};
+use crate::catalog::tail;
 use crate::catalog::version::{self, VersionRecord};
 use crate::catalog::{OVERLAY_DIR, index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
+use crate::maintenance::maintenance_lock;
 use crate::store::{LOCK_FILE, Store};
 use crate::writer::{Writer, WriterOptions, settle};
 
@@ -40,14 +42,23 @@ pub struct Rewound {
 
 impl Store {
     /// Purges every version above `to` (see the module docs), taking the writer lock for the
-    /// duration ([`Error::WriterLocked`] if a writer holds it; use [`Writer::rewind`] then).
+    /// duration ([`Error::WriterLocked`] if a writer holds it: a rewind needs it; use
+    /// [`Writer::rewind`] then) and the maintenance lock ([`Error::MaintenanceLocked`] while
+    /// maintenance runs).
     /// Fails with [`Error::VersionsInUse`], changing nothing, while a live reader in any
     /// process holds a version it would purge. `to` may be 0: the store is then empty again.
     pub fn rewind(&self, to: u64) -> Result<Rewound> {
         let storage = self.inner.storage.clone();
-        let _lock = storage
-            .try_lock(Path::new(LOCK_FILE))
-            .map_err(|e| lock_error(e, &self.path().display().to_string()))?;
+        let _lock = storage.try_lock(Path::new(LOCK_FILE)).map_err(|e| {
+            lock_error(
+                e,
+                &format!(
+                    "{} (a rewind needs the writer lock: stop the writer, or rewind through it)",
+                    self.path().display()
+                ),
+            )
+        })?;
+        let _maintenance = maintenance_lock(self)?;
         let purged = purge_above(self, to)?;
         let (head, _packs) = settle(self, &WriterOptions::default())?;
         remove_unreachable_logs(storage.as_ref(), head.as_ref().map(|(_, r)| r), to)?;
@@ -60,6 +71,7 @@ impl Writer {
     /// failure after the purge poisons the writer (the next writer to open finishes the cut).
     pub fn rewind(&mut self, to: u64) -> Result<Rewound> {
         self.check_usable()?;
+        let _maintenance = maintenance_lock(self.store())?;
         let purged = match purge_above(self.store(), to) {
             Ok(p) => p,
             // The purge may have appended to records.log or replaced the index: take the
@@ -106,6 +118,12 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         });
     }
     if to == latest && to == held_entries {
+        // Nothing to purge, unless records.log proves versions past the index were committed
+        // (an index cut short by damage): the marker then records that they are given up.
+        let head = store.latest_entry()?;
+        if tail::lost_after(storage.as_ref(), head.as_ref())?.is_some() {
+            append_marker(storage.as_ref(), to, store.index().rewinds()?)?;
+        }
         return Ok(0);
     }
     let held: Vec<u64> = census.pinned.range(to + 1..).copied().collect();
@@ -130,10 +148,21 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     for e in &kept {
         bytes.extend_from_slice(&e.encode());
     }
+    // Before the commit point: the purged versions' records stay in records.log until the
+    // cut, and must not then read as proof of lost versions (see `catalog::tail`).
+    append_marker(storage.as_ref(), to, index.rewinds()? + 1)?;
     storage.write_atomic(&index_path(), &bytes)?;
     drop(census);
     store.forget_positions();
     Ok(latest - to)
+}
+
+/// Appends and syncs a rewind marker (see `catalog::tail`).
+fn append_marker(storage: &dyn Storage, to: u64, rewinds: u64) -> Result<()> {
+    let mut file = storage.open_append(&records_path())?;
+    file.append(&tail::rewind_marker(to, rewinds))?;
+    file.sync()?;
+    Ok(())
 }
 
 /// The index entry for the last kept version, `to`. The cut that follows a rewind keeps

@@ -3,6 +3,8 @@
 //! and checks checksums and structural invariants, then names the newest intact version.
 //! Parts shared between versions (keyframe leaves, row batches) are checked once.
 
+use crate::catalog::commit::CatalogLock;
+use crate::catalog::tail;
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
 
@@ -35,15 +37,33 @@ pub struct VerifyReport {
     /// Distinct keyframe leaves read and checked.
     pub leaves_checked: usize,
     /// What the index ends with that reads ignore, if anything: a partial entry or a last
-    /// entry that fails its checksum. That is what a crash during a commit leaves, but also
-    /// what damage to the latest version's entry looks like; the next writer removes it.
+    /// entry that fails its checksum without records.log proving it acknowledged. That is
+    /// what a crash during a commit leaves (or damage no byte on disk tells from it); the next
+    /// writer removes it.
     pub ignored_index_tail: Option<String>,
+    /// Acknowledged versions (first, last) whose index entries are gone although records.log
+    /// proves they were committed (an index cut short by damage; see `catalog::tail`).
+    pub lost_versions: Option<(u64, u64)>,
 }
 
 impl VerifyReport {
-    /// True when no version had a problem.
+    /// True when no version had a problem and none is lost.
     pub fn is_intact(&self) -> bool {
-        self.versions.iter().all(|c| c.problem.is_none())
+        self.lost_versions.is_none() && self.versions.iter().all(|c| c.problem.is_none())
+    }
+}
+
+impl Store {
+    /// The acknowledged versions (first, last) the index lost, if records.log proves any (see
+    /// [`VerifyReport::lost_versions`]); read under the catalog lock, so no commit is under
+    /// way. Also for a store whose index lost every entry, which has no versions to verify.
+    pub fn lost_versions(&self) -> Result<Option<(u64, u64)>> {
+        let _catalog = CatalogLock::take(&self.inner.storage)?;
+        let head = self.latest_entry()?;
+        Ok(
+            tail::lost_after(self.inner.storage.as_ref(), head.as_ref())?
+                .map(|r| (*r.start(), *r.end())),
+        )
     }
 }
 
@@ -81,6 +101,7 @@ impl Store {
             newest_intact: None,
             leaves_checked: 0,
             ignored_index_tail: self.index().ignored_tail()?,
+            lost_versions: self.lost_versions()?,
         };
         for version in first..=last {
             // An expired version is not read any more; nothing of it needs to be intact.

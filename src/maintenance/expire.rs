@@ -1,16 +1,17 @@
-//! `Writer::expire`: retiring old versions. An expired version keeps its number (versions stay
+//! `Maintenance::expire`: retiring old versions. An expired version keeps its number (versions stay
 //! dense) but can no longer be opened (`Error::Expired`) nor rewound to; its entry in
 //! versions.idx carries an expired flag, set by one atomic replacement of the index. The
 //! latest version is never expired, and versions whose metadata has a key the caller names
-//! (tags such as `release` or `checkpoint`) are kept. Log cleaning (`Writer::clean`) then
-//! reclaims the space only expired versions used.
+//! (tags such as `release` or `checkpoint`) are kept. Log cleaning (`Maintenance::clean`) then
+//! reclaims the space only expired versions used. It runs beside a writer like the rest of
+//! maintenance: the replacement is made under the catalog lock from the index as it is then.
 
 use std::time::Duration;
 
+use crate::catalog::commit::CatalogLock;
 use crate::catalog::index::header_with;
-use crate::catalog::index_path;
-use crate::error::{Error, Result};
-use crate::writer::Writer;
+use crate::error::Result;
+use crate::maintenance::Maintenance;
 
 /// Which versions an expiry selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,20 +24,19 @@ pub enum Expiry {
     OlderThan(Duration),
 }
 
-impl Writer {
+impl Maintenance {
     /// Expires the versions `expiry` selects, except the latest and any whose metadata holds
     /// one of the keys in `keep_meta`. Returns the versions it expired (not those already
-    /// expired). A reader that already holds an expired version keeps reading it.
+    /// expired). A reader that already holds an expired version keeps reading it. Versions a
+    /// writer commits meanwhile are not selected.
     pub fn expire(&mut self, expiry: Expiry, keep_meta: &[&str]) -> Result<Vec<u64>> {
-        self.check_usable()?;
         let store = self.store().clone();
-        let latest = self.version();
-        let now = chrono::Utc::now().timestamp_micros();
         let index = store.index();
-        let mut entries = Vec::with_capacity(latest as usize);
+        let latest = store.latest_version()?;
+        let now = chrono::Utc::now().timestamp_micros();
         let mut expired = Vec::new();
-        for v in 1..=latest {
-            let mut e = index.entry(v)?;
+        for e in index.entries(latest)? {
+            let v = e.version;
             let selected = v < latest
                 && !e.expired
                 && match expiry {
@@ -47,34 +47,33 @@ impl Writer {
                         e.committed_at < now.saturating_sub(age)
                     }
                 };
-            if selected {
-                let rec = store.read_record(&e)?;
-                if !rec
+            if selected
+                && !store
+                    .read_record(&e)?
                     .meta
                     .iter()
                     .any(|(k, _)| keep_meta.contains(&k.as_str()))
-                {
-                    e.expired = true;
-                    expired.push(v);
-                }
+            {
+                expired.push(v);
             }
-            entries.push(e);
         }
         if expired.is_empty() {
             return Ok(expired);
         }
+        // The commit point, under the catalog lock: one atomic, durable replacement of the
+        // index as it now is (with any versions committed since), the selected flags set.
+        let storage = store.inner.storage.clone();
+        let mut catalog = CatalogLock::take(&storage)?;
+        let now_latest = catalog.head()?.map_or(0, |e| e.version);
         let mut bytes = header_with(index.rewinds()?);
-        for e in &entries {
+        let mut selected = expired.iter().peekable();
+        for mut e in index.entries(now_latest)? {
+            if selected.next_if_eq(&&e.version).is_some() {
+                e.expired = true;
+            }
             bytes.extend_from_slice(&e.encode());
         }
-        // The commit point: one atomic, durable replacement of the index.
-        let storage = store.inner.storage.clone();
-        let written = storage.write_atomic(&index_path(), &bytes);
-        // Whether or not the replacement took, the writer follows the index as it now is
-        // (its append handle may point at the file the rename replaced).
-        if let Err(e) = written.map_err(Error::from).and_then(|()| self.reload()) {
-            return self.recover(e);
-        }
+        catalog.replace_index(&[], &bytes)?;
         Ok(expired)
     }
 }

@@ -1,11 +1,17 @@
-//! `Writer::clean`: pack log cleaning. Every record a live (unexpired) version references is
-//! copied into new packs (tree nodes written again with their children's new locations; see
-//! `reeldb_keyframe::copy`), every live version's record is appended again pointing at the
-//! copies, and versions.idx is swapped atomically (the commit point, as in compaction). The
-//! old packs are then retired: no record of a live version lists them, and the next writer
-//! leaves them alone. They are deleted as soon as no live reader pins any version, since a
-//! reader that opened a version before the swap may still read its old record; otherwise a
-//! later clean or compaction deletes them.
+//! `Maintenance::clean`: pack log cleaning. Every record a live (unexpired) version references
+//! is copied into new packs of the writer's range (tree nodes written again with their
+//! children's new locations; see `reeldb_keyframe::copy`), every live version's record is
+//! appended again pointing at the copies, and versions.idx is swapped atomically (the commit
+//! point, as in compaction). The old packs are then retired: no record of a live version lists
+//! them, and the next writer leaves them alone. They are deleted as soon as no live reader
+//! pins any version, since a reader that opened a version before the swap may still read its
+//! old record; otherwise a later clean or compaction deletes them. When the maintenance range
+//! had packs, an empty one is started there and listed, so that range's ids keep rising.
+//!
+//! The copy needs the writer lock for its duration: an open writer's deduplication index
+//! points into the old packs, and its next commit would reference them. Beside an open writer
+//! the copy is skipped ([`Cleaning::writer_open`]); retired packs are still deleted, since a
+//! writer never learns of a pack retired before it opened.
 //!
 //! What this reclaims: overlay row batches compaction left unreferenced, the bytes of expired
 //! versions and of versions a rewind purged, and anything else no live version reaches.
@@ -15,14 +21,16 @@ use std::path::Path;
 
 use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::copy::Copies;
-use reeldb_keyframe::pack::{PACK_DIR, PackWriter, pack_path, retired};
+use reeldb_keyframe::pack::{PACK_DIR, PackRange, PackWriter, pack_path, retired};
 use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::storage::LockGuard;
 use reeldb_keyframe::tree::{Root, Tree};
 
 use crate::catalog::version::{BlockRecord, RootRecord, VersionRecord};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lease::ReaderCensus;
-use crate::writer::Writer;
+use crate::maintenance::Maintenance;
+use crate::store::LOCK_FILE;
 
 /// What a clean did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +51,8 @@ pub struct Cleaning {
     pub packs_deleted: usize,
     /// Retired packs kept because a live reader pins a version.
     pub packs_held: usize,
+    /// True when a writer was open, so the copy was skipped (however much was garbage).
+    pub writer_open: bool,
 }
 
 fn block(
@@ -98,26 +108,34 @@ fn live_bytes(
     Ok(total)
 }
 
-impl Writer {
+impl Maintenance {
     /// Cleans the packs (see the module docs) when at least `min_garbage` (a fraction) of
-    /// their bytes is referenced by no live version; retired packs no reader needs are
-    /// deleted either way.
+    /// their bytes is referenced by no live version and no writer is open; retired packs no
+    /// reader needs are deleted either way.
     pub fn clean(&mut self, min_garbage: f64) -> Result<Cleaning> {
-        self.check_usable()?;
         let store = self.store().clone();
         let storage = store.inner.storage.clone();
-        let latest = self.version();
         let mut report = Cleaning::default();
-        let committed = self.packs.sync(true)?;
-        report.bytes_before = committed.iter().map(|(_, len)| len).sum();
-        if latest == 0 {
+        // Held until the copy is published.
+        let _writer_lock: Option<Box<dyn LockGuard>> = if self.writer_quiet {
+            None
+        } else {
+            match storage.try_lock(std::path::Path::new(LOCK_FILE)) {
+                Ok(lock) => Some(lock),
+                Err(reeldb_keyframe::Error::Locked { .. }) => {
+                    report.writer_open = true;
+                    self.delete_retired_packs(&mut report)?;
+                    return Ok(report);
+                }
+                Err(e) => return Err(Error::Keyframe(e)),
+            }
+        };
+        let records = self.committed()?;
+        let Some((_, head)) = records.last() else {
             return Ok(report);
-        }
-        let mut records = Vec::with_capacity(latest as usize);
-        for v in 1..=latest {
-            let e = store.index().entry(v)?;
-            records.push((e, store.read_record(&e)?));
-        }
+        };
+        let committed = head.packs.clone();
+        report.bytes_before = committed.iter().map(|(_, len)| len).sum();
         report.live_bytes = live_bytes(&store, &records)?;
         let garbage = 1.0 - report.live_bytes as f64 / report.bytes_before.max(1) as f64;
         // Nothing live to copy (every table empty): the packs stay, so ids never repeat.
@@ -126,8 +144,13 @@ impl Writer {
             return Ok(report);
         }
         report.copied = true;
-        let mut fresh = PackWriter::fresh(storage.clone(), &committed)?;
+        let mut fresh = PackWriter::fresh(storage.clone(), &committed, PackRange::Writer)?;
         let first_new = fresh.next_pack_id();
+        // The maintenance range's packs are retired too; an empty one keeps its ids rising.
+        let mut fresh_ours = PackRange::Maintenance
+            .max_in(&committed)
+            .map(|_| PackWriter::fresh(storage.clone(), &committed, PackRange::Maintenance))
+            .transpose()?;
         let mut copies = Copies::new();
         let mut rewritten: BTreeMap<u64, VersionRecord> = BTreeMap::new();
         let result = (|| -> Result<()> {
@@ -172,19 +195,27 @@ impl Writer {
                 }
                 rewritten.insert(e.version, rec);
             }
-            let packs: Vec<(u32, u64)> = fresh
+            let mut packs: Vec<(u32, u64)> = fresh
                 .sync(true)?
                 .into_iter()
                 .filter(|(id, _)| *id >= first_new)
                 .collect();
+            let mut ours = Vec::new();
+            if let Some(w) = &mut fresh_ours {
+                let id = w.start_empty_pack()?;
+                ours = w.sync(true)?.into_iter().filter(|p| p.0 == id).collect();
+                packs.extend(ours.iter().copied());
+            }
             report.bytes_after = packs.iter().map(|(_, len)| len).sum();
             report.versions = rewritten.len();
             report.records_copied = copies.len();
-            self.publish(&records, std::mem::take(&mut rewritten), packs)
+            self.publish(&records, std::mem::take(&mut rewritten), Some(packs))?;
+            // This run appends from now on after the packs it just listed.
+            self.packs = PackWriter::open_in(storage.clone(), &ours, PackRange::Maintenance)?;
+            Ok(())
         })();
         if let Err(e) = result {
-            // Nothing references what was appended: the reload cuts it off.
-            return self.recover(e);
+            return self.abandon(e);
         }
         self.delete_retired_packs(&mut report)?;
         Ok(report)
@@ -192,8 +223,12 @@ impl Writer {
 
     /// Deletes the retired packs, unless a live reader pins any version.
     pub(crate) fn delete_retired_packs(&mut self, report: &mut Cleaning) -> Result<()> {
-        let storage = self.store().inner.storage.clone();
-        let committed = self.packs.sync(true)?;
+        let store = self.store().clone();
+        let storage = store.inner.storage.clone();
+        let Some(head) = store.latest_entry()? else {
+            return Ok(());
+        };
+        let committed = store.read_record(&head)?.packs;
         let old = retired(storage.as_ref(), &committed)?;
         if old.is_empty() {
             return Ok(());

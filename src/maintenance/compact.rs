@@ -1,18 +1,20 @@
-//! `Writer::compact`: every closed generation of every table becomes B-frames (see the
+//! `Maintenance::compact`: every closed generation of every table becomes B-frames (see the
 //! compactor crate), and the node logs nothing needs any more are deleted.
 //!
 //! A table's generation is closed once a later version wrote the table's next keyframe. Its
 //! overlay versions are rewritten as B-frames over that next keyframe: the residual and one
-//! pair of bitmaps per version are appended to the packs, and a new version record for every
-//! rewritten version is appended to records.log, with the latest version's record appended
-//! again last; every appended record lists the packs' new lengths, so a writer opening later
-//! (or a rewind) keeps the new pack bytes. Once all of that is durable, versions.idx is replaced atomically by one whose
-//! entries point at the new records: the commit point. A crash before it leaves the store
-//! as it was (plus unreferenced bytes the next writer cuts off); after it, every version reads
-//! as before, now from its B-frame. Compaction holds the writer lock, so it and commits take
-//! turns. A node log is deleted only while no live reader pins a version of its generation,
-//! since such a reader may still read that version's old record; otherwise a later
-//! compaction deletes it.
+//! pair of bitmaps per version are appended to maintenance's packs, then published (see
+//! `maintenance`): a new version record for every rewritten version is appended to
+//! records.log, the latest version's record is appended again last, every appended record
+//! lists the packs' new lengths (so a writer opening later, or a rewind, keeps the new pack
+//! bytes), and versions.idx is replaced atomically by one whose entries point at the new
+//! records: the commit point. A crash before it leaves the store as it was (plus
+//! unreferenced bytes); after it, every version reads as before, now from its B-frame.
+//! Versions a writer commits meanwhile keep their entries: they never read a closed
+//! generation. A node log is deleted only once a later keyframe closed its generation (the
+//! writer appends only to its tables' open generations), no live version reads it, and no
+//! live reader pins a version of its generation, since such a reader may still read that
+//! version's old record; otherwise a later compaction deletes it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,15 +25,12 @@ use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
 use reeldb_overlay::NodeRef;
 
-use crate::catalog::index::{IndexEntry, header_with};
-use crate::catalog::records::{self, CatalogKind};
-use crate::catalog::version::{
-    self, BFrameRecord, BatchRecord, BlockRecord, TableEntry, VersionRecord,
-};
-use crate::catalog::{OVERLAY_DIR, index_path, overlay_log_path, records_path};
+use crate::catalog::index::IndexEntry;
+use crate::catalog::version::{BFrameRecord, BatchRecord, BlockRecord, TableEntry, VersionRecord};
+use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::{Error, Result};
 use crate::lease::ReaderCensus;
-use crate::writer::Writer;
+use crate::maintenance::Maintenance;
 
 /// Rows per residual batch.
 pub(crate) const RESIDUAL_BATCH_ROWS: usize = 65_536;
@@ -130,18 +129,11 @@ pub(crate) fn record_of(b: &RowBatch) -> BatchRecord {
     BatchRecord::new(b.rows, &b.columns)
 }
 
-impl Writer {
+impl Maintenance {
     /// Compacts every closed generation (see the module docs), calling `progress` with the
     /// number of generations done and to do.
     pub fn compact(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Compaction> {
-        self.check_usable()?;
-        let store = self.store().clone();
-        let latest = self.version();
-        let mut records = Vec::with_capacity(latest as usize);
-        for v in 1..=latest {
-            let e = store.index().entry(v)?;
-            records.push((e, store.read_record(&e)?));
-        }
+        let records = self.committed()?;
         let (closed, mixed) = closed_generations(&records);
         let mut report = Compaction {
             mixed_schema_generations: mixed,
@@ -156,17 +148,15 @@ impl Writer {
             progress(closed.len(), closed.len());
             report.versions = rewritten.len();
             if !rewritten.is_empty() {
-                let packs = self.packs.sync(true)?;
-                self.publish(&records, rewritten, packs)?;
+                self.publish(&records, rewritten, None)?;
             }
             Ok(())
         })();
         if let Err(e) = result {
-            // Nothing references what was appended: the reload cuts it off.
-            return self.recover(e);
+            return self.abandon(e);
         }
         self.remove_unused_logs(&mut report)?;
-        self.delete_retired_packs(&mut crate::clean::Cleaning::default())?;
+        self.delete_retired_packs(&mut super::Cleaning::default())?;
         Ok(report)
     }
 
@@ -268,63 +258,8 @@ impl Writer {
         })
     }
 
-    /// Appends the rewritten records (and the latest one again, last), each listing `packs`
-    /// (synced), and swaps the index: the commit point.
-    pub(crate) fn publish(
-        &mut self,
-        records: &[(IndexEntry, VersionRecord)],
-        mut rewritten: BTreeMap<u64, VersionRecord>,
-        packs: Vec<(u32, u64)>,
-    ) -> Result<()> {
-        // Maintenance is always durable, whatever the writer's commits are: it may retire
-        // the only other copy of what it rewrites.
-        let durable = true;
-        let latest = records.len() as u64;
-        let head = rewritten
-            .remove(&latest)
-            .unwrap_or_else(|| records[latest as usize - 1].1.clone());
-        rewritten.insert(latest, head);
-        // Every rewritten record lists the packs as they now are: it may reference bytes
-        // written after its version was committed (see `rewind`).
-        for rec in rewritten.values_mut() {
-            rec.packs = packs.clone();
-        }
-        let storage = self.store().inner.storage.clone();
-        let mut at = storage.len(&records_path())?;
-        let mut moved: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
-        let mut pending = Vec::new();
-        for (v, rec) in &rewritten {
-            let framed = records::frame(CatalogKind::Version, &version::encode(rec));
-            moved.insert(*v, (at + pending.len() as u64, framed.clone()));
-            pending.extend_from_slice(&framed);
-        }
-        self.records.append(&pending)?;
-        if durable {
-            self.records.sync()?;
-        }
-        at += pending.len() as u64;
-        debug_assert_eq!(at, storage.len(&records_path())?);
-        let index = self.store().index();
-        let mut bytes = header_with(index.rewinds()?);
-        for (e, _) in records {
-            let e = match moved.get(&e.version) {
-                Some((offset, framed)) => IndexEntry {
-                    record_offset: *offset,
-                    record_len: framed.len() as u32,
-                    record_checksum: reeldb_keyframe::format::checksum(framed),
-                    ..*e
-                },
-                None => *e,
-            };
-            bytes.extend_from_slice(&e.encode());
-        }
-        // The commit point.
-        storage.write_atomic(&index_path(), &bytes)?;
-        self.reload()
-    }
-
-    /// Deletes the node logs no version references, unless a live reader pins a version of
-    /// their generation.
+    /// Deletes the node logs of closed generations no live version reads, unless a live
+    /// reader pins a version of their generation.
     fn remove_unused_logs(&mut self, report: &mut Compaction) -> Result<()> {
         let store = self.store().clone();
         let storage = store.inner.storage.clone();
@@ -332,16 +267,14 @@ impl Writer {
         if !storage.exists(dir)? {
             return Ok(());
         }
-        let latest = self.version();
+        let records = self.committed()?;
         let mut used: Vec<PathBuf> = Vec::new();
         // Per table, the versions that wrote keyframes, to bound each generation.
         let mut keyframes: HashMap<u32, Vec<u64>> = HashMap::new();
-        for v in 1..=latest {
-            let e = store.index().entry(v)?;
-            let rec = store.read_record(&e)?;
+        for (e, rec) in &records {
             for t in &rec.tables {
-                if t.keyframe_at == v && t.bframe.is_none() {
-                    keyframes.entry(t.id).or_default().push(v);
+                if t.keyframe_at == e.version && t.bframe.is_none() {
+                    keyframes.entry(t.id).or_default().push(e.version);
                 }
                 // An expired version no longer keeps its node log (a reader still holding it
                 // is seen in the census below).
@@ -350,16 +283,26 @@ impl Writer {
                 }
             }
         }
+        // The generation each table's latest entry reads, and every generation of a table
+        // created since: the writer may be appending to their node logs for a commit not yet
+        // published. (A dropped table's logs are all closed: ids are never reused.)
+        let open: Vec<(u32, u64)> = records
+            .last()
+            .iter()
+            .flat_map(|(_, r)| &r.tables)
+            .map(|t| (t.id, t.keyframe_at))
+            .collect();
+        let next_table_id = records.last().map_or(1, |(_, r)| r.next_table_id);
         let census = ReaderCensus::take(storage.as_ref())?;
         let mut removed = false;
         for name in storage.list(dir)? {
             let path = dir.join(&name);
-            let Some((table, g)) = crate::rewind::log_id(&name) else {
+            let Some((table, g)) = super::rewind::log_id(&name) else {
                 continue;
             };
-            // A log this writer has open (a generation it started, even in a commit that
-            // failed) is written again by its next commit.
-            if used.contains(&path) || self.has_open_log(&path) {
+            let still_open =
+                table >= next_table_id || open.iter().any(|&(t, at)| t == table && at <= g);
+            if used.contains(&path) || still_open {
                 continue;
             }
             let end = keyframes

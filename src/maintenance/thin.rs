@@ -1,4 +1,4 @@
-//! `Writer::thin`: keyframe thinning. A table keeps one full keyframe per `keep_every`
+//! `Maintenance::thin`: keyframe thinning. A table keeps one full keyframe per `keep_every`
 //! versions (always its newest); every version that reads a thinned keyframe (the keyframe's
 //! own version, versions that carry it unchanged, and B-frames over it) is re-expressed as a
 //! B-frame over the next keyframe with `reeldb_compactor::rebase`, so nothing reads the
@@ -10,7 +10,8 @@
 //!
 //! A keyframe whose generation still has overlay versions is kept (compaction turns them into
 //! B-frames first). Expired versions are left as they are. The commit point is the same
-//! atomic index swap compaction uses.
+//! publication compaction uses (see `maintenance`). Versions a writer commits meanwhile read
+//! the newest keyframe or a later one, which thinning never touches.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,11 +21,11 @@ use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
+use super::compact::{RESIDUAL_BATCH_ROWS, batch_of, record_of};
 use crate::catalog::index::IndexEntry;
 use crate::catalog::version::{BatchRecord, BlockRecord, VersionRecord};
-use crate::compact::{RESIDUAL_BATCH_ROWS, batch_of, record_of};
 use crate::error::{Error, Result};
-use crate::writer::Writer;
+use crate::maintenance::Maintenance;
 
 /// What a thinning did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,17 +42,10 @@ fn bitmap_error(e: std::io::Error) -> Error {
     Error::InvalidArgument(format!("bitmap: {e}"))
 }
 
-impl Writer {
+impl Maintenance {
     /// Thins every table's keyframes to one per `keep_every` versions (see the module docs).
     pub fn thin(&mut self, keep_every: u64) -> Result<Thinning> {
-        self.check_usable()?;
-        let store = self.store().clone();
-        let latest = self.version();
-        let mut records: Vec<(IndexEntry, VersionRecord)> = Vec::with_capacity(latest as usize);
-        for v in 1..=latest {
-            let e = store.index().entry(v)?;
-            records.push((e, store.read_record(&e)?));
-        }
+        let records: Vec<(IndexEntry, VersionRecord)> = self.committed()?;
         let mut work: Vec<VersionRecord> = records.iter().map(|(_, r)| r.clone()).collect();
         let mut changed: BTreeSet<u64> = BTreeSet::new();
         let mut report = Thinning::default();
@@ -103,6 +97,14 @@ impl Writer {
                         _ => last_kept = Some(*at),
                     }
                 }
+                // The keyframe the latest version reads through a B-frame (after a rewind into
+                // a compacted generation): nothing is thinned into it, since that would rebase
+                // the latest version, which a writer may be building on.
+                let latest_reads = work
+                    .last()
+                    .and_then(|r| r.tables.iter().find(|t| t.id == def))
+                    .filter(|t| t.bframe.is_some())
+                    .map(root_id);
                 for (i, (_, x)) in keyframes.iter().enumerate() {
                     // A keyframe that closes a generation still holding overlays is kept:
                     // compaction rewrites that generation over it first.
@@ -113,22 +115,23 @@ impl Writer {
                     let Some((_, y)) = keyframes.get(i + 1) else {
                         continue;
                     };
+                    if latest_reads == Some(*y) {
+                        continue;
+                    }
                     self.thin_one(def, *x, *y, &mut work, &live, &mut changed, &mut report)?;
                 }
             }
             if !changed.is_empty() {
-                let packs = self.packs.sync(true)?;
                 let rewritten: BTreeMap<u64, VersionRecord> = changed
                     .iter()
                     .map(|v| (*v, work[*v as usize - 1].clone()))
                     .collect();
-                self.publish(&records, rewritten, packs)?;
+                self.publish(&records, rewritten, None)?;
             }
             Ok(())
         })();
         if let Err(e) = result {
-            // Nothing references what was appended: the reload cuts it off.
-            return self.recover(e);
+            return self.abandon(e);
         }
         Ok(report)
     }

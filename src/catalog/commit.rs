@@ -1,0 +1,122 @@
+//! The catalog's two commit points and the lock that takes them in turn.
+//!
+//! The writer and maintenance run in separate processes and both change the catalog: the
+//! writer appends a version (its records, then its index entry), maintenance replaces records
+//! of existing versions (appends the new records, then swaps versions.idx atomically). Each
+//! does so holding the catalog lock (`catalog/LOCK`, an exclusive `flock`) for just that
+//! step, so the other waits at most one such step. Under the lock the files' lengths are
+//! measured afresh (the other process may have appended or swapped since), and a step that
+//! fails leaves nothing the other process could mistake for committed: an append is cut back
+//! to those lengths before the lock is released, and an index swap that did not take leaves
+//! only unreferenced records. Everything a
+//! commit references (pack records, node-log nodes) is written and synced before the lock is
+//! taken.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use reeldb_keyframe::storage::{LockGuard, Storage};
+
+use super::index::{ENTRY_LEN, IndexEntry, IndexReader};
+use super::{CATALOG_DIR, index_path, records_path};
+use crate::error::Result;
+
+/// Path of the catalog lock file.
+pub fn lock_path() -> std::path::PathBuf {
+    Path::new(CATALOG_DIR).join("LOCK")
+}
+
+/// The catalog lock, held: the catalog files are this holder's to change until it is dropped.
+#[derive(Debug)]
+pub struct CatalogLock {
+    storage: Arc<dyn Storage>,
+    _guard: Box<dyn LockGuard>,
+    /// Length of records.log when the lock was taken.
+    records_len: u64,
+    /// Length of versions.idx when the lock was taken.
+    index_len: u64,
+}
+
+impl CatalogLock {
+    /// Waits for the catalog lock and takes it.
+    pub fn take(storage: &Arc<dyn Storage>) -> Result<CatalogLock> {
+        let guard = storage.lock_exclusive(&lock_path())?;
+        Ok(CatalogLock {
+            records_len: storage.len(&records_path())?,
+            index_len: storage.len(&index_path())?,
+            storage: storage.clone(),
+            _guard: guard,
+        })
+    }
+
+    /// Length of records.log as it was when the lock was taken: where the next record goes.
+    pub fn records_len(&self) -> u64 {
+        self.records_len
+    }
+
+    /// The latest committed version's index entry, read now.
+    pub fn head(&self) -> Result<Option<IndexEntry>> {
+        IndexReader::new(self.storage.as_ref()).latest()
+    }
+
+    /// Appends a version: `records` (table definitions, then the version record) at the end of
+    /// records.log, then `entry` to versions.idx, which must end at the entry before it. Both
+    /// synced when `durable`. On failure both files are cut back.
+    pub fn append_version(
+        &mut self,
+        records: &[u8],
+        entry: &IndexEntry,
+        durable: bool,
+    ) -> Result<()> {
+        let step = || -> Result<()> {
+            let expected = ENTRY_LEN * entry.version;
+            if self.index_len != expected {
+                return Err(crate::error::Error::Internal(format!(
+                    "versions.idx is {} bytes where version {} must start at {expected}",
+                    self.index_len, entry.version
+                )));
+            }
+            let mut log = self.storage.open_append(&records_path())?;
+            log.append(records)?;
+            if durable {
+                log.sync()?;
+            }
+            let mut index = self.storage.open_append(&index_path())?;
+            index.append(&entry.encode())?;
+            if durable {
+                index.sync()?;
+            }
+            Ok(())
+        };
+        let result = step();
+        if result.is_err() {
+            self.cut_back()?;
+        }
+        result
+    }
+
+    /// Replaces the index: appends `records` (the rewritten version records) to records.log
+    /// and syncs them, then writes `index` (the whole new versions.idx) in one atomic, durable
+    /// replacement, the commit point. A failure may come after the rename took (syncing the
+    /// directory), so the appended records are left in place: unreferenced if the old index
+    /// stands, and the next writer to open cuts them off.
+    pub fn replace_index(&mut self, records: &[u8], index: &[u8]) -> Result<()> {
+        if !records.is_empty() {
+            let mut log = self.storage.open_append(&records_path())?;
+            log.append(records)?;
+            log.sync()?;
+        }
+        Ok(self.storage.write_atomic(&index_path(), index)?)
+    }
+
+    /// Cuts records.log and versions.idx back to their lengths when the lock was taken.
+    fn cut_back(&self) -> Result<()> {
+        if self.storage.len(&records_path())? > self.records_len {
+            self.storage.truncate(&records_path(), self.records_len)?;
+        }
+        if self.storage.len(&index_path())? > self.index_len {
+            self.storage.truncate(&index_path(), self.index_len)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! Telling damage from a torn commit at the end of the catalog.
+//!
+//! A commit syncs its version record before it appends its index entry, and the writer
+//! starts a version only once the one before it was acknowledged. So records.log holds proof
+//! of what was acknowledged, and two kinds of damage that look like an unfinished commit are
+//! told apart by it:
+//!
+//! - **A damaged last index entry.** A torn append is cut short, or its first bytes followed
+//!   by zeros where the write did not land; a damaged acknowledged entry differs from the
+//!   entry its version record implies in a few bits. So a full-length last entry that fails
+//!   its checksum is compared with the entry rebuilt from every record of that version in
+//!   records.log: within [`MAX_FLIPPED_BITS`] bits of one, and not that entry's first bytes
+//!   followed by zeros, it is damage ([`damaged_last_entry`]).
+//! - **An index cut short.** Version records past the last indexed version's record, of two
+//!   or more later versions, prove every one of them but the newest was acknowledged: the
+//!   commit of version v + 1 began only after v's entry was synced ([`lost_after`]). One
+//!   such record alone is what a crash between a commit's record and its entry leaves.
+//!
+//! What stays undetectable by construction: a cut that removes exactly the last acknowledged
+//! entry (one record past the index is also what a crash leaves), a last entry damaged in
+//! more than [`MAX_FLIPPED_BITS`] bits, and any loss whose proof was damaged too. A rewind
+//! purges versions whose records stay in records.log until the writer cuts them off, so it
+//! first appends a rewind marker ([`rewind_marker`]): records before the marker numbered
+//! above its target prove nothing.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+
+use reeldb_keyframe::format::{Decoder, Encoder, checksum};
+use reeldb_keyframe::storage::Storage;
+
+use super::index::{ENTRY_LEN, IndexEntry, IndexReader, NO_OFFSET};
+use super::records::{self, CatalogKind, RECORDS_HEADER_LEN};
+use super::{records_path, version};
+use crate::error::{Error, Result};
+
+/// A last index entry that fails its checksum yet lies within this many bits of the entry
+/// a record of its version implies is damage, not a torn write.
+pub const MAX_FLIPPED_BITS: u32 = 8;
+
+/// The framed rewind marker of a rewind to `to`, the store's `rewinds`-th.
+pub fn rewind_marker(to: u64, rewinds: u64) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.u64(to).u64(rewinds);
+    records::frame(CatalogKind::Rewind, &e.finish())
+}
+
+/// The target of a rewind marker's payload.
+fn marker_target(payload: &[u8]) -> Option<u64> {
+    Decoder::new(payload).u64().ok()
+}
+
+/// The versions numbered above `latest` whose records lie past `from` in records.log, less
+/// those a later rewind marker purged.
+fn versions_past(storage: &dyn Storage, from: u64, latest: u64) -> Result<BTreeSet<u64>> {
+    let path = records_path();
+    let mut seen = BTreeSet::new();
+    for f in records::walk(storage, &path, from)? {
+        if f.kind == CatalogKind::Rewind as u8 {
+            if let Some(to) = marker_target(f.payload()) {
+                seen.retain(|&v| v <= to);
+            }
+        } else if f.kind == CatalogKind::Version as u8
+            && let Ok(rec) = version::decode::<version::VersionRecord>(
+                f.payload(),
+                &path.display().to_string(),
+                f.offset,
+            )
+            && rec.version > latest
+        {
+            seen.insert(rec.version);
+        }
+    }
+    Ok(seen)
+}
+
+/// The acknowledged versions missing from the index, if records.log proves any: versions
+/// `latest + 1 ..= newest - 1` where `newest` is the newest version with a record past the
+/// latest version's (`head`). Call it holding the catalog lock, so no commit is under way.
+pub fn lost_after(
+    storage: &dyn Storage,
+    head: Option<&IndexEntry>,
+) -> Result<Option<RangeInclusive<u64>>> {
+    let (from, latest) = match head {
+        Some(e) => (e.record_offset + u64::from(e.record_len), e.version),
+        None => (RECORDS_HEADER_LEN, 0),
+    };
+    let newest = versions_past(storage, from, latest)?.last().copied();
+    Ok(newest
+        .filter(|&n| n >= latest + 2)
+        .map(|n| latest + 1..=n - 1))
+}
+
+/// True when `bytes`, the full-length last entry (of version `n`) that failed its checksum,
+/// is an acknowledged entry damaged in place: within [`MAX_FLIPPED_BITS`] bits of the entry
+/// some record of version `n` in records.log implies.
+pub fn damaged_last_entry(storage: &dyn Storage, n: u64, bytes: &[u8]) -> Result<bool> {
+    if bytes.len() != ENTRY_LEN as usize || bytes.iter().all(|&b| b == 0) {
+        return Ok(false);
+    }
+    let prev_carried = match n {
+        0 | 1 => Some(NO_OFFSET),
+        _ => IndexReader::new(storage)
+            .entry(n - 1)
+            .ok()
+            .map(|e| e.carried_offset),
+    };
+    let path = records_path();
+    for f in records::walk(storage, &path, RECORDS_HEADER_LEN)? {
+        if f.kind != CatalogKind::Version as u8 {
+            continue;
+        }
+        let Ok(rec) = version::decode::<version::VersionRecord>(
+            f.payload(),
+            &path.display().to_string(),
+            f.offset,
+        ) else {
+            continue;
+        };
+        if rec.version != n {
+            continue;
+        }
+        let carried = match (rec.source_offset, prev_carried) {
+            (Some(o), _) => o,
+            (None, Some(c)) => c,
+            // Without the entry before, the carried offset is unknown: compare the rest.
+            (None, None) => u64::from_le_bytes(field(bytes, 16)),
+        };
+        let implied = IndexEntry {
+            version: n,
+            committed_at: rec.committed_at,
+            carried_offset: carried,
+            own_offset: rec.source_offset.is_some(),
+            record_offset: f.offset,
+            record_len: f.framed.len() as u32,
+            record_checksum: checksum(&f.framed),
+            expired: false,
+        }
+        .encode();
+        let flipped: u32 = implied
+            .iter()
+            .zip(bytes)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        // A torn append is the entry's first bytes, then zeros where the write did not land.
+        let torn = implied
+            .iter()
+            .zip(bytes)
+            .position(|(a, b)| a != b)
+            .is_some_and(|d| bytes[d..].iter().all(|&b| b == 0));
+        if flipped <= MAX_FLIPPED_BITS && !torn {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The corruption of an index that lost the entries of acknowledged versions `lost`.
+pub fn lost_error(lost: &std::ops::RangeInclusive<u64>) -> Error {
+    Error::CorruptCatalog {
+        path: super::index_path().display().to_string(),
+        offset: ENTRY_LEN * lost.start(),
+        reason: format!(
+            "the index ends at version {}, but records.log shows versions {} to {} were \
+             committed after it: their entries are lost; `reel rewind --to {}` accepts the loss",
+            lost.start() - 1,
+            lost.start(),
+            lost.end(),
+            lost.start() - 1
+        ),
+    }
+}
+
+fn field(bytes: &[u8], at: usize) -> [u8; 8] {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&bytes[at..at + 8]);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewind_marker_names_its_target() {
+        let m = rewind_marker(41, 3);
+        let payload = &m[12..m.len() - 8];
+        assert_eq!(marker_target(payload), Some(41));
+    }
+}
