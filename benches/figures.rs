@@ -1,7 +1,8 @@
 //! The figures issue 2 asks for, in one run, as ratios against baselines measured in the same
 //! run: keyframe scan vs in-memory Arrow and vs an mmap'd Arrow IPC file; bytes on disk after
 //! 100 versions (uniform and hot-range changes) vs one copy, with commit times; opening the
-//! first vs the last of 100,000 versions; 1,000 gets vs an in-memory binary search.
+//! first vs the last of 100,000 versions; 1,000 gets vs an in-memory binary search; the
+//! catalog's size after expiring all but 10 of 10,000 versions.
 //!
 //! `cargo bench --bench figures` (set `REELDB_PEER_DATA` to a peer-bench data folder to use
 //! its files; `REELDB_BENCH_ROWS`, `REELDB_BENCH_VERSIONS` and `REELDB_BENCH_SMALL_COMMITS`
@@ -18,7 +19,8 @@ use arrow::array::{Array, Int64Array, RecordBatch};
 use reeldb::{ScanOptions, Store, WriterOptions};
 use support::*;
 
-/// Whether a section runs: `REELDB_FIGURES` lists sections (scan, get, storage, open);
+/// Whether a section runs: `REELDB_FIGURES` lists sections (scan, get, storage, open,
+/// catalog);
 /// unset runs them all.
 fn section(name: &str) -> bool {
     std::env::var("REELDB_FIGURES").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
@@ -330,41 +332,88 @@ fn main() {
         // --- Opening the first vs the last of many small commits.
         let n = env("REELDB_BENCH_SMALL_COMMITS", 100_000) as u64;
         let dir = work.path().join("small");
-        let store = Store::create(&dir).unwrap();
-        let mut w = store
-            .writer_with(WriterOptions::default().sync(false).keyframe_every(1))
-            .unwrap();
-        let small = initial.slice(0, 1);
-        let mut tx = w.begin();
-        tx.create_table("t", initial.schema(), &["id"]).unwrap();
-        tx.commit().unwrap();
-        let t = Instant::now();
-        for i in 1..n {
-            let mut tx = w.begin();
-            let row = RecordBatch::try_new(
-                small.schema(),
-                std::iter::once(std::sync::Arc::new(Int64Array::from(vec![i as i64 % 1000])) as _)
-                    .chain(small.columns()[1..].iter().cloned())
-                    .collect(),
-            )
-            .unwrap();
-            tx.upsert("t", row).unwrap();
-            tx.commit().unwrap();
-        }
-        let build_s = t.elapsed().as_secs_f64();
-        drop(w);
+        let build_s = small_commits(&dir, &initial, n);
         let reader = Store::open(&dir).unwrap();
-        let open = |v: u64| {
-            time(2001, || {
-                reader.snapshot(v).unwrap().table("t").unwrap().num_rows()
-            })
-        };
-        let (first, last) = (open(1), open(n));
-        let (first2, last2) = (open(1), open(n));
+        let (first, last) = (open_s(&reader, 1), open_s(&reader, n));
+        let (first2, last2) = (open_s(&reader, 1), open_s(&reader, n));
         println!("\n## Opening a version among {n} (built in {build_s:.1} s, no sync)\n");
         println!("| version | µs (median of 2,001, two rounds) |\n|---|---|");
         println!("| 1 | {:.1} / {:.1} |", first * 1e6, first2 * 1e6);
         println!("| {n} | {:.1} / {:.1} |", last * 1e6, last2 * 1e6);
         println!("\nlast / first: {:.2}x", (last + last2) / (first + first2));
     }
+    if section("catalog") {
+        // --- The catalog after `reel expire --keep-last 10` (expiry, then a catalog rewrite).
+        let n = env("REELDB_BENCH_CATALOG_VERSIONS", 10_000) as u64;
+        let dir = work.path().join("catalog");
+        small_commits(&dir, &initial, n);
+        let records = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir.join("catalog"))
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("records"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        let store = Store::open(&dir).unwrap();
+        let before = records(&dir);
+        let open_before = open_s(&store, n);
+        let t = Instant::now();
+        let mut m = store.maintenance().unwrap();
+        let expired = m.expire(reeldb::Expiry::KeepLast(10), &[]).unwrap();
+        let rewrite = m
+            .rewrite_catalog(reeldb::maintenance::catalog::REWRITE_AT_DEAD)
+            .unwrap();
+        drop(m);
+        let took = t.elapsed().as_secs_f64();
+        assert!(rewrite.rewritten && expired.len() as u64 == n - 10);
+        let after = records(&dir);
+        let open_after = open_s(&store, n);
+        println!("\n## The catalog after expiring all but 10 of {n} versions\n");
+        println!("| figure | measured | target |\n|---|---|---|");
+        println!(
+            "| records bytes before / after | {before} / {after} ({:.3}%) | <= 1% |",
+            100.0 * after as f64 / before as f64
+        );
+        println!("| expire + catalog rewrite | {:.0} ms | — |", took * 1e3);
+        println!(
+            "| opening v{n} before / after (µs, median of 2,001) | {:.1} / {:.1} | < 1 ms |",
+            open_before * 1e6,
+            open_after * 1e6
+        );
+    }
+}
+
+/// Builds a store at `dir` of `n` versions, each a one-row upsert of `initial`'s first row
+/// with another key (no sync); returns the seconds it took.
+fn small_commits(dir: &Path, initial: &RecordBatch, n: u64) -> f64 {
+    let store = Store::create(dir).unwrap();
+    let mut w = store
+        .writer_with(WriterOptions::default().sync(false).keyframe_every(1))
+        .unwrap();
+    let small = initial.slice(0, 1);
+    let mut tx = w.begin();
+    tx.create_table("t", initial.schema(), &["id"]).unwrap();
+    tx.commit().unwrap();
+    let t = Instant::now();
+    for i in 1..n {
+        let mut tx = w.begin();
+        let row = RecordBatch::try_new(
+            small.schema(),
+            std::iter::once(std::sync::Arc::new(Int64Array::from(vec![i as i64 % 1000])) as _)
+                .chain(small.columns()[1..].iter().cloned())
+                .collect(),
+        )
+        .unwrap();
+        tx.upsert("t", row).unwrap();
+        tx.commit().unwrap();
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Seconds to open version `v` and read its row count (median of 2,001).
+fn open_s(store: &Store, v: u64) -> f64 {
+    time(2001, || {
+        store.snapshot(v).unwrap().table("t").unwrap().num_rows()
+    })
 }

@@ -82,7 +82,7 @@ pub use maintenance::expire::Expiry;
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
 pub use maintenance::{
-    Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning,
+    CatalogRewrite, Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning,
 };
 pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.

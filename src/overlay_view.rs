@@ -180,7 +180,7 @@ impl OverlayView {
     pub fn bframe(source: Arc<Source>, rec: &BFrameRecord) -> Result<Self> {
         if rec.first_keys.len() != rec.residual.len() || rec.residual.iter().any(|b| b.rows == 0) {
             return Err(Error::CorruptCatalog {
-                path: crate::catalog::records_path().display().to_string(),
+                path: crate::catalog::RECORDS_LABEL.to_string(),
                 offset: 0,
                 reason: "a B-frame's residual batches and first keys disagree".into(),
             });

@@ -28,8 +28,11 @@ pub const STORE_FILE: &str = "STORE";
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
 const STORE_MAGIC: [u8; 8] = *b"REELSTOR";
+/// Feature bit: the catalog was rewritten at least once, so index entries name records files
+/// other than records.log (builds before it would read records at the wrong offsets).
+pub const FEATURE_RECORDS_FILES: u32 = 1;
 /// Feature bits this build understands; a store with any other bit set is refused.
-const KNOWN_FEATURES: u32 = 0;
+const KNOWN_FEATURES: u32 = FEATURE_RECORDS_FILES;
 
 /// What kind of data a version is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +122,9 @@ pub struct Store {
     pub(crate) inner: Arc<StoreInner>,
 }
 
-fn descriptor() -> Vec<u8> {
+fn descriptor(features: u32) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.raw(&STORE_MAGIC).u32(FORMAT_VERSION).u32(KNOWN_FEATURES);
+    e.raw(&STORE_MAGIC).u32(FORMAT_VERSION).u32(features);
     let mut out = e.finish();
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -145,9 +148,9 @@ impl Store {
         }
         storage.create_dir_all(Path::new(CATALOG_DIR))?;
         storage.create_dir_all(Path::new(reeldb_keyframe::pack::PACK_DIR))?;
-        storage.write_atomic(&catalog::records_path(), &records::header())?;
+        storage.write_atomic(&catalog::records_path(0), &records::header())?;
         storage.write_atomic(&catalog::index_path(), &catalog::index::header())?;
-        storage.write_atomic(Path::new(STORE_FILE), &descriptor())?;
+        storage.write_atomic(Path::new(STORE_FILE), &descriptor(0))?;
         Self::open_in(storage, path)
     }
 
@@ -186,8 +189,13 @@ impl Store {
                 current: FORMAT_VERSION,
             });
         }
-        records::check_header(storage.as_ref(), &catalog::records_path())?;
         IndexReader::new(storage.as_ref()).check_header()?;
+        let file = IndexReader::new(storage.as_ref())
+            .latest()
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.records_file);
+        records::check_header(storage.as_ref(), &catalog::records_path(file))?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
@@ -202,6 +210,19 @@ impl Store {
                 logs: RwLock::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Sets feature bit `feature` in the store descriptor (one atomic replacement), unless it
+    /// is set: done before the first use of what the feature names, so that a build which
+    /// does not know it refuses the store instead of misreading it.
+    pub(crate) fn require_feature(&self, feature: u32) -> Result<()> {
+        let storage = self.inner.storage.as_ref();
+        let d = crate::catalog::read_exact(storage, Path::new(STORE_FILE), 12, 4)?;
+        let features = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        if features & feature == 0 {
+            storage.write_atomic(Path::new(STORE_FILE), &descriptor(features | feature))?;
+        }
+        Ok(())
     }
 
     /// The store's directory.
@@ -233,8 +254,14 @@ impl Store {
         self.index().latest()
     }
 
+    /// The version record `e` points at, its table definitions' references set to the records
+    /// file it lies in. An expired version whose record a catalog rewrite dropped is
+    /// [`Error::Expired`].
     pub(crate) fn read_record(&self, e: &IndexEntry) -> Result<VersionRecord> {
-        let path = catalog::records_path();
+        if e.expired && e.record_len == 0 {
+            return Err(Error::Expired { version: e.version });
+        }
+        let path = catalog::records_path(e.records_file);
         let payload = records::read(
             self.inner.storage.as_ref(),
             &path,
@@ -243,8 +270,11 @@ impl Store {
             CatalogKind::Version,
             Some(e.record_checksum),
         )?;
-        let rec: VersionRecord =
+        let mut rec: VersionRecord =
             version::decode(&payload, &path.display().to_string(), e.record_offset)?;
+        for t in &mut rec.tables {
+            t.def.file = e.records_file;
+        }
         if rec.version != e.version {
             return Err(Error::CorruptCatalog {
                 path: path.display().to_string(),
@@ -415,7 +445,12 @@ impl Store {
         let mut latest_rows = BTreeMap::new();
         let mut column_space = ColumnSpaceTally::default();
         for v in 1..=latest {
-            let rec = self.read_record(&self.index().entry(v)?)?;
+            let e = self.index().entry(v)?;
+            // An expired version whose record a catalog rewrite dropped holds nothing.
+            if e.expired && e.record_len == 0 {
+                continue;
+            }
+            let rec = self.read_record(&e)?;
             column_space.add(self, &rec)?;
             for t in &rec.tables {
                 let keyframe_rows = t.root.as_ref().map_or(0, |r| r.rows);
@@ -508,7 +543,7 @@ impl Store {
         {
             return Ok(d.clone());
         }
-        let path = catalog::records_path();
+        let path = catalog::records_path(r.file);
         let payload = records::read(
             self.inner.storage.as_ref(),
             &path,

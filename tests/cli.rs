@@ -1,77 +1,12 @@
-//! The `reel` command line, end to end: the contract later checks use.
+//! The `reel` command line, end to end: the contract later checks use. Building and reading a
+//! store, bad input, the demo, readers beside a writer, SQL, and export and import; schema
+//! changes and maintenance have their own files (`cli_schema.rs`, `cli_maintenance.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use common::cli::{fails, ok, seeded, write_arrow};
 use common::{ids, orders};
-
-fn reel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reel"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = reel(args);
-    assert!(
-        out.status.success(),
-        "reel {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = reel(args);
-    assert_eq!(out.status.code(), Some(1), "reel {args:?} should fail");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "one-line error expected: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
-}
-
-fn write_arrow(path: &Path, batch: &arrow::array::RecordBatch) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = arrow::ipc::writer::FileWriter::try_new(f, &batch.schema()).unwrap();
-    w.write(batch).unwrap();
-    w.finish().unwrap();
-}
-
-/// A store at `dir/s` with an `orders` table (version 1) holding `ids` (version 2); returns
-/// the store path and the Arrow file the rows came from.
-fn seeded(dir: &Path, ids: &[i64]) -> (String, std::path::PathBuf) {
-    let s = dir.join("s").to_str().unwrap().to_string();
-    let first = dir.join("first.arrow");
-    write_arrow(&first, &orders(ids, 0));
-    ok(&["init", &s]);
-    let schema_from = first.to_str().unwrap();
-    assert_eq!(
-        ok(&[
-            "create",
-            &s,
-            "orders",
-            "--key",
-            "id",
-            "--schema-from",
-            schema_from
-        ]),
-        "1\n"
-    );
-    assert_eq!(
-        ok(&[
-            "commit",
-            &s,
-            "--upsert",
-            &format!("orders={}", first.display())
-        ]),
-        "2\n"
-    );
-    (s, first)
-}
 
 #[test]
 fn a_store_is_built_and_queried_through_the_cli() {
@@ -405,108 +340,6 @@ fn reader_processes_see_whole_versions_while_the_writer_commits() {
     assert!(seen.iter().all(|&n| (100..=158).contains(&n)), "{seen:?}");
 }
 
-#[test]
-fn verify_names_the_newest_intact_version_and_exits_2_on_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    common::build_history(&path);
-    let s = path.to_str().unwrap();
-    let out = ok(&["verify", s]);
-    assert!(out.contains("4 versions checked, 0 damaged"), "{out}");
-    assert!(out.contains("newest intact version: 4"), "{out}");
-    assert!(ok(&["verify", s, "--version", "2"]).contains("newest intact version: 2"));
-
-    // Damage the newest version's record: only v4 is affected.
-    let records = path.join("catalog/records.log");
-    let mut bytes = std::fs::read(&records).unwrap();
-    let at = bytes.len() - 3;
-    bytes[at] ^= 0x01;
-    std::fs::write(&records, &bytes).unwrap();
-    let out = reel(&["verify", s]);
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("v4: "), "{text}");
-    assert!(text.contains("1 damaged"), "{text}");
-    assert!(text.contains("newest intact version: 3"), "{text}");
-}
-
-#[test]
-fn rewind_purges_later_versions_and_can_find_the_last_good_one_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    common::build_history(&path);
-    let s = path.to_str().unwrap();
-    let out = ok(&["rewind", s, "--to", "3"]);
-    assert!(
-        out.contains("rewound to v3: 1 versions purged; the next commit is v4"),
-        "{out}"
-    );
-    let listed = ok(&["versions", s]);
-    let last = listed.lines().last().unwrap().split_whitespace().next();
-    assert_eq!(last, Some("3"), "{listed}");
-    assert!(fails(&["rewind", s, "--to", "7"]).contains("version 7"));
-    // Damage v3's record (the newest): --to-last-good verifies and lands on v2.
-    let records = path.join("catalog/records.log");
-    let mut bytes = std::fs::read(&records).unwrap();
-    let at = bytes.len() - 3;
-    bytes[at] ^= 0x01;
-    std::fs::write(&records, &bytes).unwrap();
-    let out = ok(&["rewind", s, "--to-last-good"]);
-    assert!(out.contains("rewound to v2"), "{out}");
-    assert!(ok(&["verify", s]).contains("newest intact version: 2"));
-}
-
-#[test]
-fn compact_rewrites_closed_generations_and_versions_shows_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    let truth = common::build_history(&path);
-    {
-        // Close the generation: a forced keyframe.
-        let store = reeldb::Store::open(&path).unwrap();
-        let mut w = store.writer().unwrap();
-        let mut tx = w.begin();
-        tx.upsert("orders", orders(&[999], 9)).unwrap();
-        tx.keyframe();
-        tx.commit().unwrap();
-    }
-    let s = path.to_str().unwrap();
-    let out = ok(&["compact", s]);
-    assert!(
-        out.contains("2 generations (2 versions) rewritten as B-frames"),
-        "{out}"
-    );
-    assert!(out.contains("2 node logs deleted"), "{out}");
-    let listed = ok(&["versions", s]);
-    assert_eq!(listed.matches("bframe").count(), 2, "{listed}");
-    let store = reeldb::Store::open(&path).unwrap();
-    let now = common::read_all_canonical(&store);
-    let then: Vec<_> = truth.iter().map(|v| common::canonical(v)).collect();
-    assert_eq!(now[..4], then[..]);
-    assert!(ok(&["verify", s]).contains("0 damaged"));
-    // Thinning to one keyframe per 100 versions leaves only the newest.
-    let out = ok(&["compact", s, "--keyframe-every", "100"]);
-    assert!(out.contains("keyframes thinned"), "{out}");
-    let listed = ok(&["versions", s]);
-    assert_eq!(listed.matches("keyframe").count(), 1, "{listed}");
-    let now = common::read_all_canonical(&store);
-    assert_eq!(now[..4], then[..]);
-    assert!(ok(&["verify", s]).contains("0 damaged"));
-}
-
-#[test]
-fn expire_retires_old_versions_and_refuses_a_bad_choice() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    common::build_history(&path);
-    let s = path.to_str().unwrap();
-    assert!(ok(&["expire", s, "--keep-last", "2"]).contains("2 versions expired (v1 to v2)"));
-    let err = fails(&["scan", s, "orders", "--version", "1"]);
-    assert!(err.contains("version 1 was expired"), "{err}");
-    assert!(fails(&["expire", s, "--older-than", "3 weeks"]).contains("bad duration"));
-    assert!(ok(&["expire", s, "--older-than", "1d"]).contains("0 versions expired"));
-}
-
 /// One row per case of a table holding every column type ReelDB stores, nulls included.
 fn every_type() -> arrow::array::RecordBatch {
     use arrow::array::*;
@@ -718,7 +551,7 @@ fn sql_runs_one_query_in_each_format_or_a_shell() {
     );
 
     // The shell: dot commands, a statement over two lines, an error that does not end it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))
         .args(["sql", s])
         .env("HOME", dir.path())
         .stdin(std::process::Stdio::piped())
@@ -748,113 +581,5 @@ fn sql_runs_one_query_in_each_format_or_a_shell() {
             && text.contains("nope")
             && text.contains("tables at version 4: orders"),
         "{text}"
-    );
-}
-
-#[test]
-fn schema_changes_through_the_cli_are_versions_and_old_versions_keep_their_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = seeded(dir.path(), &[1, 2, 3]);
-    assert_eq!(
-        ok(&[
-            "alter",
-            &s,
-            "orders",
-            "--add-column",
-            "tier:int32=1",
-            "--rename-column",
-            "note=remark",
-        ]),
-        "3\n"
-    );
-    assert_eq!(
-        ok(&[
-            "alter",
-            &s,
-            "orders",
-            "--widen",
-            "tier:int64",
-            "--drop-column",
-            "status"
-        ]),
-        "4\n"
-    );
-    let json = ok(&["schema", &s, "orders", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(
-        v,
-        serde_json::json!({
-            "fields": [
-                {"name": "id", "type": "int64", "nullable": false},
-                {"name": "amount", "type": "float64", "nullable": true},
-                {"name": "remark", "type": "utf8", "nullable": true},
-                {"name": "tier", "type": "int64", "nullable": true},
-            ],
-            "key": ["id"],
-        })
-    );
-    let old = ok(&["schema", &s, "orders", "--version", "2"]);
-    assert!(old.contains("status\tutf8\tnot null"), "{old}");
-    let rows = ok(&["scan", &s, "orders", "--format", "csv"]);
-    assert_eq!(rows.lines().next().unwrap(), "id,amount,remark,tier");
-    assert!(rows.lines().skip(1).all(|l| l.ends_with(",1")), "{rows}");
-    // Refused changes name what is wrong and write nothing.
-    assert!(fails(&["alter", &s, "orders", "--drop-column", "id"]).contains("key"));
-    assert!(fails(&["alter", &s, "orders", "--widen", "tier:int8"]).contains("tier"));
-    assert!(fails(&["alter", &s, "orders", "--add-column", "x:int32=abc"]).contains("abc"));
-    assert!(fails(&["alter", &s, "orders", "--add-column", "x:list"]).contains("unknown type"));
-    assert_eq!(ok(&["rename", &s, "orders", "sales"]), "5\n");
-    assert!(fails(&["rename", &s, "nope", "x"]).contains("nope"));
-    assert_eq!(ok(&["drop", &s, "sales"]), "6\n");
-    assert!(fails(&["schema", &s, "sales"]).contains("unknown table"));
-    assert!(ok(&["scan", &s, "orders", "--version", "2"]).contains("paid"));
-}
-
-#[test]
-fn a_commit_whose_file_has_columns_the_table_lacks_is_refused_unless_asked_to_evolve() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = seeded(dir.path(), &[1, 2]);
-    let wide = dir.path().join("wide.arrow");
-    let base = orders(&[3], 0);
-    let mut fields: Vec<arrow::datatypes::Field> = base
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(arrow::datatypes::Field::new(
-        "region",
-        arrow::datatypes::DataType::Utf8,
-        true,
-    ));
-    let mut columns = base.columns().to_vec();
-    columns.push(std::sync::Arc::new(arrow::array::StringArray::from(vec![
-        "eu",
-    ])));
-    let batch = arrow::array::RecordBatch::try_new(
-        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
-        columns,
-    )
-    .unwrap();
-    write_arrow(&wide, &batch);
-    let upsert = format!("orders={}", wide.display());
-    let err = fails(&["commit", &s, "--upsert", &upsert]);
-    assert!(
-        err.contains("region") && err.contains("reel alter") && err.contains("--evolve"),
-        "{err}"
-    );
-    assert_eq!(
-        ok(&["versions", &s]).lines().count(),
-        3,
-        "nothing committed"
-    );
-    assert_eq!(ok(&["commit", &s, "--upsert", &upsert, "--evolve"]), "3\n");
-    let rows = ok(&["scan", &s, "orders", "--format", "csv"]);
-    assert!(rows.starts_with("id,status,amount,note,region\n"), "{rows}");
-    assert!(rows.contains(",eu"), "{rows}");
-    assert_eq!(
-        rows.lines().filter(|l| l.ends_with(',')).count(),
-        2,
-        "{rows}"
     );
 }

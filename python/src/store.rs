@@ -150,14 +150,14 @@ impl Database {
         keyframe_every: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store.clone();
-        let (report, thinning, cleaning) = py
+        let (report, thinning, cleaning, catalog) = py
             .detach(|| -> reeldb::Result<_> {
                 let plan = MaintenancePlan {
                     keyframe_every,
                     ..MaintenancePlan::default()
                 };
                 let r = store.maintenance()?.run(&plan, &mut |_, _| {})?;
-                Ok((r.compaction, r.thinning, r.cleaning))
+                Ok((r.compaction, r.thinning, r.cleaning, r.catalog))
             })
             .py_err()?;
         let d = PyDict::new(py);
@@ -175,6 +175,8 @@ impl Database {
         }
         d.set_item("packs_copied", cleaning.copied)?;
         d.set_item("writer_open", cleaning.writer_open)?;
+        d.set_item("catalog_rewritten", catalog.rewritten)?;
+        d.set_item("catalog_bytes_after", catalog.bytes_after)?;
         d.set_item("pack_bytes_before", cleaning.bytes_before)?;
         d.set_item("pack_bytes_after", cleaning.bytes_after)?;
         Ok(d)
@@ -213,7 +215,10 @@ impl Database {
         let store = self.store.clone();
         py.detach(|| {
             let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
-            store.maintenance()?.expire(expiry, &keep)
+            let mut maintenance = store.maintenance()?;
+            let expired = maintenance.expire(expiry, &keep)?;
+            maintenance.rewrite_catalog(reeldb::maintenance::catalog::REWRITE_AT_DEAD)?;
+            Ok::<_, reeldb::Error>(expired)
         })
         .py_err()
     }

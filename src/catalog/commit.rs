@@ -31,7 +31,11 @@ pub fn lock_path() -> std::path::PathBuf {
 pub struct CatalogLock {
     storage: Arc<dyn Storage>,
     _guard: Box<dyn LockGuard>,
-    /// Length of records.log when the lock was taken.
+    /// The latest version's entry when the lock was taken.
+    head: Option<IndexEntry>,
+    /// The records file new records go to: the latest version's.
+    records_file: u64,
+    /// Length of that records file when the lock was taken.
     records_len: u64,
     /// Length of versions.idx when the lock was taken.
     index_len: u64,
@@ -41,22 +45,39 @@ impl CatalogLock {
     /// Waits for the catalog lock and takes it.
     pub fn take(storage: &Arc<dyn Storage>) -> Result<CatalogLock> {
         let guard = storage.lock_exclusive(&lock_path())?;
+        let head = IndexReader::new(storage.as_ref()).latest()?;
+        let records_file = head.map_or(0, |e| e.records_file);
+        let records = records_path(records_file);
         Ok(CatalogLock {
-            records_len: storage.len(&records_path())?,
+            // records.log is missing only after a rewind to nothing retired it (a catalog
+            // rewrite had moved on); the writer's open starts it afresh.
+            records_len: match storage.exists(&records)? {
+                true => storage.len(&records)?,
+                false => 0,
+            },
             index_len: storage.len(&index_path())?,
+            head,
+            records_file,
             storage: storage.clone(),
             _guard: guard,
         })
     }
 
-    /// Length of records.log as it was when the lock was taken: where the next record goes.
+    /// Length of the records file as it was when the lock was taken: where the next record
+    /// goes.
     pub fn records_len(&self) -> u64 {
         self.records_len
     }
 
-    /// The latest committed version's index entry, read now.
-    pub fn head(&self) -> Result<Option<IndexEntry>> {
-        IndexReader::new(self.storage.as_ref()).latest()
+    /// The records file new records go to.
+    pub fn records_file(&self) -> u64 {
+        self.records_file
+    }
+
+    /// The latest committed version's index entry, as read when the lock was taken (nothing
+    /// else changes it while the lock is held).
+    pub fn head(&self) -> Option<IndexEntry> {
+        self.head
     }
 
     /// Appends a version: `records` (table definitions, then the version record) at the end of
@@ -76,7 +97,7 @@ impl CatalogLock {
                     self.index_len, entry.version
                 )));
             }
-            let mut log = self.storage.open_append(&records_path())?;
+            let mut log = self.storage.open_append(&records_path(self.records_file))?;
             log.append(records)?;
             if durable {
                 log.sync()?;
@@ -102,7 +123,7 @@ impl CatalogLock {
     /// stands, and the next writer to open cuts them off.
     pub fn replace_index(&mut self, records: &[u8], index: &[u8]) -> Result<()> {
         if !records.is_empty() {
-            let mut log = self.storage.open_append(&records_path())?;
+            let mut log = self.storage.open_append(&records_path(self.records_file))?;
             log.append(records)?;
             log.sync()?;
         }
@@ -111,8 +132,9 @@ impl CatalogLock {
 
     /// Cuts records.log and versions.idx back to their lengths when the lock was taken.
     fn cut_back(&self) -> Result<()> {
-        if self.storage.len(&records_path())? > self.records_len {
-            self.storage.truncate(&records_path(), self.records_len)?;
+        let path = records_path(self.records_file);
+        if self.storage.len(&path)? > self.records_len {
+            self.storage.truncate(&path, self.records_len)?;
         }
         if self.storage.len(&index_path())? > self.index_len {
             self.storage.truncate(&index_path(), self.index_len)?;

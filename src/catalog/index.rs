@@ -11,7 +11,7 @@
 //! 32 record_len       u32  framed length of that record
 //! 36 flags            u32  bit 0: this version itself recorded a source offset
 //! 40 record_checksum  u64  xxh3-64 of the framed record
-//! 48 reserved         u64  0
+//! 48 records_file     u64  the records file holding the record (0: records.log)
 //! 56 entry_checksum   u64  xxh3-64 of bytes 0..56
 //! ```
 
@@ -50,6 +50,9 @@ pub struct IndexEntry {
     pub record_checksum: u64,
     /// True once the version was expired: it can no longer be opened.
     pub expired: bool,
+    /// The records file holding the version record (see `catalog::records_path`). An
+    /// expired version whose record a catalog rewrite dropped has `record_len` 0.
+    pub records_file: u64,
 }
 
 impl IndexEntry {
@@ -66,7 +69,7 @@ impl IndexEntry {
                     | if self.expired { FLAG_EXPIRED } else { 0 },
             )
             .u64(self.record_checksum)
-            .u64(0);
+            .u64(self.records_file);
         let mut out = e.finish();
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -89,7 +92,7 @@ impl IndexEntry {
         let record_len = d.u32().map_err(|e| e.0)?;
         let flags = d.u32().map_err(|e| e.0)?;
         let record_checksum = field(d.u64())?;
-        let _reserved = field(d.u64())?;
+        let records_file = field(d.u64())?;
         let sum = field(d.u64())?;
         if checksum(&buf[..56]) != sum {
             return Err("entry checksum mismatch".into());
@@ -109,6 +112,7 @@ impl IndexEntry {
             record_offset,
             record_len,
             record_checksum,
+            records_file,
         })
     }
 }
@@ -289,6 +293,7 @@ mod tests {
             record_len: 300,
             record_checksum: 99,
             expired: true,
+            records_file: 3,
         };
         let bytes = e.encode();
         assert_eq!(bytes.len(), ENTRY_LEN as usize);

@@ -25,10 +25,30 @@ use crate::error::{Error, Result};
 /// Directory of the catalog files.
 pub const CATALOG_DIR: &str = "catalog";
 
-/// Path of the records log.
-pub fn records_path() -> std::path::PathBuf {
-    Path::new(CATALOG_DIR).join("records.log")
+/// Path of records file `file`: `catalog/records.log` for file 0, the store's first, and
+/// `catalog/records-{file}.log` for each one a catalog rewrite started since (see
+/// `maintenance::catalog`). Every index entry names the file its record lies in.
+pub fn records_path(file: u64) -> std::path::PathBuf {
+    match file {
+        0 => Path::new(CATALOG_DIR).join("records.log"),
+        n => Path::new(CATALOG_DIR).join(format!("records-{n}.log")),
+    }
 }
+
+/// The records file a file name in `catalog/` stands for, if it is one.
+pub fn records_file_of(name: &str) -> Option<u64> {
+    if name == "records.log" {
+        return Some(0);
+    }
+    name.strip_prefix("records-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+}
+
+/// How errors name the records files when the file is not known.
+pub const RECORDS_LABEL: &str = "catalog records";
 
 /// Directory of the overlay node logs.
 pub const OVERLAY_DIR: &str = "overlays";
@@ -45,8 +65,8 @@ pub fn index_path() -> std::path::PathBuf {
 }
 
 /// Reads `len` bytes at `offset` of the catalog file `path`. Every catalog read is of bytes a
-/// header or a committed entry vouches for, so a file that ends before them is corrupt
-/// (truncated), not an I/O failure.
+/// header or a committed entry vouches for, so a file that ends before them, or is missing,
+/// is corrupt (truncated or lost), not an I/O failure.
 pub fn read_exact(storage: &dyn Storage, path: &Path, offset: u64, len: usize) -> Result<Bytes> {
     storage.read_at(path, offset, len).map_err(|e| match e {
         reeldb_keyframe::Error::Io { source, .. }
@@ -56,6 +76,15 @@ pub fn read_exact(storage: &dyn Storage, path: &Path, offset: u64, len: usize) -
                 path: path.display().to_string(),
                 offset,
                 reason: format!("the file ends before the {len} bytes at this offset"),
+            }
+        }
+        reeldb_keyframe::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Error::CorruptCatalog {
+                path: path.display().to_string(),
+                offset,
+                reason: "the file is missing".into(),
             }
         }
         other => Error::Keyframe(other),

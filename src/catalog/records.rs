@@ -59,6 +59,9 @@ impl Found {
 /// Every intact frame of records.log from `from` on, in order. Bytes that are not an intact
 /// frame (a cut-off append, damage) are skipped to the next place an intact frame starts.
 pub fn walk(storage: &dyn Storage, path: &Path, from: u64) -> Result<Vec<Found>> {
+    if !storage.exists(path)? {
+        return Ok(Vec::new());
+    }
     let len = storage.len(path)?;
     let mut out = Vec::new();
     if from >= len {

@@ -50,10 +50,15 @@ fn marker_target(payload: &[u8]) -> Option<u64> {
     Decoder::new(payload).u64().ok()
 }
 
-/// The versions numbered above `latest` whose records lie past `from` in records.log, less
-/// those a later rewind marker purged.
-fn versions_past(storage: &dyn Storage, from: u64, latest: u64) -> Result<BTreeSet<u64>> {
-    let path = records_path();
+/// The versions numbered above `latest` whose records lie past `from` in records file `file`,
+/// less those a later rewind marker purged.
+fn versions_past(
+    storage: &dyn Storage,
+    file: u64,
+    from: u64,
+    latest: u64,
+) -> Result<BTreeSet<u64>> {
+    let path = records_path(file);
     let mut seen = BTreeSet::new();
     for f in records::walk(storage, &path, from)? {
         if f.kind == CatalogKind::Rewind as u8 {
@@ -81,11 +86,15 @@ pub fn lost_after(
     storage: &dyn Storage,
     head: Option<&IndexEntry>,
 ) -> Result<Option<RangeInclusive<u64>>> {
-    let (from, latest) = match head {
-        Some(e) => (e.record_offset + u64::from(e.record_len), e.version),
-        None => (RECORDS_HEADER_LEN, 0),
+    let (file, from, latest) = match head {
+        Some(e) => (
+            e.records_file,
+            e.record_offset + u64::from(e.record_len),
+            e.version,
+        ),
+        None => (0, RECORDS_HEADER_LEN, 0),
     };
-    let newest = versions_past(storage, from, latest)?.last().copied();
+    let newest = versions_past(storage, file, from, latest)?.last().copied();
     Ok(newest
         .filter(|&n| n >= latest + 2)
         .map(|n| latest + 1..=n - 1))
@@ -98,15 +107,33 @@ pub fn damaged_last_entry(storage: &dyn Storage, n: u64, bytes: &[u8]) -> Result
     if bytes.len() != ENTRY_LEN as usize || bytes.iter().all(|&b| b == 0) {
         return Ok(false);
     }
+    let prev = match n {
+        0 | 1 => None,
+        _ => IndexReader::new(storage).entry(n - 1).ok(),
+    };
     let prev_carried = match n {
         0 | 1 => Some(NO_OFFSET),
-        _ => IndexReader::new(storage)
-            .entry(n - 1)
-            .ok()
-            .map(|e| e.carried_offset),
+        _ => prev.map(|e| e.carried_offset),
     };
-    let path = records_path();
-    for f in records::walk(storage, &path, RECORDS_HEADER_LEN)? {
+    // The record lies in the records file the entry names, which is the one of the entry
+    // before (a catalog rewrite moves every entry at once) unless that is damaged too.
+    let named = u64::from_le_bytes(field(bytes, 48));
+    let mut files: Vec<u64> = prev.map(|e| e.records_file).into_iter().collect();
+    files.extend([named, 0]);
+    files.dedup();
+    let mut found = Vec::new();
+    for file in files {
+        let path = records_path(file);
+        if storage.exists(&path)? {
+            found.extend(
+                records::walk(storage, &path, RECORDS_HEADER_LEN)?
+                    .into_iter()
+                    .map(|f| (file, f)),
+            );
+        }
+    }
+    let path = records_path(0);
+    for (file, f) in found {
         if f.kind != CatalogKind::Version as u8 {
             continue;
         }
@@ -135,6 +162,7 @@ pub fn damaged_last_entry(storage: &dyn Storage, n: u64, bytes: &[u8]) -> Result
             record_len: f.framed.len() as u32,
             record_checksum: checksum(&f.framed),
             expired: false,
+            records_file: file,
         }
         .encode();
         let flipped: u32 = implied

@@ -188,7 +188,7 @@ impl TableDef {
 
     fn corrupt(&self, offset: u64, reason: String) -> Error {
         Error::CorruptCatalog {
-            path: super::records_path().display().to_string(),
+            path: super::RECORDS_LABEL.to_string(),
             offset,
             reason: format!("table {}: {reason}", self.name),
         }
@@ -267,9 +267,12 @@ impl Codec for TableDef {
     }
 }
 
-/// Where a catalog record is in records.log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a catalog record is: in which records file, at what offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CatalogRef {
+    /// The records file (see [`super::records_path`]). Not stored: a reference lies in the
+    /// same file as the version record holding it, so reading that record sets it.
+    pub file: u64,
     /// Offset of the framed record.
     pub offset: u64,
     /// Framed length.
@@ -476,7 +479,7 @@ pub struct OverlayRecord {
 }
 
 /// Everything a version is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct VersionRecord {
     /// The version number.
     pub version: u64,
@@ -518,6 +521,7 @@ impl Codec for CatalogRef {
 
     fn take(d: &mut Decoder<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(CatalogRef {
+            file: 0,
             offset: d.u64()?,
             len: d.u32()?,
         })

@@ -19,6 +19,7 @@
 //! ([`Cleaning::writer_open`]). Rewinding purges versions, so it needs the writer lock and
 //! no maintenance running.
 
+pub mod catalog;
 pub mod clean;
 pub mod compact;
 pub mod expire;
@@ -40,6 +41,7 @@ use crate::catalog::version::{self, VersionRecord};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+pub use catalog::CatalogRewrite;
 pub use clean::Cleaning;
 pub use compact::Compaction;
 pub use thin::Thinning;
@@ -63,7 +65,8 @@ pub struct Maintenance {
 }
 
 /// What `reel compact` (and Python's `Store.compact`) does, in this order: compact every
-/// closed generation, thin keyframes if asked, then clean the packs.
+/// closed generation, thin keyframes if asked, clean the packs, then rewrite the catalog
+/// once half of it is dead.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MaintenancePlan {
     /// Thin each table to one keyframe per this many versions (`None`: no thinning).
@@ -90,6 +93,8 @@ pub struct MaintenanceReport {
     pub thinning: Option<Thinning>,
     /// The cleaning.
     pub cleaning: Cleaning,
+    /// The catalog rewrite.
+    pub catalog: CatalogRewrite,
 }
 
 /// Takes the maintenance lock, failing at once with [`Error::MaintenanceLocked`].
@@ -151,10 +156,12 @@ impl Maintenance {
         let compaction = self.compact(progress)?;
         let thinning = plan.keyframe_every.map(|n| self.thin(n)).transpose()?;
         let cleaning = self.clean(plan.clean_at_garbage)?;
+        let catalog = self.rewrite_catalog(catalog::REWRITE_AT_DEAD)?;
         Ok(MaintenanceReport {
             compaction,
             thinning,
             cleaning,
+            catalog,
         })
     }
 
@@ -165,7 +172,17 @@ impl Maintenance {
         let index = self.store.index();
         let mut out = Vec::with_capacity(latest as usize);
         for e in index.entries(latest)? {
-            out.push((e, self.store.read_record(&e)?));
+            // An expired version whose record a catalog rewrite dropped reads as one with no
+            // tables: maintenance leaves expired versions alone.
+            let rec = match e.expired && e.record_len == 0 {
+                true => VersionRecord {
+                    version: e.version,
+                    committed_at: e.committed_at,
+                    ..VersionRecord::default()
+                },
+                false => self.store.read_record(&e)?,
+            };
+            out.push((e, rec));
         }
         Ok(out)
     }
@@ -185,7 +202,7 @@ impl Maintenance {
         let storage = self.store.inner.storage.clone();
         let mut catalog = CatalogLock::take(&storage)?;
         let index = self.store.index();
-        let head = catalog.head()?.ok_or_else(|| {
+        let head = catalog.head().ok_or_else(|| {
             Error::Internal("the store lost its versions during maintenance".into())
         })?;
         // Appending the latest record again would bury the proof of versions the index lost.
@@ -236,6 +253,7 @@ impl Maintenance {
                     record_offset,
                     record_len,
                     record_checksum,
+                    records_file: catalog.records_file(),
                     ..e
                 },
                 None => e,

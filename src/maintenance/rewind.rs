@@ -122,7 +122,8 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         // (an index cut short by damage): the marker then records that they are given up.
         let head = store.latest_entry()?;
         if tail::lost_after(storage.as_ref(), head.as_ref())?.is_some() {
-            append_marker(storage.as_ref(), to, store.index().rewinds()?)?;
+            let file = head.map_or(0, |e| e.records_file);
+            append_marker(storage.as_ref(), file, to, store.index().rewinds()?)?;
         }
         return Ok(0);
     }
@@ -150,16 +151,26 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     }
     // Before the commit point: the purged versions' records stay in records.log until the
     // cut, and must not then read as proof of lost versions (see `catalog::tail`).
-    append_marker(storage.as_ref(), to, index.rewinds()? + 1)?;
+    // Every entry names one records file (a catalog rewrite moves them all at once).
+    let file = kept
+        .last()
+        .copied()
+        .or_else(|| index.entry(1).ok())
+        .map_or(0, |e| e.records_file);
+    append_marker(storage.as_ref(), file, to, index.rewinds()? + 1)?;
+    // An empty store's records file is records.log, which a catalog rewrite may have retired.
+    if to == 0 && !storage.exists(&records_path(0))? {
+        storage.write_atomic(&records_path(0), &records::header())?;
+    }
     storage.write_atomic(&index_path(), &bytes)?;
     drop(census);
     store.forget_positions();
     Ok(latest - to)
 }
 
-/// Appends and syncs a rewind marker (see `catalog::tail`).
-fn append_marker(storage: &dyn Storage, to: u64, rewinds: u64) -> Result<()> {
-    let mut file = storage.open_append(&records_path())?;
+/// Appends and syncs a rewind marker (see `catalog::tail`) to records file `file`.
+fn append_marker(storage: &dyn Storage, file: u64, to: u64, rewinds: u64) -> Result<()> {
+    let mut file = storage.open_append(&records_path(file))?;
     file.append(&tail::rewind_marker(to, rewinds))?;
     file.sync()?;
     Ok(())
@@ -194,8 +205,9 @@ fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<In
     rec.packs = packs.into_iter().collect();
     let storage = store.inner.storage.clone();
     let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
-    let offset = storage.len(&records_path())?;
-    let mut file = storage.open_append(&records_path())?;
+    let path = records_path(last.records_file);
+    let offset = storage.len(&path)?;
+    let mut file = storage.open_append(&path)?;
     file.append(&framed)?;
     file.sync()?;
     Ok(IndexEntry {

@@ -227,7 +227,7 @@ fn batch_keys(
 /// hidden in the keyframe or absent from it, and no two live residual rows share a key.
 fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
     let wrong = |reason: String| Error::CorruptCatalog {
-        path: crate::catalog::records_path().display().to_string(),
+        path: crate::catalog::RECORDS_LABEL.to_string(),
         offset: 0,
         reason,
     };

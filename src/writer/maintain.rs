@@ -1,11 +1,12 @@
-//! Maintenance from the writer's own handle: `Writer::compact`, `thin`, `clean`, `expire` and
-//! `maintain` run a [`Maintenance`] while this writer is quiet (it cannot commit meanwhile),
+//! Maintenance from the writer's own handle: `Writer::compact`, `thin`, `clean`, `expire`,
+//! `rewrite_catalog` and `maintain` run a [`Maintenance`] while this writer is quiet (it cannot commit meanwhile),
 //! so cleaning copies without waiting for the writer to close, then reload the latest
 //! version, since cleaning moves what the writer's deduplication index points at.
 
 use crate::error::Result;
 use crate::maintenance::{
-    Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning, expire::Expiry,
+    CatalogRewrite, Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport,
+    Thinning, expire::Expiry,
 };
 use crate::writer::Writer;
 
@@ -46,6 +47,11 @@ impl Writer {
     /// [`Maintenance::clean`] with this writer's lock: the copy always runs when worth it.
     pub fn clean(&mut self, min_garbage: f64) -> Result<Cleaning> {
         self.maintain_with(|m| m.clean(min_garbage))
+    }
+
+    /// [`Maintenance::rewrite_catalog`] with this writer's lock.
+    pub fn rewrite_catalog(&mut self, min_dead: f64) -> Result<CatalogRewrite> {
+        self.maintain_with(|m| m.rewrite_catalog(min_dead))
     }
 
     /// [`Maintenance::expire`] with this writer's lock.

@@ -313,8 +313,12 @@ pub(crate) fn settle(
     let records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
         e.record_offset + u64::from(e.record_len)
     });
-    if storage.len(&records_path())? > records_len {
-        storage.truncate(&records_path(), records_len)?;
+    let records = records_path(head.as_ref().map_or(0, |(e, _)| e.records_file));
+    if !storage.exists(&records)? {
+        // Rewound to nothing after a catalog rewrite retired records.log: it starts afresh.
+        storage.write_atomic(&records, &records::header())?;
+    } else if storage.len(&records)? > records_len {
+        storage.truncate(&records, records_len)?;
     }
     if let Some((entry, _)) = &head {
         persist_head(storage.as_ref(), entry)?;
@@ -338,8 +342,9 @@ fn persist_head(storage: &dyn reeldb_keyframe::storage::Storage, entry: &IndexEn
     let bytes = storage.read_at(&index_path(), entry_at, ENTRY_LEN as usize)?;
     storage.rewrite_in_place(&index_path(), entry_at, &bytes)?;
     let len = entry.record_len as usize;
-    let record = storage.read_at(&records_path(), entry.record_offset, len)?;
-    storage.rewrite_in_place(&records_path(), entry.record_offset, &record)?;
+    let path = records_path(entry.records_file);
+    let record = storage.read_at(&path, entry.record_offset, len)?;
+    storage.rewrite_in_place(&path, entry.record_offset, &record)?;
     storage.sync_dir(Path::new(crate::catalog::CATALOG_DIR))?;
     Ok(())
 }
@@ -812,6 +817,7 @@ fn write_version(
         };
         let framed = records::frame(CatalogKind::TableDef, &version::encode(&a.def));
         entry.def = CatalogRef {
+            file: 0,
             offset: 0,
             len: framed.len() as u32,
         };
@@ -830,6 +836,7 @@ fn write_version(
         def.id = id;
         let framed = records::frame(CatalogKind::TableDef, &version::encode(&def));
         let def = CatalogRef {
+            file: 0,
             offset: 0,
             len: framed.len() as u32,
         };
@@ -929,6 +936,7 @@ fn write_version(
         record_len: 0,
         record_checksum: 0,
         expired: false,
+        records_file: 0,
     };
     let head = append_to_catalog(writer, new_defs, rec, entry, durable)?;
     writer.head = Some(head);
@@ -936,8 +944,8 @@ fn write_version(
 }
 
 /// The catalog step of a commit, under the catalog lock: places the new definitions and the
-/// version record at the end of records.log (filling in their offsets), lists the packs
-/// maintenance wrote beside the writer's own, and appends the index entry.
+/// version record at the end of the current records file (filling in their offsets), lists
+/// the packs maintenance wrote beside the writer's own, and appends the index entry.
 fn append_to_catalog(
     writer: &Writer,
     new_defs: Vec<(String, Vec<u8>)>,
@@ -946,9 +954,30 @@ fn append_to_catalog(
     durable: bool,
 ) -> Result<(IndexEntry, VersionRecord)> {
     let mut catalog = CatalogLock::take(&writer.store.inner.storage)?;
-    rec.packs
-        .extend(maintenance_packs(writer, catalog.head()?)?);
+    let file = catalog.records_file();
+    let latest = latest_on_disk(writer, catalog.head())?;
+    rec.packs.extend(
+        latest
+            .packs
+            .iter()
+            .copied()
+            .filter(|(id, _)| PackRange::Maintenance.contains(*id)),
+    );
     rec.packs.sort_unstable();
+    // Tables whose definition this commit does not write keep the latest version's (which
+    // a catalog rewrite may have moved to another records file).
+    for t in rec
+        .tables
+        .iter_mut()
+        .filter(|t| !new_defs.iter().any(|(name, _)| *name == t.name))
+    {
+        t.def = latest
+            .tables
+            .iter()
+            .find(|l| l.id == t.id)
+            .map(|l| l.def)
+            .ok_or_else(|| Error::Internal(format!("table {} has no definition", t.name)))?;
+    }
     let base = catalog.records_len();
     let mut pending = Vec::new();
     for (name, framed) in new_defs {
@@ -957,10 +986,12 @@ fn append_to_catalog(
             .iter_mut()
             .find(|t| t.name == name)
             .ok_or_else(|| Error::Internal(format!("new definition of {name}, not a table")))?;
+        t.def.file = file;
         t.def.offset = base + pending.len() as u64;
         pending.extend_from_slice(&framed);
     }
     let framed = records::frame(CatalogKind::Version, &version::encode(&rec));
+    entry.records_file = file;
     entry.record_offset = base + pending.len() as u64;
     entry.record_len = framed.len() as u32;
     entry.record_checksum = reeldb_keyframe::format::checksum(&framed);
@@ -969,32 +1000,34 @@ fn append_to_catalog(
     Ok((entry, rec))
 }
 
-/// The packs of [`PackRange::Maintenance`] the latest version lists, given its index entry as
-/// it is on disk now: when maintenance replaced the index since this writer's last commit,
-/// the latest version's record moved, and the moved record (same tables, the packs as
-/// maintenance left them) is read.
-fn maintenance_packs(writer: &Writer, on_disk: Option<IndexEntry>) -> Result<Vec<(u32, u64)>> {
-    let ours = |packs: &[(u32, u64)]| -> Vec<(u32, u64)> {
-        packs
-            .iter()
-            .copied()
-            .filter(|(id, _)| PackRange::Maintenance.contains(*id))
-            .collect()
-    };
+/// The latest version's record as it is on disk now (`on_disk` is its index entry): this
+/// writer's cached one, unless maintenance replaced the index since this writer's last
+/// commit and moved it (listing the packs maintenance wrote, or rewritten into another
+/// records file); the moved record has the same tables, definitions aside.
+fn latest_on_disk(writer: &Writer, on_disk: Option<IndexEntry>) -> Result<VersionRecord> {
     match (on_disk, &writer.head) {
-        (None, None) => Ok(Vec::new()),
+        (None, None) => Ok(VersionRecord::default()),
         (Some(d), Some((cached, rec))) if d.version == cached.version => {
             if d == *cached {
-                return Ok(ours(&rec.packs));
+                return Ok(rec.clone());
             }
             let moved = writer.store.read_record(&d)?;
-            if moved.tables != rec.tables {
+            let without_defs = |r: &VersionRecord| -> Vec<TableEntry> {
+                r.tables
+                    .iter()
+                    .map(|t| TableEntry {
+                        def: CatalogRef::default(),
+                        ..t.clone()
+                    })
+                    .collect()
+            };
+            if without_defs(&moved) != without_defs(rec) {
                 return Err(Error::Internal(format!(
                     "version {} changed its tables under the writer",
                     d.version
                 )));
             }
-            Ok(ours(&moved.packs))
+            Ok(moved)
         }
         (d, _) => Err(Error::Internal(format!(
             "versions.idx ends at version {} where this writer's latest is {}",

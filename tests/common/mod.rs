@@ -185,3 +185,5 @@ pub fn stop_when_stdin_closes() -> std::sync::Arc<std::sync::atomic::AtomicBool>
 pub mod workload;
 
 pub mod beside;
+
+pub mod cli;

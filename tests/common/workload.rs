@@ -212,7 +212,11 @@ pub fn apply(writer: &mut Writer, op: &Op) -> Result<(), Error> {
         Op::Compact => writer.compact(&mut |_, _| {}).map(|_| ()),
         Op::Thin(n) => writer.thin(*n).map(|_| ()),
         Op::Clean => writer.clean(0.0).map(|_| ()),
-        Op::ExpireBefore(v) => writer.expire(Expiry::Before(*v), &[]).map(|_| ()),
+        // Every expiry is followed by a catalog rewrite, so crashes hit that too.
+        Op::ExpireBefore(v) => writer
+            .expire(Expiry::Before(*v), &[])
+            .and_then(|_| writer.rewrite_catalog(0.0))
+            .map(|_| ()),
         Op::Rewind(to) => writer.rewind(*to).map(|_| ()),
     }
 }

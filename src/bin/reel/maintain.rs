@@ -1,0 +1,296 @@
+//! `reel compact`, `reel expire`, `reel rewind` and `reel verify`: maintenance of a store's
+//! versions and files, each reporting what it did.
+
+use std::io::Write;
+use std::path::Path;
+
+use reeldb::{Error, Expiry, MaintenancePlan, MaintenanceReport, Store};
+
+use crate::{human, output, say};
+
+/// `reel expire`: the versions one of `keep_last`, `before` or `older_than` names retired
+/// (those whose metadata has a key of `keep_meta` kept), then the catalog rewritten if enough
+/// of it is dead.
+pub fn expire(
+    out: &mut dyn Write,
+    store: &Path,
+    keep_last: Option<u64>,
+    before: Option<u64>,
+    older_than: Option<&str>,
+    keep_meta: &[String],
+) -> Result<(), Error> {
+    let expiry = match (keep_last, before, older_than) {
+        (Some(n), None, None) => Expiry::KeepLast(n),
+        (None, Some(v), None) => Expiry::Before(v),
+        (None, None, Some(d)) => Expiry::OlderThan(parse_duration(d)?),
+        _ => {
+            return Err(Error::InvalidArgument(
+                "give one of --keep-last, --before or --older-than".into(),
+            ));
+        }
+    };
+    let store = Store::open(store)?;
+    let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
+    let mut maintenance = store.maintenance()?;
+    let expired = maintenance.expire(expiry, &keep)?;
+    let catalog = maintenance.rewrite_catalog(reeldb::maintenance::catalog::REWRITE_AT_DEAD)?;
+    if catalog.rewritten {
+        say(
+            out,
+            format_args!(
+                "catalog rewritten: {} of records -> {}",
+                human(catalog.bytes_before),
+                human(catalog.bytes_after)
+            ),
+        )?;
+    }
+    say(
+        out,
+        format_args!(
+            "{} versions expired{}",
+            expired.len(),
+            match (expired.first(), expired.last()) {
+                (Some(a), Some(b)) => format!(" (v{a} to v{b})"),
+                _ => String::new(),
+            }
+        ),
+    )
+}
+
+/// A duration such as `30d`, `12h`, `90m` or `45s`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "bad duration {text:?} (use e.g. 30d, 12h, 90m, 45s)"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.trim().parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(
+        n.checked_mul(seconds).ok_or_else(bad)?,
+    ))
+}
+
+/// `reel compact`: compaction, thinning to one keyframe per `keyframe_every` versions (0:
+/// none) and log cleaning, as `MaintenancePlan` runs them, with a progress bar.
+pub fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<(), Error> {
+    let before = store.stats()?.bytes_on_disk;
+    let plan = MaintenancePlan {
+        keyframe_every: (keyframe_every > 0).then_some(keyframe_every),
+        ..MaintenancePlan::default()
+    };
+    let pb = output::bar(0, "compact");
+    let MaintenanceReport {
+        compaction: report,
+        thinning,
+        cleaning,
+        catalog,
+    } = store.maintenance()?.run(&plan, &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    })?;
+    pb.finish_and_clear();
+    let after = store.stats()?.bytes_on_disk;
+    say(
+        out,
+        format_args!(
+            "{} generations ({} versions) rewritten as B-frames, {} residual rows",
+            report.generations, report.versions, report.residual_rows
+        ),
+    )?;
+    if report.mixed_schema_generations > 0 {
+        say(
+            out,
+            format_args!(
+                "{} generations left as overlays: a table's schema changed within them",
+                report.mixed_schema_generations
+            ),
+        )?;
+    }
+    say(
+        out,
+        format_args!(
+            "{} node logs deleted ({}), {} kept for live readers",
+            report.node_logs_removed,
+            human(report.bytes_reclaimed),
+            report.node_logs_held
+        ),
+    )?;
+    if let Some(t) = thinning {
+        say(
+            out,
+            format_args!(
+                "{} keyframes thinned ({} versions now read a later keyframe, {} residual rows)",
+                t.keyframes, t.versions, t.residual_rows
+            ),
+        )?;
+    }
+    if cleaning.writer_open {
+        say(
+            out,
+            format_args!(
+                "log cleaning skipped: a writer is open (its next commit may reuse any pack); {} of {} in packs is live",
+                human(cleaning.live_bytes),
+                human(cleaning.bytes_before)
+            ),
+        )?;
+    } else if cleaning.copied {
+        say(
+            out,
+            format_args!(
+                "log cleaning: {} of live records copied into new packs ({} before); {} old packs deleted, {} kept for live readers",
+                human(cleaning.bytes_after),
+                human(cleaning.bytes_before),
+                cleaning.packs_deleted,
+                cleaning.packs_held
+            ),
+        )?;
+    } else {
+        say(
+            out,
+            format_args!(
+                "log cleaning skipped: {} of {} in packs is live",
+                human(cleaning.live_bytes),
+                human(cleaning.bytes_before)
+            ),
+        )?;
+    }
+    if catalog.rewritten {
+        say(
+            out,
+            format_args!(
+                "catalog rewritten: {} of records -> {}",
+                human(catalog.bytes_before),
+                human(catalog.bytes_after)
+            ),
+        )?;
+    }
+    say(
+        out,
+        format_args!("bytes on disk: {} -> {}", human(before), human(after)),
+    )
+}
+
+/// `reel rewind`: every version above `to` purged, or above the newest intact one when
+/// `to_last_good` (every version verified first).
+pub fn rewind(
+    out: &mut dyn Write,
+    store: &Store,
+    to: Option<u64>,
+    to_last_good: bool,
+) -> Result<(), Error> {
+    let to = match to {
+        Some(v) => v,
+        None => {
+            debug_assert!(to_last_good, "clap requires --to or --to-last-good");
+            let latest = store.latest_version()?;
+            if latest == 0 {
+                return say(out, format_args!("no versions: nothing to rewind"));
+            }
+            let pb = output::bar(latest, "verify");
+            let report = store.verify(1..=latest, &mut |_| pb.inc(1))?;
+            pb.finish_and_clear();
+            report.newest_intact.ok_or_else(|| {
+                Error::InvalidArgument("no version is intact: nothing to rewind to".into())
+            })?
+        }
+    };
+    let r = store.rewind(to)?;
+    say(
+        out,
+        format_args!(
+            "rewound to v{}: {} versions purged; the next commit is v{}",
+            r.to,
+            r.purged,
+            r.to + 1
+        ),
+    )?;
+    match r.source_offset {
+        Some(o) => say(out, format_args!("refill from source offset {o}")),
+        None => say(
+            out,
+            format_args!("no source offset recorded: refill from the start"),
+        ),
+    }
+}
+
+/// `reel verify`: `version`, or every version, checked end to end; exits with status 2 when
+/// damage or lost versions are found.
+pub fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Result<(), Error> {
+    let latest = store.latest_version()?;
+    let versions = match version {
+        Some(v) => v..=v,
+        None => 1..=latest,
+    };
+    if latest == 0 && version.is_none() {
+        if let Some((first, last)) = store.lost_versions()? {
+            say(
+                out,
+                format_args!(
+                    "versions {first} to {last} were committed, but the index lost every entry \
+                     (records.log holds their records); `reel rewind --to 0` accepts the loss"
+                ),
+            )?;
+            out.flush().map_err(output::write_error)?;
+            std::process::exit(2);
+        }
+        return say(out, format_args!("no versions to verify"));
+    }
+    let pb = output::bar(versions.end() - versions.start() + 1, "verify");
+    let report = store.verify(versions, &mut |_| pb.inc(1))?;
+    pb.finish_and_clear();
+    for check in &report.versions {
+        if let Some(problem) = &check.problem {
+            say(out, format_args!("v{}: {problem}", check.version))?;
+        }
+    }
+    let damaged = report
+        .versions
+        .iter()
+        .filter(|c| c.problem.is_some())
+        .count();
+    say(
+        out,
+        format_args!(
+            "{} versions checked, {damaged} damaged, {} distinct leaves read",
+            report.versions.len(),
+            report.leaves_checked
+        ),
+    )?;
+    if let Some((first, last)) = report.lost_versions {
+        say(
+            out,
+            format_args!(
+                "versions {first} to {last} were committed, but their index entries are lost \
+                 (records.log holds their records); `reel rewind --to {}` accepts the loss",
+                first - 1
+            ),
+        )?;
+    }
+    if let Some(tail) = &report.ignored_index_tail {
+        say(
+            out,
+            format_args!(
+                "note: the index ends in an entry reads ignore (an unfinished commit, or damage \
+                 nothing on disk tells from one): {tail}"
+            ),
+        )?;
+    }
+    match report.newest_intact {
+        Some(v) => say(out, format_args!("newest intact version: {v}"))?,
+        None => say(out, format_args!("no intact version"))?,
+    }
+    if damaged > 0 || report.lost_versions.is_some() {
+        out.flush().map_err(output::write_error)?;
+        // Damage is an outcome of the check, not a failure to run it: its own exit status.
+        std::process::exit(2);
+    }
+    Ok(())
+}
