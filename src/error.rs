@@ -5,15 +5,18 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Storage, corruption or encoding errors from the keyframe layer.
+    /// Storage and encoding errors from the keyframe layer (its corruption errors become
+    /// [`Error::Corruption`]).
     #[error(transparent)]
-    Keyframe(#[from] reeldb_keyframe::Error),
-    /// Overlay node-log errors from the overlay layer.
+    Keyframe(reeldb_keyframe::Error),
+    /// Overlay node-log errors from the overlay layer (its corruption errors become
+    /// [`Error::Corruption`]).
     #[error(transparent)]
-    Overlay(#[from] reeldb_overlay::Error),
-    /// Compaction errors from the compactor layer.
+    Overlay(reeldb_overlay::Error),
+    /// Compaction errors from the compactor layer (its corruption errors become
+    /// [`Error::Corruption`]).
     #[error(transparent)]
-    Compactor(#[from] reeldb_compactor::Error),
+    Compactor(reeldb_compactor::Error),
     /// An Arrow operation failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -186,12 +189,13 @@ pub enum Error {
     /// An invariant of the code itself was broken: a bug, not bad input or damage on disk.
     #[error("internal error (a bug in ReelDB, please report it): {0}")]
     Internal(String),
-    /// Catalog bytes that fail to verify.
-    #[error("corrupt catalog {path} at offset {offset}: {reason}")]
-    CorruptCatalog {
-        /// The catalog file.
+    /// Bytes on disk that fail to verify, in any file of any layer: a checksum, a structural
+    /// check, a file cut short or missing. The one variant for damage.
+    #[error("corrupt {path} at offset {offset}: {reason}")]
+    Corruption {
+        /// The file, relative to the store root.
         path: String,
-        /// Offset of the bad entry or record.
+        /// Offset of the bad entry, record, node or block.
         offset: u64,
         /// What failed.
         reason: String,
@@ -202,23 +206,63 @@ impl Error {
     /// True when the error reports bytes on disk that fail to verify (a checksum, a structural
     /// check or a format header): damage, as opposed to a bad request or an I/O failure.
     pub fn is_corruption(&self) -> bool {
-        fn keyframe(e: &reeldb_keyframe::Error) -> bool {
-            matches!(e, reeldb_keyframe::Error::Corrupt { .. })
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::UnsupportedFormat { .. }
+        )
+    }
+}
+
+impl From<reeldb_keyframe::Error> for Error {
+    fn from(e: reeldb_keyframe::Error) -> Self {
+        match e {
+            reeldb_keyframe::Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => Error::Corruption {
+                path: path.display().to_string(),
+                offset,
+                reason,
+            },
+            other => Error::Keyframe(other),
         }
-        fn overlay(e: &reeldb_overlay::Error) -> bool {
-            match e {
-                reeldb_overlay::Error::Corrupt { .. } => true,
-                reeldb_overlay::Error::Keyframe(e) => keyframe(e),
-                _ => false,
-            }
+    }
+}
+
+impl From<reeldb_overlay::Error> for Error {
+    fn from(e: reeldb_overlay::Error) -> Self {
+        match e {
+            reeldb_overlay::Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => Error::Corruption {
+                path: path.display().to_string(),
+                offset,
+                reason,
+            },
+            reeldb_overlay::Error::Keyframe(e) => match Error::from(e) {
+                Error::Keyframe(e) => Error::Overlay(reeldb_overlay::Error::Keyframe(e)),
+                lifted => lifted,
+            },
+            other => Error::Overlay(other),
         }
-        match self {
-            Error::CorruptCatalog { .. } | Error::UnsupportedFormat { .. } => true,
-            Error::Keyframe(e) => keyframe(e),
-            Error::Overlay(e) => overlay(e),
-            Error::Compactor(reeldb_compactor::Error::Keyframe(e)) => keyframe(e),
-            Error::Compactor(reeldb_compactor::Error::Overlay(e)) => overlay(e),
-            _ => false,
+    }
+}
+
+impl From<reeldb_compactor::Error> for Error {
+    fn from(e: reeldb_compactor::Error) -> Self {
+        match e {
+            reeldb_compactor::Error::Keyframe(e) => match Error::from(e) {
+                Error::Keyframe(e) => Error::Compactor(reeldb_compactor::Error::Keyframe(e)),
+                lifted => lifted,
+            },
+            reeldb_compactor::Error::Overlay(e) => match Error::from(e) {
+                Error::Overlay(e) => Error::Compactor(reeldb_compactor::Error::Overlay(e)),
+                lifted => lifted,
+            },
+            other => Error::Compactor(other),
         }
     }
 }
@@ -230,6 +274,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn lock_error(e: reeldb_keyframe::Error, store: &str) -> Error {
     match e {
         reeldb_keyframe::Error::Locked { .. } => Error::WriterLocked(store.to_string()),
-        other => Error::Keyframe(other),
+        other => Error::from(other),
     }
 }

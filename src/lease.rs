@@ -237,7 +237,7 @@ impl ReaderCensus {
                         Err(e) if is_not_found(&e) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    let versions = decode(&bytes).ok_or_else(|| Error::CorruptCatalog {
+                    let versions = decode(&bytes).ok_or_else(|| Error::Corruption {
                         path: path.display().to_string(),
                         offset: 0,
                         reason: "unreadable reader lease".into(),

@@ -179,7 +179,7 @@ impl OverlayView {
     /// A view of the B-frame `rec`, whose bitmaps are records in `source`'s packs.
     pub fn bframe(source: Arc<Source>, rec: &BFrameRecord) -> Result<Self> {
         if rec.first_keys.len() != rec.residual.len() || rec.residual.iter().any(|b| b.rows == 0) {
-            return Err(Error::CorruptCatalog {
+            return Err(Error::Corruption {
                 path: crate::catalog::RECORDS_LABEL.to_string(),
                 offset: 0,
                 reason: "a B-frame's residual batches and first keys disagree".into(),

@@ -167,7 +167,7 @@ impl Store {
             return Err(Error::NotAStore(shown));
         }
         let d = crate::catalog::read_exact(storage.as_ref(), Path::new(STORE_FILE), 0, 24)?;
-        let bad = || Error::CorruptCatalog {
+        let bad = || Error::Corruption {
             path: STORE_FILE.into(),
             offset: 0,
             reason: "bad store descriptor".into(),
@@ -276,7 +276,7 @@ impl Store {
             t.def.file = e.records_file;
         }
         if rec.version != e.version {
-            return Err(Error::CorruptCatalog {
+            return Err(Error::Corruption {
                 path: path.display().to_string(),
                 offset: e.record_offset,
                 reason: format!(
@@ -294,7 +294,7 @@ impl Store {
             return Err(Error::UnknownVersion { version, latest });
         }
         match self.index().entry(version) {
-            Err(e @ Error::CorruptCatalog { .. }) => {
+            Err(e @ Error::Corruption { .. }) => {
                 // A rewind, or a writer cutting back a torn tail, may have shortened the
                 // index since `latest` was read: the version is then gone, not damaged.
                 let now = self.latest_version()?;

@@ -39,7 +39,7 @@ fn every_flipped_byte_of_a_pack_is_detected_and_never_read_as_data() {
                 assert!(!report.is_intact(), "verify missed a flip at byte {at}");
                 caught_by_verify += 1;
             }
-            Err(Error::Keyframe(reeldb_keyframe::Error::Corrupt { .. })) => detected += 1,
+            Err(Error::Corruption { .. }) => detected += 1,
             Err(e) => panic!("a flip at byte {at} gave an unexpected error: {e}"),
         }
     }
@@ -101,7 +101,7 @@ fn every_flipped_byte_of_a_node_log_is_detected_and_never_read_as_data() {
                     assert_eq!(scanned, truth, "a flip at byte {at} changed a scan");
                     assert_eq!(by_range, ranged, "a flip at byte {at} changed a range");
                 }
-                Err(Error::Overlay(reeldb_overlay::Error::Corrupt { .. })) => detected += 1,
+                Err(Error::Corruption { .. }) => detected += 1,
                 Err(e) => panic!("a flip at byte {at} gave an unexpected error: {e}"),
             }
         }
@@ -165,10 +165,7 @@ fn damage_to_an_index_entry_before_the_last_is_corruption_not_a_torn_tail() {
     bytes[64 * 2 + 3] ^= 1;
     std::fs::write(&idx, &bytes).unwrap();
     let store = Store::open(&path).unwrap();
-    assert!(matches!(
-        store.snapshot(2),
-        Err(Error::CorruptCatalog { .. })
-    ));
+    assert!(matches!(store.snapshot(2), Err(Error::Corruption { .. })));
     assert_eq!(store.latest_version().unwrap(), 4);
     assert!(store.snapshot(4).is_ok());
 }

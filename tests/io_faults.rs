@@ -86,7 +86,10 @@ fn drive(sim: &SimStorage, cursor: &Mutex<Cursor>, violations: &mut Vec<String>,
                 let name = op.name();
                 if !matches!(
                     e,
-                    Error::Keyframe(_) | Error::Overlay(_) | Error::Compactor(_)
+                    Error::Keyframe(_)
+                        | Error::Overlay(_)
+                        | Error::Compactor(_)
+                        | Error::Corruption { .. }
                 ) {
                     violations.push(format!("{name} failed with an untyped cause: {e}"));
                 }

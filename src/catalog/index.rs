@@ -148,7 +148,7 @@ impl<'a> IndexReader<'a> {
     }
 
     fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
-        Error::CorruptCatalog {
+        Error::Corruption {
             path: self.path.display().to_string(),
             offset,
             reason: reason.into(),
@@ -207,7 +207,7 @@ impl<'a> IndexReader<'a> {
         }
         match self.entry(n) {
             Ok(e) => Ok(Some(e)),
-            Err(Error::CorruptCatalog { .. }) => {
+            Err(Error::Corruption { .. }) => {
                 let at = ENTRY_LEN * n;
                 let bytes = super::read_exact(self.storage, &self.path, at, ENTRY_LEN as usize)?;
                 if super::tail::damaged_last_entry(self.storage, n, &bytes)? {
@@ -249,7 +249,7 @@ impl<'a> IndexReader<'a> {
         }
         match self.entry(n) {
             Ok(_) => Ok(None),
-            Err(e @ Error::CorruptCatalog { .. }) => Ok(Some(e.to_string())),
+            Err(e @ Error::Corruption { .. }) => Ok(Some(e.to_string())),
             Err(e) => Err(e),
         }
     }

@@ -72,7 +72,7 @@ pub fn read_exact(storage: &dyn Storage, path: &Path, offset: u64, len: usize) -
         reeldb_keyframe::Error::Io { source, .. }
             if source.kind() == std::io::ErrorKind::UnexpectedEof =>
         {
-            Error::CorruptCatalog {
+            Error::Corruption {
                 path: path.display().to_string(),
                 offset,
                 reason: format!("the file ends before the {len} bytes at this offset"),
@@ -81,13 +81,13 @@ pub fn read_exact(storage: &dyn Storage, path: &Path, offset: u64, len: usize) -
         reeldb_keyframe::Error::Io { source, .. }
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            Error::CorruptCatalog {
+            Error::Corruption {
                 path: path.display().to_string(),
                 offset,
                 reason: "the file is missing".into(),
             }
         }
-        other => Error::Keyframe(other),
+        other => Error::from(other),
     })
 }
 
@@ -101,7 +101,7 @@ pub fn check_header(
 ) -> Result<()> {
     let h = read_exact(storage, path, 0, reserved.end.max(12))?;
     if h[..8] != magic[..] {
-        return Err(Error::CorruptCatalog {
+        return Err(Error::Corruption {
             path: path.display().to_string(),
             offset: 0,
             reason: format!("bad magic (expected {:?})", String::from_utf8_lossy(magic)),
@@ -116,7 +116,7 @@ pub fn check_header(
         });
     }
     if h[reserved.clone()].iter().any(|&b| b != 0) {
-        return Err(Error::CorruptCatalog {
+        return Err(Error::Corruption {
             path: path.display().to_string(),
             offset: reserved.start as u64,
             reason: format!("reserved header bytes {reserved:?} are not zero"),

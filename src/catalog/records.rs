@@ -125,7 +125,7 @@ pub fn read(
     kind: CatalogKind,
     whole_checksum: Option<u64>,
 ) -> Result<Vec<u8>> {
-    let corrupt = |reason: String| Error::CorruptCatalog {
+    let corrupt = |reason: String| Error::Corruption {
         path: path.display().to_string(),
         offset,
         reason,

@@ -185,7 +185,7 @@ pub fn damaged_last_entry(storage: &dyn Storage, n: u64, bytes: &[u8]) -> Result
 
 /// The corruption of an index that lost the entries of acknowledged versions `lost`.
 pub fn lost_error(lost: &std::ops::RangeInclusive<u64>) -> Error {
-    Error::CorruptCatalog {
+    Error::Corruption {
         path: super::index_path().display().to_string(),
         offset: ENTRY_LEN * lost.start(),
         reason: format!(

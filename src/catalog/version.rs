@@ -33,7 +33,7 @@ pub fn encode<T: Codec>(value: &T) -> Vec<u8> {
 
 /// Decodes a catalog payload read from `path` at `offset`; every byte must belong to it.
 pub fn decode<T: Codec>(bytes: &[u8], path: &str, offset: u64) -> Result<T> {
-    let corrupt = |e: DecodeError| Error::CorruptCatalog {
+    let corrupt = |e: DecodeError| Error::Corruption {
         path: path.to_string(),
         offset,
         reason: format!("undecodable record: {}", e.0),
@@ -187,7 +187,7 @@ impl TableDef {
     }
 
     fn corrupt(&self, offset: u64, reason: String) -> Error {
-        Error::CorruptCatalog {
+        Error::Corruption {
             path: super::RECORDS_LABEL.to_string(),
             offset,
             reason: format!("table {}: {reason}", self.name),

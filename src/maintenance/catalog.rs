@@ -175,7 +175,7 @@ impl Maintenance {
                     report.files_held += retired.len();
                     return Ok(());
                 }
-                Err(e) => return Err(Error::Keyframe(e)),
+                Err(e) => return Err(Error::from(e)),
             },
         };
         if !census.pinned.is_empty() {

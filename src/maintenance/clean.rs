@@ -127,7 +127,7 @@ impl Maintenance {
                     self.delete_retired_packs(&mut report)?;
                     return Ok(report);
                 }
-                Err(e) => return Err(Error::Keyframe(e)),
+                Err(e) => return Err(Error::from(e)),
             }
         };
         let records = self.committed()?;

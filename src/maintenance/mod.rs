@@ -107,7 +107,7 @@ pub(crate) fn maintenance_lock(store: &Store) -> Result<Box<dyn LockGuard>> {
             reeldb_keyframe::Error::Locked { .. } => {
                 Error::MaintenanceLocked(store.path().display().to_string())
             }
-            other => Error::Keyframe(other),
+            other => Error::from(other),
         })
 }
 

@@ -149,12 +149,10 @@ fn verify_overlay_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered
     };
     let mut entries = verify_overlay(log, refs, bounds)?;
     let batch_keys = batch_keys(tree, overlay, covered)?;
-    let mismatch = |reason: String| {
-        Error::Overlay(reeldb_overlay::Error::Corrupt {
-            path: log.path().to_path_buf(),
-            offset: refs.root.map_or(0, |r| r.offset),
-            reason,
-        })
+    let mismatch = |reason: String| Error::Corruption {
+        path: log.path().display().to_string(),
+        offset: refs.root.map_or(0, |r| r.offset),
+        reason,
     };
     for e in &entries {
         if let Some(loc) = e.row
@@ -226,7 +224,7 @@ fn batch_keys(
 /// starting each batch with the first key it records, and no key shown twice: every live residual row's key is
 /// hidden in the keyframe or absent from it, and no two live residual rows share a key.
 fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
-    let wrong = |reason: String| Error::CorruptCatalog {
+    let wrong = |reason: String| Error::Corruption {
         path: crate::catalog::RECORDS_LABEL.to_string(),
         offset: 0,
         reason,
