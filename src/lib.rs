@@ -56,42 +56,41 @@
 //! # }
 //! ```
 
+// Below both sides: the catalog, the store handle, leases, errors, values.
 pub mod catalog;
-pub mod changes;
 mod column_space;
 pub mod error;
-pub mod filter;
 pub mod lease;
-pub mod maintenance;
-mod overlay_commit;
-pub mod overlay_view;
-mod scan_plan;
-pub mod schema_change;
-pub mod snapshot;
-#[cfg(feature = "sql")]
-pub mod sql;
 pub mod store;
 pub mod timestamp;
 pub mod value;
+// The read side (snapshots, overlay views, changes, filters) and the write side (the writer,
+// overlay commits, schema changes); maintenance and SQL above them.
+pub mod maintenance;
+pub mod read;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod writer;
 
-pub use changes::{ChangeKind, Changes, DiffMethod};
 pub use error::{Error, Result};
-pub use filter::Filter;
 pub use maintenance::expire::Expiry;
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
 pub use maintenance::{
     CatalogRewrite, Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning,
 };
+pub use read::changes::{ChangeKind, Changes, DiffMethod};
+pub use read::filter::Filter;
+pub use read::snapshot::{
+    ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table,
+};
 pub use reeldb_keyframe::TreeShape;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
-pub use schema_change::ColumnChange;
-pub use snapshot::{ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table};
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};
+pub use writer::schema_change::ColumnChange;
 pub use writer::{Transaction, Writer, WriterOptions};
 
 /// The README's examples, compiled and run as doc tests (they include SQL).

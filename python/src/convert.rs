@@ -155,10 +155,10 @@ pub fn version_info<'py>(py: Python<'py>, info: &VersionInfo) -> PyResult<Bound<
 }
 
 /// An Arrow type given as a pyarrow DataType or as its name (`"int64"`, `"utf8"`,
-/// `"decimal128(12, 2)"`: see `reeldb::schema_change::parse_type`).
+/// `"decimal128(12, 2)"`: see `reeldb::writer::schema_change::parse_type`).
 pub fn data_type(obj: &Bound<'_, PyAny>) -> PyResult<arrow::datatypes::DataType> {
     if let Ok(name) = obj.extract::<String>() {
-        return reeldb::schema_change::parse_type(&name).map_err(crate::errors::to_py);
+        return reeldb::writer::schema_change::parse_type(&name).map_err(crate::errors::to_py);
     }
     arrow::datatypes::DataType::from_pyarrow_bound(obj)
 }

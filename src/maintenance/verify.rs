@@ -15,7 +15,7 @@ use reeldb_keyframe::verify::Checked;
 use reeldb_overlay::verify::{Bounds, verify as verify_overlay};
 
 use crate::error::{Error, Result};
-use crate::overlay_view::OverlayView;
+use crate::read::overlay_view::OverlayView;
 use crate::store::Store;
 
 /// What [`Store::verify`] found for one version.

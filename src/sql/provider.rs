@@ -24,7 +24,7 @@ use datafusion::physical_plan::{
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::snapshot::{ColumnZone, ScanOptions, Table};
+use crate::read::snapshot::{ColumnZone, ScanOptions, Table};
 use crate::sql::pushdown::to_filter;
 use crate::sql::to_datafusion;
 

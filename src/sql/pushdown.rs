@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Schema};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, expr::InList};
 use datafusion::scalar::ScalarValue;
 
-use crate::filter::Filter;
+use crate::read::filter::Filter;
 use crate::value::Value;
 
 /// `scalar` as a ReelDB value, for any type a key or filter can hold; `None` for a null or

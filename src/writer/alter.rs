@@ -1,6 +1,6 @@
 //! A transaction's schema changes and table lifecycle: [`Transaction::alter`] and the
 //! column and table operations built on it, each validated in full when called (see
-//! [`crate::schema_change`]) and written by the commit as a new table definition.
+//! [`crate::writer::schema_change`]) and written by the commit as a new table definition.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, SchemaRef};
 use super::{AlteredTable, Transaction};
 use crate::catalog::version::TableDef;
 use crate::error::{Error, Result};
-use crate::schema_change::{self, ColumnChange};
+use crate::writer::schema_change::{self, ColumnChange};
 
 impl Transaction<'_> {
     /// Changes `table`'s columns (see [`ColumnChange`]) in this commit. Versions before it

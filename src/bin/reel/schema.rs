@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{Field, SchemaRef};
 use clap::Args;
-use reeldb::schema_change::{parse_type, type_name};
+use reeldb::writer::schema_change::{parse_type, type_name};
 use reeldb::{ColumnChange, Error, Store, Transaction};
 
 use crate::{At, InfoFormat, open_at, say};

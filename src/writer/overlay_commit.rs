@@ -20,7 +20,7 @@ use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply, 
 use crate::catalog::version::{BatchRecord, OverlayRecord, TableEntry};
 use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::Result;
-use crate::overlay_view::{OverlayView, refs_of, starts_of};
+use crate::read::overlay_view::{OverlayView, refs_of, starts_of};
 use crate::store::Store;
 
 /// Writes `changes` to table `t` (whose keyframe is `tree`) as its next overlay version.

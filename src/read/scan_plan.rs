@@ -12,8 +12,8 @@ use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree};
 use reeldb_keyframe::{BoundPredicate, RecordRef};
 
 use crate::error::{Error, Result};
-use crate::overlay_view::OverlayView;
-use crate::snapshot::ScanOptions;
+use crate::read::overlay_view::OverlayView;
+use crate::read::snapshot::ScanOptions;
 
 /// A unit of scan work: a keyframe leaf or an overlay row batch.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub(crate) struct ScanPlan {
     pub(crate) outputs: usize,
     /// The filters, each with the position of its column in `read`.
     pub(crate) predicates: Vec<(BoundPredicate, usize)>,
-    /// Per position in `read`: decode as a dictionary ([`crate::snapshot::ScanOptions::dictionaries`]).
+    /// Per position in `read`: decode as a dictionary ([`crate::read::snapshot::ScanOptions::dictionaries`]).
     pub(crate) as_dictionary: Vec<bool>,
 }
 

@@ -20,8 +20,8 @@ use reeldb_keyframe::tree::Access;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{Error, Result};
-use crate::overlay_view::OverlayView;
-use crate::snapshot::Table;
+use crate::read::overlay_view::OverlayView;
+use crate::read::snapshot::Table;
 use crate::store::Store;
 use crate::value::Key;
 
