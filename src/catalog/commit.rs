@@ -26,9 +26,13 @@ pub fn lock_path() -> std::path::PathBuf {
     Path::new(CATALOG_DIR).join("LOCK")
 }
 
-/// The catalog lock, held: the catalog files are this holder's to change until it is dropped.
+/// The catalog's one writer: holds the catalog lock, so the catalog files are this holder's to
+/// change (by [`CatalogWriter::append_version`] or [`CatalogWriter::replace_index`]) until it
+/// is dropped. (A rewind, which holds the writer and maintenance locks and so excludes every
+/// other appender, replaces the index itself: it must also work when the latest entry is
+/// damaged, which taking this reads.)
 #[derive(Debug)]
-pub struct CatalogLock {
+pub struct CatalogWriter {
     storage: Arc<dyn Storage>,
     _guard: Box<dyn LockGuard>,
     /// The latest version's entry when the lock was taken.
@@ -41,14 +45,14 @@ pub struct CatalogLock {
     index_len: u64,
 }
 
-impl CatalogLock {
+impl CatalogWriter {
     /// Waits for the catalog lock and takes it.
-    pub fn take(storage: &Arc<dyn Storage>) -> Result<CatalogLock> {
+    pub fn take(storage: &Arc<dyn Storage>) -> Result<CatalogWriter> {
         let guard = storage.lock_exclusive(&lock_path())?;
         let head = IndexReader::new(storage.as_ref()).latest()?;
         let records_file = head.map_or(0, |e| e.records_file);
         let records = records_path(records_file);
-        Ok(CatalogLock {
+        Ok(CatalogWriter {
             // records.log is missing only after a rewind to nothing retired it (a catalog
             // rewrite had moved on); the writer's open starts it afresh.
             records_len: match storage.exists(&records)? {

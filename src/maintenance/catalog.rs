@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::catalog::commit::CatalogLock;
+use crate::catalog::commit::CatalogWriter;
 use crate::catalog::index::{IndexEntry, header_with};
 use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
 use crate::catalog::version::{self, CatalogRef};
@@ -56,7 +56,7 @@ impl Maintenance {
         let storage = store.inner.storage.clone();
         let mut report = CatalogRewrite::default();
         {
-            let mut catalog = CatalogLock::take(&storage)?;
+            let mut catalog = CatalogWriter::take(&storage)?;
             let Some(head) = catalog.head() else {
                 drop(catalog);
                 self.delete_retired_records(&mut report)?;

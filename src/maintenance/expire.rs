@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::catalog::commit::CatalogLock;
+use crate::catalog::commit::CatalogWriter;
 use crate::catalog::index::header_with;
 use crate::error::Result;
 use crate::maintenance::Maintenance;
@@ -63,7 +63,7 @@ impl Maintenance {
         // The commit point, under the catalog lock: one atomic, durable replacement of the
         // index as it now is (with any versions committed since), the selected flags set.
         let storage = store.inner.storage.clone();
-        let mut catalog = CatalogLock::take(&storage)?;
+        let mut catalog = CatalogWriter::take(&storage)?;
         let now_latest = catalog.head().map_or(0, |e| e.version);
         let mut bytes = header_with(index.rewinds()?);
         let mut selected = expired.iter().peekable();

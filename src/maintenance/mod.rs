@@ -33,7 +33,7 @@ use std::path::Path;
 use reeldb_keyframe::pack::{PackRange, PackWriter};
 use reeldb_keyframe::storage::LockGuard;
 
-use crate::catalog::commit::CatalogLock;
+use crate::catalog::commit::CatalogWriter;
 use crate::catalog::index::{IndexEntry, header_with};
 use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::tail;
@@ -200,7 +200,7 @@ impl Maintenance {
     ) -> Result<()> {
         let ours = self.packs.sync(true)?;
         let storage = self.store.inner.storage.clone();
-        let mut catalog = CatalogLock::take(&storage)?;
+        let mut catalog = CatalogWriter::take(&storage)?;
         let index = self.store.index();
         let head = catalog.head().ok_or_else(|| {
             Error::Internal("the store lost its versions during maintenance".into())

@@ -3,7 +3,7 @@
 //! and checks checksums and structural invariants, then names the newest intact version.
 //! Parts shared between versions (keyframe leaves, row batches) are checked once.
 
-use crate::catalog::commit::CatalogLock;
+use crate::catalog::commit::CatalogWriter;
 use crate::catalog::tail;
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -58,7 +58,7 @@ impl Store {
     /// [`VerifyReport::lost_versions`]); read under the catalog lock, so no commit is under
     /// way. Also for a store whose index lost every entry, which has no versions to verify.
     pub fn lost_versions(&self) -> Result<Option<(u64, u64)>> {
-        let _catalog = CatalogLock::take(&self.inner.storage)?;
+        let _catalog = CatalogWriter::take(&self.inner.storage)?;
         let head = self.latest_entry()?;
         Ok(
             tail::lost_after(self.inner.storage.as_ref(), head.as_ref())?

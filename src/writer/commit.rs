@@ -185,7 +185,7 @@ pub(super) fn append_to_catalog(
     mut entry: IndexEntry,
     durable: bool,
 ) -> Result<(IndexEntry, VersionRecord)> {
-    let mut catalog = CatalogLock::take(&writer.store.inner.storage)?;
+    let mut catalog = CatalogWriter::take(&writer.store.inner.storage)?;
     let file = catalog.records_file();
     let latest = latest_on_disk(writer, catalog.head())?;
     rec.packs.extend(

@@ -28,7 +28,7 @@ use reeldb_keyframe::tree::{TableLayout, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
 use reeldb_overlay::NodeLogWriter;
 
-use crate::catalog::commit::CatalogLock;
+use crate::catalog::commit::CatalogWriter;
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
 use crate::catalog::records::{self, CatalogKind, RECORDS_HEADER_LEN};
 use crate::catalog::tail;

@@ -14,7 +14,7 @@ pub(crate) fn settle(
     options: &WriterOptions,
 ) -> Result<(Option<(IndexEntry, VersionRecord)>, PackWriter)> {
     let storage = store.inner.storage.clone();
-    let catalog = CatalogLock::take(&storage)?;
+    let catalog = CatalogWriter::take(&storage)?;
     // A rewind by another handle may have freed positions this handle has cached.
     store.notice_rewinds()?;
     let head = match store.latest_entry()? {
