@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::beside::{Model, commit_round, expected, options, scan};
+use common::beside::{Model, build_store, commit_round, expected, options, scan};
 use reeldb::{Error, Expiry, Store};
 
 fn records_files(path: &Path) -> Vec<String> {
@@ -31,24 +31,11 @@ fn records_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-/// A store of `n` versions and the rows each reads.
-fn build(path: &Path, n: u64) -> Vec<Model> {
-    let store = Store::create(path).unwrap();
-    let mut w = store.writer_with(options()).unwrap();
-    let mut model = Model::new();
-    (0..n)
-        .map(|round| {
-            commit_round(&mut w, &mut model, round);
-            model.clone()
-        })
-        .collect()
-}
-
 #[test]
 fn expiring_all_but_ten_versions_shrinks_the_catalog_to_what_they_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = build(&path, 400);
+    let models = build_store(&path, 400);
     let store = Store::open(&path).unwrap();
     let before = records_bytes(&path);
     let when = store.versions().unwrap()[395].committed_at;
@@ -92,7 +79,7 @@ fn expiring_all_but_ten_versions_shrinks_the_catalog_to_what_they_read() {
 fn a_writer_open_beside_the_rewrite_commits_on_and_the_old_file_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = build(&path, 60);
+    let models = build_store(&path, 60);
     let store = Store::open(&path).unwrap();
     let mut w = store.writer_with(options()).unwrap();
     let mut model = models[59].clone();
@@ -121,7 +108,7 @@ fn a_writer_open_beside_the_rewrite_commits_on_and_the_old_file_waits_for_it() {
 fn rewinds_work_across_a_rewrite_down_to_an_empty_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = build(&path, 30);
+    let models = build_store(&path, 30);
     let store = Store::open(&path).unwrap();
     let mut m = store.maintenance().unwrap();
     m.expire(Expiry::KeepLast(10), &[]).unwrap();

@@ -7,23 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::beside::{Model, commit_round, expected, options, scan};
+use common::beside::{build_store, commit_round, expected, options, scan};
 use reeldb::{Error, Store};
 
 const ENTRY: u64 = 64;
-
-/// A store of `n` committed versions, and the rows each reads.
-fn store_of(path: &Path, n: u64) -> Vec<Model> {
-    let store = Store::create(path).unwrap();
-    let mut w = store.writer_with(options()).unwrap();
-    let mut model = Model::new();
-    (0..n)
-        .map(|round| {
-            commit_round(&mut w, &mut model, round);
-            model.clone()
-        })
-        .collect()
-}
 
 fn index(path: &Path) -> std::path::PathBuf {
     path.join("catalog").join("versions.idx")
@@ -53,7 +40,7 @@ fn files(path: &Path) -> Vec<(String, Vec<u8>)> {
 fn a_flipped_bit_in_the_last_entry_is_corruption_not_a_torn_commit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = store_of(&path, 6);
+    let models = build_store(&path, 6);
     let mut bytes = std::fs::read(index(&path)).unwrap();
     let last = (ENTRY * 6) as usize;
     bytes[last + 9] ^= 0x04;
@@ -80,7 +67,7 @@ fn a_flipped_bit_in_the_last_entry_is_corruption_not_a_torn_commit() {
 fn a_zeroed_last_entry_reads_as_the_torn_commit_a_crash_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = store_of(&path, 6);
+    let models = build_store(&path, 6);
     let mut bytes = std::fs::read(index(&path)).unwrap();
     let last = (ENTRY * 6) as usize;
     bytes[last..].fill(0);
@@ -96,7 +83,7 @@ fn a_zeroed_last_entry_reads_as_the_torn_commit_a_crash_leaves() {
 fn an_index_cut_short_names_the_versions_records_log_proves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = store_of(&path, 8);
+    let models = build_store(&path, 8);
     // Versions 6, 7 and 8 lose their entries: 6 and 7 provably acknowledged, 8 not.
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -139,7 +126,7 @@ fn an_index_cut_short_names_the_versions_records_log_proves() {
 fn a_rewind_leaves_no_proof_of_lost_versions_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let models = store_of(&path, 8);
+    let models = build_store(&path, 8);
     let store = Store::open(&path).unwrap();
     store.rewind(3).unwrap();
     assert_eq!(

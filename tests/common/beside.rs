@@ -61,3 +61,16 @@ pub fn scan(store: &Store, version: u64) -> RecordBatch {
         .unwrap();
     canonical(&batches)
 }
+
+/// A store at `path` of `n` versions (rounds 0 to n - 1), and the rows each reads.
+pub fn build_store(path: &std::path::Path, n: u64) -> Vec<Model> {
+    let store = Store::create(path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    let mut model = Model::new();
+    (0..n)
+        .map(|round| {
+            commit_round(&mut w, &mut model, round);
+            model.clone()
+        })
+        .collect()
+}

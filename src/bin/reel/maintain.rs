@@ -34,16 +34,7 @@ pub fn expire(
     let mut maintenance = store.maintenance()?;
     let expired = maintenance.expire(expiry, &keep)?;
     let catalog = maintenance.rewrite_catalog(reeldb::maintenance::catalog::REWRITE_AT_DEAD)?;
-    if catalog.rewritten {
-        say(
-            out,
-            format_args!(
-                "catalog rewritten: {} of records -> {}",
-                human(catalog.bytes_before),
-                human(catalog.bytes_after)
-            ),
-        )?;
-    }
+    say_rewrite(out, &catalog)?;
     say(
         out,
         format_args!(
@@ -162,16 +153,7 @@ pub fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Resul
             ),
         )?;
     }
-    if catalog.rewritten {
-        say(
-            out,
-            format_args!(
-                "catalog rewritten: {} of records -> {}",
-                human(catalog.bytes_before),
-                human(catalog.bytes_after)
-            ),
-        )?;
-    }
+    say_rewrite(out, &catalog)?;
     say(
         out,
         format_args!("bytes on disk: {} -> {}", human(before), human(after)),
@@ -293,4 +275,19 @@ pub fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Resul
         std::process::exit(2);
     }
     Ok(())
+}
+
+/// Reports a catalog rewrite, if one was made.
+fn say_rewrite(out: &mut dyn Write, catalog: &reeldb::CatalogRewrite) -> Result<(), Error> {
+    if !catalog.rewritten {
+        return Ok(());
+    }
+    say(
+        out,
+        format_args!(
+            "catalog rewritten: {} of records -> {}",
+            human(catalog.bytes_before),
+            human(catalog.bytes_after)
+        ),
+    )
 }
