@@ -1,0 +1,424 @@
+//! The two table shapes issue 10 measures beside the peer harness, as written and after the
+//! default `reel compact`, against one zstd Parquet file per version (their total bytes, the
+//! baseline, in the same run):
+//!
+//! - **small hot table**: 3,000 aggregates keyed by a string id, 8 columns (two constant per
+//!   row, three counters that grow, a small-cardinality string, a date, a float); each of
+//!   365 versions updates 25-30% of the rows in 3 to 5 columns, deletes ~2% and inserts ~2%;
+//! - **large slowly-changing table**: 50,000 rows keyed by two strings, 9 columns of which 6
+//!   change; each of 365 versions updates ~2% of the rows and inserts ~0.1%, deleting nothing.
+//!
+//! Reported per shape: bytes as written and after compaction, as ratios to the Parquet
+//! baseline, the floor (one Parquet copy of the first version plus each version's changed
+//! rows as Parquet), the median commit and the compaction time.
+//!
+//! `cargo bench --no-default-features --bench shapes` (`REELDB_BENCH_VERSIONS` shortens both
+//! histories; `REELDB_SHAPES=hot` or `=slow` runs one).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use reeldb::{MaintenancePlan, Store, Writer};
+use support::{Rng, dir_bytes, median};
+
+/// One row: its key strings and its eight or nine value columns, as numbers and strings.
+#[derive(Clone, Debug)]
+struct Row {
+    strings: Vec<String>,
+    ints: Vec<i64>,
+    date: i32,
+    float: f64,
+}
+
+/// A shape: its schema, key, how many key strings and ints a row has, and how a version
+/// changes the state.
+trait Shape {
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> SchemaRef;
+    fn key(&self) -> Vec<&'static str>;
+    fn initial(&mut self) -> BTreeMap<Vec<String>, Row>;
+    /// Changes `state` for version `v`: returns the keys upserted and the keys deleted.
+    fn step(
+        &mut self,
+        v: i32,
+        state: &mut BTreeMap<Vec<String>, Row>,
+    ) -> (Vec<Vec<String>>, Vec<Vec<String>>);
+}
+
+fn batch(schema: &SchemaRef, rows: &[(&Vec<String>, &Row)], key_strings: usize) -> RecordBatch {
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    let strings = rows.first().map_or(key_strings, |(_, r)| r.strings.len());
+    for i in 0..strings {
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, r)| r.strings[i].as_str()),
+        )));
+    }
+    let ints = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &DataType::Int64)
+        .count();
+    for i in 0..ints {
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, r)| r.ints[i]),
+        )));
+    }
+    columns.push(Arc::new(Date32Array::from_iter_values(
+        rows.iter().map(|(_, r)| r.date),
+    )));
+    columns.push(Arc::new(Float64Array::from_iter_values(
+        rows.iter().map(|(_, r)| r.float),
+    )));
+    RecordBatch::try_new(schema.clone(), columns).unwrap()
+}
+
+/// 3,000 aggregates, a quarter of them changing every version.
+struct Hot {
+    rng: Rng,
+    next: u64,
+}
+
+const STATUSES: [&str; 5] = ["new", "active", "idle", "flagged", "closed"];
+
+impl Hot {
+    fn row(&mut self) -> (Vec<String>, Row) {
+        self.next += 1;
+        let id = format!("agg-{:06}", self.next);
+        let region = ["eu", "us", "apac"][self.rng.below(3) as usize].to_string();
+        let status = STATUSES[self.rng.below(5) as usize].to_string();
+        (
+            vec![id.clone()],
+            Row {
+                strings: vec![id, region, status],
+                ints: vec![self.rng.below(1_000_000) as i64, 0, 0, 0],
+                date: 20_000,
+                float: 0.0,
+            },
+        )
+    }
+}
+
+impl Shape for Hot {
+    fn name(&self) -> &'static str {
+        "small hot table"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("region", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("created_seq", DataType::Int64, false),
+            Field::new("events", DataType::Int64, false),
+            Field::new("amount_total", DataType::Int64, false),
+            Field::new("errors", DataType::Int64, false),
+            Field::new("last_seen", DataType::Date32, false),
+            Field::new("score", DataType::Float64, false),
+        ]))
+    }
+
+    fn key(&self) -> Vec<&'static str> {
+        vec!["id"]
+    }
+
+    fn initial(&mut self) -> BTreeMap<Vec<String>, Row> {
+        (0..3_000).map(|_| self.row()).collect()
+    }
+
+    fn step(
+        &mut self,
+        v: i32,
+        state: &mut BTreeMap<Vec<String>, Row>,
+    ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+        let keys: Vec<Vec<String>> = state.keys().cloned().collect();
+        let n = keys.len() as u64;
+        let share = 25 + self.rng.below(6);
+        let mut upserted = Vec::new();
+        for k in &keys {
+            if self.rng.below(100) >= share {
+                continue;
+            }
+            let r = state.get_mut(k).unwrap();
+            // Three to five of the six changing columns: counters, status, date, score.
+            let columns = 3 + self.rng.below(3) as usize;
+            let mut order = [0usize, 1, 2, 3, 4, 5];
+            for i in (1..6).rev() {
+                order.swap(i, self.rng.below(i as u64 + 1) as usize);
+            }
+            for &c in &order[..columns] {
+                match c {
+                    0 => r.ints[1] += 1 + self.rng.below(5) as i64,
+                    1 => r.ints[2] += self.rng.below(10_000) as i64,
+                    2 => r.ints[3] += self.rng.below(2) as i64,
+                    3 => r.strings[2] = STATUSES[self.rng.below(5) as usize].to_string(),
+                    4 => r.date = 20_000 + v,
+                    _ => r.float = (self.rng.unit() * 1000.0).round() / 10.0,
+                }
+            }
+            upserted.push(k.clone());
+        }
+        let mut deleted = Vec::new();
+        for _ in 0..n / 50 {
+            let k = keys[self.rng.below(n) as usize].clone();
+            if state.remove(&k).is_some() {
+                upserted.retain(|u| *u != k);
+                deleted.push(k);
+            }
+        }
+        for _ in 0..n / 50 {
+            let (k, r) = self.row();
+            state.insert(k.clone(), r);
+            upserted.push(k);
+        }
+        (upserted, deleted)
+    }
+}
+
+/// 50,000 rows keyed by (account, sku), ~2% updated every version in 6 of 9 columns.
+struct Slow {
+    rng: Rng,
+    next: u64,
+}
+
+impl Slow {
+    fn row(&mut self) -> (Vec<String>, Row) {
+        self.next += 1;
+        let account = format!("acct-{:05}", self.rng.below(5_000));
+        let sku = format!("sku-{:07}", self.next);
+        let category = format!("cat-{}", self.rng.below(40));
+        let status = STATUSES[self.rng.below(5) as usize].to_string();
+        (
+            vec![account.clone(), sku.clone()],
+            Row {
+                strings: vec![account, sku, category, status],
+                ints: vec![
+                    self.rng.below(1000) as i64,
+                    self.rng.below(100_000) as i64,
+                    0,
+                ],
+                date: 19_000 + self.rng.below(1000) as i32,
+                float: (self.rng.unit() * 10_000.0).round() / 100.0,
+            },
+        )
+    }
+}
+
+impl Shape for Slow {
+    fn name(&self) -> &'static str {
+        "large slowly-changing table"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("account", DataType::Utf8, false),
+            Field::new("sku", DataType::Utf8, false),
+            Field::new("category", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("quantity", DataType::Int64, false),
+            Field::new("price_cents", DataType::Int64, false),
+            Field::new("revisions", DataType::Int64, false),
+            Field::new("updated", DataType::Date32, false),
+            Field::new("discount", DataType::Float64, false),
+        ]))
+    }
+
+    fn key(&self) -> Vec<&'static str> {
+        vec!["account", "sku"]
+    }
+
+    fn initial(&mut self) -> BTreeMap<Vec<String>, Row> {
+        (0..50_000).map(|_| self.row()).collect()
+    }
+
+    fn step(
+        &mut self,
+        v: i32,
+        state: &mut BTreeMap<Vec<String>, Row>,
+    ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+        let keys: Vec<Vec<String>> = state.keys().cloned().collect();
+        let n = keys.len() as u64;
+        let mut upserted = Vec::new();
+        for _ in 0..n / 50 {
+            let k = &keys[self.rng.below(n) as usize];
+            let r = state.get_mut(k).unwrap();
+            // The six changing columns: status, quantity, price, revisions, date, discount.
+            r.strings[3] = STATUSES[self.rng.below(5) as usize].to_string();
+            r.ints[0] = self.rng.below(1000) as i64;
+            r.ints[1] += self.rng.below(200) as i64 - 100;
+            r.ints[2] += 1;
+            r.date = 19_000 + 1000 + v;
+            r.float = (self.rng.unit() * 10_000.0).round() / 100.0;
+            upserted.push(k.clone());
+        }
+        for _ in 0..n / 1000 {
+            let (k, r) = self.row();
+            state.insert(k.clone(), r);
+            upserted.push(k);
+        }
+        upserted.sort();
+        upserted.dedup();
+        (upserted, Vec::new())
+    }
+}
+
+/// Bytes of `rows` as one zstd Parquet file.
+fn parquet_bytes(schema: &SchemaRef, rows: &RecordBatch) -> u64 {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).unwrap();
+    w.write(rows).unwrap();
+    w.close().unwrap();
+    out.len() as u64
+}
+
+fn keys_batch(shape: &dyn Shape, keys: &[Vec<String>]) -> RecordBatch {
+    let fields: Vec<Field> = shape
+        .key()
+        .iter()
+        .map(|k| Field::new(*k, DataType::Utf8, false))
+        .collect();
+    let columns: Vec<ArrayRef> = (0..fields.len())
+        .map(|i| {
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| k[i].as_str()),
+            )) as ArrayRef
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+fn commit(
+    w: &mut Writer,
+    shape: &dyn Shape,
+    schema: &SchemaRef,
+    state: &BTreeMap<Vec<String>, Row>,
+    upserted: &[Vec<String>],
+    deleted: &[Vec<String>],
+    first: bool,
+) -> f64 {
+    let rows: Vec<(&Vec<String>, &Row)> = upserted.iter().map(|k| (k, &state[k])).collect();
+    let t = Instant::now();
+    let mut tx = w.begin();
+    if first {
+        tx.create_table("t", schema.clone(), &shape.key()).unwrap();
+    }
+    if !rows.is_empty() {
+        tx.upsert("t", batch(schema, &rows, shape.key().len()))
+            .unwrap();
+    }
+    if !deleted.is_empty() {
+        tx.delete("t", keys_batch(shape, deleted)).unwrap();
+    }
+    tx.commit().unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+fn run(shape: &mut dyn Shape, versions: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let schema = shape.schema();
+    let key_strings = shape.key().len();
+    let mut state = shape.initial();
+    let all = |state: &BTreeMap<Vec<String>, Row>| -> RecordBatch {
+        let rows: Vec<(&Vec<String>, &Row)> = state.iter().collect();
+        batch(&schema, &rows, key_strings)
+    };
+    let mut w = store.writer().unwrap();
+    let keys: Vec<Vec<String>> = state.keys().cloned().collect();
+    let mut commits = vec![commit(&mut w, shape, &schema, &state, &keys, &[], true)];
+    let first_copy = parquet_bytes(&schema, &all(&state));
+    let (mut per_version, mut floor) = (first_copy, first_copy);
+    for v in 1..versions {
+        let (upserted, deleted) = shape.step(v as i32, &mut state);
+        commits.push(commit(
+            &mut w, shape, &schema, &state, &upserted, &deleted, false,
+        ));
+        per_version += parquet_bytes(&schema, &all(&state));
+        let changed: Vec<(&Vec<String>, &Row)> = upserted.iter().map(|k| (k, &state[k])).collect();
+        if !changed.is_empty() {
+            floor += parquet_bytes(&schema, &batch(&schema, &changed, key_strings));
+        }
+    }
+    drop(w);
+    let written = dir_bytes(&path);
+    let part = |d: &str| {
+        let p = path.join(d);
+        if p.exists() { dir_bytes(&p) } else { 0 }
+    };
+    let (packs, tries, catalog) = (part("packs"), part("overlays"), part("catalog"));
+    let t = Instant::now();
+    store
+        .maintenance()
+        .unwrap()
+        .run(&MaintenancePlan::default(), &mut |_, _| {})
+        .unwrap();
+    let compact_s = t.elapsed().as_secs_f64();
+    let compacted = dir_bytes(&path);
+    let ratio = |b: u64| b as f64 / per_version as f64;
+    println!("\n## {} ({versions} versions)\n", shape.name());
+    println!("| figure | bytes | / one Parquet file per version |\n|---|---|---|");
+    println!("| one zstd Parquet file per version (baseline) | {per_version} | 1.00x |");
+    println!(
+        "| floor: v1 as Parquet + each version's changed rows as Parquet | {floor} | {:.3}x |",
+        ratio(floor)
+    );
+    println!(
+        "| ReelDB as written | {written} | **{:.3}x** |",
+        ratio(written)
+    );
+    println!(
+        "| of which packs / trie node logs / catalog | {packs} / {tries} / {catalog} | {:.3}x / {:.3}x / {:.3}x |",
+        ratio(packs),
+        ratio(tries),
+        ratio(catalog)
+    );
+    println!(
+        "| ReelDB after the default compaction | {compacted} | **{:.3}x** |",
+        ratio(compacted)
+    );
+    println!(
+        "\nmedian commit {:.1} ms; compaction {:.1} s",
+        median(&mut commits) * 1e3,
+        compact_s
+    );
+}
+
+fn main() {
+    let versions: u64 = std::env::var("REELDB_BENCH_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(365);
+    let only = std::env::var("REELDB_SHAPES").ok();
+    let wants = |s: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == s));
+    println!("# ReelDB storage by table shape, {versions} versions");
+    if wants("hot") {
+        run(
+            &mut Hot {
+                rng: Rng(11),
+                next: 0,
+            },
+            versions,
+        );
+    }
+    if wants("slow") {
+        run(
+            &mut Slow {
+                rng: Rng(12),
+                next: 0,
+            },
+            versions,
+        );
+    }
+}
