@@ -107,3 +107,30 @@ fn expire_retires_old_versions_and_refuses_a_bad_choice() {
     assert!(fails(&["expire", s, "--older-than", "3 weeks"]).contains("bad duration"));
     assert!(ok(&["expire", s, "--older-than", "1d"]).contains("0 versions expired"));
 }
+
+#[test]
+fn verify_names_versions_an_index_cut_lost_and_a_rewind_accepts_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    common::build_history(&path);
+    let s = path.to_str().unwrap();
+    // versions.idx loses the entries of v3 and v4: v4's record proves v3 was acknowledged.
+    let index = path.join("catalog/versions.idx");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap();
+    f.set_len(64 * 3).unwrap();
+    drop(f);
+    let out = reel(&["verify", s]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("versions 3 to 3 were committed"), "{text}");
+    assert!(text.contains("reel rewind --to 2"), "{text}");
+    ok(&["rewind", s, "--to", "2"]);
+    let out = ok(&["verify", s]);
+    assert!(
+        out.contains("0 damaged") && !out.contains("were committed"),
+        "{out}"
+    );
+}
