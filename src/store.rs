@@ -188,12 +188,18 @@ impl Store {
             });
         }
         IndexReader::new(storage.as_ref()).check_header()?;
-        let file = IndexReader::new(storage.as_ref())
-            .latest()
-            .ok()
-            .flatten()
-            .map_or(0, |e| e.records_file);
-        records::check_header(storage.as_ref(), &catalog::records_path(file))?;
+        // The current records file's header: the one the latest entry names. When the latest
+        // entry cannot be read (damage a rewind is meant to repair), or there is none and
+        // records.log was retired, the later reads say what is wrong.
+        match IndexReader::new(storage.as_ref()).latest() {
+            Ok(Some(e)) => {
+                records::check_header(storage.as_ref(), &catalog::records_path(e.records_file))?
+            }
+            Ok(None) if storage.exists(&catalog::records_path(0))? => {
+                records::check_header(storage.as_ref(), &catalog::records_path(0))?
+            }
+            _ => {}
+        }
         Ok(Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
@@ -313,6 +319,7 @@ impl Store {
 
     /// Every committed version that has not been expired, oldest first.
     pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        self.notice_rewinds()?;
         let latest = self.latest_version()?;
         let mut out = Vec::new();
         for v in 1..=latest {
@@ -324,8 +331,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Sizes, logical bytes and block sharing over every version.
+    /// Sizes, logical bytes and block sharing over every unexpired version.
     pub fn stats(&self) -> Result<StoreStats> {
+        self.notice_rewinds()?;
         let latest = self.latest_version()?;
         let (mut logical, mut referenced, mut stored) = (0u64, 0u64, 0u64);
         let mut batch_blocks: HashMap<(u32, u64), u64> = HashMap::new();
@@ -336,8 +344,9 @@ impl Store {
         let mut column_space = ColumnSpaceTally::default();
         for v in 1..=latest {
             let e = self.index().entry(v)?;
-            // An expired version whose record a catalog rewrite dropped holds nothing.
-            if e.expired && e.record_len == 0 {
+            // An expired version is read by nothing: log cleaning may have retired what it
+            // references, and a catalog rewrite its record.
+            if e.expired {
                 continue;
             }
             let rec = self.read_record(&e)?;

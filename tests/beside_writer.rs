@@ -140,8 +140,22 @@ fn thinning_beside_a_writer_leaves_the_latest_version_it_builds_on_alone() {
     let other = Store::open(dir.path().join("s")).unwrap();
     other.maintenance().unwrap().thin(1000).unwrap();
     let v = commit_round(&mut w, &mut model, 40);
-    models.push(model);
+    models.push(model.clone());
     assert_eq!(v, bframe + 1);
+    // Two keyframes after the rewind, numbered below the purged version the B-frames' next
+    // keyframe was written at; thinning beside the writer, which commits on.
+    for round in 41..43 {
+        let mut tx = w.begin();
+        tx.upsert("orders", common::orders(&[round], round as u64))
+            .unwrap();
+        tx.keyframe();
+        tx.commit().unwrap();
+        model.insert(round, round as u64);
+        models.push(model.clone());
+    }
+    other.maintenance().unwrap().thin(10).unwrap();
+    commit_round(&mut w, &mut model, 43);
+    models.push(model);
     for (i, m) in models.iter().enumerate() {
         assert_eq!(scan(&store, i as u64 + 1), expected(m), "v{}", i + 1);
     }

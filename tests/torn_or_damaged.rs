@@ -105,6 +105,13 @@ fn an_index_cut_short_names_the_versions_records_log_proves() {
     // Maintenance would bury the proof under a new copy of the latest record: it refuses.
     let err = store.maintenance().unwrap().clean(0.0).unwrap_err();
     assert!(err.is_corruption(), "{err}");
+    // So does a catalog rewrite, which would leave the proof in the retired file.
+    let err = store
+        .maintenance()
+        .unwrap()
+        .rewrite_catalog(0.0)
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
     let report = store.verify(1..=5, &mut |_| {}).unwrap();
     assert_eq!(
         report.lost_versions,

@@ -92,12 +92,25 @@ pub fn lost_after(
             e.record_offset + u64::from(e.record_len),
             e.version,
         ),
-        None => (0, RECORDS_HEADER_LEN, 0),
+        // No version indexed: the proof, if any, is in the newest records file there is (a
+        // catalog rewrite may have retired records.log).
+        None => (newest_records_file(storage)?, RECORDS_HEADER_LEN, 0),
     };
     let newest = versions_past(storage, file, from, latest)?.last().copied();
     Ok(newest
         .filter(|&n| n >= latest + 2)
         .map(|n| latest + 1..=n - 1))
+}
+
+/// The highest-numbered records file in `catalog/` (0 when there is none but records.log).
+fn newest_records_file(storage: &dyn Storage) -> Result<u64> {
+    let dir = std::path::Path::new(super::CATALOG_DIR);
+    Ok(storage
+        .list(dir)?
+        .iter()
+        .filter_map(|n| super::records_file_of(n))
+        .max()
+        .unwrap_or(0))
 }
 
 /// True when `bytes`, the full-length last entry (of version `n`) that failed its checksum,

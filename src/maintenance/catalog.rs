@@ -62,6 +62,11 @@ impl Maintenance {
                 self.delete_retired_records(&mut report)?;
                 return Ok(report);
             };
+            // A rewrite copies versions up to the latest only: records proving versions the
+            // index lost would be left behind in the retired file.
+            if let Some(lost) = crate::catalog::tail::lost_after(storage.as_ref(), Some(&head))? {
+                return Err(crate::catalog::tail::lost_error(&lost));
+            }
             let index = store.index();
             let entries = index.entries(head.version)?;
             let live: Vec<(IndexEntry, version::VersionRecord)> = entries

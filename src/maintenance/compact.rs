@@ -293,6 +293,10 @@ impl Maintenance {
             .map(|t| (t.id, t.keyframe_at))
             .collect();
         let next_table_id = records.last().map_or(1, |(_, r)| r.next_table_id);
+        // Generations newer than every version read are the writer's, whatever the latest
+        // entries say (after a rewind into a compacted generation, a B-frame's `keyframe_at`
+        // names a purged version above the generations that follow it).
+        let read_latest = records.last().map_or(0, |(e, _)| e.version);
         let census = ReaderCensus::take(storage.as_ref())?;
         let mut removed = false;
         for name in storage.list(dir)? {
@@ -300,8 +304,9 @@ impl Maintenance {
             let Some((table, g)) = super::rewind::log_id(&name) else {
                 continue;
             };
-            let still_open =
-                table >= next_table_id || open.iter().any(|&(t, at)| t == table && at <= g);
+            let still_open = table >= next_table_id
+                || g > read_latest
+                || open.iter().any(|&(t, at)| t == table && at <= g);
             if used.contains(&path) || still_open {
                 continue;
             }

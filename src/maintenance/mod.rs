@@ -126,6 +126,9 @@ impl Maintenance {
     pub(crate) fn open(store: Store, writer_quiet: bool) -> Result<Maintenance> {
         let storage = store.inner.storage.clone();
         let lock = maintenance_lock(&store)?;
+        // A rewind (none can run while the lock is held) may have let positions this
+        // handle caches be written again.
+        store.notice_rewinds()?;
         let committed = match store.latest_entry()? {
             Some(e) => store.read_record(&e)?.packs,
             None => Vec::new(),

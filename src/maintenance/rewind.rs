@@ -158,8 +158,9 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         .or_else(|| index.entry(1).ok())
         .map_or(0, |e| e.records_file);
     append_marker(storage.as_ref(), file, to, index.rewinds()? + 1)?;
-    // An empty store's records file is records.log, which a catalog rewrite may have retired.
-    if to == 0 && !storage.exists(&records_path(0))? {
+    // An empty store's records file is records.log, which a catalog rewrite may have retired
+    // (deleted, or kept for a reader): it starts afresh.
+    if to == 0 && file != 0 {
         storage.write_atomic(&records_path(0), &records::header())?;
     }
     storage.write_atomic(&index_path(), &bytes)?;

@@ -100,11 +100,14 @@ impl Maintenance {
                 // The keyframe the latest version reads through a B-frame (after a rewind into
                 // a compacted generation): nothing is thinned into it, since that would rebase
                 // the latest version, which a writer may be building on.
-                let latest_reads = work
+                let latest_entry = work
                     .last()
-                    .and_then(|r| r.tables.iter().find(|t| t.id == def))
-                    .filter(|t| t.bframe.is_some())
-                    .map(root_id);
+                    .and_then(|r| r.tables.iter().find(|t| t.id == def));
+                let latest_reads = latest_entry.filter(|t| t.bframe.is_some()).map(root_id);
+                // Nor is the keyframe the latest version reads thinned, which would rebase it:
+                // after a rewind, `keyframe_at` no longer orders keyframes by age, and the one
+                // the latest version reads may not look newest.
+                let latest_root = latest_entry.map(root_id);
                 for (i, (_, x)) in keyframes.iter().enumerate() {
                     // A keyframe that closes a generation still holding overlays is kept:
                     // compaction rewrites that generation over it first.
@@ -115,7 +118,7 @@ impl Maintenance {
                     let Some((_, y)) = keyframes.get(i + 1) else {
                         continue;
                     };
-                    if latest_reads == Some(*y) {
+                    if latest_reads == Some(*y) || latest_root == Some(*x) {
                         continue;
                     }
                     self.thin_one(def, *x, *y, &mut work, &live, &mut changed, &mut report)?;
