@@ -213,6 +213,15 @@ impl Error {
     }
 }
 
+/// A lower crate's corruption error, lifted.
+fn corruption(path: &std::path::Path, offset: u64, reason: String) -> Error {
+    Error::Corruption {
+        path: path.display().to_string(),
+        offset,
+        reason,
+    }
+}
+
 impl From<reeldb_keyframe::Error> for Error {
     fn from(e: reeldb_keyframe::Error) -> Self {
         match e {
@@ -220,11 +229,7 @@ impl From<reeldb_keyframe::Error> for Error {
                 path,
                 offset,
                 reason,
-            } => Error::Corruption {
-                path: path.display().to_string(),
-                offset,
-                reason,
-            },
+            } => corruption(&path, offset, reason),
             other => Error::Keyframe(other),
         }
     }
@@ -237,11 +242,7 @@ impl From<reeldb_overlay::Error> for Error {
                 path,
                 offset,
                 reason,
-            } => Error::Corruption {
-                path: path.display().to_string(),
-                offset,
-                reason,
-            },
+            } => corruption(&path, offset, reason),
             reeldb_overlay::Error::Keyframe(e) => match Error::from(e) {
                 Error::Keyframe(e) => Error::Overlay(reeldb_overlay::Error::Keyframe(e)),
                 lifted => lifted,

@@ -26,7 +26,7 @@ use crate::catalog::{CATALOG_DIR, records_file_of, records_path};
 use crate::error::{Error, Result};
 use crate::lease::ReaderCensus;
 use crate::maintenance::Maintenance;
-use crate::store::{FEATURE_RECORDS_FILES, LOCK_FILE};
+use crate::store::FEATURE_RECORDS_FILES;
 
 /// What a catalog rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -174,13 +174,12 @@ impl Maintenance {
         let writer = match self.writer_quiet {
             // The caller's writer reloads when this run ends.
             true => None,
-            false => match storage.try_lock(Path::new(LOCK_FILE)) {
-                Ok(lock) => Some(lock),
-                Err(reeldb_keyframe::Error::Locked { .. }) => {
+            false => match super::try_writer_lock(&store)? {
+                Some(lock) => Some(lock),
+                None => {
                     report.files_held += retired.len();
                     return Ok(());
                 }
-                Err(e) => return Err(Error::from(e)),
             },
         };
         if !census.pinned.is_empty() {

@@ -27,10 +27,9 @@ use reeldb_keyframe::storage::LockGuard;
 use reeldb_keyframe::tree::{Root, Tree};
 
 use crate::catalog::version::{BlockRecord, RootRecord, VersionRecord};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lease::ReaderCensus;
 use crate::maintenance::Maintenance;
-use crate::store::LOCK_FILE;
 
 /// What a clean did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,14 +119,13 @@ impl Maintenance {
         let _writer_lock: Option<Box<dyn LockGuard>> = if self.writer_quiet {
             None
         } else {
-            match storage.try_lock(std::path::Path::new(LOCK_FILE)) {
-                Ok(lock) => Some(lock),
-                Err(reeldb_keyframe::Error::Locked { .. }) => {
+            match super::try_writer_lock(&store)? {
+                Some(lock) => Some(lock),
+                None => {
                     report.writer_open = true;
                     self.delete_retired_packs(&mut report)?;
                     return Ok(report);
                 }
-                Err(e) => return Err(Error::from(e)),
             }
         };
         let records = self.committed()?;

@@ -111,6 +111,20 @@ pub(crate) fn maintenance_lock(store: &Store) -> Result<Box<dyn LockGuard>> {
         })
 }
 
+/// Takes the writer lock for a step that needs no writer open: `Ok(None)` when a writer
+/// holds it.
+pub(crate) fn try_writer_lock(store: &Store) -> Result<Option<Box<dyn LockGuard>>> {
+    match store
+        .inner
+        .storage
+        .try_lock(Path::new(crate::store::LOCK_FILE))
+    {
+        Ok(lock) => Ok(Some(lock)),
+        Err(reeldb_keyframe::Error::Locked { .. }) => Ok(None),
+        Err(e) => Err(Error::from(e)),
+    }
+}
+
 impl Store {
     /// Starts maintenance (compaction, thinning, cleaning, expiry), failing at once with
     /// [`Error::MaintenanceLocked`] while another maintenance or a rewind runs. A writer may be

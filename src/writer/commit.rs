@@ -187,7 +187,13 @@ pub(super) fn append_to_catalog(
 ) -> Result<(IndexEntry, VersionRecord)> {
     let mut catalog = CatalogWriter::take(&writer.store.inner.storage)?;
     let file = catalog.records_file();
-    let latest = latest_on_disk(writer, catalog.head())?;
+    let moved = latest_on_disk(writer, catalog.head())?;
+    let none = VersionRecord::default();
+    let latest = match (&moved, &writer.head) {
+        (Some(m), _) => m,
+        (None, Some((_, cached))) => cached,
+        (None, None) => &none,
+    };
     rec.packs.extend(
         latest
             .packs
@@ -232,19 +238,19 @@ pub(super) fn append_to_catalog(
     Ok((entry, rec))
 }
 
-/// The latest version's record as it is on disk now (`on_disk` is its index entry): this
-/// writer's cached one, unless maintenance replaced the index since this writer's last
-/// commit and moved it (listing the packs maintenance wrote, or rewritten into another
-/// records file); the moved record has the same tables, definitions aside.
+/// The latest version's record as it is on disk now (`on_disk` is its index entry), when it
+/// is not this writer's cached one (`None` when it is): maintenance replaced the index since
+/// this writer's last commit and moved it (listing the packs maintenance wrote, or rewritten
+/// into another records file); the moved record has the same tables, definitions aside.
 pub(super) fn latest_on_disk(
     writer: &Writer,
     on_disk: Option<IndexEntry>,
-) -> Result<VersionRecord> {
+) -> Result<Option<VersionRecord>> {
     match (on_disk, &writer.head) {
-        (None, None) => Ok(VersionRecord::default()),
+        (None, None) => Ok(None),
         (Some(d), Some((cached, rec))) if d.version == cached.version => {
             if d == *cached {
-                return Ok(rec.clone());
+                return Ok(None);
             }
             let moved = writer.store.read_record(&d)?;
             let without_defs = |r: &VersionRecord| -> Vec<TableEntry> {
@@ -262,7 +268,7 @@ pub(super) fn latest_on_disk(
                     d.version
                 )));
             }
-            Ok(moved)
+            Ok(Some(moved))
         }
         (d, _) => Err(Error::Internal(format!(
             "versions.idx ends at version {} where this writer's latest is {}",
