@@ -357,7 +357,7 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         let p = path.join(d);
         if p.exists() { dir_bytes(&p) } else { 0 }
     };
-    let (packs, tries, catalog) = (part("packs"), part("overlays"), part("catalog"));
+    let (packs, logs, catalog) = (part("packs"), part("overlays"), part("catalog"));
     let t = Instant::now();
     store
         .maintenance()
@@ -379,9 +379,9 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         ratio(written)
     );
     println!(
-        "| of which packs / trie node logs / catalog | {packs} / {tries} / {catalog} | {:.3}x / {:.3}x / {:.3}x |",
+        "| of which packs / node logs / catalog | {packs} / {logs} / {catalog} | {:.3}x / {:.3}x / {:.3}x |",
         ratio(packs),
-        ratio(tries),
+        ratio(logs),
         ratio(catalog)
     );
     println!(

@@ -88,7 +88,7 @@ pub struct StoreStats {
     pub row_batch_bytes: u64,
     /// Bytes of the B-frame residuals' column blocks (each distinct block once).
     pub residual_bytes: u64,
-    /// Bytes of the overlay node logs (tries, deletion vectors, live rows).
+    /// Bytes of the overlay node logs (deletion vectors and live rows).
     pub node_log_bytes: u64,
     /// Rows of the B-frame residuals (each distinct residual batch once).
     pub residual_rows: u64,
@@ -427,7 +427,6 @@ impl Store {
         let log = Arc::new(reeldb_overlay::NodeLog::new(
             self.inner.storage.clone(),
             path,
-            reeldb_overlay::key_hash,
         ));
         if let Ok(mut logs) = self.inner.logs.write() {
             logs.entry(path.to_path_buf())

@@ -157,14 +157,9 @@ fn records_of(file: &Path, data: &[u8]) -> Vec<Record> {
             };
             (kind, 32 + u32_at(data, at + 12) + 8, 32)
         })
-    } else if name.ends_with(".hamt") {
+    } else if name.ends_with(".olog") {
         framed("node log header", &|at| {
-            let (kind, head) = match data[at + 4] {
-                1 | 2 => ("HAMT node", 4 + 16),
-                3 => ("deletion vector", 4 + 4),
-                _ => ("live-row bitmap", 4 + 4),
-            };
-            (kind, 4 + u32_at(data, at) + 8, head)
+            ("version delta", 4 + u32_at(data, at) + 8, 4 + 4)
         })
     } else {
         Vec::new()

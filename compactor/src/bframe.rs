@@ -3,7 +3,8 @@
 //! For one table, a closed generation is its keyframe (`prev`), the overlay versions after
 //! it, and the next keyframe (`next`). Every key whose row differs anywhere in the generation
 //! is followed version by version (the keys that differ between the two keyframes, and every
-//! key the overlay tries touched, read with `hamt::diff` between consecutive roots). Over
+//! key a version's bitmaps changed: overlay rows that became or stopped being live, keyframe
+//! ordinals newly shadowed). Over
 //! each stretch of versions in which a key shows one row version:
 //!
 //! - if `next` holds that very row (equal content hash), the B-frames simply read it there;
@@ -19,12 +20,11 @@ use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, block};
-use reeldb_overlay::hamt::diff;
-use reeldb_overlay::{NodeLog, NodeRef, RowLocation};
+use reeldb_overlay::OverlayVersion;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, tree_rows};
+use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, encoded_keys, tree_rows};
 
 /// A batch of rows stored as one column block per column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,8 @@ pub struct ClosedGeneration<'a> {
     pub prev: &'a Tree,
     /// The next keyframe, which closed the generation.
     pub next: &'a Tree,
-    /// The generation's node log.
-    pub log: &'a NodeLog,
-    /// The trie root of each version between the keyframes, oldest first.
-    pub roots: &'a [Option<NodeRef>],
+    /// The bitmaps of each version between the keyframes, oldest first.
+    pub versions: &'a [OverlayVersion],
     /// The generation's overlay row batches (as the last version lists them).
     pub batches: &'a [RowBatch],
 }
@@ -60,7 +58,7 @@ pub struct BFrame {
 }
 
 /// A compacted generation: the residual and one B-frame per version, in the order of
-/// [`ClosedGeneration::roots`].
+/// [`ClosedGeneration::versions`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Compacted {
     /// The residual's row batches, in key order.
@@ -168,22 +166,41 @@ pub fn compact(
     let prev_rows = tree_rows(prev, &hasher)?;
     let next_rows = tree_rows(next, &hasher)?;
 
-    // Overlay rows: generation row ids, content hashes, decoded batches.
-    let mut starts = Vec::with_capacity(generation.batches.len());
+    // Overlay rows, by generation row id: content hashes, decoded batches, keys.
     let mut overlay_hashes: Vec<u128> = Vec::new();
     let mut overlay_batches = Vec::with_capacity(generation.batches.len());
     for batch in generation.batches {
-        starts.push(overlay_hashes.len() as u32);
         let columns = batch_columns(next, batch)?;
         overlay_hashes.extend(hasher.hash(&columns)?);
         overlay_batches.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
     }
-    let row_id = |l: RowLocation| -> Result<u32> {
-        starts
-            .get(l.batch as usize)
-            .map(|s| s + l.row)
-            .filter(|id| (*id as usize) < overlay_hashes.len())
-            .ok_or_else(|| Error::Inconsistent(format!("overlay row {l:?} is not in the batches")))
+    let mut overlay_keys: Vec<Vec<u8>> = Vec::with_capacity(overlay_hashes.len());
+    for batch in &overlay_batches {
+        let keys = encoded_keys(&layout, batch.columns())?;
+        overlay_keys.extend(keys.iter().map(|k| k.as_ref().to_vec()));
+    }
+    let key_of_row = |id: u32| -> Result<&[u8]> {
+        overlay_keys
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::Inconsistent(format!("overlay row {id} is not in the batches")))
+    };
+    let key_of_ordinal = |o: u64| -> Result<&[u8]> {
+        prev_rows
+            .get(o as usize)
+            .map(|r| r.key.as_slice())
+            .ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "a version shadows ordinal {o} of a {}-row keyframe",
+                    prev_rows.len()
+                ))
+            })
+    };
+    let ordinal_in_prev = |key: &[u8]| {
+        prev_rows
+            .binary_search_by(|r| r.key.as_slice().cmp(key))
+            .ok()
+            .map(|i| prev_rows[i].ordinal)
     };
 
     // Every key that differs anywhere in the generation, with what it shows when.
@@ -198,39 +215,41 @@ pub fn compact(
             },
         );
     }
-    let mut before = None;
-    for (i, root) in generation.roots.iter().enumerate() {
-        let mut changed = Vec::new();
-        diff(generation.log, before, *root, &mut |e| changed.push(e))?;
-        for e in changed {
-            let shown = match e.row {
-                Some(l) => Shown::Overlay(row_id(l)?),
-                None => Shown::Absent,
-            };
-            let start = match e.shadows {
-                Some(o) if (o as usize) < prev_rows.len() => Shown::Prev(o),
-                Some(o) => {
-                    return Err(Error::Inconsistent(format!(
-                        "an entry shadows ordinal {o} of a {}-row keyframe",
-                        prev_rows.len()
-                    )));
-                }
-                None => Shown::Absent,
-            };
-            histories
-                .entry(e.key)
-                .or_insert(History {
-                    start,
-                    changes: Vec::new(),
-                })
-                .changes
-                .push((i, shown));
+    // What each version changed, read from its bitmaps against the version before: rows
+    // that became live show their key's new row; rows that stopped being live, and keyframe
+    // ordinals newly shadowed, without a new row of their key, are deletes.
+    let mut before = OverlayVersion::default();
+    for (i, version) in generation.versions.iter().enumerate() {
+        let mut changed: HashMap<&[u8], Shown> = HashMap::new();
+        for id in &version.live - &before.live {
+            changed.insert(key_of_row(id)?, Shown::Overlay(id));
         }
-        before = *root;
+        for id in &before.live - &version.live {
+            changed.entry(key_of_row(id)?).or_insert(Shown::Absent);
+        }
+        for o in &version.shadowed - &before.shadowed {
+            changed.entry(key_of_ordinal(o)?).or_insert(Shown::Absent);
+        }
+        for (key, shown) in changed {
+            match histories.get_mut(key) {
+                Some(h) => h.changes.push((i, shown)),
+                None => {
+                    let start = ordinal_in_prev(key).map_or(Shown::Absent, Shown::Prev);
+                    histories.insert(
+                        key.to_vec(),
+                        History {
+                            start,
+                            changes: vec![(i, shown)],
+                        },
+                    );
+                }
+            }
+        }
+        before = version.clone();
     }
 
     // Walk every history's stretches.
-    let versions = generation.roots.len();
+    let versions = generation.versions.len();
     let mut frames = vec![BFrame::default(); versions];
     let mut residual: Vec<ResidualRow<'_>> = Vec::new();
     for (key, h) in &histories {

@@ -1,7 +1,7 @@
 //! # reeldb-compactor
 //!
 //! Compaction of closed generations. Once a table's next keyframe lands, the overlay versions
-//! between it and the previous keyframe no longer need their tries: each becomes a
+//! between it and the previous keyframe no longer need their node logs: each becomes a
 //! **B-frame**, two bitmaps over data that stays: the rows of the *next* keyframe hidden at
 //! that version, and the rows of the generation's **residual** live at it. The residual holds,
 //! once and sorted by key, every row version some version of the generation shows that the

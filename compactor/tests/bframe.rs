@@ -4,8 +4,7 @@
 //! live residual rows" is exactly the state the overlay version held, no key twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -14,7 +13,7 @@ use reeldb_keyframe::builder::{self};
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
 use reeldb_keyframe::{DecodedCache, PackReader, PackWriter, block};
-use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply, key_hash};
+use reeldb_overlay::{Change, OverlayVersion, apply};
 
 mod common;
 
@@ -54,12 +53,10 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
     let prev_keys: Vec<i64> = base.keys().copied().collect();
 
     // The overlay versions.
-    let log_path = Path::new("g.hamt");
-    let mut log = NodeLogWriter::open(storage.clone(), log_path, None, key_hash).unwrap();
     let mut version = OverlayVersion::default();
-    let (mut state, mut states, mut roots) = (base.clone(), Vec::new(), Vec::new());
+    let (mut state, mut states, mut versions) = (base.clone(), Vec::new(), Vec::new());
     let mut batches: Vec<RowBatch> = Vec::new();
-    let mut starts: Vec<u32> = Vec::new();
+    let mut latest: HashMap<i64, u32> = HashMap::new();
     let mut total = 0u32;
     for (i, commit) in commits.iter().enumerate() {
         // A value 0 restores the base content: equal rows must be recognised as equal.
@@ -75,44 +72,30 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
             .filter_map(|(k, v)| v.map(|v| (*k, value(*k, v))))
             .collect();
         let batch = rows(&layout, &upserts);
-        let b = batches.len() as u32;
         if !upserts.is_empty() {
             let columns = block::store_columns(&mut packs, &layout, &batch).unwrap();
             batches.push(RowBatch {
                 rows: upserts.len() as u32,
                 columns,
             });
-            starts.push(total);
-            total += upserts.len() as u32;
         }
-        let keys: Vec<i64> = commit.keys().copied().collect();
-        let encoded = encode_keys(&layout, &keys);
-        let mut at = 0u32;
-        let edits: Vec<Change<'_>> = keys
-            .iter()
-            .zip(&encoded)
-            .map(|(k, key)| {
-                let row = commit[k].map(|_| {
-                    at += 1;
-                    RowLocation {
-                        batch: b,
-                        row: at - 1,
-                    }
-                });
-                Change {
-                    key,
-                    row,
-                    shadows: prev_keys.binary_search(k).ok().map(|o| o as u64),
-                }
-            })
-            .collect();
-        let s = starts.clone();
-        version = apply(&mut log, &version, edits, &move |l: RowLocation| {
-            s[l.batch as usize] + l.row
-        })
-        .unwrap();
-        version.store(&mut log).unwrap();
-        log.sync(false).unwrap();
+        let mut edits = Vec::new();
+        for (k, v) in commit {
+            let row = v.map(|_| {
+                total += 1;
+                total - 1
+            });
+            let replaces = match row {
+                Some(r) => latest.insert(*k, r),
+                None => latest.remove(k),
+            };
+            edits.push(Change {
+                row,
+                replaces,
+                shadows: prev_keys.binary_search(k).ok().map(|o| o as u64),
+            });
+        }
+        version = apply(&version, edits).0;
         for (k, v) in commit {
             match v {
                 Some(v) => state.insert(*k, value(*k, *v)),
@@ -120,7 +103,7 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
             };
         }
         states.push(state.clone());
-        roots.push(version.root);
+        versions.push(version.clone());
     }
     packs.sync(false).unwrap();
 
@@ -145,8 +128,7 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
     let generation = ClosedGeneration {
         prev: &prev,
         next: &next,
-        log: log.reader(),
-        roots: &roots,
+        versions: &versions,
         batches: &batches,
     };
     let compacted = compact(&generation, &mut packs, batch_rows).unwrap();

@@ -83,16 +83,16 @@ fn main() {
                 }
                 at += h.framed_len();
             }
-        } else if name.ends_with(".hamt") {
+        } else if name.ends_with(".olog") {
             let mut at = 16;
             while at < data.len() {
                 let len = u32_at(&data, at);
                 let body = &data[at + 4..at + 4 + len];
-                match body[0] {
-                    1 | 2 => seed("hamt_node", None, body),
-                    3 => seed("bitmap", Some(0), &body[4..]),
-                    _ => seed("bitmap", Some(1), &body[4..]),
-                }
+                // A version delta: shadowed_len u32, a treemap, then a bitmap.
+                let payload = &body[4..];
+                let split = 4 + u32_at(payload, 0);
+                seed("bitmap", Some(0), &payload[4..split]);
+                seed("bitmap", Some(1), &payload[split..]);
                 at += 4 + len + 8;
             }
         } else if name.ends_with("versions.idx") {

@@ -1,7 +1,11 @@
-//! Node logs: one append-only file of HAMT nodes per generation, memory-mapped by readers.
+//! Node logs: one append-only file per generation of framed blobs (each overlay commit's
+//! version delta), memory-mapped by readers.
 //!
 //! ```text
-//! header: magic "REELHAMT", format_version u32, reserved u32 = 0; then node frames
+//! header: magic "REELOLOG", format_version u32, reserved u32 = 0; then frames
+//! frame:  len u32 (of body) | body | checksum u64 = xxh3-64(len ‖ body)
+//! body:   kind u8 (5 version delta), reserved [3] = 0, payload
+//! NodeRef (16 bytes): offset u64 of the frame, checksum u64 of the frame
 //! ```
 //! A version records the log's length when it committed; bytes past the latest such length are
 //! the remains of an unfinished commit. They are never cut back (a reader may have the log
@@ -14,59 +18,67 @@ use bytes::Bytes;
 use reeldb_keyframe::format::{Encoder, FORMAT_VERSION, checksum};
 use reeldb_keyframe::storage::{AppendFile, Storage};
 
-use crate::entry::KeyHasher;
 use crate::error::{Error, Result};
-use crate::node::{FRAME_OVERHEAD, Node, NodeRef, NodeView};
 
 /// First bytes of a node log.
-pub const LOG_MAGIC: [u8; 8] = *b"REELHAMT";
+pub const LOG_MAGIC: [u8; 8] = *b"REELOLOG";
 /// Length of the node-log header.
 pub const LOG_HEADER_LEN: u64 = 16;
-/// Largest node body accepted on read (a branch of 32 long keys stays far below it).
-pub const MAX_NODE_LEN: u32 = 16 << 20;
+/// Largest frame body accepted on read (a deletion vector of 2^32 ordinals as a bitmap stays
+/// below it).
+pub const MAX_NODE_LEN: u32 = 1 << 30;
+/// Bytes of a frame around its body.
+pub const FRAME_OVERHEAD: usize = 12;
 
-/// What a blob frame holds (its body's first byte; nodes use 1 and 2).
+/// Where a frame is in its log, and the checksum it must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeRef {
+    /// Offset of the frame.
+    pub offset: u64,
+    /// xxh3-64 of the frame's length and body.
+    pub checksum: u64,
+}
+
+/// A frame around `body`: its length, the body, and the checksum of both.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + FRAME_OVERHEAD);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// What a frame holds (its body's first byte; 1 to 4 were HAMT nodes and whole per-version
+/// bitmaps before format 5, and are refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum BlobKind {
-    /// A deletion vector: the keyframe ordinals a version shadows (`RoaringTreemap`).
-    DeletionVector = 3,
-    /// The overlay rows live at a version, by generation row id (`RoaringBitmap`).
-    LiveRows = 4,
+    /// One overlay commit's change to its generation's bitmaps: the keyframe ordinals it
+    /// newly shadows and the overlay rows it retires ([`crate::VersionDelta`]).
+    VersionDelta = 5,
 }
 
-/// Decoded nodes kept per log, by count.
-const NODE_CACHE_NODES: usize = 1 << 16;
-
-/// Reads nodes from a node log through a shared memory map, verifying each one, and keeps
-/// recently decoded nodes. Entries are keyed by offset and checksum, so bytes rewritten at an
-/// offset after an aborted commit can never be served from the cache.
+/// Reads blobs from a node log through a shared memory map, verifying each one.
 pub struct NodeLog {
     storage: Arc<dyn Storage>,
     path: PathBuf,
-    hasher: KeyHasher,
     map: RwLock<Bytes>,
-    nodes: quick_cache::sync::Cache<(u64, u64), Arc<Node>>,
 }
 
 impl std::fmt::Debug for NodeLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeLog")
-            .field("path", &self.path)
-            .field("cached_nodes", &self.nodes.len())
-            .finish()
+        f.debug_struct("NodeLog").field("path", &self.path).finish()
     }
 }
 
 impl NodeLog {
-    /// A reader of the log at `path`, whose entries are filed by `hasher`.
-    pub fn new(storage: Arc<dyn Storage>, path: &Path, hasher: KeyHasher) -> Self {
+    /// A reader of the log at `path`.
+    pub fn new(storage: Arc<dyn Storage>, path: &Path) -> Self {
         NodeLog {
             storage,
             path: path.to_path_buf(),
-            hasher,
             map: RwLock::new(Bytes::new()),
-            nodes: quick_cache::sync::Cache::new(NODE_CACHE_NODES),
         }
     }
 
@@ -116,18 +128,6 @@ impl NodeLog {
         Ok(m)
     }
 
-    /// Reads and verifies the node at `r`.
-    pub fn read(&self, r: NodeRef) -> Result<Arc<Node>> {
-        if let Some(n) = self.nodes.get(&(r.offset, r.checksum)) {
-            return Ok(n);
-        }
-        let (m, body) = self.read_frame(r)?;
-        let node =
-            Arc::new(Node::decode(&m[body], self.hasher).map_err(|e| self.corrupt(r.offset, e.0))?);
-        self.nodes.insert((r.offset, r.checksum), node.clone());
-        Ok(node)
-    }
-
     /// Reads and verifies the blob of `kind` at `r` and returns its payload.
     pub fn read_blob(&self, r: NodeRef, kind: BlobKind) -> Result<Bytes> {
         let (m, body) = self.read_frame(r)?;
@@ -141,7 +141,7 @@ impl NodeLog {
     /// Verifies the frame at `r`; returns the map and the range of its body.
     fn read_frame(&self, r: NodeRef) -> Result<(Bytes, std::ops::Range<usize>)> {
         if r.offset < LOG_HEADER_LEN {
-            return Err(self.corrupt(r.offset, "node reference into the header"));
+            return Err(self.corrupt(r.offset, "frame reference into the header"));
         }
         let m = self.view(r.offset + 4)?;
         let len = frame_len(&m, r.offset);
@@ -154,30 +154,24 @@ impl NodeLog {
     /// Verifies the frame at `r` within `map` (a view of this log) and returns its body.
     pub fn frame_in<'m>(&self, map: &'m [u8], r: NodeRef) -> Result<&'m [u8]> {
         if r.offset < LOG_HEADER_LEN {
-            return Err(self.corrupt(r.offset, "node reference into the header"));
+            return Err(self.corrupt(r.offset, "frame reference into the header"));
         }
         let len = frame_len(map, r.offset)
             .ok_or_else(|| self.corrupt(r.offset, "reference past the end of the log"))?;
         if len > u64::from(MAX_NODE_LEN) {
-            return Err(self.corrupt(r.offset, format!("node length {len} out of bounds")));
+            return Err(self.corrupt(r.offset, format!("frame length {len} out of bounds")));
         }
         let at = r.offset as usize;
         let end = at + len as usize + FRAME_OVERHEAD;
         let frame = map
             .get(at..end)
-            .ok_or_else(|| self.corrupt(r.offset, "node runs past the end of the log"))?;
+            .ok_or_else(|| self.corrupt(r.offset, "frame runs past the end of the log"))?;
         let (covered, stored) = frame.split_at(frame.len() - 8);
         let sum = checksum(covered);
         if stored != sum.to_le_bytes() || sum != r.checksum {
-            return Err(self.corrupt(r.offset, "node checksum mismatch"));
+            return Err(self.corrupt(r.offset, "frame checksum mismatch"));
         }
         Ok(&covered[4..])
-    }
-
-    /// Parses the verified node at `r` within `map` in place.
-    pub fn view_in<'m>(&self, map: &'m [u8], r: NodeRef) -> Result<NodeView<'m>> {
-        let body = self.frame_in(map, r)?;
-        NodeView::parse(body, self.hasher).map_err(|e| self.corrupt(r.offset, e.0))
     }
 }
 
@@ -188,8 +182,8 @@ fn frame_len(map: &[u8], offset: u64) -> Option<u64> {
     Some(u64::from(u32::from_le_bytes(len)))
 }
 
-/// Appends nodes to a node log for the single writer. Appends are buffered and written at
-/// [`NodeLogWriter::sync`]; nothing reads a node before the commit that wrote it is synced.
+/// Appends blobs to a node log for the single writer. Appends are buffered and written at
+/// [`NodeLogWriter::sync`]; nothing reads a blob before the commit that wrote it is synced.
 #[derive(Debug)]
 pub struct NodeLogWriter {
     log: NodeLog,
@@ -203,12 +197,7 @@ impl NodeLogWriter {
     /// is `None`, else appends at its end. Bytes past the committed length (an abandoned or
     /// crashed commit's) are never cut back, since a reader may have the log mapped; nothing
     /// references them.
-    pub fn open(
-        storage: Arc<dyn Storage>,
-        path: &Path,
-        committed: Option<u64>,
-        hasher: KeyHasher,
-    ) -> Result<Self> {
+    pub fn open(storage: Arc<dyn Storage>, path: &Path, committed: Option<u64>) -> Result<Self> {
         let created = committed.is_none();
         match committed {
             Some(len) => {
@@ -233,21 +222,16 @@ impl NodeLogWriter {
         }
         let file = storage.open_append(path)?;
         Ok(NodeLogWriter {
-            log: NodeLog::new(storage, path, hasher),
+            log: NodeLog::new(storage, path),
             file,
             created,
             buffer: Vec::new(),
         })
     }
 
-    /// The reader over this log (it sees appended, uncommitted nodes too).
+    /// The reader over this log (it sees appended, uncommitted blobs too).
     pub fn reader(&self) -> &NodeLog {
         &self.log
-    }
-
-    /// Appends a node body (see [`crate::node`]) and returns its reference.
-    pub fn append_node(&mut self, body: &[u8]) -> Result<NodeRef> {
-        self.append_frame(crate::node::frame(body))
     }
 
     /// A view of everything appended so far: buffered appends are written (not synced) first.
@@ -264,7 +248,7 @@ impl NodeLogWriter {
         let mut body = Vec::with_capacity(payload.len() + 4);
         body.extend_from_slice(&[kind as u8, 0, 0, 0]);
         body.extend_from_slice(payload);
-        self.append_frame(crate::node::frame(&body))
+        self.append_frame(frame(&body))
     }
 
     fn append_frame(&mut self, frame: Vec<u8>) -> Result<NodeRef> {
@@ -291,7 +275,7 @@ impl NodeLogWriter {
         self.len() <= LOG_HEADER_LEN
     }
 
-    /// Makes appended nodes durable (unless `durable` is false) and returns the length the
+    /// Makes appended blobs durable (unless `durable` is false) and returns the length the
     /// commit records. A newly created log's directory entry is synced too.
     pub fn sync(&mut self, durable: bool) -> Result<u64> {
         if !self.buffer.is_empty() {
@@ -310,7 +294,7 @@ impl NodeLogWriter {
         Ok(self.file.len())
     }
 
-    /// Forgets the nodes of an abandoned commit: buffered ones are dropped and written ones
+    /// Forgets the blobs of an abandoned commit: buffered ones are dropped and written ones
     /// stay as unreferenced bytes.
     pub fn abort(&mut self) {
         self.buffer.clear();

@@ -1,5 +1,6 @@
-//! Verifying an overlay version: an honest version passes; bitmaps that disagree with the
-//! trie, entries pointing outside the generation's rows and miscounted entries are caught.
+//! Verifying an overlay version's deltas: an honest version passes and folds to its bitmaps;
+//! an ordinal past the keyframe's rows, a row past the generation's rows, an ordinal shadowed
+//! twice, a row retired twice and a damaged blob are caught.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -8,104 +9,107 @@ use std::sync::Arc;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_overlay::verify::{Bounds, verify};
 use reeldb_overlay::{
-    Change, Error, NodeLog, NodeLogWriter, OverlayRefs, OverlayVersion, RowLocation, apply,
-    key_hash,
+    Change, Error, NodeLog, NodeLogWriter, NodeRef, OverlayVersion, VersionDelta, apply,
 };
 
-/// A one-commit overlay over a 100-row keyframe: keys 0..40 updated (batch 0, rows 0..40),
-/// keys 40..50 deleted; keys 100..110, new, also in batch 0 (rows 40..50).
-fn one_commit(dir: &Path) -> (Arc<dyn Storage>, NodeLogWriter, OverlayVersion) {
+/// Two commits over a 100-row keyframe. The first: keys 0..40 updated (rows 0..40), keys
+/// 40..50 deleted, keys 100..110 new (rows 40..50). The second: keys 0..10 updated again
+/// (rows 50..60).
+fn two_commits() -> Vec<(OverlayVersion, VersionDelta)> {
+    let first = (0u32..50).chain(100..110).map(|k| Change {
+        row: match k {
+            0..40 => Some(k),
+            40..50 => None,
+            _ => Some(k - 60),
+        },
+        replaces: None,
+        shadows: (k < 100).then_some(u64::from(k)),
+    });
+    let (v1, d1) = apply(&OverlayVersion::default(), first);
+    let second = (0u32..10).map(|k| Change {
+        row: Some(50 + k),
+        replaces: Some(k),
+        shadows: Some(u64::from(k)),
+    });
+    let (v2, d2) = apply(&v1, second);
+    vec![(v1, d1), (v2, d2)]
+}
+
+fn stored(dir: &Path, deltas: &[&VersionDelta]) -> (NodeLog, Vec<NodeRef>) {
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir));
-    let mut log =
-        NodeLogWriter::open(storage.clone(), Path::new("g.hamt"), None, key_hash).unwrap();
-    let keys: Vec<Vec<u8>> = (0u16..50)
-        .chain(100..110)
-        .map(|k| k.to_be_bytes().to_vec())
-        .collect();
-    let changes: Vec<Change<'_>> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let n = u16::from_be_bytes([k[0], k[1]]);
-            Change {
-                key: k,
-                row: (!(40..50).contains(&n)).then(|| RowLocation {
-                    batch: 0,
-                    row: if n < 40 {
-                        u32::from(n)
-                    } else {
-                        u32::from(n) - 60
-                    },
-                }),
-                shadows: (n < 100).then_some(i as u64),
-            }
-        })
-        .collect();
-    let version = apply(&mut log, &OverlayVersion::default(), changes, &|l| l.row).unwrap();
-    (storage, log, version)
-}
-
-fn stored(log: &mut NodeLogWriter, v: &OverlayVersion) -> OverlayRefs {
-    let refs = v.store(log).unwrap();
+    let mut log = NodeLogWriter::open(storage.clone(), Path::new("g.olog"), None).unwrap();
+    let refs = deltas.iter().map(|d| d.store(&mut log).unwrap()).collect();
     log.sync(false).unwrap();
-    refs
+    (NodeLog::new(storage, Path::new("g.olog")), refs)
 }
 
-const BOUNDS: Bounds<'static> = Bounds {
-    batch_rows: &[50],
+const BOUNDS: Bounds = Bounds {
+    batch_rows: 60,
     keyframe_rows: 100,
 };
 
 #[test]
-fn an_honest_version_verifies_and_yields_its_entries() {
+fn an_honest_version_verifies_and_folds_to_its_bitmaps() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, mut log, version) = one_commit(dir.path());
-    let refs = stored(&mut log, &version);
-    let reader = NodeLog::new(storage, Path::new("g.hamt"), key_hash);
-    assert_eq!(verify(&reader, &refs, BOUNDS).unwrap().len(), 60);
+    let commits = two_commits();
+    let (log, refs) = stored(dir.path(), &[&commits[0].1, &commits[1].1]);
+    let got = verify(&log, &refs, BOUNDS).unwrap();
+    assert_eq!(got, commits[1].0);
+    assert_eq!((got.shadowed.len(), got.live.len()), (50, 50));
+    // The second commit shadows nothing new: its keys' ordinals were shadowed by the first.
+    assert!(commits[1].1.shadowed.is_empty());
+    assert_eq!(commits[1].1.retired.len(), 10);
 }
 
 #[test]
-fn a_deletion_vector_that_disagrees_with_the_trie_is_caught() {
+fn an_ordinal_past_the_keyframe_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let (_s, mut log, mut version) = one_commit(dir.path());
-    version.shadowed.remove(7);
-    let refs = stored(&mut log, &version);
-    let err = verify(log.reader(), &refs, BOUNDS).unwrap_err();
+    let mut commits = two_commits();
+    commits[1].1.shadowed.insert(100);
+    let (log, refs) = stored(dir.path(), &[&commits[0].1, &commits[1].1]);
+    let err = verify(&log, &refs, BOUNDS).unwrap_err();
     assert!(
-        matches!(&err, Error::Corrupt { offset, .. } if *offset == refs.shadowed.offset),
+        matches!(&err, Error::Corrupt { offset, .. } if *offset == refs[1].offset),
         "{err}"
     );
 }
 
 #[test]
-fn live_rows_that_disagree_with_the_trie_are_caught() {
+fn a_row_past_the_generation_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let (_s, mut log, mut version) = one_commit(dir.path());
-    version.live.insert(49_999);
-    let refs = stored(&mut log, &version);
-    let err = verify(log.reader(), &refs, BOUNDS).unwrap_err();
-    assert!(err.to_string().contains("live rows"), "{err}");
+    let mut commits = two_commits();
+    commits[1].1.retired.insert(60);
+    let (log, refs) = stored(dir.path(), &[&commits[0].1, &commits[1].1]);
+    assert!(verify(&log, &refs, BOUNDS).is_err());
 }
 
 #[test]
-fn entries_outside_the_generation_or_miscounted_are_caught() {
+fn an_ordinal_shadowed_twice_or_a_row_retired_twice_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let (_s, mut log, version) = one_commit(dir.path());
-    let refs = stored(&mut log, &version);
-    let short_batch = Bounds {
-        batch_rows: &[45],
-        keyframe_rows: 100,
-    };
-    assert!(verify(log.reader(), &refs, short_batch).is_err());
-    let small_keyframe = Bounds {
-        batch_rows: &[50],
-        keyframe_rows: 30,
-    };
-    assert!(verify(log.reader(), &refs, small_keyframe).is_err());
-    let miscounted = OverlayRefs {
-        entries: refs.entries + 1,
-        ..refs
-    };
-    assert!(verify(log.reader(), &miscounted, BOUNDS).is_err());
+    let mut commits = two_commits();
+    commits[1].1.shadowed.insert(3);
+    let (log, refs) = stored(dir.path(), &[&commits[0].1, &commits[1].1]);
+    let err = verify(&log, &refs, BOUNDS).unwrap_err();
+    assert!(err.to_string().contains("again"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let commits = two_commits();
+    let (log, refs) = stored(dir.path(), &[&commits[1].1, &commits[1].1]);
+    let err = verify(&log, &refs, BOUNDS).unwrap_err();
+    assert!(err.to_string().contains("again"), "{err}");
+}
+
+#[test]
+fn a_damaged_blob_is_caught_by_its_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let commits = two_commits();
+    let (_, refs) = stored(dir.path(), &[&commits[0].1, &commits[1].1]);
+    let path = dir.path().join("g.olog");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[refs[1].offset as usize + 10] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+    let log = NodeLog::new(storage, Path::new("g.olog"));
+    let err = verify(&log, &refs, BOUNDS).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
 }

@@ -1,24 +1,19 @@
-//! Overlay versions against a model: at every version, the keyframe's rows minus the deletion
-//! vector plus the live overlay rows are exactly the table's state, and a get that asks the
-//! trie first and the keyframe second finds every key's current row.
+//! Overlay versions against a model: at every version, its deltas read back and folded, the
+//! keyframe's rows minus the deletion vector plus the live overlay rows are exactly the
+//! table's state, and a get that takes the
+//! key's live overlay row, else its keyframe row unless shadowed, finds every key's current
+//! row.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use reeldb_keyframe::storage::{LocalStorage, Storage};
-use reeldb_overlay::hamt::get;
-use reeldb_overlay::{
-    Change, NodeLog, NodeLogWriter, OverlayVersion, RowLocation, apply, key_hash,
-};
+use reeldb_overlay::{Change, NodeLog, NodeLogWriter, OverlayVersion, apply};
 
 const KEYFRAME_ROWS: u16 = 200;
-
-fn key(k: u16) -> Vec<u8> {
-    k.to_be_bytes().to_vec()
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
@@ -31,42 +26,44 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
-        let path = Path::new("gen.hamt");
-        let mut log = NodeLogWriter::open(storage.clone(), path, None, key_hash).unwrap();
+        let path = Path::new("gen.olog");
+        let mut log = NodeLogWriter::open(storage.clone(), path, None).unwrap();
         // The keyframe: keys 0..200 at ordinals 0..200, value 0.
         let keyframe: BTreeMap<u16, u32> = (0..KEYFRAME_ROWS).map(|k| (k, 0)).collect();
-        // Overlay rows of every batch, and where each batch's rows start.
+        // Overlay rows of every batch, by generation row id, and each key's latest row.
         let mut rows: Vec<(u16, u32)> = Vec::new();
-        let mut batch_start: Vec<u32> = Vec::new();
+        let mut latest: HashMap<u16, u32> = HashMap::new();
         let mut state = keyframe.clone();
         let mut version = OverlayVersion::default();
         let mut history = Vec::new();
-        for (b, commit) in commits.iter().enumerate() {
-            batch_start.push(rows.len() as u32);
+        let mut deltas = Vec::new();
+        for commit in &commits {
             let mut changes = Vec::new();
-            let keys: Vec<Vec<u8>> = commit.keys().map(|k| key(*k)).collect();
-            for ((k, v), kb) in commit.iter().zip(&keys) {
+            for (k, v) in commit {
                 let row = v.map(|value| {
                     rows.push((*k, value));
-                    RowLocation { batch: b as u32, row: (rows.len() as u32 - 1) - batch_start[b] }
+                    rows.len() as u32 - 1
                 });
+                let replaces = match row {
+                    Some(r) => latest.insert(*k, r),
+                    None => latest.remove(k),
+                };
                 let shadows = (*k < KEYFRAME_ROWS).then_some(u64::from(*k));
-                changes.push(Change { key: kb, row, shadows });
+                changes.push(Change { row, replaces, shadows });
                 match v {
                     Some(value) => { state.insert(*k, *value); }
                     None => { state.remove(k); }
                 }
             }
-            let starts = batch_start.clone();
-            let row_id = move |l: RowLocation| starts[l.batch as usize] + l.row;
-            version = apply(&mut log, &version, changes, &row_id).unwrap();
-            let refs = version.store(&mut log).unwrap();
+            let (next, delta) = apply(&version, changes);
+            version = next;
+            deltas.push(delta.store(&mut log).unwrap());
             log.sync(false).unwrap();
-            history.push((refs, state.clone(), batch_start.clone()));
+            history.push((deltas.clone(), rows.len() as u32, state.clone()));
         }
-        let reader = NodeLog::new(storage, path, key_hash);
-        for (refs, state, starts) in &history {
-            let v = OverlayVersion::load(&reader, refs).unwrap();
+        let reader = NodeLog::new(storage, path);
+        for (deltas, rows_then, state) in &history {
+            let v = OverlayVersion::load(&reader, deltas, *rows_then).unwrap();
             // Scan: keyframe rows not shadowed, plus live overlay rows.
             let mut visible: BTreeMap<u16, u32> = keyframe
                 .iter()
@@ -78,13 +75,20 @@ proptest! {
                 prop_assert!(visible.insert(k, val).is_none(), "key {} visible twice", k);
             }
             prop_assert_eq!(&visible, state);
-            // Get: the trie first, then the keyframe.
+            prop_assert!(v.live.max().is_none_or(|m| m < *rows_then));
+            // Get: a live overlay row of the key, else the keyframe's unless shadowed.
             for k in 0..260u16 {
-                let kb = key(k);
-                let got = match get(&reader, v.root, key_hash(&kb), &kb).unwrap() {
-                    Some(e) => e.row.map(|l| rows[(starts[l.batch as usize] + l.row) as usize].1),
-                    None => keyframe.get(&k).copied(),
-                };
+                let live = rows
+                    .iter()
+                    .enumerate()
+                    .find(|(id, (rk, _))| *rk == k && v.live.contains(*id as u32))
+                    .map(|(_, (_, val))| *val);
+                let got = live.or_else(|| {
+                    keyframe
+                        .get(&k)
+                        .filter(|_| !v.shadowed.contains(u64::from(k)))
+                        .copied()
+                });
                 prop_assert_eq!(got, state.get(&k).copied(), "get {}", k);
             }
         }

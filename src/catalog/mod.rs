@@ -56,7 +56,7 @@ pub const OVERLAY_DIR: &str = "overlays";
 /// Path of the node log of the generation whose keyframe version `keyframe_at` wrote, for
 /// the table with id `table`.
 pub fn overlay_log_path(table: u32, keyframe_at: u64) -> std::path::PathBuf {
-    Path::new(OVERLAY_DIR).join(format!("t{table}-g{keyframe_at}.hamt"))
+    Path::new(OVERLAY_DIR).join(format!("t{table}-g{keyframe_at}.olog"))
 }
 
 /// Path of the version index.

@@ -460,22 +460,27 @@ impl BatchRecord {
 pub struct OverlayRecord {
     /// Committed length of the generation's node log.
     pub log_len: u64,
-    /// Trie root: offset and checksum in the node log.
-    pub root: Option<(u64, u64)>,
-    /// Deletion-vector blob: offset and checksum.
-    pub deletion_vector: (u64, u64),
-    /// Live-rows blob: offset and checksum.
-    pub live_rows: (u64, u64),
-    /// Keys the trie holds.
-    pub entries: u64,
+    /// The version delta of each overlay commit of the generation up to this version, oldest
+    /// first: offset and checksum in the node log.
+    pub deltas: Vec<(u64, u64)>,
     /// Keyframe rows shadowed (the deletion vector's cardinality).
     pub shadowed: u64,
     /// Overlay rows live (the live bitmap's cardinality).
     pub live: u64,
-    /// Overlay commits to the table since its keyframe.
-    pub commits: u32,
     /// Every row batch of the generation so far, in commit order.
     pub batches: Vec<BatchRecord>,
+}
+
+impl OverlayRecord {
+    /// Overlay commits to the table since its keyframe.
+    pub fn commits(&self) -> u32 {
+        self.deltas.len() as u32
+    }
+
+    /// Rows of all its batches.
+    pub fn rows(&self) -> u32 {
+        self.batches.iter().map(|b| b.rows).sum()
+    }
 }
 
 /// Everything a version is.
@@ -599,26 +604,17 @@ fn take_node_ref(d: &mut Decoder<'_>) -> std::result::Result<(u64, u64), DecodeE
 impl Codec for OverlayRecord {
     fn put(&self, e: &mut Encoder) {
         e.u64(self.log_len);
-        put_opt(e, &self.root, put_node_ref);
-        put_node_ref(e, &self.deletion_vector);
-        put_node_ref(e, &self.live_rows);
-        e.u64(self.entries)
-            .u64(self.shadowed)
-            .u64(self.live)
-            .u32(self.commits);
+        put_list(e, &self.deltas, put_node_ref);
+        e.u64(self.shadowed).u64(self.live);
         put_list(e, &self.batches, |e, b| b.put(e));
     }
 
     fn take(d: &mut Decoder<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(OverlayRecord {
             log_len: d.u64()?,
-            root: take_opt(d, take_node_ref)?,
-            deletion_vector: take_node_ref(d)?,
-            live_rows: take_node_ref(d)?,
-            entries: d.u64()?,
+            deltas: take_list(d, take_node_ref)?,
             shadowed: d.u64()?,
             live: d.u64()?,
-            commits: d.u32()?,
             batches: take_list(d, BatchRecord::take)?,
         })
     }

@@ -23,7 +23,7 @@ use reeldb_compactor::{BFrame, ClosedGeneration, RowBatch, compact};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
-use reeldb_overlay::NodeRef;
+use reeldb_overlay::{NodeRef, OverlayVersion, VersionDelta};
 
 use crate::catalog::index::IndexEntry;
 use crate::catalog::version::{BFrameRecord, BatchRecord, BlockRecord, TableEntry, VersionRecord};
@@ -31,6 +31,7 @@ use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::{Error, Result};
 use crate::lease::ReaderCensus;
 use crate::maintenance::Maintenance;
+use crate::read::overlay_view::deltas_of;
 
 /// Rows per residual batch.
 pub(crate) const RESIDUAL_BATCH_ROWS: usize = 65_536;
@@ -190,24 +191,39 @@ impl Maintenance {
             first.root.as_ref().map(Root::from),
         );
         let next = Tree::new(source, layout, next_entry.root.as_ref().map(Root::from));
-        let mut roots = Vec::with_capacity(g.versions.len());
+        let log = store.node_log(&overlay_log_path(g.table, g.from));
+        let mut read_refs: Vec<NodeRef> = Vec::new();
+        // Each version's bitmaps, folded from the generation's deltas as they accumulate
+        // (every version of a generation lists its predecessors' deltas first).
+        let mut versions = Vec::with_capacity(g.versions.len());
+        let mut deltas: Vec<VersionDelta> = Vec::new();
         let mut last_batches = Vec::new();
         for &v in &g.versions {
             let o = entry_of(rec_at(v)?, g.table)
                 .and_then(|t| t.overlay.as_ref())
                 .ok_or_else(|| Error::InvalidArgument(format!("v{v} lost its overlay")))?;
-            roots.push(
-                o.root
-                    .map(|(offset, checksum)| NodeRef { offset, checksum }),
-            );
+            let known = deltas.len().min(o.deltas.len());
+            if o.deltas.len() < deltas.len() || deltas_of(o)[..known] != read_refs[..known] {
+                return Err(Error::Corruption {
+                    path: crate::catalog::RECORDS_LABEL.to_string(),
+                    offset: 0,
+                    reason: format!(
+                        "v{v}'s overlay of table {} does not extend the versions before it",
+                        g.table
+                    ),
+                });
+            }
+            for r in &deltas_of(o)[known..] {
+                deltas.push(VersionDelta::load(&log, *r)?);
+                read_refs.push(*r);
+            }
+            versions.push(OverlayVersion::fold(&deltas, o.rows()));
             last_batches = o.batches.iter().map(batch_of).collect();
         }
-        let log = store.node_log(&overlay_log_path(g.table, g.from));
         let generation = ClosedGeneration {
             prev: &prev,
             next: &next,
-            log: &log,
-            roots: &roots,
+            versions: &versions,
             batches: &last_batches,
         };
         let compacted = compact(&generation, &mut self.packs, RESIDUAL_BATCH_ROWS)?;

@@ -220,9 +220,9 @@ fn keep_what_kept_versions_need(store: &Store, kept: &[IndexEntry]) -> Result<In
 }
 
 /// The table definition and generation a node-log file name belongs to
-/// (`t{def}-g{keyframe_at}.hamt`).
+/// (`t{id}-g{keyframe_at}.olog`).
 pub(crate) fn log_id(name: &str) -> Option<(u32, u64)> {
-    let rest = name.strip_suffix(".hamt")?.strip_prefix('t')?;
+    let rest = name.strip_suffix(".olog")?.strip_prefix('t')?;
     let (def, g) = rest.split_once("-g")?;
     Some((def.parse().ok()?, g.parse().ok()?))
 }
@@ -268,8 +268,8 @@ mod tests {
 
     #[test]
     fn node_log_names_give_their_table_and_generation() {
-        assert_eq!(log_id("t64-g21.hamt"), Some((64, 21)));
-        assert_eq!(log_id("t64-g21.hamt.tmp"), None);
+        assert_eq!(log_id("t64-g21.olog"), Some((64, 21)));
+        assert_eq!(log_id("t64-g21.olog.tmp"), None);
         assert_eq!(log_id("notes.txt"), None);
     }
 }

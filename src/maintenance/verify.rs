@@ -1,5 +1,5 @@
 //! `Store::verify`: reads everything the chosen versions reference (catalog entries and
-//! records, keyframe nodes and column blocks, trie nodes, bitmaps and overlay row batches)
+//! records, keyframe nodes and column blocks, overlay bitmaps and row batches)
 //! and checks checksums and structural invariants, then names the newest intact version.
 //! Parts shared between versions (keyframe leaves, row batches) are checked once.
 
@@ -126,7 +126,7 @@ impl Store {
             let table = snapshot.table(&name)?;
             table.tree.verify(&mut covered.keyframes)?;
             match &table.overlay {
-                Some(o) if o.is_bframe() => verify_bframe(&table.tree, o, covered)?,
+                Some(o) if o.is_bframe() => verify_rows(&table.tree, o, covered)?,
                 Some(o) => verify_overlay_rows(&table.tree, o, covered)?,
                 None => {}
             }
@@ -135,51 +135,17 @@ impl Store {
     }
 }
 
-/// Checks an overlay version: its trie and bitmaps (see the overlay crate), its row batches,
-/// that every entry's row has the entry's key, and that every entry shadows exactly the
-/// keyframe row holding its key.
+/// Checks an overlay version: its bitmaps within bounds (see the overlay crate), then its
+/// row batches and keys as for a B-frame ([`verify_rows`]).
 fn verify_overlay_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
-    let batch_rows: Vec<u32> = overlay.batches.iter().map(|b| b.rows).collect();
-    let bounds = Bounds {
-        batch_rows: &batch_rows,
-        keyframe_rows: tree.rows(),
-    };
-    let Some((log, refs)) = overlay.trie() else {
-        return Ok(());
-    };
-    let mut entries = verify_overlay(log, refs, bounds)?;
-    let batch_keys = batch_keys(tree, overlay, covered)?;
-    let mismatch = |reason: String| Error::Corruption {
-        path: log.path().display().to_string(),
-        offset: refs.root.map_or(0, |r| r.offset),
-        reason,
-    };
-    for e in &entries {
-        if let Some(loc) = e.row
-            && batch_keys[loc.batch as usize]
-                .row(loc.row as usize)
-                .as_ref()
-                != e.key.as_slice()
-        {
-            return Err(mismatch(format!(
-                "entry {:02x?} points at a row with another key",
-                e.key
-            )));
-        }
+    if let Some((log, deltas)) = overlay.log() {
+        let bounds = Bounds {
+            batch_rows: overlay.batches.iter().map(|b| b.rows).sum(),
+            keyframe_rows: tree.rows(),
+        };
+        verify_overlay(log, deltas, bounds)?;
     }
-    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let keys: Vec<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
-    let probe = tree.layout().key.decode(&keys)?;
-    let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
-    for (e, ordinal) in entries.iter().zip(ordinals) {
-        if e.shadows != ordinal {
-            return Err(mismatch(format!(
-                "entry {:02x?} shadows ordinal {:?}, the keyframe holds its key at {ordinal:?}",
-                e.key, e.shadows
-            )));
-        }
-    }
-    Ok(())
+    verify_rows(tree, overlay, covered)
 }
 
 /// Decodes every row batch of `overlay` (each block once per verification; the key columns
@@ -220,56 +186,64 @@ fn batch_keys(
     Ok(batch_keys)
 }
 
-/// Checks a B-frame: its bitmaps within bounds, its residual decodable, sorted by key and
-/// starting each batch with the first key it records, and no key shown twice: every live residual row's key is
-/// hidden in the keyframe or absent from it, and no two live residual rows share a key.
-fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
+/// Checks the rows a B-frame or overlay adds to its keyframe: its bitmaps within bounds, its
+/// batches decodable, each sorted by key (a B-frame's residual across its batches too,
+/// starting each batch with the first key it records), and no key shown twice: every live
+/// row's key is hidden in the keyframe or absent from it, and no two live rows share a key.
+fn verify_rows(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> Result<()> {
     let wrong = |reason: String| Error::Corruption {
-        path: crate::catalog::RECORDS_LABEL.to_string(),
+        path: match overlay.log() {
+            Some((log, _)) => log.path().display().to_string(),
+            None => crate::catalog::RECORDS_LABEL.to_string(),
+        },
         offset: 0,
         reason,
     };
     let (hidden, live) = overlay.hidden_and_live()?;
-    let residual_rows: u64 = overlay.batches.iter().map(|b| u64::from(b.rows)).sum();
+    let batch_rows: u64 = overlay.batches.iter().map(|b| u64::from(b.rows)).sum();
     if hidden.max().is_some_and(|m| m >= tree.rows()) {
         return Err(wrong(
-            "a B-frame hides rows its keyframe does not have".into(),
+            "a version hides rows its keyframe does not have".into(),
         ));
     }
-    if live.max().is_some_and(|m| u64::from(m) >= residual_rows) {
-        return Err(wrong(
-            "a B-frame shows residual rows that do not exist".into(),
-        ));
+    if live.max().is_some_and(|m| u64::from(m) >= batch_rows) {
+        return Err(wrong("a version shows batch rows that do not exist".into()));
     }
     let batch_keys = batch_keys(tree, overlay, covered)?;
-    let first_keys = overlay.residual_first_keys().unwrap_or_default();
-    for (b, keys) in batch_keys.iter().enumerate() {
-        if first_keys.get(b).map(Vec::as_slice) != Some(keys.row(0).as_ref()) {
-            return Err(wrong(format!(
-                "residual batch {b}'s first key is not the one recorded"
-            )));
+    if let Some(first_keys) = overlay.residual_first_keys() {
+        for (b, keys) in batch_keys.iter().enumerate() {
+            if first_keys.get(b).map(Vec::as_slice) != Some(keys.row(0).as_ref()) {
+                return Err(wrong(format!(
+                    "residual batch {b}'s first key is not the one recorded"
+                )));
+            }
         }
     }
     let mut previous: Option<Vec<u8>> = None;
     let mut shown: Vec<Vec<u8>> = Vec::new();
     for (b, keys) in batch_keys.iter().enumerate() {
+        // An overlay's batches are each sorted; a residual is sorted across them.
+        if !overlay.is_bframe() {
+            previous = None;
+        }
         for i in 0..keys.num_rows() {
             let key = keys.row(i).as_ref().to_vec();
             if previous.as_ref().is_some_and(|p| *p > key) {
-                return Err(wrong("the residual is not sorted by key".into()));
+                return Err(wrong(format!("row batch {b} is not sorted by key")));
             }
             let loc = reeldb_overlay::RowLocation {
                 batch: b as u32,
                 row: i as u32,
             };
             if live.contains(overlay.row_id(loc)) {
-                if shown.last() == Some(&key) {
-                    return Err(wrong("a B-frame shows two rows of one key".into()));
-                }
                 shown.push(key.clone());
             }
             previous = Some(key);
         }
+    }
+    shown.sort_unstable();
+    if shown.windows(2).any(|w| w[0] == w[1]) {
+        return Err(wrong("a version shows two rows of one key".into()));
     }
     let keys: Vec<&[u8]> = shown.iter().map(Vec::as_slice).collect();
     let probe = tree.layout().key.decode(&keys)?;
@@ -278,7 +252,7 @@ fn verify_bframe(tree: &Tree, overlay: &OverlayView, covered: &mut Covered) -> R
             && !hidden.contains(o)
         {
             return Err(wrong(format!(
-                "key {key:02x?} is both a live residual row and a visible keyframe row"
+                "key {key:02x?} is both a live batch row and a visible keyframe row"
             )));
         }
     }

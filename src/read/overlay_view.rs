@@ -9,8 +9,7 @@ use arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use reeldb_keyframe::RecordRef;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Access, Source, Tree};
-use reeldb_overlay::hamt::{for_each, get};
-use reeldb_overlay::{Entry, NodeLog, NodeRef, OverlayRefs, OverlayVersion, RowLocation, key_hash};
+use reeldb_overlay::{NodeLog, NodeRef, OverlayVersion, RowLocation};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::catalog::version::{BFrameRecord, BatchRecord, OverlayRecord};
@@ -88,11 +87,11 @@ fn unshadowed_mask(
     Some(Some(BooleanArray::new(keep.finish(), None)))
 }
 
-/// What a table adds to its keyframe at one version: an overlay (trie, deletion vector, live
-/// overlay rows) or, once its generation was compacted, a B-frame (hidden keyframe rows, live
-/// residual rows, the residual sorted by key). Both read the same way: the keyframe minus
-/// the hidden rows plus the live rows of the row batches. Bitmaps are read on first use:
-/// gets need only the trie or the residual's keys.
+/// What a table adds to its keyframe at one version: an overlay (one row batch per commit,
+/// each sorted by key; deletion vector; live overlay rows) or, once its generation was
+/// compacted, a B-frame (hidden keyframe rows, live residual rows, the residual sorted by
+/// key). Both read the same way: the keyframe minus the hidden rows plus the live rows of the
+/// row batches. Bitmaps are read on first use.
 #[derive(Debug)]
 pub struct OverlayView {
     lookup: Lookup,
@@ -108,10 +107,11 @@ pub struct OverlayView {
 /// How keys are found.
 #[derive(Debug)]
 enum Lookup {
-    /// An overlay: by its trie.
-    Trie {
+    /// An overlay: by binary search of each commit's batch (each sorted by key; their key
+    /// ranges overlap), newest first; its bitmaps are blobs in the generation's node log.
+    Runs {
         log: Arc<NodeLog>,
-        refs: OverlayRefs,
+        deltas: Vec<NodeRef>,
     },
     /// A B-frame: by binary search of the residual, sorted by key.
     Residual {
@@ -129,14 +129,9 @@ fn node_ref(r: (u64, u64)) -> NodeRef {
     }
 }
 
-/// The refs of an overlay record.
-pub fn refs_of(rec: &OverlayRecord) -> OverlayRefs {
-    OverlayRefs {
-        root: rec.root.map(node_ref),
-        shadowed: node_ref(rec.deletion_vector),
-        live: node_ref(rec.live_rows),
-        entries: rec.entries,
-    }
+/// The version deltas an overlay record names, as node-log references.
+pub fn deltas_of(rec: &OverlayRecord) -> Vec<NodeRef> {
+    rec.deltas.iter().copied().map(node_ref).collect()
 }
 
 /// Generation row id of each batch's first row.
@@ -164,9 +159,9 @@ impl OverlayView {
     /// Loads the overlay `rec` from `log`.
     pub fn load(log: Arc<NodeLog>, rec: &OverlayRecord) -> Result<Self> {
         Ok(OverlayView {
-            lookup: Lookup::Trie {
+            lookup: Lookup::Runs {
                 log,
-                refs: refs_of(rec),
+                deltas: deltas_of(rec),
             },
             shadowed: rec.shadowed,
             live: rec.live,
@@ -204,20 +199,19 @@ impl OverlayView {
     pub fn residual_first_keys(&self) -> Option<&[Vec<u8>]> {
         match &self.lookup {
             Lookup::Residual { first_keys, .. } => Some(first_keys),
-            Lookup::Trie { .. } => None,
+            Lookup::Runs { .. } => None,
         }
     }
 
-    /// The trie and its refs, for an overlay; `None` for a B-frame.
-    pub fn trie(&self) -> Option<(&Arc<NodeLog>, &OverlayRefs)> {
+    /// The node log and the version deltas, for an overlay; `None` for a B-frame.
+    pub fn log(&self) -> Option<(&Arc<NodeLog>, &[NodeRef])> {
         match &self.lookup {
-            Lookup::Trie { log, refs } => Some((log, refs)),
+            Lookup::Runs { log, deltas } => Some((log, deltas)),
             Lookup::Residual { .. } => None,
         }
     }
 
-    /// True for a B-frame: keyframe rows can be hidden without an entry saying so, so a get
-    /// that falls through to the keyframe must check the hidden rows.
+    /// True for a B-frame (a residual sorted across its batches), false for an overlay.
     pub fn is_bframe(&self) -> bool {
         matches!(self.lookup, Lookup::Residual { .. })
     }
@@ -228,7 +222,9 @@ impl OverlayView {
             return Ok(v);
         }
         let loaded = match &self.lookup {
-            Lookup::Trie { log, refs } => OverlayVersion::load(log, refs)?,
+            Lookup::Runs { log, deltas } => {
+                OverlayVersion::load(log, deltas, self.batches.iter().map(|b| b.rows).sum())?
+            }
             Lookup::Residual {
                 hidden,
                 live,
@@ -238,12 +234,10 @@ impl OverlayView {
                 let h = source.packs.read(hidden, RecordKind::Bitmap)?;
                 let l = source.packs.read(live, RecordKind::Bitmap)?;
                 OverlayVersion {
-                    root: None,
                     shadowed: RoaringTreemap::deserialize_from(&h[..])
                         .map_err(|e| bitmap_error(hidden, e))?,
                     live: RoaringBitmap::deserialize_from(&l[..])
                         .map_err(|e| bitmap_error(live, e))?,
-                    entries: 0,
                 }
             }
         };
@@ -276,45 +270,45 @@ impl OverlayView {
         self.live
     }
 
-    /// What this version says of an encoded key: its row here, a tombstone (overlays only),
-    /// or `None` when the keyframe decides (for a B-frame, minus its hidden rows).
-    pub fn entry(&self, tree: &Tree, key: &[u8]) -> Result<Option<Entry>> {
-        match &self.lookup {
-            Lookup::Trie { log, refs } => Ok(get(log, refs.root, key_hash(key), key)?),
+    /// The live row of an encoded key at this version, if its row is in the batches; `None`
+    /// when the keyframe decides (its row there, unless hidden: see [`OverlayView::hides`]).
+    pub fn entry(&self, tree: &Tree, key: &[u8]) -> Result<Option<RowLocation>> {
+        let candidates: Vec<usize> = match &self.lookup {
+            // A key's row versions are adjacent and may straddle a batch boundary.
             Lookup::Residual { first_keys, .. } => {
-                // A key's row versions are adjacent and may straddle a batch boundary.
                 let last = first_keys.partition_point(|k| k.as_slice() <= key);
                 let first = first_keys[..last].partition_point(|k| k.as_slice() < key);
-                let batches = first.saturating_sub(1)..last;
-                if batches.is_empty() {
-                    return Ok(None);
+                (first.saturating_sub(1)..last).collect()
+            }
+            // Recent commits first: a key changed often is found sooner.
+            Lookup::Runs { .. } => (0..self.batches.len()).rev().collect(),
+        };
+        if candidates.is_empty() || self.live == 0 {
+            return Ok(None);
+        }
+        let live = &self.bitmaps()?.live;
+        // Searched by comparing the batch's key columns with the key decoded once, not by
+        // encoding the batch's keys: a get touches a few of its rows.
+        let layout = tree.layout();
+        let probe = layout.key.decode(&[key])?;
+        for b in candidates {
+            let start = self.starts[b];
+            if live.range_cardinality(start..start + self.batches[b].rows) == 0 {
+                continue;
+            }
+            let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
+            let (lo, equal) = reeldb_keyframe::tree::equal_range(&keys, &probe)?;
+            for i in lo..lo + equal {
+                let loc = RowLocation {
+                    batch: b as u32,
+                    row: i as u32,
+                };
+                if live.contains(self.row_id(loc)) {
+                    return Ok(Some(loc));
                 }
-                let live = &self.bitmaps()?.live;
-                // Searched by comparing the batch's key columns with the key decoded once,
-                // not by encoding the batch's keys: a get touches a few of its rows.
-                let layout = tree.layout();
-                let probe = layout.key.decode(&[key])?;
-                for b in batches {
-                    let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
-                    let (lo, equal) = reeldb_keyframe::tree::equal_range(&keys, &probe)?;
-                    for i in lo..lo + equal {
-                        let loc = RowLocation {
-                            batch: b as u32,
-                            row: i as u32,
-                        };
-                        if live.contains(self.row_id(loc)) {
-                            return Ok(Some(Entry {
-                                hash: key_hash(key),
-                                key: key.to_vec(),
-                                row: Some(loc),
-                                shadows: None,
-                            }));
-                        }
-                    }
-                }
-                Ok(None)
             }
         }
+        Ok(None)
     }
 
     /// The encoded keys of batch `b`.
@@ -333,49 +327,46 @@ impl OverlayView {
         hi: Bound<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, RowLocation)>> {
         let mut out = Vec::new();
-        match &self.lookup {
-            Lookup::Trie { log, refs } => {
-                for_each(log, refs.root, &mut |e| {
-                    if let Some(loc) = e.row
-                        && RangeBounds::<[u8]>::contains(&(lo, hi), e.key.as_slice())
-                    {
-                        out.push((e.key, loc));
-                    }
-                })?;
-                out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let live = &self.bitmaps()?.live;
+        for b in 0..self.batches.len() {
+            // Skip batches without a live row, and residual batches wholly below or above the
+            // range.
+            let start = self.starts[b];
+            if live.range_cardinality(start..start + self.batches[b].rows) == 0 {
+                continue;
             }
-            Lookup::Residual { first_keys, .. } => {
-                let live = &self.bitmaps()?.live;
-                for b in 0..self.batches.len() {
-                    // Skip batches wholly below or above the range.
-                    let next_first = first_keys.get(b + 1).map(Vec::as_slice);
-                    let below = match (lo, next_first) {
-                        (Bound::Included(l) | Bound::Excluded(l), Some(n)) => n < l,
-                        _ => false,
-                    };
-                    let above = match hi {
-                        Bound::Included(h) => first_keys[b].as_slice() > h,
-                        Bound::Excluded(h) => first_keys[b].as_slice() >= h,
-                        Bound::Unbounded => false,
-                    };
-                    if below || above {
-                        continue;
-                    }
-                    let keys = self.batch_keys(tree, b)?;
-                    for i in 0..keys.num_rows() {
-                        let loc = RowLocation {
-                            batch: b as u32,
-                            row: i as u32,
-                        };
-                        let key = keys.row(i);
-                        if RangeBounds::<[u8]>::contains(&(lo, hi), key.as_ref())
-                            && live.contains(self.row_id(loc))
-                        {
-                            out.push((key.as_ref().to_vec(), loc));
-                        }
-                    }
+            if let Lookup::Residual { first_keys, .. } = &self.lookup {
+                let next_first = first_keys.get(b + 1).map(Vec::as_slice);
+                let below = match (lo, next_first) {
+                    (Bound::Included(l) | Bound::Excluded(l), Some(n)) => n < l,
+                    _ => false,
+                };
+                let above = match hi {
+                    Bound::Included(h) => first_keys[b].as_slice() > h,
+                    Bound::Excluded(h) => first_keys[b].as_slice() >= h,
+                    Bound::Unbounded => false,
+                };
+                if below || above {
+                    continue;
                 }
             }
+            let keys = self.batch_keys(tree, b)?;
+            for i in 0..keys.num_rows() {
+                let loc = RowLocation {
+                    batch: b as u32,
+                    row: i as u32,
+                };
+                let key = keys.row(i);
+                if RangeBounds::<[u8]>::contains(&(lo, hi), key.as_ref())
+                    && live.contains(self.row_id(loc))
+                {
+                    out.push((key.as_ref().to_vec(), loc));
+                }
+            }
+        }
+        // An overlay's batches each hold their keys in order, but their ranges overlap.
+        if !self.is_bframe() {
+            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         Ok(out)
     }

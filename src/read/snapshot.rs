@@ -443,12 +443,9 @@ impl Table {
     pub fn get(&self, key: impl Into<Key>) -> Result<Option<RecordBatch>> {
         let (encoded, probe) = self.encode_key(&key.into())?;
         if let Some(o) = &self.overlay
-            && let Some(entry) = o.entry(&self.tree, &encoded)?
+            && let Some(loc) = o.entry(&self.tree, &encoded)?
         {
-            return match entry.row {
-                Some(loc) => Ok(Some(o.row(&self.tree, loc)?)),
-                None => Ok(None),
-            };
+            return Ok(Some(o.row(&self.tree, loc)?));
         }
         let Some(leaf) = self.tree.find_leaf(&encoded)? else {
             return Ok(None);
@@ -465,7 +462,6 @@ impl Table {
             return Ok(None);
         };
         if let Some(o) = &self.overlay
-            && o.is_bframe()
             && o.hides(leaf.ordinal + row as u64)?
         {
             return Ok(None);

@@ -112,8 +112,8 @@ pub(super) fn write_version(
                     || touched_fraction(&tree, &sorted)? <= writer.options.keyframe_touching
             }
             Some(o) => {
-                o.commits + 1 >= writer.options.keyframe_every
-                    || o.entries as f64 + changed
+                o.commits() + 1 >= writer.options.keyframe_every
+                    || o.shadowed.max(o.live) as f64 + changed
                         > writer.options.keyframe_fraction * tree.rows() as f64
             }
         };

@@ -26,7 +26,6 @@ use reeldb_keyframe::pack::PackRange;
 use reeldb_keyframe::storage::LockGuard;
 use reeldb_keyframe::tree::{TableLayout, Tree};
 use reeldb_keyframe::{PackWriter, RecordRef, Root, TreeShape};
-use reeldb_overlay::NodeLogWriter;
 
 use crate::catalog::commit::CatalogWriter;
 use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
@@ -38,7 +37,7 @@ use crate::error::{Error, Result, lock_error};
 use crate::read::snapshot::Table;
 use crate::store::{LOCK_FILE, Store, key_indices};
 use crate::value::Key;
-use crate::writer::overlay_commit::{fold_into_keyframe, write_overlay};
+use crate::writer::overlay_commit::{GenerationWriter, fold_into_keyframe, write_overlay};
 
 mod alter;
 mod commit;
@@ -152,8 +151,8 @@ pub struct Writer {
     head: Option<(IndexEntry, VersionRecord)>,
     pub(crate) options: WriterOptions,
     poisoned: bool,
-    /// Node logs of the generations this writer has appended to.
-    logs: HashMap<PathBuf, NodeLogWriter>,
+    /// The generations this writer has appended overlays to, by node log.
+    logs: HashMap<PathBuf, GenerationWriter>,
 }
 
 impl Writer {
@@ -301,8 +300,8 @@ impl Writer {
     /// cuts its own files back).
     fn abort_commit(&mut self) {
         self.packs.abort();
-        for log in self.logs.values_mut() {
-            log.abort();
+        for generation in self.logs.values_mut() {
+            generation.abort();
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Writing a table's change as an overlay (its rows as a batch in the packs, its keys in the
-//! generation's trie, with the deletion vector and live rows), and folding an overlay into
-//! the changes that make the next keyframe.
+//! Writing a table's change as an overlay (its upserted rows as one batch sorted by key in
+//! the packs, its version delta in the generation's node log), and
+//! folding an overlay into the changes that make the next keyframe.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -14,19 +14,78 @@ use reeldb_keyframe::builder::{Op, SortedChanges};
 use reeldb_keyframe::storage::Storage;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{PackWriter, block};
-use reeldb_overlay::hamt::for_each;
-use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply, key_hash};
+use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply};
 
 use crate::catalog::version::{BatchRecord, OverlayRecord, TableEntry};
 use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::Result;
-use crate::read::overlay_view::{OverlayView, refs_of, starts_of};
+use crate::read::overlay_view::{OverlayView, deltas_of, starts_of};
 use crate::store::Store;
+
+/// What the writer keeps of a generation it appends to: the node log, the latest version's
+/// bitmaps, and each key's live overlay row (by generation row id), so a commit finds the
+/// row each change replaces without searching the generation's batches.
+#[derive(Debug)]
+pub(crate) struct GenerationWriter {
+    log: NodeLogWriter,
+    /// The bitmaps of the version `valid_at` names.
+    version: OverlayVersion,
+    /// Each key with a live overlay row, and that row.
+    live_keys: HashMap<Vec<u8>, u32>,
+    /// The committed log length of the version `version` and `live_keys` describe; `None`
+    /// until built, or after an abandoned commit changed them.
+    valid_at: Option<u64>,
+}
+
+impl GenerationWriter {
+    /// Forgets what an abandoned commit appended or changed.
+    pub(crate) fn abort(&mut self) {
+        self.log.abort();
+        self.valid_at = None;
+    }
+
+    /// Makes `version` and `live_keys` describe the overlay `prev`: kept when they already
+    /// do, else read from its deltas and rebuilt from the live rows of every batch.
+    fn catch_up(&mut self, tree: &Tree, prev: Option<&OverlayRecord>) -> Result<()> {
+        let at = prev.map(|o| o.log_len);
+        if self.valid_at.is_some() && self.valid_at == at {
+            return Ok(());
+        }
+        self.live_keys.clear();
+        self.version = match prev {
+            Some(o) => OverlayVersion::load(self.log.reader(), &deltas_of(o), o.rows())?,
+            None => OverlayVersion::default(),
+        };
+        let version = &self.version;
+        if let Some(o) = prev {
+            let layout = tree.layout();
+            let starts = starts_of(&o.batches);
+            for (batch, start) in o.batches.iter().zip(starts) {
+                if version.live.range_cardinality(start..start + batch.rows) == 0 {
+                    continue;
+                }
+                let keys = tree.read_batch_columns(
+                    &batch.blocks(),
+                    batch.rows as usize,
+                    layout.key.columns(),
+                    Access::Streaming,
+                )?;
+                let keys = layout.key.encode_columns(&keys)?;
+                for id in version.live.range(start..start + batch.rows) {
+                    self.live_keys
+                        .insert(keys.row((id - start) as usize).as_ref().to_vec(), id);
+                }
+            }
+        }
+        self.valid_at = at;
+        Ok(())
+    }
+}
 
 /// Writes `changes` to table `t` (whose keyframe is `tree`) as its next overlay version.
 pub(crate) fn write_overlay(
     packs: &mut PackWriter,
-    logs: &mut HashMap<PathBuf, NodeLogWriter>,
+    generations: &mut HashMap<PathBuf, GenerationWriter>,
     storage: Arc<dyn Storage>,
     t: &TableEntry,
     tree: &Tree,
@@ -35,7 +94,7 @@ pub(crate) fn write_overlay(
 ) -> Result<OverlayRecord> {
     let path = overlay_log_path(t.id, t.keyframe_at);
     let prev = t.overlay.as_ref();
-    let log = match logs.entry(path) {
+    let generation = match generations.entry(path) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
             // The directory's own entry must be durable before any log in it is referenced (it
@@ -44,64 +103,65 @@ pub(crate) fn write_overlay(
             if durable {
                 storage.sync_dir(std::path::Path::new(""))?;
             }
-            let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len), key_hash)?;
-            v.insert(log)
+            let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len))?;
+            v.insert(GenerationWriter {
+                log,
+                version: OverlayVersion::default(),
+                live_keys: HashMap::new(),
+                valid_at: None,
+            })
         }
     };
 
     // The commit's rows, one block per column.
     let mut batches = prev.map_or_else(Vec::new, |o| o.batches.clone());
-    let batch = batches.len() as u32;
+    let first_row: u32 = batches.iter().map(|b| b.rows).sum();
     let rows = changes.upserts.num_rows() as u32;
     if rows > 0 {
         let columns = block::store_columns(packs, tree.layout(), &changes.upserts)?;
         batches.push(BatchRecord::new(rows, &columns));
     }
 
-    let prev_version = match prev {
-        Some(o) => OverlayVersion::load(log.reader(), &refs_of(o))?,
-        None => OverlayVersion::default(),
-    };
+    generation.catch_up(tree, prev)?;
     // The commit's changes in key order, with each key's keyframe ordinal found by one merge
-    // over the keyframe's leaves.
-    let mut edits: Vec<Change<'_>> = changes
-        .ops()
-        .into_iter()
-        .map(|(key, op)| Change {
-            key,
-            row: match op {
-                Op::Upsert(i) => Some(RowLocation {
-                    batch,
-                    row: i as u32,
-                }),
-                Op::Delete => None,
-            },
-            shadows: None,
-        })
-        .collect();
-    let keys: Vec<&[u8]> = edits.iter().map(|e| e.key).collect();
+    // over the keyframe's leaves and its live overlay row by the writer's index.
+    let ops = changes.ops();
+    let keys: Vec<&[u8]> = ops.iter().map(|(k, _)| *k).collect();
     let probe = tree.layout().key.decode(&keys)?;
     let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
-    for (e, o) in edits.iter_mut().zip(ordinals) {
-        e.shadows = o;
+    // From here the index describes the version being written, not `prev`.
+    generation.valid_at = None;
+    let mut edits = Vec::with_capacity(ops.len());
+    for ((key, op), shadows) in ops.into_iter().zip(ordinals) {
+        let row = match op {
+            Op::Upsert(i) => Some(first_row + i as u32),
+            Op::Delete => None,
+        };
+        let replaces = match row {
+            Some(r) => generation.live_keys.insert(key.to_vec(), r),
+            None => generation.live_keys.remove(key),
+        };
+        edits.push(Change {
+            row,
+            replaces,
+            shadows,
+        });
     }
-    let starts = starts_of(&batches);
-    let next = apply(log, &prev_version, edits, &|l| {
-        starts[l.batch as usize] + l.row
-    })?;
-    let refs = next.store(log)?;
-    let log_len = log.sync(durable)?;
-    Ok(OverlayRecord {
+    let (next, delta) = apply(&generation.version, edits);
+    let at = delta.store(&mut generation.log)?;
+    let log_len = generation.log.sync(durable)?;
+    let mut deltas = prev.map_or_else(Vec::new, |o| o.deltas.clone());
+    deltas.push((at.offset, at.checksum));
+    let record = OverlayRecord {
         log_len,
-        root: refs.root.map(|r| (r.offset, r.checksum)),
-        deletion_vector: (refs.shadowed.offset, refs.shadowed.checksum),
-        live_rows: (refs.live.offset, refs.live.checksum),
-        entries: next.entries,
+        deltas,
         shadowed: next.shadowed.len(),
         live: next.live.len(),
-        commits: prev.map_or(0, |o| o.commits) + 1,
         batches,
-    })
+    };
+    generation.version = next;
+    generation.valid_at = Some(log_len);
+    Ok(record)
 }
 
 /// Where a key's row comes from when an overlay is folded into a keyframe.
@@ -122,48 +182,34 @@ pub(crate) fn fold_into_keyframe(
     let mut ops: BTreeMap<Vec<u8>, Source> = BTreeMap::new();
     let view = match (&t.overlay, &t.bframe) {
         (Some(o), _) => {
-            let view =
-                OverlayView::load(store.node_log(&overlay_log_path(t.id, t.keyframe_at)), o)?;
-            if let Some((log, refs)) = view.trie() {
-                for_each(log, refs.root, &mut |e| {
-                    match e.row {
-                        Some(loc) => ops.insert(e.key, Source::Overlay(loc)),
-                        None if e.shadows.is_some() => ops.insert(e.key, Source::Delete),
-                        None => None,
-                    };
-                })?;
-            }
-            view
+            OverlayView::load(store.node_log(&overlay_log_path(t.id, t.keyframe_at)), o)?
         }
-        (None, Some(b)) => {
-            let view = OverlayView::bframe(store.inner.source.clone(), b)?;
-            // Hidden keyframe rows are deleted unless a live residual row replaces them.
-            let (hidden, _) = view.hidden_and_live()?;
-            let layout = tree.layout();
-            for leaf in tree.leaves()? {
-                let end = leaf.ordinal + leaf.entry.rows;
-                if hidden.range_cardinality(leaf.ordinal..end) == 0 {
-                    continue;
-                }
-                let node = tree.read_leaf(&leaf.entry)?;
-                let keys = tree.read_columns(&node, layout.key.columns(), Access::Streaming)?;
-                let keys = layout.key.encode_columns(&keys)?;
-                let mut it = hidden.iter();
-                it.advance_to(leaf.ordinal);
-                for o in it.take_while(|&o| o < end) {
-                    ops.insert(
-                        keys.row((o - leaf.ordinal) as usize).as_ref().to_vec(),
-                        Source::Delete,
-                    );
-                }
-            }
-            for (key, loc) in view.rows_in(tree, Bound::Unbounded, Bound::Unbounded)? {
-                ops.insert(key, Source::Overlay(loc));
-            }
-            view
-        }
+        (None, Some(b)) => OverlayView::bframe(store.inner.source.clone(), b)?,
         (None, None) => return Ok(changes),
     };
+    // Hidden keyframe rows are deleted unless a live overlay row replaces them.
+    let (hidden, _) = view.hidden_and_live()?;
+    let layout = tree.layout();
+    for leaf in tree.leaves()? {
+        let end = leaf.ordinal + leaf.entry.rows;
+        if hidden.range_cardinality(leaf.ordinal..end) == 0 {
+            continue;
+        }
+        let node = tree.read_leaf(&leaf.entry)?;
+        let keys = tree.read_columns(&node, layout.key.columns(), Access::Streaming)?;
+        let keys = layout.key.encode_columns(&keys)?;
+        let mut it = hidden.iter();
+        it.advance_to(leaf.ordinal);
+        for o in it.take_while(|&o| o < end) {
+            ops.insert(
+                keys.row((o - leaf.ordinal) as usize).as_ref().to_vec(),
+                Source::Delete,
+            );
+        }
+    }
+    for (key, loc) in view.rows_in(tree, Bound::Unbounded, Bound::Unbounded)? {
+        ops.insert(key, Source::Overlay(loc));
+    }
     for i in 0..changes.upserts.num_rows() {
         ops.insert(
             changes.upsert_keys.row(i).as_ref().to_vec(),
@@ -173,7 +219,6 @@ pub(crate) fn fold_into_keyframe(
     for k in changes.deletes {
         ops.insert(k, Source::Delete);
     }
-    let layout = tree.layout();
     let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
     let mut sources: Vec<RecordBatch> = (0..view.batches.len())
         .map(|b| {
