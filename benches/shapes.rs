@@ -13,7 +13,11 @@
 //! rows as Parquet), the median commit and the compaction time.
 //!
 //! `cargo bench --no-default-features --bench shapes` (`REELDB_BENCH_VERSIONS` shortens both
-//! histories; `REELDB_SHAPES=hot` or `=slow` runs one).
+//! histories; `REELDB_SHAPES=hot` or `=slow` runs one). For sweeps of the keyframe policy and
+//! the compaction plan: `REELDB_KEYFRAME_EVERY`, `REELDB_KEYFRAME_FRACTION` (the writer's
+//! options) and `REELDB_THIN_EVERY` (the plan's `keyframe_every`); the header names the
+//! values used. Also reported: how many versions wrote a keyframe, and a full scan of the
+//! latest version against a scan of the same rows from a fresh keyframe of them.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -27,7 +31,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use reeldb::{MaintenancePlan, Store, Writer};
+use reeldb::{MaintenancePlan, ScanOptions, Store, VersionKind, Writer, WriterOptions};
 use support::{Rng, dir_bytes, median};
 
 /// One row: its key strings and its eight or nine value columns, as numbers and strings.
@@ -335,7 +339,7 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         let rows: Vec<(&Vec<String>, &Row)> = state.iter().collect();
         batch(&schema, &rows, key_strings)
     };
-    let mut w = store.writer().unwrap();
+    let mut w = store.writer_with(writer_options()).unwrap();
     let keys: Vec<Vec<String>> = state.keys().cloned().collect();
     let mut commits = vec![commit(&mut w, shape, &schema, &state, &keys, &[], true)];
     let first_copy = parquet_bytes(&schema, &all(&state));
@@ -352,6 +356,13 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         }
     }
     drop(w);
+    let keyframes = store
+        .versions()
+        .unwrap()
+        .iter()
+        .filter(|v| v.kind == VersionKind::Keyframe)
+        .count();
+    let scan_latest = scan_ms(&store);
     let written = dir_bytes(&path);
     let part = |d: &str| {
         let p = path.join(d);
@@ -362,7 +373,7 @@ fn run(shape: &mut dyn Shape, versions: u64) {
     store
         .maintenance()
         .unwrap()
-        .run(&MaintenancePlan::default(), &mut |_, _| {})
+        .run(&plan(), &mut |_, _| {})
         .unwrap();
     let compact_s = t.elapsed().as_secs_f64();
     let compacted = dir_bytes(&path);
@@ -389,10 +400,64 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         ratio(compacted)
     );
     println!(
-        "\nmedian commit {:.1} ms; compaction {:.1} s",
+        "\nmedian commit {:.1} ms; compaction {:.1} s; {keyframes} of {versions} versions wrote a keyframe",
         median(&mut commits) * 1e3,
         compact_s
     );
+    // The latest state written again as one keyframe, in a store of its own.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Store::create(fresh_dir.path().join("s")).unwrap();
+    let mut fw = fresh.writer().unwrap();
+    commit(&mut fw, shape, &schema, &state, &keys_of(&state), &[], true);
+    drop(fw);
+    let scan_fresh = scan_ms(&fresh);
+    println!(
+        "full scan of the latest version as written: {scan_latest:.2} ms; of a fresh keyframe of it: {scan_fresh:.2} ms ({:.2}x)",
+        scan_latest / scan_fresh
+    );
+}
+
+fn keys_of(state: &BTreeMap<Vec<String>, Row>) -> Vec<Vec<String>> {
+    state.keys().cloned().collect()
+}
+
+/// The median of 5 full scans of the latest version, from a fresh handle each time.
+fn scan_ms(store: &Store) -> f64 {
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let s = Store::open(store.path()).unwrap();
+            let t = Instant::now();
+            let table = s.latest().unwrap().table("t").unwrap();
+            let rows: usize = table.scan(&ScanOptions::default()).unwrap().map(|b| b.unwrap().num_rows()).sum();
+            assert!(rows > 0);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut times)
+}
+
+fn env_f64(name: &str) -> Option<f64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The writer's options, with the sweep's overrides.
+fn writer_options() -> WriterOptions {
+    let mut o = WriterOptions::default();
+    if let Some(n) = env_f64("REELDB_KEYFRAME_EVERY") {
+        o = o.keyframe_every(n as u32);
+    }
+    if let Some(f) = env_f64("REELDB_KEYFRAME_FRACTION") {
+        o = o.keyframe_fraction(f);
+    }
+    o
+}
+
+/// The compaction plan, with the sweep's override.
+fn plan() -> MaintenancePlan {
+    MaintenancePlan {
+        keyframe_every: env_f64("REELDB_THIN_EVERY").map(|n| n as u64),
+        ..MaintenancePlan::default()
+    }
 }
 
 fn main() {
@@ -403,6 +468,11 @@ fn main() {
     let only = std::env::var("REELDB_SHAPES").ok();
     let wants = |s: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == s));
     println!("# ReelDB storage by table shape, {versions} versions");
+    println!(
+        "\nwriter: {:?}; compaction plan: {:?}",
+        writer_options(),
+        plan()
+    );
     if wants("hot") {
         run(
             &mut Hot {
