@@ -428,7 +428,11 @@ fn scan_ms(store: &Store) -> f64 {
             let s = Store::open(store.path()).unwrap();
             let t = Instant::now();
             let table = s.latest().unwrap().table("t").unwrap();
-            let rows: usize = table.scan(&ScanOptions::default()).unwrap().map(|b| b.unwrap().num_rows()).sum();
+            let rows: usize = table
+                .scan(&ScanOptions::default())
+                .unwrap()
+                .map(|b| b.unwrap().num_rows())
+                .sum();
             assert!(rows > 0);
             t.elapsed().as_secs_f64() * 1e3
         })
