@@ -3,6 +3,8 @@
 //! batches lack or one an earlier delta retired. (That no key shows two rows is checked
 //! against the batches' keys by the `reeldb` crate, which can decode them.)
 
+use roaring::{RoaringBitmap, RoaringTreemap};
+
 use crate::error::{Error, Result};
 use crate::log::{NodeLog, NodeRef};
 use crate::version::{OverlayVersion, VersionDelta};
@@ -25,7 +27,7 @@ pub fn verify(log: &NodeLog, deltas: &[NodeRef], bounds: Bounds) -> Result<Overl
         reason,
     };
     let mut read = Vec::with_capacity(deltas.len());
-    let mut version = OverlayVersion::default();
+    let (mut shadowed, mut retired) = (RoaringTreemap::new(), RoaringBitmap::new());
     for &r in deltas {
         let d = VersionDelta::load(log, r)?;
         if let Some(max) = d.shadowed.max()
@@ -50,15 +52,14 @@ pub fn verify(log: &NodeLog, deltas: &[NodeRef], bounds: Bounds) -> Result<Overl
                 ),
             ));
         }
-        if !version.shadowed.is_disjoint(&d.shadowed) {
+        if !shadowed.is_disjoint(&d.shadowed) {
             return Err(wrong(r, "delta shadows an ordinal again".into()));
         }
-        if !version.live.is_disjoint(&d.retired) {
+        if !retired.is_disjoint(&d.retired) {
             return Err(wrong(r, "delta retires a row again".into()));
         }
-        version.shadowed |= &d.shadowed;
-        // Here `live` collects the rows retired so far.
-        version.live |= &d.retired;
+        shadowed |= &d.shadowed;
+        retired |= &d.retired;
         read.push(d);
     }
     Ok(OverlayVersion::fold(&read, bounds.batch_rows))

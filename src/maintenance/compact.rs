@@ -23,7 +23,7 @@ use reeldb_compactor::{BFrame, ClosedGeneration, RowBatch, compact};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
-use reeldb_overlay::{NodeRef, OverlayVersion, VersionDelta};
+use reeldb_overlay::{OverlayVersion, VersionDelta};
 
 use crate::catalog::index::IndexEntry;
 use crate::catalog::version::{BFrameRecord, BatchRecord, BlockRecord, TableEntry, VersionRecord};
@@ -192,18 +192,18 @@ impl Maintenance {
         );
         let next = Tree::new(source, layout, next_entry.root.as_ref().map(Root::from));
         let log = store.node_log(&overlay_log_path(g.table, g.from));
-        let mut read_refs: Vec<NodeRef> = Vec::new();
         // Each version's bitmaps, folded from the generation's deltas as they accumulate
         // (every version of a generation lists its predecessors' deltas first).
         let mut versions = Vec::with_capacity(g.versions.len());
         let mut deltas: Vec<VersionDelta> = Vec::new();
+        // The deltas read so far, as the last version's record names them.
+        let mut read_refs: &[(u64, u64)] = &[];
         let mut last_batches = Vec::new();
         for &v in &g.versions {
             let o = entry_of(rec_at(v)?, g.table)
                 .and_then(|t| t.overlay.as_ref())
                 .ok_or_else(|| Error::InvalidArgument(format!("v{v} lost its overlay")))?;
-            let known = deltas.len().min(o.deltas.len());
-            if o.deltas.len() < deltas.len() || deltas_of(o)[..known] != read_refs[..known] {
+            if !o.deltas.starts_with(read_refs) {
                 return Err(Error::Corruption {
                     path: crate::catalog::RECORDS_LABEL.to_string(),
                     offset: 0,
@@ -213,10 +213,10 @@ impl Maintenance {
                     ),
                 });
             }
-            for r in &deltas_of(o)[known..] {
+            for r in &deltas_of(o)[read_refs.len()..] {
                 deltas.push(VersionDelta::load(&log, *r)?);
-                read_refs.push(*r);
             }
+            read_refs = &o.deltas;
             versions.push(OverlayVersion::fold(&deltas, o.rows()));
             last_batches = o.batches.iter().map(batch_of).collect();
         }

@@ -115,7 +115,7 @@ pub(crate) fn write_overlay(
 
     // The commit's rows, one block per column.
     let mut batches = prev.map_or_else(Vec::new, |o| o.batches.clone());
-    let first_row: u32 = batches.iter().map(|b| b.rows).sum();
+    let first_row = prev.map_or(0, OverlayRecord::rows);
     let rows = changes.upserts.num_rows() as u32;
     if rows > 0 {
         let columns = block::store_columns(packs, tree.layout(), &changes.upserts)?;
