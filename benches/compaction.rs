@@ -1,9 +1,11 @@
-//! The figures the compactor issue asks for, in one run: the overlay issue's workload
+//! The figures the compactor issues ask for, in one run: the overlay issue's workload
 //! (1,000,000 rows, 100 versions of uniform 1% / 0.2% / 0.1% changes, the default policy),
-//! then `Writer::compact` and `Writer::clean`, then thinning to one keyframe per 50 versions
-//! and to the newest keyframe alone: bytes after each step as ratios to the floor (one
-//! compressed copy plus the compressed changes), their times, and the Q1 scan at a B-frame
-//! against its next keyframe's.
+//! then the steps of the default `reel compact` one by one (`Writer::compact`, thinning by
+//! the default policy, `Writer::clean`), then thinning to the newest keyframe alone: bytes
+//! after each step as ratios to one zstd Parquet copy of v1 (written in the same run) and to
+//! the floor (one compressed copy plus the compressed changes), their times, the temporary
+//! disk the default plan needed (its peak beyond both the store before and after it), and
+//! the Q1 scan at B-frames against in-memory Arrow.
 //!
 //! `cargo bench --bench compaction` (`REELDB_BENCH_ROWS` and `REELDB_BENCH_VERSIONS`
 //! shrink it; at least 41 versions).
@@ -13,7 +15,7 @@ mod support;
 
 use std::time::Instant;
 
-use reeldb::{Store, VersionKind};
+use reeldb::{MaintenancePlan, Store, VersionKind};
 use support::*;
 
 /// Q1 at version `v` of the store equals Q1 over its state in memory.
@@ -47,6 +49,7 @@ fn main() {
     tx.upsert("t", generator.initial()).unwrap();
     tx.commit().unwrap();
     let one_copy = dir_bytes(&path);
+    let parquet_v1 = parquet_bytes(&schema(), &generator.initial());
     // Versions whose state the B-frame scans are checked against: the first and the last
     // version of the second generation (B-frames after compaction; the first hides the most
     // of the next keyframe) and the keyframe that closed it.
@@ -92,17 +95,50 @@ fn main() {
             t_mem * 1e3
         ));
     }
+    // The default plan's other steps: thinning by its policy, then cleaning at its garbage
+    // threshold. Nothing is deleted before cleaning, which copies live records to new packs
+    // before deleting the old ones: the disk peaks at the bytes before cleaning plus the
+    // copy.
+    let plan = MaintenancePlan::default();
     let t = Instant::now();
-    let thinning = w.thin(50).unwrap();
+    let thinning = w.thin_with(plan.thinning, &mut |_, _| {}).unwrap();
     let thin_s = t.elapsed().as_secs_f64();
-    w.clean(0.0).unwrap();
+    let before_clean = dir_bytes(&path);
+    let t = Instant::now();
+    let plan_cleaning = w.clean(plan.clean_at_garbage).unwrap();
+    let plan_clean_s = t.elapsed().as_secs_f64();
     let thinned = store.stats().unwrap();
-    // Every version still reads as it did, over one keyframe per 50 versions.
+    let peak = before_clean
+        + if plan_cleaning.copied {
+            plan_cleaning.bytes_after
+        } else {
+            0
+        };
+    let temporary = peak.saturating_sub(before.bytes_on_disk.max(thinned.bytes_on_disk));
+    let kinds: Vec<VersionKind> = store.versions().unwrap().iter().map(|i| i.kind).collect();
+    let keyframes_left = kinds
+        .iter()
+        .filter(|k| **k == VersionKind::Keyframe)
+        .count();
+    // Every version still reads as it did; Q1 at the same versions, now over fewer keyframes.
+    let mut thinned_lines = Vec::new();
     for v in [first_v, bframe_v, next_v] {
         check_q1(&store, v, &states[&v]);
+        let slices = slices(&states[&v], 16 * 1024);
+        let t_mem = time(15, || q1_par(&slices));
+        let t_store = time(15, || q1_store(&store, v));
+        thinned_lines.push(format!(
+            "| v{v} | {} | {:.2} | {:.2} | {:.2}x |",
+            kinds[v as usize - 1].as_str(),
+            t_store * 1e3,
+            t_mem * 1e3,
+            t_store / t_mem
+        ));
     }
     // Then down to the newest keyframe alone: every other version a B-frame over it.
+    let t = Instant::now();
     w.thin(versions + 1).unwrap();
+    let single_s = t.elapsed().as_secs_f64();
     w.clean(0.0).unwrap();
     drop(w);
     let single = store.stats().unwrap();
@@ -120,11 +156,16 @@ fn main() {
         changes as f64 / 1e6,
         floor as f64 / 1e6
     );
-    println!("| | MB | x floor |\n|---|---|---|");
+    println!(
+        "one zstd Parquet copy of v1: {:.1} MB\n",
+        parquet_v1 as f64 / 1e6
+    );
+    println!("| | MB | x one Parquet copy | x floor |\n|---|---|---|---|");
     let row = |what: &str, bytes: u64| {
         println!(
-            "| {what} | {:.1} | {:.2}x |",
+            "| {what} | {:.1} | {:.2}x | {:.2}x |",
             bytes as f64 / 1e6,
+            bytes as f64 / parquet_v1 as f64,
             bytes as f64 / floor as f64
         )
     };
@@ -141,7 +182,7 @@ fn main() {
         cleaned.bytes_on_disk,
     );
     row(
-        "after thinning to one keyframe per 50 versions, then cleaning",
+        "after the default plan (compaction, thinning by its policy, cleaning)",
         thinned.bytes_on_disk,
     );
     row("of which B-frame residuals", thinned.residual_bytes);
@@ -171,19 +212,25 @@ fn main() {
         cleaning.packs_deleted
     );
     println!(
-        "thinning: {:.1} s, {} keyframes thinned, {} versions rebased, {} residual rows written; {} residual rows kept\n",
+        "thinning by the default policy: {:.1} s, {} keyframes thinned in {} runs ({} left), {} versions rebased, {} residual rows written; {} residual rows kept\n",
         thin_s,
         thinning.keyframes,
+        thinning.runs,
+        keyframes_left,
         thinning.versions,
         thinning.residual_rows,
         thinned.residual_rows
     );
     println!(
-        "one compressed copy: {:.1} MB; the store after thinning holds {:.2} copies (one keyframe per 50 versions) and {:.2} copies (the newest keyframe alone)\n",
-        one_copy as f64 / 1e6,
-        thinned.bytes_on_disk as f64 / one_copy as f64,
-        single.bytes_on_disk as f64 / one_copy as f64
+        "the default plan: {:.1} s in all (compaction {:.1} s, thinning {:.1} s, cleaning {:.1} s); temporary disk {:.1} MB = {:.2}x the store after it\n",
+        compact_s + thin_s + plan_clean_s,
+        compact_s,
+        thin_s,
+        plan_clean_s,
+        temporary as f64 / 1e6,
+        temporary as f64 / thinned.bytes_on_disk as f64
     );
+    println!("thinning to the newest keyframe alone: {single_s:.1} s\n");
     println!("## Q1 scan at a B-frame vs its next keyframe (before thinning)\n");
     println!("| version | kind | ReelDB ms | in-memory ms |\n|---|---|---|---|");
     for line in &scan_lines {
@@ -194,4 +241,9 @@ fn main() {
         ms[2] / ms[0],
         ms[2] / ms[1]
     );
+    println!("\n## Q1 after the default plan\n");
+    println!("| version | kind | ReelDB ms | in-memory ms | ratio |\n|---|---|---|---|---|");
+    for line in &thinned_lines {
+        println!("{line}");
+    }
 }

@@ -15,8 +15,8 @@
 //! `cargo bench --no-default-features --bench shapes` (`REELDB_BENCH_VERSIONS` shortens both
 //! histories; `REELDB_SHAPES=hot` or `=slow` runs one). For sweeps of the keyframe policy and
 //! the compaction plan: `REELDB_KEYFRAME_EVERY`, `REELDB_KEYFRAME_FRACTION` (the writer's
-//! options) and `REELDB_THIN_EVERY` (the plan's `keyframe_every`); the header names the
-//! values used. Also reported: how many versions wrote a keyframe, and a full scan of the
+//! options), `REELDB_THIN_EVERY` (count-based thinning, 0: none) and `REELDB_THIN_BOUND`
+//! (the default policy's residual bound); the header names the values used. Also reported: how many versions wrote a keyframe, and a full scan of the
 //! latest version against a scan of the same rows from a fresh keyframe of them.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,11 +28,10 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
-use reeldb::{MaintenancePlan, ScanOptions, Store, VersionKind, Writer, WriterOptions};
-use support::{Rng, dir_bytes, median};
+use reeldb::{
+    KeyframeThinning, MaintenancePlan, ScanOptions, Store, VersionKind, Writer, WriterOptions,
+};
+use support::{Rng, dir_bytes, median, parquet_bytes};
 
 /// One row: its key strings and its eight or nine value columns, as numbers and strings.
 #[derive(Clone, Debug)]
@@ -274,18 +273,6 @@ impl Shape for Slow {
     }
 }
 
-/// Bytes of `rows` as one zstd Parquet file.
-fn parquet_bytes(schema: &SchemaRef, rows: &RecordBatch) -> u64 {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).unwrap();
-    w.write(rows).unwrap();
-    w.close().unwrap();
-    out.len() as u64
-}
-
 fn keys_batch(shape: &dyn Shape, keys: &[Vec<String>]) -> RecordBatch {
     let fields: Vec<Field> = shape
         .key()
@@ -373,7 +360,7 @@ fn run(shape: &mut dyn Shape, versions: u64) {
     store
         .maintenance()
         .unwrap()
-        .run(&plan(), &mut |_, _| {})
+        .run(&plan(), &mut |_, _, _| {})
         .unwrap();
     let compact_s = t.elapsed().as_secs_f64();
     let compacted = dir_bytes(&path);
@@ -456,10 +443,17 @@ fn writer_options() -> WriterOptions {
     o
 }
 
-/// The compaction plan, with the sweep's override.
+/// The compaction plan, with the sweep's overrides: `REELDB_THIN_EVERY` (count-based
+/// thinning, 0: none) or `REELDB_THIN_BOUND` (the residual bound).
 fn plan() -> MaintenancePlan {
+    let thinning = match (env_f64("REELDB_THIN_EVERY"), env_f64("REELDB_THIN_BOUND")) {
+        (Some(n), _) if n < 1.0 => KeyframeThinning::Off,
+        (Some(n), _) => KeyframeThinning::Every(n as u64),
+        (None, Some(b)) => KeyframeThinning::ResidualBound(b),
+        (None, None) => KeyframeThinning::default(),
+    };
     MaintenancePlan {
-        keyframe_every: env_f64("REELDB_THIN_EVERY").map(|n| n as u64),
+        thinning,
         ..MaintenancePlan::default()
     }
 }

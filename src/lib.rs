@@ -77,7 +77,8 @@ pub use maintenance::expire::Expiry;
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
 pub use maintenance::{
-    CatalogRewrite, Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport, Thinning,
+    CatalogRewrite, Cleaning, Compaction, KeyframeThinning, Maintenance, MaintenancePlan,
+    MaintenanceReport, MaintenanceStep, THIN_RESIDUAL_BOUND, Thinning,
 };
 pub use read::changes::{ChangeKind, Changes, DiffMethod};
 pub use read::filter::Filter;

@@ -66,6 +66,13 @@ fn kinds(store: &Store) -> Vec<VersionKind> {
     store.versions().unwrap().iter().map(|v| v.kind).collect()
 }
 
+fn keyframe_count(store: &Store) -> usize {
+    kinds(store)
+        .iter()
+        .filter(|k| **k == VersionKind::Keyframe)
+        .count()
+}
+
 #[test]
 fn compacted_versions_read_exactly_as_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -512,4 +519,102 @@ fn thinning_stores_a_row_version_living_across_a_thinned_keyframe_once() {
     // lacks: keys 0 and 1 as first written, key 0 of v2 (once), key 1 of v3.
     assert_eq!(kinds(&store)[..4], [VersionKind::BFrame; 4]);
     assert_eq!(store.stats().unwrap().residual_rows, 4);
+}
+
+#[test]
+fn a_run_of_thinned_keyframes_is_rebased_in_one_pass_with_one_residual() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s")).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..30 {
+        commit_round(&mut w, round);
+    }
+    w.compact(&mut |_, _| {}).unwrap();
+    let truth = everything(&store);
+    let before = keyframe_count(&store);
+    assert!(before > 3, "{:?}", kinds(&store));
+    let report = w.thin(1000).unwrap();
+    // Every keyframe before the newest, thinned into it at once.
+    assert_eq!(
+        (report.keyframes, report.runs),
+        (before - 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(everything(&store), truth);
+    assert_eq!(keyframe_count(&store), 1, "{:?}", kinds(&store));
+    // One residual serves every version: its rows are the report's.
+    assert_eq!(store.stats().unwrap().residual_rows, report.residual_rows);
+}
+
+#[test]
+fn the_default_plan_thins_while_a_version_reads_at_most_its_keyframes_rows_from_residuals() {
+    use reeldb::{KeyframeThinning, MaintenancePlan};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..30 {
+        commit_round(&mut w, round);
+    }
+    let truth = everything(&store);
+    let keyframes_before = keyframe_count(&store);
+    let plan = MaintenancePlan::default();
+    assert_eq!(plan.thinning, KeyframeThinning::ResidualBound(1.0));
+    let mut steps = Vec::new();
+    let report = w
+        .maintain(&plan, &mut |step, done, total| {
+            steps.push((step, done, total))
+        })
+        .unwrap();
+    let thinning = report.thinning.expect("the default plan thins");
+    assert!(thinning.keyframes > 0, "{thinning:?}");
+    assert!(
+        steps.contains(&(
+            reeldb::MaintenanceStep::Thinning,
+            thinning.runs,
+            thinning.runs
+        )),
+        "{steps:?}"
+    );
+    assert_eq!(everything(&store), truth);
+    let keyframes_after = keyframe_count(&store);
+    assert_eq!(keyframes_after, keyframes_before - thinning.keyframes);
+    // Some keyframes stay: thinning them all would give the oldest versions a residual
+    // larger than the table (each round changes about 27 of ~300 rows).
+    assert!(keyframes_after > 1, "{:?}", kinds(&store));
+    // Each run's residual stays within the bound: at most the kept keyframe's rows.
+    let rows = store
+        .snapshot(store.latest_version().unwrap())
+        .unwrap()
+        .table("orders")
+        .unwrap()
+        .num_rows();
+    assert!(
+        thinning.residual_rows <= thinning.runs as u64 * (rows + 30),
+        "{thinning:?}, {rows} rows"
+    );
+    drop(w);
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(everything(&reopened), truth);
+    assert!(reopened.verify(1..=30, &mut |_| {}).unwrap().is_intact());
+}
+
+#[test]
+fn a_plan_that_keeps_every_keyframe_does_not_thin() {
+    use reeldb::{KeyframeThinning, MaintenancePlan};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s")).unwrap();
+    let mut w = store.writer_with(options()).unwrap();
+    for round in 0..12 {
+        commit_round(&mut w, round);
+    }
+    let before = keyframe_count(&store);
+    let plan = MaintenancePlan {
+        thinning: KeyframeThinning::Off,
+        ..MaintenancePlan::default()
+    };
+    let report = w.maintain(&plan, &mut |_, _, _| {}).unwrap();
+    assert_eq!(report.thinning, None);
+    assert!(before > 1);
+    assert_eq!(keyframe_count(&store), before);
 }

@@ -513,3 +513,18 @@ pub fn q1_par(batches: &[RecordBatch]) -> HashMap<String, (u64, f64)> {
             .collect(),
     )
 }
+
+/// Bytes of `rows` as one zstd Parquet file (the peers' baseline).
+pub fn parquet_bytes(schema: &SchemaRef, rows: &RecordBatch) -> u64 {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).unwrap();
+    w.write(rows).unwrap();
+    w.close().unwrap();
+    out.len() as u64
+}

@@ -72,8 +72,9 @@ pub struct Compacted {
 /// Which row a key shows over a stretch of versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shown {
-    /// Its row in the previous keyframe (by ordinal).
-    Prev(u64),
+    /// Its row in an earlier keyframe (by index among the sources given to [`finish`], and
+    /// ordinal): the generation's own keyframe in compaction, a thinned one in a rebase.
+    Keyframe(usize, u64),
     /// A row of the batches (overlay rows, or a residual being rebased), by row id.
     Overlay(u32),
     /// Its row in the next keyframe (by ordinal): never hidden, never residual.
@@ -92,7 +93,7 @@ pub(crate) fn plan_stretches<'k>(
     start: Shown,
     changes: &[(usize, Shown)],
     versions: usize,
-    final_row: Option<&KeyedRow>,
+    final_row: Option<(u64, u128)>,
     hash_of: &dyn Fn(Shown) -> Option<u128>,
     frames: &mut [BFrame],
     residual: &mut Vec<ResidualRow<'k>>,
@@ -115,14 +116,14 @@ pub(crate) fn plan_stretches<'k>(
         shown = next;
     }
     for (from, to, shown, hash) in stretches {
-        if let (Some(h), Some(f)) = (hash, final_row)
-            && f.hash == h
+        if let (Some(h), Some((_, f))) = (hash, final_row)
+            && f == h
         {
             continue;
         }
-        if let Some(f) = final_row {
+        if let Some((ordinal, _)) = final_row {
             for frame in &mut frames[from..to] {
-                frame.hidden.insert(f.ordinal);
+                frame.hidden.insert(ordinal);
             }
         }
         if hash.is_some() {
@@ -206,7 +207,7 @@ pub fn compact(
     // Every key that differs anywhere in the generation, with what it shows when.
     let mut histories: HashMap<Vec<u8>, History> = HashMap::new();
     for (key, ordinal) in differing(&prev_rows, &next_rows) {
-        let start = ordinal.map_or(Shown::Absent, Shown::Prev);
+        let start = ordinal.map_or(Shown::Absent, |o| Shown::Keyframe(0, o));
         histories.insert(
             key.to_vec(),
             History {
@@ -234,7 +235,8 @@ pub fn compact(
             match histories.get_mut(key) {
                 Some(h) => h.changes.push((i, shown)),
                 None => {
-                    let start = ordinal_in_prev(key).map_or(Shown::Absent, Shown::Prev);
+                    let start =
+                        ordinal_in_prev(key).map_or(Shown::Absent, |o| Shown::Keyframe(0, o));
                     histories.insert(
                         key.to_vec(),
                         History {
@@ -256,7 +258,7 @@ pub fn compact(
         let final_row = next_rows
             .binary_search_by(|r| r.key.as_slice().cmp(key))
             .ok()
-            .map(|i| &next_rows[i]);
+            .map(|i| (next_rows[i].ordinal, next_rows[i].hash));
         plan_stretches(
             key,
             h.start,
@@ -264,7 +266,7 @@ pub fn compact(
             versions,
             final_row,
             &|s| match s {
-                Shown::Prev(o) => Some(prev_rows[o as usize].hash),
+                Shown::Keyframe(_, o) => Some(prev_rows[o as usize].hash),
                 Shown::Overlay(id) => Some(overlay_hashes[id as usize]),
                 Shown::Next(o) => Some(next_rows[o as usize].hash),
                 Shown::Absent => None,
@@ -273,13 +275,22 @@ pub fn compact(
             &mut residual,
         );
     }
-    finish(prev, &overlay_batches, frames, residual, packs, batch_rows)
+    finish(
+        &[prev],
+        &overlay_batches,
+        frames,
+        residual,
+        packs,
+        batch_rows,
+    )
 }
 
 /// Sorts the residual rows by key (a key's versions oldest first), marks each live in the
-/// frames of its stretch, and writes them: the end of compaction and of a rebase alike.
+/// frames of its stretch, and writes them, gathering [`Shown::Keyframe`] rows from
+/// `keyframes` and [`Shown::Overlay`] rows from `batches` (all of one table layout): the end
+/// of compaction and of a rebase alike.
 pub(crate) fn finish(
-    prev: &Tree,
+    keyframes: &[&Tree],
     batches: &[RecordBatch],
     mut frames: Vec<BFrame>,
     mut residual: Vec<ResidualRow<'_>>,
@@ -293,7 +304,7 @@ pub(crate) fn finish(
         }
     }
     let (residual_batches, first_keys) =
-        write_residual(prev, batches, &residual, packs, batch_rows.max(1))?;
+        write_residual(keyframes, batches, &residual, packs, batch_rows.max(1))?;
     Ok(Compacted {
         residual: residual_batches,
         first_keys,
@@ -336,78 +347,115 @@ pub(crate) fn differing<'r>(
 }
 
 /// Writes the residual rows, in order, as batches of at most `batch_rows` rows, gathering
-/// each from the previous keyframe's leaves or the overlay's batches.
+/// each from a keyframe's leaves or the batches. Rows come in key order, so each keyframe's
+/// leaves are wanted in order too: a leaf is decoded once, when a batch first needs it, and
+/// dropped once a batch needs a later leaf of its keyframe, which bounds memory by a batch's
+/// worth of leaves.
 fn write_residual(
-    prev: &Tree,
-    overlay_batches: &[RecordBatch],
+    keyframes: &[&Tree],
+    batches: &[RecordBatch],
     rows: &[ResidualRow<'_>],
     packs: &mut PackWriter,
     batch_rows: usize,
 ) -> Result<(Vec<RowBatch>, Vec<Vec<u8>>)> {
-    let layout = prev.layout();
-    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
-    // The previous keyframe's leaves that hold a residual row, decoded once each.
-    let mut wanted: Vec<u64> = rows
-        .iter()
-        .filter_map(|r| match r.source {
-            Shown::Prev(o) => Some(o),
-            _ => None,
-        })
-        .collect();
-    wanted.sort_unstable();
-    let mut sources: Vec<RecordBatch> = overlay_batches.to_vec();
-    let mut leaf_of: Vec<(u64, u64, usize)> = Vec::new();
-    let mut w = 0;
-    for leaf in prev.leaves()? {
-        let end = leaf.ordinal + leaf.entry.rows;
-        while w < wanted.len() && wanted[w] < leaf.ordinal {
-            w += 1;
-        }
-        if w < wanted.len() && wanted[w] < end {
-            let node = prev.read_leaf(&leaf.entry)?;
-            let columns = prev.read_columns(&node, &all, Access::Streaming)?;
-            leaf_of.push((leaf.ordinal, end, sources.len()));
-            sources.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
-        }
-    }
-    let picks: Vec<(usize, usize)> = rows
-        .iter()
-        .map(|r| match r.source {
-            Shown::Overlay(id) => locate_overlay(overlay_batches, id),
-            Shown::Prev(o) => {
-                let at = leaf_of.partition_point(|(first, _, _)| *first <= o);
-                let (first, _, source) = leaf_of[at.saturating_sub(1)];
-                Ok((source, (o - first) as usize))
-            }
-            Shown::Absent | Shown::Next(_) => Err(Error::Inconsistent(
-                "the residual only holds rows the next keyframe lacks".into(),
+    let Some(layout) = keyframes.first().map(|t| t.layout().clone()) else {
+        return match rows.is_empty() {
+            true => Ok((Vec::new(), Vec::new())),
+            false => Err(Error::Inconsistent(
+                "residual rows without the keyframe that gives their layout".into(),
             )),
-        })
-        .collect::<Result<_>>()?;
-    let refs: Vec<&RecordBatch> = sources.iter().collect();
-    let (mut batches, mut first_keys) = (Vec::new(), Vec::new());
-    for (chunk, chunk_rows) in picks.chunks(batch_rows).zip(rows.chunks(batch_rows)) {
-        let batch = interleave_record_batch(&refs, chunk)?;
-        let columns = block::store_columns(packs, layout, &batch)?;
-        batches.push(RowBatch {
+        };
+    };
+    let schema = layout.schema.clone();
+    let all: Vec<usize> = (0..schema.fields().len()).collect();
+    let leaves = keyframes
+        .iter()
+        .map(|t| t.leaves())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut total = 0usize;
+    for b in batches {
+        starts.push(total);
+        total += b.num_rows();
+    }
+    // Decoded leaves, by keyframe and leaf index.
+    let mut decoded: HashMap<(usize, usize), RecordBatch> = HashMap::new();
+    let (mut out, mut first_keys) = (Vec::new(), Vec::new());
+    for chunk in rows.chunks(batch_rows) {
+        // Where each row comes from: a batch, or a leaf (numbered after the batches).
+        let mut leaf_slots: Vec<(usize, usize)> = Vec::new();
+        let mut picks = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            picks.push(match r.source {
+                Shown::Overlay(id) => {
+                    let id = id as usize;
+                    let b = starts.partition_point(|s| *s <= id).saturating_sub(1);
+                    if id >= total {
+                        return Err(Error::Inconsistent(format!(
+                            "overlay row {id} is not in the batches"
+                        )));
+                    }
+                    (b, id - starts[b])
+                }
+                Shown::Keyframe(k, o) => {
+                    let tree_leaves = leaves.get(k).ok_or_else(|| {
+                        Error::Inconsistent(format!(
+                            "a residual row of keyframe {k} of {}",
+                            keyframes.len()
+                        ))
+                    })?;
+                    let l = tree_leaves
+                        .partition_point(|e| e.ordinal <= o)
+                        .saturating_sub(1);
+                    let leaf = tree_leaves
+                        .get(l)
+                        .filter(|e| o < e.ordinal + e.entry.rows)
+                        .ok_or_else(|| {
+                            Error::Inconsistent(format!(
+                                "a residual row is ordinal {o} of a keyframe without it"
+                            ))
+                        })?;
+                    if let std::collections::hash_map::Entry::Vacant(slot) = decoded.entry((k, l)) {
+                        let tree = keyframes[k];
+                        let node = tree.read_leaf(&leaf.entry)?;
+                        let columns = tree.read_columns(&node, &all, Access::Streaming)?;
+                        slot.insert(RecordBatch::try_new(schema.clone(), columns)?);
+                    }
+                    let slot = match leaf_slots.iter().position(|s| *s == (k, l)) {
+                        Some(s) => s,
+                        None => {
+                            leaf_slots.push((k, l));
+                            leaf_slots.len() - 1
+                        }
+                    };
+                    (batches.len() + slot, (o - leaf.ordinal) as usize)
+                }
+                Shown::Absent | Shown::Next(_) => {
+                    return Err(Error::Inconsistent(
+                        "the residual only holds rows the next keyframe lacks".into(),
+                    ));
+                }
+            });
+        }
+        let mut refs: Vec<&RecordBatch> = batches.iter().collect();
+        for s in &leaf_slots {
+            // Every slot was decoded above, before it was listed.
+            refs.push(&decoded[s]);
+        }
+        let batch = interleave_record_batch(&refs, &picks)?;
+        let columns = block::store_columns(packs, &layout, &batch)?;
+        out.push(RowBatch {
             rows: batch.num_rows() as u32,
             columns,
         });
-        first_keys.push(chunk_rows[0].key.to_vec());
-    }
-    Ok((batches, first_keys))
-}
-
-/// The batch and row of overlay row `id`.
-fn locate_overlay(batches: &[RecordBatch], id: u32) -> Result<(usize, usize)> {
-    let mut at = id as usize;
-    for (b, batch) in batches.iter().enumerate() {
-        if at < batch.num_rows() {
-            return Ok((b, at));
+        first_keys.push(chunk[0].key.to_vec());
+        // Later batches need only these leaves or later ones of each keyframe.
+        let mut newest: HashMap<usize, usize> = HashMap::new();
+        for (k, l) in &leaf_slots {
+            let n = newest.entry(*k).or_insert(*l);
+            *n = (*n).max(*l);
         }
-        at -= batch.num_rows();
+        decoded.retain(|(k, l), _| newest.get(k).is_none_or(|n| l >= n));
     }
-    Err(Error::Inconsistent(format!(
-        "overlay row {id} is not in the batches"
-    )))
+    Ok((out, first_keys))
 }

@@ -3,8 +3,10 @@
 //! so two versions of a row are compared without keeping either.
 
 use arrow::array::ArrayRef;
+use std::collections::VecDeque;
+
 use arrow_row::RowConverter;
-use reeldb_keyframe::tree::{Access, TableLayout, Tree};
+use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree};
 
 use crate::bframe::RowBatch;
 use crate::error::Result;
@@ -62,6 +64,67 @@ pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
         }
     }
     Ok(out)
+}
+
+/// Every row of a tree, fingerprinted, in key order, one leaf decoded at a time: for
+/// passes over several keyframes at once.
+#[derive(Debug)]
+pub struct RowStream<'t> {
+    tree: &'t Tree,
+    hasher: &'t RowHasher,
+    leaves: std::vec::IntoIter<LeafEntry>,
+    rows: VecDeque<KeyedRow>,
+}
+
+impl<'t> RowStream<'t> {
+    /// A stream over `tree`'s rows, positioned at its first.
+    pub fn new(tree: &'t Tree, hasher: &'t RowHasher) -> Result<Self> {
+        let mut stream = RowStream {
+            tree,
+            hasher,
+            leaves: tree.leaves()?.into_iter(),
+            rows: VecDeque::new(),
+        };
+        stream.fill()?;
+        Ok(stream)
+    }
+
+    /// The row the stream is at (`None` past the last).
+    pub fn peek(&self) -> Option<&KeyedRow> {
+        self.rows.front()
+    }
+
+    /// Takes the row the stream is at and moves on to the next (decoding the next leaf when
+    /// this one is done).
+    pub fn advance(&mut self) -> Result<KeyedRow> {
+        let row = self.rows.pop_front().ok_or_else(|| {
+            crate::error::Error::Inconsistent("a row stream advanced past its end".into())
+        })?;
+        self.fill()?;
+        Ok(row)
+    }
+
+    /// Decodes leaves until a row is buffered or none is left.
+    fn fill(&mut self) -> Result<()> {
+        while self.rows.is_empty() {
+            let Some(leaf) = self.leaves.next() else {
+                return Ok(());
+            };
+            let layout = self.tree.layout();
+            let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+            let node = self.tree.read_leaf(&leaf.entry)?;
+            let columns = self.tree.read_columns(&node, &all, Access::Streaming)?;
+            let keys = encoded_keys(layout, &columns)?;
+            for (i, hash) in self.hasher.hash(&columns)?.into_iter().enumerate() {
+                self.rows.push_back(KeyedRow {
+                    key: keys.row(i).as_ref().to_vec(),
+                    ordinal: leaf.ordinal + i as u64,
+                    hash,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The memcomparable keys of rows given as all of a table's columns.

@@ -11,14 +11,18 @@
 //! thinning it away later costs nothing more.
 //!
 //! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
-//! generation's B-frames and writing its residual), [`rebase`] (re-expressing a span of
-//! versions over the next keyframe alone: the step keyframe thinning takes).
+//! generation's B-frames and writing its residual), [`distance`] (how many keys two
+//! keyframes differ in, reading only the leaves they do not share), [`rebase`] (re-expressing a span of
+//! versions over a run of keyframes as versions over the keyframe after them alone: the step
+//! keyframe thinning takes, in one pass however long the run).
 
 pub mod bframe;
+pub mod distance;
 pub mod error;
 pub mod fingerprint;
 pub mod rebase;
 
 pub use bframe::{BFrame, ClosedGeneration, Compacted, RowBatch, compact};
+pub use distance::changed_keys;
 pub use error::{Error, Result};
-pub use rebase::{Frame, Span, rebase};
+pub use rebase::{Frame, Over, Span, rebase};

@@ -1,12 +1,13 @@
 //! Rebasing spans of versions onto the next keyframe (the step keyframe thinning takes):
-//! random frames over either keyframe, showing random rows of the span's batches, read back
-//! over the next keyframe alone exactly as they did, no key twice.
+//! random frames over any keyframe of a run of thinned ones or over the next, showing random
+//! rows of the span's batches, read back over the next keyframe alone exactly as they did,
+//! no key twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use reeldb_compactor::{Frame, RowBatch, Span, rebase};
+use reeldb_compactor::{Frame, Over, RowBatch, Span, rebase};
 use reeldb_keyframe::builder::{self};
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
@@ -30,7 +31,7 @@ impl Rng {
     }
 }
 
-fn run(seed: u64, versions: usize, batch_rows: usize) {
+fn run(seed: u64, versions: usize, batch_rows: usize, thinned: usize) {
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
@@ -41,37 +42,40 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
         cache: DecodedCache::default(),
     });
     let shape = shape();
-    let empty = Tree::new(source.clone(), layout.clone(), None);
-    let base: State = (0..40).step_by(2).map(|k| (k, format!("m{k}"))).collect();
-    let root = builder::apply(
-        &mut packs,
-        &shape,
-        &empty,
-        &changes(&layout, &State::new(), &base),
-    )
-    .unwrap();
-    let prev = Tree::new(source.clone(), layout.clone(), root);
-    let mut after = base.clone();
-    for k in 0..50i64 {
-        match rng.next() % 6 {
-            0 => {
-                after.insert(k, format!("b{k}"));
+    // A run of keyframes, each a random change of the one before; the last is `next`.
+    let mut trees = Vec::new();
+    let mut state = State::new();
+    let mut tree = Tree::new(source.clone(), layout.clone(), None);
+    for t in 0..=thinned {
+        let mut after = state.clone();
+        for k in 0..50i64 {
+            match rng.next() % 6 {
+                0 if t == 0 => {
+                    after.insert(k, format!("m{k}"));
+                }
+                0 => {
+                    after.insert(k, format!("b{k}-{}", rng.next() % 3));
+                }
+                1 if t > 0 => {
+                    after.remove(&k);
+                }
+                _ => {}
             }
-            1 => {
-                after.remove(&k);
-            }
-            _ => {}
         }
+        let root =
+            builder::apply(&mut packs, &shape, &tree, &changes(&layout, &state, &after)).unwrap();
+        tree = Tree::new(source.clone(), layout.clone(), root);
+        trees.push(tree.clone());
+        state = after;
     }
-    let root = builder::apply(&mut packs, &shape, &prev, &changes(&layout, &base, &after)).unwrap();
-    let next = Tree::new(source, layout.clone(), root);
+    let next = trees.pop().unwrap();
     // The span's batch rows: some equal to either keyframe's rows, some new.
     let mut batch_rows_all: Vec<(i64, String)> = Vec::new();
     for k in 0..50i64 {
         if rng.chance(40) {
             let v = match rng.next() % 3 {
                 0 => format!("m{k}"),
-                1 => format!("b{k}"),
+                1 => format!("b{k}-{}", rng.next() % 3),
                 _ => format!("r{k}-{}", rng.next() % 5),
             };
             batch_rows_all.push((k, v));
@@ -87,16 +91,22 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
         });
     }
     packs.sync(false).unwrap();
-    let prev_rows = tree_pairs(&prev);
+    let thinned_rows: Vec<Vec<(i64, String)>> = trees.iter().map(tree_pairs).collect();
     let next_rows = tree_pairs(&next);
 
     // Random frames, each a valid state: its keyframe minus hidden rows plus live batch rows
     // whose keys are hidden there or absent from it, one per key.
-    let mut owned: Vec<(bool, RoaringTreemap, RoaringBitmap)> = Vec::new();
+    let mut owned: Vec<(Over, RoaringTreemap, RoaringBitmap)> = Vec::new();
     let mut states: Vec<State> = Vec::new();
     for _ in 0..versions {
-        let on_next = rng.chance(50);
-        let base_rows = if on_next { &next_rows } else { &prev_rows };
+        let over = match rng.next() as usize % (trees.len() + 1) {
+            i if i < trees.len() => Over::Thinned(i),
+            _ => Over::Next,
+        };
+        let base_rows = match over {
+            Over::Thinned(i) => &thinned_rows[i],
+            Over::Next => &next_rows,
+        };
         let mut hidden = RoaringTreemap::new();
         let mut state = State::new();
         for (o, (k, v)) in base_rows.iter().enumerate() {
@@ -113,19 +123,20 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
                 live.insert(id as u32);
             }
         }
-        owned.push((on_next, hidden, live));
+        owned.push((over, hidden, live));
         states.push(state);
     }
     let frames: Vec<Frame<'_>> = owned
         .iter()
-        .map(|(on_next, hidden, live)| Frame {
-            on_next: *on_next,
+        .map(|(over, hidden, live)| Frame {
+            over: *over,
             hidden,
             live,
         })
         .collect();
+    let thinned: Vec<&Tree> = trees.iter().collect();
     let span = Span {
-        prev: &prev,
+        thinned: &thinned,
         next: &next,
         batches: &batches,
         frames: &frames,
@@ -154,7 +165,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize) {
         }
         assert_eq!(&got, want, "version {i} of the span");
     }
-    // A row version shown at consecutive versions is stored once, whichever copies (the
+    // A row version shown at consecutive versions is stored once, whichever copies (a
     // thinned keyframe's, a batch's) the frames showed it from.
     for pair in rebased.frames.windows(2) {
         for a in pair[0].live.iter() {
@@ -178,9 +189,10 @@ proptest! {
     #[test]
     fn every_rebased_version_reads_as_it_did(
         seed in any::<u64>(),
-        versions in 1usize..8,
+        versions in 1usize..10,
         batch_rows in 1usize..9,
+        thinned in 1usize..5,
     ) {
-        run(seed, versions, batch_rows);
+        run(seed, versions, batch_rows, thinned);
     }
 }

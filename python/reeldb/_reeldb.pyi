@@ -66,7 +66,9 @@ class Store:
     def compact(self, keyframe_every: Optional[int] = None) -> Dict[str, Any]:
         """Rewrites closed generations as B-frames and reclaims space; beside live readers
         and beside an open writer (then the packs are not copied: `writer_open` is True).
-        With `keyframe_every`, also thins to one full keyframe per that many versions."""
+        Thins keyframes first: by default while a thinned version reads at most as many
+        residual rows as its keyframe has; with `keyframe_every`, to one full keyframe per
+        that many versions (0 keeps every keyframe)."""
     def expire(
         self,
         keep_last: Optional[int] = None,

@@ -9,7 +9,7 @@ use arrow::pyarrow::FromPyArrow;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use reeldb::{Error, Expiry, MaintenancePlan};
+use reeldb::{Error, Expiry, KeyframeThinning, MaintenancePlan};
 
 use crate::convert;
 use crate::errors::IntoPy;
@@ -139,10 +139,11 @@ impl Database {
 
     /// Rewrites every closed generation as B-frames, drops their node logs and reclaims the
     /// space of blocks no version uses (as `reel compact` does); beside live readers and beside
-    /// a writer (then the packs are not copied: `writer_open` is True). With
-    /// `keyframe_every`, also thins each table to one full keyframe per that many versions
-    /// (always its newest) before reclaiming, as `reel compact --keyframe-every` does.
-    /// Returns what it did as a dict.
+    /// a writer (then the packs are not copied: `writer_open` is True). Before reclaiming it
+    /// thins keyframes: by default while a thinned version reads at most as many residual
+    /// rows as its keyframe has; with `keyframe_every`, to one full keyframe per that many
+    /// versions (always the newest; 0 keeps every keyframe), as `reel compact
+    /// --keyframe-every` does. Returns what it did as a dict.
     #[pyo3(signature = (keyframe_every = None))]
     fn compact<'py>(
         &self,
@@ -152,11 +153,16 @@ impl Database {
         let store = self.store.clone();
         let (report, thinning, cleaning, catalog) = py
             .detach(|| -> reeldb::Result<_> {
+                let thinning = match keyframe_every {
+                    None => KeyframeThinning::default(),
+                    Some(0) => KeyframeThinning::Off,
+                    Some(n) => KeyframeThinning::Every(n),
+                };
                 let plan = MaintenancePlan {
-                    keyframe_every,
+                    thinning,
                     ..MaintenancePlan::default()
                 };
-                let r = store.maintenance()?.run(&plan, &mut |_, _| {})?;
+                let r = store.maintenance()?.run(&plan, &mut |_, _, _| {})?;
                 Ok((r.compaction, r.thinning, r.cleaning, r.catalog))
             })
             .py_err()?;
@@ -170,6 +176,7 @@ impl Database {
         d.set_item("node_logs_held", report.node_logs_held)?;
         if let Some(t) = thinning {
             d.set_item("keyframes_thinned", t.keyframes)?;
+            d.set_item("thinning_runs", t.runs)?;
             d.set_item("versions_rebased", t.versions)?;
             d.set_item("rebased_residual_rows", t.residual_rows)?;
         }

@@ -44,7 +44,7 @@ use crate::store::Store;
 pub use catalog::CatalogRewrite;
 pub use clean::Cleaning;
 pub use compact::Compaction;
-pub use thin::Thinning;
+pub use thin::{KeyframeThinning, THIN_RESIDUAL_BOUND, Thinning};
 
 /// The maintenance lock file: held by the one maintenance run (and by a rewind).
 pub const MAINTENANCE_LOCK_FILE: &str = "MAINTENANCE";
@@ -65,12 +65,12 @@ pub struct Maintenance {
 }
 
 /// What `reel compact` (and Python's `Store.compact`) does, in this order: compact every
-/// closed generation, thin keyframes if asked, clean the packs, then rewrite the catalog
-/// once half of it is dead.
+/// closed generation, thin keyframes as `thinning` chooses, clean the packs, then rewrite the
+/// catalog once half of it is dead. The default thins by [`KeyframeThinning::ResidualBound`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MaintenancePlan {
-    /// Thin each table to one keyframe per this many versions (`None`: no thinning).
-    pub keyframe_every: Option<u64>,
+    /// Which keyframes to keep.
+    pub thinning: KeyframeThinning,
     /// The garbage fraction past which cleaning copies (see [`CLEAN_AT_GARBAGE`]).
     pub clean_at_garbage: f64,
 }
@@ -78,10 +78,19 @@ pub struct MaintenancePlan {
 impl Default for MaintenancePlan {
     fn default() -> Self {
         MaintenancePlan {
-            keyframe_every: None,
+            thinning: KeyframeThinning::default(),
             clean_at_garbage: CLEAN_AT_GARBAGE,
         }
     }
+}
+
+/// The step of a [`MaintenancePlan`] a progress report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaintenanceStep {
+    /// Closed generations rewritten as B-frames.
+    Compaction,
+    /// Runs of thinned keyframes rebased.
+    Thinning,
 }
 
 /// What a [`MaintenancePlan`] did, step by step.
@@ -89,7 +98,7 @@ impl Default for MaintenancePlan {
 pub struct MaintenanceReport {
     /// The compaction.
     pub compaction: Compaction,
-    /// The thinning, when the plan asked for one.
+    /// The thinning (`None` when the plan's policy is [`KeyframeThinning::Off`]).
     pub thinning: Option<Thinning>,
     /// The cleaning.
     pub cleaning: Cleaning,
@@ -163,15 +172,20 @@ impl Maintenance {
         &self.store
     }
 
-    /// Runs `plan`: compaction, thinning if asked, then cleaning. `progress` is told the
-    /// generations compacted and to compact.
+    /// Runs `plan`: compaction, thinning, then cleaning. `progress` is told the step, and the
+    /// generations compacted and to compact, or the runs of keyframes rebased and to rebase.
     pub fn run(
         &mut self,
         plan: &MaintenancePlan,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut dyn FnMut(MaintenanceStep, usize, usize),
     ) -> Result<MaintenanceReport> {
-        let compaction = self.compact(progress)?;
-        let thinning = plan.keyframe_every.map(|n| self.thin(n)).transpose()?;
+        let compaction = self.compact(&mut |d, t| progress(MaintenanceStep::Compaction, d, t))?;
+        let thinning = match plan.thinning {
+            KeyframeThinning::Off => None,
+            policy => Some(self.thin_with(policy, &mut |d, t| {
+                progress(MaintenanceStep::Thinning, d, t)
+            })?),
+        };
         let cleaning = self.clean(plan.clean_at_garbage)?;
         let catalog = self.rewrite_catalog(catalog::REWRITE_AT_DEAD)?;
         Ok(MaintenanceReport {

@@ -5,8 +5,8 @@
 
 use crate::error::Result;
 use crate::maintenance::{
-    CatalogRewrite, Cleaning, Compaction, Maintenance, MaintenancePlan, MaintenanceReport,
-    Thinning, expire::Expiry,
+    CatalogRewrite, Cleaning, Compaction, KeyframeThinning, Maintenance, MaintenancePlan,
+    MaintenanceReport, MaintenanceStep, Thinning, expire::Expiry,
 };
 use crate::writer::Writer;
 
@@ -29,7 +29,7 @@ impl Writer {
     pub fn maintain(
         &mut self,
         plan: &MaintenancePlan,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut dyn FnMut(MaintenanceStep, usize, usize),
     ) -> Result<MaintenanceReport> {
         self.maintain_with(|m| m.run(plan, progress))
     }
@@ -42,6 +42,15 @@ impl Writer {
     /// [`Maintenance::thin`] with this writer's lock.
     pub fn thin(&mut self, keep_every: u64) -> Result<Thinning> {
         self.maintain_with(|m| m.thin(keep_every))
+    }
+
+    /// [`Maintenance::thin_with`] with this writer's lock.
+    pub fn thin_with(
+        &mut self,
+        policy: KeyframeThinning,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Thinning> {
+        self.maintain_with(|m| m.thin_with(policy, progress))
     }
 
     /// [`Maintenance::clean`] with this writer's lock: the copy always runs when worth it.

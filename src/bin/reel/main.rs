@@ -151,9 +151,11 @@ enum Command {
     Compact {
         /// Store directory.
         store: PathBuf,
-        /// Keep one full keyframe per this many versions (0: keep every keyframe).
-        #[arg(long, default_value_t = 0)]
-        keyframe_every: u64,
+        /// Keep one full keyframe per this many versions (0: keep every keyframe). Without
+        /// it, keyframes are thinned while a thinned version reads at most as many residual
+        /// rows as its keyframe has (see ARCHITECTURE.md, "Keyframe thinning").
+        #[arg(long)]
+        keyframe_every: Option<u64>,
     },
     /// Purge every version above a known-good one, so the store can be refilled from the
     /// event stream starting at the source offset that version recorded.

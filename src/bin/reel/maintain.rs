@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use reeldb::{Error, Expiry, MaintenancePlan, MaintenanceReport, Store};
+use reeldb::{
+    Error, Expiry, KeyframeThinning, MaintenancePlan, MaintenanceReport, MaintenanceStep, Store,
+};
 
 use crate::{human, output, say};
 
@@ -69,12 +71,22 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
     ))
 }
 
-/// `reel compact`: compaction, thinning to one keyframe per `keyframe_every` versions (0:
-/// none) and log cleaning, as `MaintenancePlan` runs them, with a progress bar.
-pub fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Result<(), Error> {
+/// `reel compact`: compaction, thinning (to one keyframe per `keyframe_every` versions when
+/// given, 0: none; else the default policy) and log cleaning, as `MaintenancePlan` runs them,
+/// with a progress bar per step.
+pub fn compact(
+    out: &mut dyn Write,
+    store: &Store,
+    keyframe_every: Option<u64>,
+) -> Result<(), Error> {
     let before = store.stats()?.bytes_on_disk;
+    let thinning = match keyframe_every {
+        None => KeyframeThinning::default(),
+        Some(0) => KeyframeThinning::Off,
+        Some(n) => KeyframeThinning::Every(n),
+    };
     let plan = MaintenancePlan {
-        keyframe_every: (keyframe_every > 0).then_some(keyframe_every),
+        thinning,
         ..MaintenancePlan::default()
     };
     let pb = output::bar(0, "compact");
@@ -83,7 +95,11 @@ pub fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Resul
         thinning,
         cleaning,
         catalog,
-    } = store.maintenance()?.run(&plan, &mut |done, total| {
+    } = store.maintenance()?.run(&plan, &mut |step, done, total| {
+        pb.set_message(match step {
+            MaintenanceStep::Compaction => "compact",
+            MaintenanceStep::Thinning => "thin",
+        });
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     })?;
@@ -118,8 +134,8 @@ pub fn compact(out: &mut dyn Write, store: &Store, keyframe_every: u64) -> Resul
         say(
             out,
             format_args!(
-                "{} keyframes thinned ({} versions now read a later keyframe, {} residual rows)",
-                t.keyframes, t.versions, t.residual_rows
+                "{} keyframes thinned in {} runs ({} versions now read a later keyframe, {} residual rows)",
+                t.keyframes, t.runs, t.versions, t.residual_rows
             ),
         )?;
     }
