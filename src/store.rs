@@ -379,9 +379,8 @@ impl Store {
                             residual_batches.insert((c.pack, c.offset), u64::from(batch.rows));
                         }
                     }
-                    for m in [&b.hidden, &b.live] {
-                        bitmaps.insert((m.pack, m.offset), u64::from(m.len));
-                    }
+                    let m = &b.membership;
+                    bitmaps.insert((m.pack, m.offset), u64::from(m.len));
                 }
                 if v == latest {
                     latest_rows.insert(t.name.clone(), rows);

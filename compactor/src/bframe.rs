@@ -25,6 +25,7 @@ use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, encoded_keys, tree_rows};
+use crate::membership::Membership;
 
 /// A batch of rows stored as one column block per column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,8 @@ pub struct ClosedGeneration<'a> {
     pub batches: &'a [RowBatch],
 }
 
-/// One version of a generation as a B-frame.
+/// One version of a generation as a B-frame: its bitmaps, as [`Membership::frame`] computes
+/// them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BFrame {
     /// Ordinals of the next keyframe's rows that are not part of this version.
@@ -57,16 +59,17 @@ pub struct BFrame {
     pub live: RoaringBitmap,
 }
 
-/// A compacted generation: the residual and one B-frame per version, in the order of
-/// [`ClosedGeneration::versions`].
+/// A compacted generation (or rebased span): the residual, and which of its rows and of the
+/// next keyframe's each version sees, with one frame per version in the order of
+/// [`ClosedGeneration::versions`] (or [`crate::Span::frames`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Compacted {
     /// The residual's row batches, in key order.
     pub residual: Vec<RowBatch>,
     /// The first key of each residual batch (for lookups by key).
     pub first_keys: Vec<Vec<u8>>,
-    /// One B-frame per version.
-    pub frames: Vec<BFrame>,
+    /// Every version's hidden and live rows, as births and deaths.
+    pub membership: Membership,
 }
 
 /// Which row a key shows over a stretch of versions.
@@ -83,10 +86,11 @@ pub(crate) enum Shown {
     Absent,
 }
 
-/// Turns one key's history (what it shows from which version on) into hidden rows of the
-/// next keyframe and residual rows: over each stretch of versions showing one row version,
-/// the next keyframe's row serves if its content hash is that row version's; otherwise the
-/// next keyframe's row is hidden for the stretch and the row version joins the residual.
+/// Turns one key's history (what it shows from which version on) into hidden stretches of
+/// the next keyframe's row and residual rows: over each stretch of versions showing one row
+/// version, the next keyframe's row serves if its content hash is that row version's;
+/// otherwise the next keyframe's row is hidden for the stretch and the row version joins the
+/// residual.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_stretches<'k>(
     key: &'k [u8],
@@ -95,7 +99,7 @@ pub(crate) fn plan_stretches<'k>(
     versions: usize,
     final_row: Option<(u64, u128)>,
     hash_of: &dyn Fn(Shown) -> Option<u128>,
-    frames: &mut [BFrame],
+    hidden: &mut Vec<(u64, u32, u32)>,
     residual: &mut Vec<ResidualRow<'k>>,
 ) {
     // Stretches of one row version: adjacent ones showing equal content are one (a row can
@@ -122,9 +126,7 @@ pub(crate) fn plan_stretches<'k>(
             continue;
         }
         if let Some((ordinal, _)) = final_row {
-            for frame in &mut frames[from..to] {
-                frame.hidden.insert(ordinal);
-            }
+            hidden.push((ordinal, from as u32, to as u32));
         }
         if hash.is_some() {
             residual.push(ResidualRow {
@@ -252,7 +254,7 @@ pub fn compact(
 
     // Walk every history's stretches.
     let versions = generation.versions.len();
-    let mut frames = vec![BFrame::default(); versions];
+    let mut hidden = Vec::new();
     let mut residual: Vec<ResidualRow<'_>> = Vec::new();
     for (key, h) in &histories {
         let final_row = next_rows
@@ -271,44 +273,58 @@ pub fn compact(
                 Shown::Next(o) => Some(next_rows[o as usize].hash),
                 Shown::Absent => None,
             },
-            &mut frames,
+            &mut hidden,
             &mut residual,
         );
     }
     finish(
         &[prev],
         &overlay_batches,
-        frames,
+        versions,
+        hidden,
         residual,
         packs,
         batch_rows,
     )
 }
 
-/// Sorts the residual rows by key (a key's versions oldest first), marks each live in the
-/// frames of its stretch, and writes them, gathering [`Shown::Keyframe`] rows from
+/// Sorts the residual rows by key (a key's versions oldest first) and the hidden stretches
+/// by ordinal (joining touching ones), records both as the span's membership over
+/// `versions` frames, and writes the residual, gathering [`Shown::Keyframe`] rows from
 /// `keyframes` and [`Shown::Overlay`] rows from `batches` (all of one table layout): the end
 /// of compaction and of a rebase alike.
 pub(crate) fn finish(
     keyframes: &[&Tree],
     batches: &[RecordBatch],
-    mut frames: Vec<BFrame>,
+    versions: usize,
+    mut hidden: Vec<(u64, u32, u32)>,
     mut residual: Vec<ResidualRow<'_>>,
     packs: &mut PackWriter,
     batch_rows: usize,
 ) -> Result<Compacted> {
     residual.sort_unstable_by(|a, b| a.key.cmp(b.key).then(a.from.cmp(&b.from)));
-    for (id, r) in residual.iter().enumerate() {
-        for frame in &mut frames[r.from..r.to] {
-            frame.live.insert(id as u32);
+    hidden.sort_unstable();
+    let mut joined: Vec<(u64, u32, u32)> = Vec::with_capacity(hidden.len());
+    for (o, from, to) in hidden {
+        match joined.last_mut() {
+            Some(last) if last.0 == o && last.2 >= from => last.2 = last.2.max(to),
+            _ => joined.push((o, from, to)),
         }
     }
+    let membership = Membership {
+        frames: versions as u32,
+        live: residual
+            .iter()
+            .map(|r| (r.from as u32, r.to as u32))
+            .collect(),
+        hidden: joined,
+    };
     let (residual_batches, first_keys) =
         write_residual(keyframes, batches, &residual, packs, batch_rows.max(1))?;
     Ok(Compacted {
         residual: residual_batches,
         first_keys,
-        frames,
+        membership,
     })
 }
 

@@ -10,6 +10,9 @@
 //! like an overlay of the next keyframe, so the previous keyframe is never read, and
 //! thinning it away later costs nothing more.
 //!
+//! Which rows each version of a span sees is stored once for the span, as births and deaths
+//! ([`membership`]): each residual row's stretch of versions, each hidden row's stretches.
+//!
 //! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
 //! generation's B-frames and writing its residual), [`distance`] (how many keys two
 //! keyframes differ in, reading only the leaves they do not share), [`rebase`] (re-expressing a span of
@@ -20,9 +23,11 @@ pub mod bframe;
 pub mod distance;
 pub mod error;
 pub mod fingerprint;
+pub mod membership;
 pub mod rebase;
 
 pub use bframe::{BFrame, ClosedGeneration, Compacted, RowBatch, compact};
 pub use distance::changed_keys;
 pub use error::{Error, Result};
+pub use membership::Membership;
 pub use rebase::{Frame, Over, Span, rebase};

@@ -20,7 +20,7 @@ use reeldb_keyframe::PackWriter;
 use reeldb_keyframe::tree::Tree;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-use crate::bframe::{BFrame, Compacted, RowBatch, Shown, finish, plan_stretches};
+use crate::bframe::{Compacted, RowBatch, Shown, finish, plan_stretches};
 use crate::error::{Error, Result};
 use crate::fingerprint::{RowHasher, RowStream, batch_columns, encoded_keys};
 
@@ -152,7 +152,7 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
     }
 
     let versions = span.frames.len();
-    let mut frames = vec![BFrame::default(); versions];
+    let mut hidden = Vec::new();
     let mut residual = Vec::new();
     let no_rows: Vec<u32> = Vec::new();
     for (key, rows) in &followed {
@@ -197,9 +197,17 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
                 Shown::Next(_) => rows[last].map(|(_, h)| h),
                 Shown::Absent => None,
             },
-            &mut frames,
+            &mut hidden,
             &mut residual,
         );
     }
-    finish(span.thinned, &batches, frames, residual, packs, batch_rows)
+    finish(
+        span.thinned,
+        &batches,
+        versions,
+        hidden,
+        residual,
+        packs,
+        batch_rows,
+    )
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use reeldb_compactor::{ClosedGeneration, RowBatch, compact};
+use reeldb_compactor::{BFrame, ClosedGeneration, Membership, RowBatch, compact};
 use reeldb_keyframe::builder::{self};
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
@@ -133,7 +133,21 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
     };
     let compacted = compact(&generation, &mut packs, batch_rows).unwrap();
     packs.sync(false).unwrap();
-    assert_eq!(compacted.frames.len(), states.len());
+    let membership = &compacted.membership;
+    assert_eq!(membership.frames as usize, states.len());
+    assert_eq!(
+        Membership::decode(&membership.encode()).as_ref(),
+        Ok(membership),
+        "the membership round-trips"
+    );
+    let frames: Vec<BFrame> = (0..membership.frames)
+        .map(|i| membership.frame(i))
+        .collect();
+    let counts: Vec<(u64, u64)> = frames
+        .iter()
+        .map(|f| (f.hidden.len(), f.live.len()))
+        .collect();
+    assert_eq!(membership.counts(), counts);
     let next_rows = tree_pairs(&next);
     let residual: Vec<(i64, String)> = compacted
         .residual
@@ -147,7 +161,7 @@ fn run(commits: Vec<Commit>, last: Commit, batch_rows: usize) -> reeldb_compacto
         assert_eq!(first, &encode_keys(&layout, &[residual[at].0])[0]);
         at += b.rows as usize;
     }
-    for (i, (frame, want)) in compacted.frames.iter().zip(&states).enumerate() {
+    for (i, (frame, want)) in frames.iter().zip(&states).enumerate() {
         let mut got = State::new();
         for (o, (k, v)) in next_rows.iter().enumerate() {
             if !frame.hidden.contains(o as u64) {
@@ -185,7 +199,7 @@ fn a_generation_whose_rows_all_survive_needs_no_residual() {
     let compacted = run(commits, Commit::new(), 4);
     assert!(compacted.residual.is_empty());
     // Each version hides the rows written after it, and nothing else.
-    let hidden: Vec<u64> = compacted.frames.iter().map(|f| f.hidden.len()).collect();
+    let hidden: Vec<u64> = compacted.membership.counts().iter().map(|c| c.0).collect();
     assert_eq!(hidden, vec![10, 5, 0]);
 }
 
@@ -200,6 +214,6 @@ fn a_row_restored_to_its_old_content_is_read_from_the_next_keyframe() {
     ];
     let compacted = run(commits, Commit::new(), 4);
     assert_eq!(compacted.residual.iter().map(|b| b.rows).sum::<u32>(), 1);
-    let live: Vec<u64> = compacted.frames.iter().map(|f| f.live.len()).collect();
+    let live: Vec<u64> = compacted.membership.counts().iter().map(|c| c.1).collect();
     assert_eq!(live, vec![1, 0, 0]);
 }

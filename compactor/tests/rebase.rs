@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use reeldb_compactor::{Frame, Over, RowBatch, Span, rebase};
+use reeldb_compactor::{BFrame, Frame, Over, RowBatch, Span, rebase};
 use reeldb_keyframe::builder::{self};
 use reeldb_keyframe::storage::{LocalStorage, Storage};
 use reeldb_keyframe::tree::{Source, Tree};
@@ -152,7 +152,12 @@ fn run(seed: u64, versions: usize, batch_rows: usize, thinned: usize) {
         residual.windows(2).all(|w| w[0].0 <= w[1].0),
         "residual sorted by key"
     );
-    for (i, (frame, want)) in rebased.frames.iter().zip(&states).enumerate() {
+    let membership = &rebased.membership;
+    let frames: Vec<BFrame> = (0..membership.frames)
+        .map(|i| membership.frame(i))
+        .collect();
+    assert_eq!(frames.len(), states.len());
+    for (i, (frame, want)) in frames.iter().zip(&states).enumerate() {
         let mut got = State::new();
         for (o, (k, v)) in next_rows.iter().enumerate() {
             if !frame.hidden.contains(o as u64) {
@@ -167,7 +172,7 @@ fn run(seed: u64, versions: usize, batch_rows: usize, thinned: usize) {
     }
     // A row version shown at consecutive versions is stored once, whichever copies (a
     // thinned keyframe's, a batch's) the frames showed it from.
-    for pair in rebased.frames.windows(2) {
+    for pair in frames.windows(2) {
         for a in pair[0].live.iter() {
             for b in pair[1].live.iter().filter(|b| *b != a) {
                 assert_ne!(residual[a as usize], residual[b as usize], "stored twice");

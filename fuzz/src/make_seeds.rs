@@ -78,7 +78,7 @@ fn main() {
                 match h.kind {
                     RecordKind::Leaf => seed("tree_node", Some(0), &payload),
                     RecordKind::Internal => seed("tree_node", Some(1), &payload),
-                    RecordKind::Bitmap => seed("bitmap", Some(0), &payload),
+                    RecordKind::Membership => seed("membership", None, &payload),
                     RecordKind::ColumnBlock => {}
                 }
                 at += h.framed_len();

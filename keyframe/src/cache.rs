@@ -1,4 +1,5 @@
-//! A bounded cache of decoded nodes and column blocks, shared by every reader of a store.
+//! A bounded cache of decoded nodes, column blocks and higher layers' decoded records (a
+//! B-frame span's membership), shared by every reader of a store.
 //! Keys are content hashes, so an entry can never go stale: equal hash, equal bytes. Full
 //! scans read column blocks around it (a scan touches each block once and would only evict
 //! what point lookups and range scans reuse); nodes are always cached.
@@ -24,6 +25,9 @@ pub enum Decoded {
     Internal(Arc<InternalNode>),
     /// A column block.
     Column(ArrayRef),
+    /// A record a higher layer decodes (a B-frame span's membership), with the bytes it
+    /// holds in memory.
+    Opaque(Arc<dyn std::any::Any + Send + Sync>, usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +39,7 @@ impl Weighter<ContentHash, Decoded> for ByMemory {
             Decoded::Leaf(l) => l.first_key.len() * 2 + l.columns.len() * 96,
             Decoded::Internal(n) => n.children.len() * 96,
             Decoded::Column(a) => a.get_array_memory_size(),
+            Decoded::Opaque(_, bytes) => *bytes,
         };
         bytes as u64 + 64
     }

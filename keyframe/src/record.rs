@@ -1,11 +1,11 @@
 //! Records: the unit stored in pack files. A record frames one column block, tree node or
-//! bitmap with its kind, codec, lengths, content hash and a checksum. Nodes and bitmaps are
-//! verified whole on every read; a column block's reads check its framing and leave its
+//! B-frame membership with its kind, codec, lengths, content hash and a checksum. Nodes and
+//! memberships are verified whole on every read; a column block's reads check its framing and leave its
 //! bytes to the block's own checksums ([`payload_of_block`]).
 //!
 //! ```text
 //! 0  magic      u32  "RREC"
-//! 4  kind       u8   1 column block, 2 leaf node, 3 internal node, 4 bitmap
+//! 4  kind       u8   1 column block, 2 leaf node, 3 internal node, 5 B-frame membership
 //! 5  codec      u8   0 stored raw (always for column blocks), 1 lz4 block
 //! 6  reserved   u16  0
 //! 8  raw_len    u32  uncompressed payload length
@@ -30,8 +30,10 @@ pub enum RecordKind {
     Leaf = 2,
     /// A B-tree internal node.
     Internal = 3,
-    /// A roaring bitmap in its portable serialization (a B-frame's hidden or live rows).
-    Bitmap = 4,
+    /// A B-frame span's membership: which versions see which residual and keyframe rows, as
+    /// births and deaths (`reeldb_compactor::Membership`). Kind 4, the per-version roaring
+    /// bitmaps of formats up to 5, is no longer written or read.
+    Membership = 5,
 }
 
 impl RecordKind {
@@ -40,7 +42,7 @@ impl RecordKind {
             1 => Some(RecordKind::ColumnBlock),
             2 => Some(RecordKind::Leaf),
             3 => Some(RecordKind::Internal),
-            4 => Some(RecordKind::Bitmap),
+            5 => Some(RecordKind::Membership),
             _ => None,
         }
     }

@@ -364,20 +364,22 @@ pub struct TableEntry {
 }
 
 /// A version of a closed generation as a B-frame (see the compactor crate): the next
-/// keyframe's rows minus `hidden`, plus the generation residual's rows in `live`.
+/// keyframe's rows minus those hidden at frame `frame` of the span's membership, plus the
+/// residual's rows live there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BFrameRecord {
     /// The generation's residual, sorted by key, shared by all its B-frames.
     pub residual: Vec<BatchRecord>,
     /// The first key of each residual batch.
     pub first_keys: Vec<Vec<u8>>,
-    /// Keyframe ordinals hidden at this version: a RoaringTreemap in a bitmap record.
-    pub hidden: BlockRecord,
-    /// Cardinality of `hidden`.
+    /// The span's membership record (shared by every B-frame of the span): each residual
+    /// row's and each hidden keyframe row's stretches of frames.
+    pub membership: BlockRecord,
+    /// This version's frame in the span.
+    pub frame: u32,
+    /// Keyframe rows hidden at this version.
     pub hidden_count: u64,
-    /// Residual rows live at this version: a RoaringBitmap in a bitmap record.
-    pub live: BlockRecord,
-    /// Cardinality of `live`.
+    /// Residual rows live at this version.
     pub live_count: u64,
 }
 
@@ -626,19 +628,19 @@ impl Codec for BFrameRecord {
         put_list(e, &self.first_keys, |e, k| {
             e.bytes(k);
         });
-        self.hidden.put(e);
-        e.u64(self.hidden_count);
-        self.live.put(e);
-        e.u64(self.live_count);
+        self.membership.put(e);
+        e.u32(self.frame)
+            .u64(self.hidden_count)
+            .u64(self.live_count);
     }
 
     fn take(d: &mut Decoder<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(BFrameRecord {
             residual: take_list(d, BatchRecord::take)?,
             first_keys: take_list(d, |d| Ok(d.bytes()?.to_vec()))?,
-            hidden: BlockRecord::take(d)?,
+            membership: BlockRecord::take(d)?,
+            frame: d.u32()?,
             hidden_count: d.u64()?,
-            live: BlockRecord::take(d)?,
             live_count: d.u64()?,
         })
     }

@@ -99,8 +99,8 @@ fn live_bytes(
             for (_, c) in batches.flat_map(|b| b.present()) {
                 count(&RecordRef::from(c));
             }
-            for b in t.bframe.iter().flat_map(|f| [&f.hidden, &f.live]) {
-                count(&RecordRef::from(b));
+            if let Some(f) = &t.bframe {
+                count(&RecordRef::from(&f.membership));
             }
         }
     }
@@ -180,15 +180,13 @@ impl Maintenance {
                                 )?;
                             }
                         }
-                        f.hidden = block(
+                        f.membership = block(
                             &tree,
-                            &f.hidden,
-                            RecordKind::Bitmap,
+                            &f.membership,
+                            RecordKind::Membership,
                             &mut fresh,
                             &mut copies,
                         )?;
-                        f.live =
-                            block(&tree, &f.live, RecordKind::Bitmap, &mut fresh, &mut copies)?;
                     }
                 }
                 rewritten.insert(e.version, rec);

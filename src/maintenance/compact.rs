@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use reeldb_compactor::{BFrame, ClosedGeneration, RowBatch, compact};
+use reeldb_compactor::{ClosedGeneration, Compacted, RowBatch, compact};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
@@ -230,8 +230,8 @@ impl Maintenance {
         let residual: Vec<BatchRecord> = compacted.residual.iter().map(record_of).collect();
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.generations += 1;
-        for (&v, frame) in g.versions.iter().zip(&compacted.frames) {
-            let bframe = self.store_bframe(frame, &residual, &compacted.first_keys)?;
+        let bframes = self.store_bframes(&compacted, &residual)?;
+        for (&v, bframe) in g.versions.iter().zip(bframes) {
             let rec = match rewritten.get_mut(&v) {
                 Some(r) => r,
                 None => rewritten.entry(v).or_insert(rec_at(v)?.clone()),
@@ -246,32 +246,31 @@ impl Maintenance {
         Ok(())
     }
 
-    /// Stores a B-frame's two bitmaps in the packs and returns its catalog record.
-    pub(crate) fn store_bframe(
+    /// Stores a compacted span's membership in the packs (once: every B-frame of the span
+    /// names the same record) and returns one catalog record per frame, in frame order.
+    pub(crate) fn store_bframes(
         &mut self,
-        frame: &BFrame,
+        compacted: &Compacted,
         residual: &[BatchRecord],
-        first_keys: &[Vec<u8>],
-    ) -> Result<BFrameRecord> {
-        let mut hidden = Vec::with_capacity(frame.hidden.serialized_size());
-        let mut live = Vec::with_capacity(frame.live.serialized_size());
-        let io = |e: std::io::Error| Error::InvalidArgument(format!("bitmap encode: {e}"));
-        frame.hidden.serialize_into(&mut hidden).map_err(io)?;
-        frame.live.serialize_into(&mut live).map_err(io)?;
-        let hidden_ref = self
-            .packs
-            .put(RecordKind::Bitmap, &hidden, content_hash(&hidden))?;
-        let live_ref = self
-            .packs
-            .put(RecordKind::Bitmap, &live, content_hash(&live))?;
-        Ok(BFrameRecord {
-            residual: residual.to_vec(),
-            first_keys: first_keys.to_vec(),
-            hidden: BlockRecord::from(&hidden_ref),
-            hidden_count: frame.hidden.len(),
-            live: BlockRecord::from(&live_ref),
-            live_count: frame.live.len(),
-        })
+    ) -> Result<Vec<BFrameRecord>> {
+        let payload = compacted.membership.encode();
+        let membership =
+            self.packs
+                .put(RecordKind::Membership, &payload, content_hash(&payload))?;
+        Ok(compacted
+            .membership
+            .counts()
+            .into_iter()
+            .enumerate()
+            .map(|(frame, (hidden_count, live_count))| BFrameRecord {
+                residual: residual.to_vec(),
+                first_keys: compacted.first_keys.clone(),
+                membership: BlockRecord::from(&membership),
+                frame: frame as u32,
+                hidden_count,
+                live_count,
+            })
+            .collect())
     }
 
     /// Deletes the node logs of closed generations no live version reads, unless a live

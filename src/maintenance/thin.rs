@@ -20,11 +20,12 @@
 //! one, which thinning never touches.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use reeldb_compactor::Membership;
 use reeldb_compactor::fingerprint::RowHasher;
 use reeldb_compactor::{Frame, Over, RowBatch, Span, changed_keys, rebase};
 use reeldb_keyframe::RecordRef;
-use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
@@ -33,6 +34,7 @@ use crate::catalog::index::IndexEntry;
 use crate::catalog::version::{BatchRecord, BlockRecord, TableEntry, VersionRecord};
 use crate::error::{Error, Result};
 use crate::maintenance::Maintenance;
+use crate::read::overlay_view::load_membership;
 
 /// The default bound of [`KeyframeThinning::ResidualBound`]: thinning stops where a run's
 /// residual could exceed this fraction of the kept keyframe's rows.
@@ -74,10 +76,6 @@ pub struct Thinning {
     pub versions: usize,
     /// Rows written to the new residuals.
     pub residual_rows: u64,
-}
-
-fn bitmap_error(e: std::io::Error) -> Error {
-    Error::InvalidArgument(format!("bitmap: {e}"))
 }
 
 /// Which keyframe an entry reads: its root's content hash (`None`: an empty table).
@@ -331,6 +329,7 @@ impl Maintenance {
         // numbered across, each distinct one once.
         let mut residuals: Vec<Vec<BatchRecord>> = Vec::new();
         let mut spans: Vec<(u64, Over, RoaringTreemap, RoaringBitmap)> = Vec::new();
+        let mut memberships: Vec<(BlockRecord, Arc<Membership>)> = Vec::new();
         for r in work.iter().filter(|r| live(r.version)) {
             let Some(t) = entry_at(r).map(|i| &r.tables[i]) else {
                 continue;
@@ -346,15 +345,30 @@ impl Maintenance {
                     r.version
                 )));
             }
-            let tree = match over {
-                Over::Thinned(i) => &trees[i],
-                Over::Next => &next,
-            };
             let (hidden, live_rows) = match &t.bframe {
                 None => (RoaringTreemap::new(), RoaringBitmap::new()),
                 Some(b) => {
-                    let h = source_bitmap(tree, &b.hidden)?;
-                    let l = source_bitmap(tree, &b.live)?;
+                    let m = match memberships.iter().position(|(r, _)| *r == b.membership) {
+                        Some(i) => &memberships[i].1,
+                        None => {
+                            let rows = b.residual.iter().map(|b| u64::from(b.rows)).sum();
+                            let r = RecordRef::from(&b.membership);
+                            let m = load_membership(&self.store().inner.source, &r, rows, b.frame)?;
+                            memberships.push((b.membership.clone(), m));
+                            &memberships[memberships.len() - 1].1
+                        }
+                    };
+                    if b.frame >= m.frames {
+                        return Err(Error::Corruption {
+                            path: crate::catalog::RECORDS_LABEL.to_string(),
+                            offset: 0,
+                            reason: format!(
+                                "v{} reads frame {} of a {}-frame membership",
+                                r.version, b.frame, m.frames
+                            ),
+                        });
+                    }
+                    let frame = m.frame(b.frame);
                     let at = match residuals.iter().position(|r| *r == b.residual) {
                         Some(i) => i,
                         None => {
@@ -366,10 +380,10 @@ impl Maintenance {
                         .iter()
                         .flat_map(|r| r.iter().map(|b| b.rows))
                         .sum();
-                    let hidden = RoaringTreemap::deserialize_from(&h[..]).map_err(bitmap_error)?;
-                    let live: RoaringBitmap =
-                        RoaringBitmap::deserialize_from(&l[..]).map_err(bitmap_error)?;
-                    (hidden, live.iter().map(|id| id + offset).collect())
+                    (
+                        frame.hidden,
+                        frame.live.iter().map(|id| id + offset).collect(),
+                    )
                 }
             };
             spans.push((r.version, over, hidden, live_rows));
@@ -395,8 +409,8 @@ impl Maintenance {
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.keyframes += run.thinned.len();
         report.runs += 1;
-        for ((v, _, _, _), frame) in spans.iter().zip(&rebased.frames) {
-            let bframe = self.store_bframe(frame, &residual, &rebased.first_keys)?;
+        let bframes = self.store_bframes(&rebased, &residual)?;
+        for ((v, _, _, _), bframe) in spans.iter().zip(bframes) {
             let rec = &mut work[*v as usize - 1];
             let Some(i) = entry_at(rec) else { continue };
             let t = &mut rec.tables[i];
@@ -409,9 +423,4 @@ impl Maintenance {
         }
         Ok(())
     }
-}
-
-/// The payload of a bitmap record.
-fn source_bitmap(tree: &Tree, b: &BlockRecord) -> Result<Vec<u8>> {
-    Ok(tree.read_record(&RecordRef::from(b), RecordKind::Bitmap)?)
 }

@@ -6,7 +6,9 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
+use reeldb_compactor::Membership;
 use reeldb_keyframe::RecordRef;
+use reeldb_keyframe::cache::Decoded;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Access, Source, Tree};
 use reeldb_overlay::{NodeLog, NodeRef, OverlayVersion, RowLocation};
@@ -98,6 +100,9 @@ pub struct OverlayView {
     shadowed: u64,
     live: u64,
     bitmaps: OnceLock<OverlayVersion>,
+    /// A B-frame's span membership, read on first use (gets consult it directly; scans
+    /// compute the version's bitmaps from it).
+    membership: OnceLock<Arc<Membership>>,
     /// The row batches: the overlay's (one per commit) or the residual's.
     pub batches: Vec<BatchRecord>,
     /// Row id of each batch's first row.
@@ -113,11 +118,12 @@ enum Lookup {
         log: Arc<NodeLog>,
         deltas: Vec<NodeRef>,
     },
-    /// A B-frame: by binary search of the residual, sorted by key.
+    /// A B-frame: by binary search of the residual, sorted by key; its bitmaps are one frame
+    /// of its span's membership record.
     Residual {
         first_keys: Vec<Vec<u8>>,
-        hidden: RecordRef,
-        live: RecordRef,
+        membership: RecordRef,
+        frame: u32,
         source: Arc<Source>,
     },
 }
@@ -147,12 +153,46 @@ pub fn starts_of(batches: &[BatchRecord]) -> Vec<u32> {
         .collect()
 }
 
-fn bitmap_error(r: &RecordRef, e: std::io::Error) -> Error {
-    Error::Keyframe(reeldb_keyframe::Error::corrupt(
-        reeldb_keyframe::pack::pack_path(r.pack),
-        r.offset,
-        format!("undecodable bitmap: {e}"),
-    ))
+/// Reads and decodes the membership record `r` of a B-frame span with `residual_rows` rows
+/// and at least `frame + 1` frames (a malformed or mismatched one is corruption at `r`),
+/// through the store's cache of decoded records: every version of a span shares it.
+pub(crate) fn load_membership(
+    source: &Source,
+    r: &RecordRef,
+    residual_rows: u64,
+    frame: u32,
+) -> Result<Arc<Membership>> {
+    let corrupt = |reason: String| {
+        Error::Keyframe(reeldb_keyframe::Error::corrupt(
+            reeldb_keyframe::pack::pack_path(r.pack),
+            r.offset,
+            reason,
+        ))
+    };
+    let cached = match source.cache.get(&r.hash) {
+        Some(Decoded::Opaque(any, _)) => any.downcast::<Membership>().ok(),
+        _ => None,
+    };
+    let m = match cached {
+        Some(m) => m,
+        None => {
+            let bytes = source.packs.read(r, RecordKind::Membership)?;
+            let m = Arc::new(Membership::decode(&bytes).map_err(corrupt)?);
+            let size = m.memory_size();
+            source
+                .cache
+                .insert(r.hash, Decoded::Opaque(m.clone(), size));
+            m
+        }
+    };
+    if m.live.len() as u64 != residual_rows || frame >= m.frames {
+        return Err(corrupt(format!(
+            "a membership of {} residual rows and {} frames read as frame {frame} of {residual_rows} rows",
+            m.live.len(),
+            m.frames
+        )));
+    }
+    Ok(m)
 }
 
 impl OverlayView {
@@ -166,6 +206,7 @@ impl OverlayView {
             shadowed: rec.shadowed,
             live: rec.live,
             bitmaps: OnceLock::new(),
+            membership: OnceLock::new(),
             starts: starts_of(&rec.batches),
             batches: rec.batches.clone(),
         })
@@ -183,13 +224,14 @@ impl OverlayView {
         Ok(OverlayView {
             lookup: Lookup::Residual {
                 first_keys: rec.first_keys.clone(),
-                hidden: RecordRef::from(&rec.hidden),
-                live: RecordRef::from(&rec.live),
+                membership: RecordRef::from(&rec.membership),
+                frame: rec.frame,
                 source,
             },
             shadowed: rec.hidden_count,
             live: rec.live_count,
             bitmaps: OnceLock::new(),
+            membership: OnceLock::new(),
             starts: starts_of(&rec.residual),
             batches: rec.residual.clone(),
         })
@@ -225,19 +267,11 @@ impl OverlayView {
             Lookup::Runs { log, deltas } => {
                 OverlayVersion::load(log, deltas, self.batches.iter().map(|b| b.rows).sum())?
             }
-            Lookup::Residual {
-                hidden,
-                live,
-                source,
-                ..
-            } => {
-                let h = source.packs.read(hidden, RecordKind::Bitmap)?;
-                let l = source.packs.read(live, RecordKind::Bitmap)?;
+            Lookup::Residual { frame, .. } => {
+                let frame = self.span_membership()?.frame(*frame);
                 OverlayVersion {
-                    shadowed: RoaringTreemap::deserialize_from(&h[..])
-                        .map_err(|e| bitmap_error(hidden, e))?,
-                    live: RoaringBitmap::deserialize_from(&l[..])
-                        .map_err(|e| bitmap_error(live, e))?,
+                    shadowed: frame.hidden,
+                    live: frame.live,
                 }
             }
         };
@@ -250,9 +284,46 @@ impl OverlayView {
         Ok((&b.shadowed, &b.live))
     }
 
-    /// True when keyframe ordinal `o` is hidden at this version.
+    /// A B-frame's span membership, read on first use.
+    fn span_membership(&self) -> Result<&Arc<Membership>> {
+        if let Some(m) = self.membership.get() {
+            return Ok(m);
+        }
+        let Lookup::Residual {
+            membership,
+            frame,
+            source,
+            ..
+        } = &self.lookup
+        else {
+            return Err(Error::Internal("an overlay has no span membership".into()));
+        };
+        let rows = self.batches.iter().map(|b| u64::from(b.rows)).sum();
+        let m = load_membership(source, membership, rows, *frame)?;
+        Ok(self.membership.get_or_init(|| m))
+    }
+
+    /// True when keyframe ordinal `o` is hidden at this version. A B-frame whose bitmaps no
+    /// scan has computed yet answers from its span's membership (a binary search).
     pub fn hides(&self, o: u64) -> Result<bool> {
-        Ok(self.shadowed > 0 && self.bitmaps()?.shadowed.contains(o))
+        if self.shadowed == 0 {
+            return Ok(false);
+        }
+        match (&self.lookup, self.bitmaps.get()) {
+            (Lookup::Residual { frame, .. }, None) => Ok(self.span_membership()?.hides(o, *frame)),
+            _ => Ok(self.bitmaps()?.shadowed.contains(o)),
+        }
+    }
+
+    /// True when batch row `id` is live at this version (as [`OverlayView::hides`], from the
+    /// membership for a B-frame whose bitmaps are not computed).
+    fn is_live(&self, id: u32) -> Result<bool> {
+        match (&self.lookup, self.bitmaps.get()) {
+            (Lookup::Residual { frame, .. }, None) => {
+                Ok(self.span_membership()?.is_live(id, *frame))
+            }
+            _ => Ok(self.bitmaps()?.live.contains(id)),
+        }
     }
 
     /// Row id of a location.
@@ -286,14 +357,18 @@ impl OverlayView {
         if candidates.is_empty() || self.live == 0 {
             return Ok(None);
         }
-        let live = &self.bitmaps()?.live;
+        // A B-frame whose bitmaps no scan computed answers from its span's membership.
+        let live = match (&self.lookup, self.bitmaps.get()) {
+            (Lookup::Residual { .. }, None) => None,
+            _ => Some(&self.bitmaps()?.live),
+        };
         // Searched by comparing the batch's key columns with the key decoded once, not by
         // encoding the batch's keys: a get touches a few of its rows.
         let layout = tree.layout();
         let probe = layout.key.decode(&[key])?;
         for b in candidates {
             let start = self.starts[b];
-            if live.range_cardinality(start..start + self.batches[b].rows) == 0 {
+            if live.is_some_and(|l| l.range_cardinality(start..start + self.batches[b].rows) == 0) {
                 continue;
             }
             let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
@@ -303,7 +378,12 @@ impl OverlayView {
                     batch: b as u32,
                     row: i as u32,
                 };
-                if live.contains(self.row_id(loc)) {
+                let id = self.row_id(loc);
+                let is_live = match live {
+                    Some(l) => l.contains(id),
+                    None => self.is_live(id)?,
+                };
+                if is_live {
                     return Ok(Some(loc));
                 }
             }

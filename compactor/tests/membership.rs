@@ -1,0 +1,74 @@
+//! A span's membership (births and deaths) on disk: any membership round-trips, and any
+//! damaged payload is an error, never a panic or a wrong bitmap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use reeldb_compactor::Membership;
+
+fn membership() -> impl Strategy<Value = Membership> {
+    (1u32..40).prop_flat_map(|frames| {
+        let stretch = (0..frames).prop_flat_map(move |from| (Just(from), from + 1..=frames));
+        (
+            Just(frames),
+            prop::collection::vec(stretch.clone(), 0..60),
+            prop::collection::vec((0u64..1 << 40, stretch), 0..60),
+        )
+            .prop_map(|(frames, live, hidden)| {
+                let mut hidden: Vec<(u64, u32, u32)> =
+                    hidden.into_iter().map(|(o, (f, t))| (o, f, t)).collect();
+                hidden.sort_unstable();
+                // One stretch per ordinal keeps them disjoint and apart.
+                hidden.dedup_by_key(|h| h.0);
+                Membership {
+                    frames,
+                    live,
+                    hidden,
+                }
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_membership_round_trips_and_counts_its_frames(m in membership()) {
+        prop_assert_eq!(Membership::decode(&m.encode()), Ok(m.clone()));
+        let counts: Vec<(u64, u64)> = (0..m.frames)
+            .map(|i| { let f = m.frame(i); (f.hidden.len(), f.live.len()) })
+            .collect();
+        prop_assert_eq!(m.counts(), counts);
+    }
+
+    #[test]
+    fn a_damaged_payload_is_an_error_or_another_valid_membership(
+        m in membership(),
+        cut in any::<prop::sample::Index>(),
+        flip in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let bytes = m.encode();
+        let cut_at = cut.index(bytes.len());
+        prop_assert!(Membership::decode(&bytes[..cut_at]).is_err(), "a cut at {}", cut_at);
+        let mut flipped = bytes.clone();
+        let at = flip.index(flipped.len());
+        flipped[at] ^= 1 << bit;
+        if let Ok(other) = Membership::decode(&flipped) {
+            // Whatever decodes is well formed: stretches within the frames.
+            prop_assert!(other.live.iter().all(|(f, t)| f < t && *t <= other.frames));
+            prop_assert!(other.hidden.iter().all(|(_, f, t)| f < t && *t <= other.frames));
+        }
+    }
+}
+
+#[test]
+fn a_stretch_past_the_span_is_refused() {
+    let m = Membership {
+        frames: 3,
+        live: vec![(1, 3)],
+        hidden: vec![],
+    };
+    let mut bytes = m.encode();
+    bytes[0] = 2; // two frames now: the stretch 1..3 ends past them
+    assert!(Membership::decode(&bytes).unwrap_err().contains("outside"));
+}
