@@ -137,6 +137,14 @@ pub enum Error {
         /// Row index within the offending input.
         row: usize,
     },
+    /// A patch names a key the table does not hold.
+    #[error("key {key} is not in table {table}: a patch only changes existing rows")]
+    KeyNotFound {
+        /// The table.
+        table: String,
+        /// The key, printed.
+        key: String,
+    },
     /// The same key occurs twice among the rows one commit writes to a table.
     #[error("duplicate key {key} in one commit to table {table}")]
     DuplicateKey {

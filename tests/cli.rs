@@ -583,3 +583,57 @@ fn sql_runs_one_query_in_each_format_or_a_shell() {
         "{text}"
     );
 }
+
+#[test]
+fn commit_patch_changes_the_files_columns_and_refuses_an_absent_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = seeded(dir.path(), &[1, 2, 3]);
+    let s = s.as_str();
+    let before = ok(&["scan", s, "orders", "--format", "csv"]);
+    let patch = dir.path().join("patch.csv");
+    std::fs::write(&patch, "id,status\n2,cancelled\n").unwrap();
+    ok(&[
+        "commit",
+        s,
+        "--patch",
+        &format!("orders={}", patch.display()),
+    ]);
+    let after = ok(&["scan", s, "orders", "--format", "csv"]);
+    // Only row 2's status changed.
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{before}\n{after}");
+    assert!(changed[0].0.starts_with("2,") && changed[0].1.starts_with("2,cancelled,"));
+    assert_eq!(
+        changed[0].0.split(',').skip(2).collect::<Vec<_>>(),
+        changed[0].1.split(',').skip(2).collect::<Vec<_>>(),
+        "the columns the file lacks keep their values"
+    );
+    let versions = ok(&["versions", s]);
+    let absent = dir.path().join("absent.csv");
+    std::fs::write(&absent, "id,status\n2,paid\n99,paid\n").unwrap();
+    assert!(
+        fails(&[
+            "commit",
+            s,
+            "--patch",
+            &format!("orders={}", absent.display())
+        ])
+        .contains("key (99) is not in table orders")
+    );
+    let unknown = dir.path().join("unknown.csv");
+    std::fs::write(&unknown, "id,colour\n2,red\n").unwrap();
+    assert!(
+        fails(&[
+            "commit",
+            s,
+            "--patch",
+            &format!("orders={}", unknown.display())
+        ])
+        .contains("no column colour")
+    );
+    assert_eq!(ok(&["versions", s]), versions, "nothing committed");
+}

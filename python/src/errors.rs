@@ -70,6 +70,7 @@ pub fn to_py(error: Error) -> PyErr {
         | Error::NotAWidening { .. }
         | Error::BadDefault { .. } => SchemaError::new_err(message),
         Error::WriterLocked(_) | Error::MaintenanceLocked(_) => WriterBusy::new_err(message),
+        Error::KeyNotFound { .. } => pyo3::exceptions::PyKeyError::new_err(message),
         _ => ReelError::new_err(message),
     }
 }

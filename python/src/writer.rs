@@ -17,6 +17,7 @@ use crate::errors::{IntoPy, ReelError};
 /// One staged change to a table.
 enum Change {
     Upsert(String, Vec<RecordBatch>),
+    Patch(String, Vec<RecordBatch>),
     Delete(String, Vec<RecordBatch>),
     Replace(String, Vec<RecordBatch>),
     Alter(String, ColumnChange),
@@ -25,7 +26,7 @@ enum Change {
 }
 
 /// The store's one writer (`Store.writer()`), holding the writer lock until `close` or the
-/// end of its `with` block. Changes are staged by `upsert`, `delete` and `replace` and
+/// end of its `with` block. Changes are staged by `upsert`, `patch`, `delete` and `replace` and
 /// written by `commit` as one version, all or nothing; a `with` block left without a commit
 /// discards what it staged.
 #[pyclass(module = "reeldb", frozen)]
@@ -78,6 +79,14 @@ impl Writer {
     fn upsert(&self, table: String, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let batches = convert::read_batches(data)?;
         self.stage(Change::Upsert(table, batches))
+    }
+
+    /// Stages new values for some columns of existing rows: Arrow data holding the key
+    /// columns and any of the others; columns it lacks keep their values. At commit, a key
+    /// the table does not hold is a `KeyError` naming it, and nothing is committed.
+    fn patch(&self, table: String, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let batches = convert::read_batches(data)?;
+        self.stage(Change::Patch(table, batches))
     }
 
     /// Stages deleting the rows with `keys`: Arrow data holding the key columns, or for a
@@ -170,6 +179,11 @@ impl Writer {
                     Change::Upsert(table, batches) => {
                         for b in batches {
                             tx.upsert(&table, b)?;
+                        }
+                    }
+                    Change::Patch(table, batches) => {
+                        for b in batches {
+                            tx.patch(&table, b)?;
                         }
                     }
                     Change::Delete(table, batches) => {

@@ -344,3 +344,23 @@ def test_schema_changes_are_versions_and_earlier_versions_keep_their_schema(db):
     assert db.snapshot(v3).tables() == ["sales"]
     assert db.snapshot(v4).tables() == []
     assert db.snapshot(v2).count("orders") == 3
+
+
+def test_a_patch_changes_some_columns_and_an_absent_key_changes_nothing(db):
+    v = commit(db, upsert=orders(range(10), status="new", amount=2.0))
+    with db.writer() as w:
+        w.patch("orders", pa.table({"id": pa.array([3, 4], pa.int64()), "status": ["paid", "shipped"]}))
+        patched = w.commit()
+    row = db.snapshot().get("orders", 3).to_pylist()[0]
+    assert row["status"] == "paid" and row["amount"] == 6.0
+    assert db.snapshot(version=v).get("orders", 3).to_pylist()[0]["status"] == "new"
+    with pytest.raises(KeyError, match="404"):
+        with db.writer() as w:
+            w.patch("orders", pa.table({"id": pa.array([5, 404], pa.int64()), "amount": [1.0, 1.0]}))
+            w.commit()
+    with pytest.raises(reeldb.SchemaError, match="colour"):
+        with db.writer() as w:
+            w.patch("orders", pa.table({"id": pa.array([5], pa.int64()), "colour": ["red"]}))
+            w.commit()
+    assert db.latest_version == patched
+    assert db.snapshot().get("orders", 5).to_pylist()[0]["amount"] == 10.0

@@ -442,23 +442,33 @@ impl Table {
     /// The row with `key`, as a one-row batch, or `None`.
     pub fn get(&self, key: impl Into<Key>) -> Result<Option<RecordBatch>> {
         let (encoded, probe) = self.encode_key(&key.into())?;
+        self.get_encoded(&encoded, &probe)
+    }
+
+    /// The row with the memcomparable key `encoded`, whose key columns as one-row arrays are
+    /// `probe`, as a one-row batch, or `None`.
+    pub(crate) fn get_encoded(
+        &self,
+        encoded: &[u8],
+        probe: &[ArrayRef],
+    ) -> Result<Option<RecordBatch>> {
         if let Some(o) = &self.overlay
-            && let Some(loc) = o.entry(&self.tree, &encoded)?
+            && let Some(loc) = o.entry(&self.tree, encoded)?
         {
             return Ok(Some(o.row(&self.tree, loc)?));
         }
-        let Some(leaf) = self.tree.find_leaf(&encoded)? else {
+        let Some(leaf) = self.tree.find_leaf(encoded)? else {
             return Ok(None);
         };
         let node = self.tree.read_leaf(&leaf.entry)?;
-        if encoded.as_slice() > node.last_key.as_slice() {
+        if encoded > node.last_key.as_slice() {
             return Ok(None);
         }
         let layout = self.tree.layout();
         let keys = self
             .tree
             .read_columns(&node, layout.key.columns(), Access::Cached)?;
-        let Ok(row) = search_key(&keys, &probe)? else {
+        let Ok(row) = search_key(&keys, probe)? else {
             return Ok(None);
         };
         if let Some(o) = &self.overlay

@@ -43,6 +43,7 @@ mod alter;
 mod commit;
 mod maintain;
 pub(crate) mod overlay_commit;
+mod patch;
 pub mod schema_change;
 mod settle;
 mod validate;
@@ -342,6 +343,8 @@ enum TableChange {
     Edits {
         upserts: Vec<RecordBatch>,
         deletes: Vec<RecordBatch>,
+        /// Partial rows (see `patch`): key columns and some others, in the table's types.
+        patches: Vec<RecordBatch>,
     },
     Replace(Vec<RecordBatch>),
 }
@@ -405,16 +408,29 @@ impl Transaction<'_> {
         self.writer.table_layout(table, &self.definitions)
     }
 
-    fn edits(&mut self, table: &str) -> Result<(&mut Vec<RecordBatch>, &mut Vec<RecordBatch>)> {
+    #[allow(clippy::type_complexity)]
+    fn edits(
+        &mut self,
+        table: &str,
+    ) -> Result<(
+        &mut Vec<RecordBatch>,
+        &mut Vec<RecordBatch>,
+        &mut Vec<RecordBatch>,
+    )> {
         let entry = self
             .changes
             .entry(table.to_string())
             .or_insert(TableChange::Edits {
                 upserts: Vec::new(),
                 deletes: Vec::new(),
+                patches: Vec::new(),
             });
         match entry {
-            TableChange::Edits { upserts, deletes } => Ok((upserts, deletes)),
+            TableChange::Edits {
+                upserts,
+                deletes,
+                patches,
+            } => Ok((upserts, deletes, patches)),
             TableChange::Replace(_) => Err(Error::InvalidArgument(format!(
                 "table {table} is replaced in this commit; it cannot also take upserts or deletes"
             ))),
@@ -426,6 +442,20 @@ impl Transaction<'_> {
         let layout = self.layout(table)?;
         let batch = conform(table, &layout, &batch)?;
         self.edits(table)?.0.push(batch);
+        Ok(self)
+    }
+
+    /// Changes some columns of existing rows: `batch` holds the table's key columns and any
+    /// subset of its other columns; each row's columns not in `batch` keep their values. The
+    /// rows are looked up in the table as it stands (the writer's latest version) when the
+    /// transaction commits. A column the table lacks is [`Error::UnknownColumn`], a missing
+    /// key column or a column of another type [`Error::SchemaMismatch`], a key the table does
+    /// not hold [`Error::KeyNotFound`], a key also upserted, deleted or patched twice in the
+    /// commit [`Error::DuplicateKey`]; on any of them nothing is committed.
+    pub fn patch(&mut self, table: &str, batch: RecordBatch) -> Result<&mut Self> {
+        let layout = self.layout(table)?;
+        let batch = patch::conform_patch(table, &layout, &batch)?;
+        self.edits(table)?.2.push(batch);
         Ok(self)
     }
 
@@ -549,8 +579,14 @@ impl Transaction<'_> {
             // Only a replace reads the table as it stands (under its name at the latest
             // version, with its schema after this commit), to diff against it.
             let created = definitions.creates.iter().any(|p| p.name == name);
-            let current = match (&change, &writer.head) {
-                (TableChange::Replace(_), Some((_, rec))) if !created => {
+            // A replace diffs against the table as it stands, and patches look their rows up
+            // in it.
+            let reads_current = match &change {
+                TableChange::Replace(_) => true,
+                TableChange::Edits { patches, .. } => !patches.is_empty(),
+            };
+            let current = match (reads_current, &writer.head) {
+                (true, Some((_, rec))) if !created => {
                     let from = definitions
                         .altered
                         .iter()

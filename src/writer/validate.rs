@@ -156,7 +156,12 @@ pub(super) fn prepare(
     change: TableChange,
 ) -> Result<Option<SortedChanges>> {
     match change {
-        TableChange::Edits { upserts, deletes } => {
+        TableChange::Edits {
+            mut upserts,
+            deletes,
+            patches,
+        } => {
+            upserts.extend(super::patch::resolve(table, layout, current, &patches)?);
             let (upserts, upsert_keys) = sorted_unique(table, layout, &upserts)?;
             let mut del: Vec<Vec<u8>> = Vec::new();
             for d in &deletes {

@@ -24,6 +24,11 @@ pub struct CommitArgs {
     /// TABLE=FILE: the table's whole new state.
     #[arg(long)]
     replace: Vec<String>,
+    /// TABLE=FILE: new values for some columns of existing rows: the key columns and any of
+    /// the others; columns the file lacks keep their values, and a key the table lacks is an
+    /// error (nothing is committed).
+    #[arg(long)]
+    patch: Vec<String>,
     /// KEY=VALUE metadata (repeatable).
     #[arg(long)]
     meta: Vec<String>,
@@ -68,7 +73,8 @@ fn split_pair<'a>(arg: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error>
         .ok_or_else(|| Error::InvalidArgument(format!("--{flag} {arg:?}: expected NAME=VALUE")))
 }
 
-/// `reel commit`: upserts, deletes and replaces from files, metadata and a source offset.
+/// `reel commit`: upserts, deletes, patches and replaces from files, metadata and a source
+/// offset.
 pub fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
     let store = Store::open(&args.store)?;
     let mut w = store.writer_with(WriterOptions::default().sync(!args.no_sync))?;
@@ -144,6 +150,35 @@ pub fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
         let key_schema = std::sync::Arc::new(schema.project(&key_idx)?);
         for b in files::read_as(Path::new(file), &key_schema)? {
             tx.delete(table, b)?;
+        }
+    }
+    for a in &args.patch {
+        let (table, file) = split_pair(a, "patch")?;
+        let current = match schema_at.get(table) {
+            Some(s) => s.clone(),
+            None => latest
+                .as_ref()
+                .ok_or_else(|| Error::UnknownTable {
+                    table: table.to_string(),
+                    version: 0,
+                })?
+                .table(table)?
+                .schema(),
+        };
+        // The file's columns, each read as the table's column of that name.
+        let mut fields = Vec::new();
+        for f in files::infer_schema(Path::new(file))?.fields() {
+            let column = current
+                .field_with_name(f.name())
+                .map_err(|_| Error::UnknownColumn {
+                    table: table.to_string(),
+                    column: f.name().clone(),
+                })?;
+            fields.push(column.clone());
+        }
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+        for b in files::read_as(Path::new(file), &schema)? {
+            tx.patch(table, b)?;
         }
     }
     for a in &args.replace {

@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         schema_from: PathBuf,
     },
-    /// Commit one version: any mix of upserts, deletes and replaces; prints the version.
+    /// Commit one version: any mix of upserts, deletes, patches and replaces; prints the version.
     Commit(commit::CommitArgs),
     /// Change a table's columns (add, drop, rename, widen) in one version; prints it.
     /// Earlier versions keep reading their own schema; no data is rewritten.
