@@ -350,6 +350,16 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         .filter(|v| v.kind == VersionKind::Keyframe)
         .count();
     let scan_latest = scan_ms(&store);
+    // The deepest overlay: the last version of the last generation that ended in a keyframe,
+    // against that keyframe (one version later, about the same rows).
+    let kinds: Vec<VersionKind> = store.versions().unwrap().iter().map(|v| v.kind).collect();
+    let deepest = (1..kinds.len())
+        .rev()
+        .find(|&i| kinds[i - 1] == VersionKind::Overlay && kinds[i] == VersionKind::Keyframe)
+        .map(|i| {
+            let v = i as u64;
+            (v, scan_ms_at(&store, v), scan_ms_at(&store, v + 1))
+        });
     let written = dir_bytes(&path);
     let part = |d: &str| {
         let p = path.join(d);
@@ -364,6 +374,9 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         .unwrap();
     let compact_s = t.elapsed().as_secs_f64();
     let compacted = dir_bytes(&path);
+    // After it, the oldest version but the first (a B-frame over a kept keyframe, as far from
+    // it as thinning let it be) against the latest.
+    let oldest = (scan_ms_at(&store, 2), scan_ms(&store));
     let ratio = |b: u64| b as f64 / per_version as f64;
     println!("\n## {} ({versions} versions)\n", shape.name());
     println!("| figure | bytes | / one Parquet file per version |\n|---|---|---|");
@@ -402,6 +415,18 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         "full scan of the latest version as written: {scan_latest:.2} ms; of a fresh keyframe of it: {scan_fresh:.2} ms ({:.2}x)",
         scan_latest / scan_fresh
     );
+    if let Some((v, overlay, keyframe)) = deepest {
+        println!(
+            "full scan of the deepest overlay (v{v}, the end of a generation): {overlay:.2} ms; of the keyframe after it: {keyframe:.2} ms ({:.2}x)",
+            overlay / keyframe
+        );
+    }
+    println!(
+        "after compaction, full scan of v2: {:.2} ms; of the latest version: {:.2} ms ({:.2}x)",
+        oldest.0,
+        oldest.1,
+        oldest.0 / oldest.1
+    );
 }
 
 fn keys_of(state: &BTreeMap<Vec<String>, Row>) -> Vec<Vec<String>> {
@@ -410,11 +435,16 @@ fn keys_of(state: &BTreeMap<Vec<String>, Row>) -> Vec<Vec<String>> {
 
 /// The median of 5 full scans of the latest version, from a fresh handle each time.
 fn scan_ms(store: &Store) -> f64 {
+    scan_ms_at(store, store.latest_version().unwrap())
+}
+
+/// The median of 5 full scans of version `v`, from a fresh handle each time.
+fn scan_ms_at(store: &Store, v: u64) -> f64 {
     let mut times: Vec<f64> = (0..5)
         .map(|_| {
             let s = Store::open(store.path()).unwrap();
             let t = Instant::now();
-            let table = s.latest().unwrap().table("t").unwrap();
+            let table = s.snapshot(v).unwrap().table("t").unwrap();
             let rows: usize = table
                 .scan(&ScanOptions::default())
                 .unwrap()

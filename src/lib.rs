@@ -92,7 +92,7 @@ pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};
 pub use writer::schema_change::ColumnChange;
-pub use writer::{Transaction, Writer, WriterOptions};
+pub use writer::{KeyframePolicy, Transaction, Writer, WriterOptions};
 
 /// The README's examples, compiled and run as doc tests (they include SQL).
 #[cfg(all(doctest, feature = "sql"))]

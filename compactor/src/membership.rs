@@ -22,6 +22,10 @@ use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::bframe::BFrame;
 
+/// The most frames a span may have (16Mi versions over one keyframe): a larger count in a
+/// payload is damage, refused before anything is sized by it.
+pub const MAX_SPAN_FRAMES: u32 = 1 << 24;
+
 /// The births and deaths of a B-frame span (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
@@ -120,6 +124,11 @@ impl Membership {
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader { bytes, at: 0 };
         let frames = u32::from_le_bytes(r.fixed("frames")?);
+        if frames > MAX_SPAN_FRAMES {
+            return Err(format!(
+                "membership: {frames} frames, above the limit of {MAX_SPAN_FRAMES}"
+            ));
+        }
         let rows = u32::from_le_bytes(r.fixed("residual rows")?);
         let mut live = Vec::with_capacity((rows as usize).min(bytes.len() / 2));
         for _ in 0..rows {

@@ -101,20 +101,18 @@ pub(super) fn write_version(
             t.root.as_ref().map(Root::from),
         );
         let changed = (sorted.upserts.num_rows() + sorted.deletes.len()) as f64;
+        let policy = writer.options.policy_of(&name);
         let as_keyframe = match &t.overlay {
             _ if force_keyframe => true,
             // A B-frame (the store was rewound into a compacted generation) is folded into
             // a keyframe by the next change.
             None if t.bframe.is_some() => true,
             None if t.root.is_none() => true,
-            None => {
-                writer.options.keyframe_every <= 1
-                    || touched_fraction(&tree, &sorted)? <= writer.options.keyframe_touching
-            }
+            None => policy.every <= 1 || touched_fraction(&tree, &sorted)? <= policy.touching,
             Some(o) => {
-                o.commits() + 1 >= writer.options.keyframe_every
+                o.commits() + 1 >= policy.every
                     || o.shadowed.max(o.live) as f64 + changed
-                        > writer.options.keyframe_fraction * tree.rows() as f64
+                        > policy.fraction * tree.rows() as f64
             }
         };
         if as_keyframe {

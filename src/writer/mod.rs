@@ -52,15 +52,48 @@ use commit::write_version;
 pub(crate) use settle::settle;
 use validate::{check_nulls, conform, in_stored_layout, prepare, stored_schema};
 
+/// When a table's change is written as a new keyframe rather than an overlay: the writer's
+/// keyframe policy (see ARCHITECTURE.md, "The keyframe policy"). A change becomes a keyframe
+/// when any bound is passed:
+///
+/// - **read cost**: the overlay would hold more rows (shadowed keyframe rows or live overlay
+///   rows, whichever is more, plus the change's) than `fraction` of the keyframe's rows. A
+///   scan of an overlay version reads the keyframe and the live overlay rows, so this bounds
+///   it at about `1 + fraction` times a keyframe scan;
+/// - **depth**: `every` commits to the table since its keyframe (a get searches each
+///   commit's batch, newest first, so this bounds a get's work);
+/// - **bytes**: right after a keyframe, the change touches at most `touching` of its leaves,
+///   so a keyframe costs only those leaves (every other leaf is shared by content) and is
+///   the cheaper form.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyframePolicy {
+    /// Overlay commits before a keyframe is forced (1: every commit is a keyframe).
+    pub every: u32,
+    /// The read-cost bound, as a fraction of the keyframe's rows.
+    pub fraction: f64,
+    /// The fraction of leaves a change may touch and still be written as a keyframe right
+    /// after one (0: never).
+    pub touching: f64,
+}
+
+impl Default for KeyframePolicy {
+    fn default() -> Self {
+        KeyframePolicy {
+            every: 20,
+            fraction: 0.25,
+            touching: 0.1,
+        }
+    }
+}
+
 /// Options for a [`Writer`].
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     pub(crate) sync: bool,
     max_pack_len: Option<u64>,
     shape: TreeShape,
-    keyframe_every: u32,
-    keyframe_fraction: f64,
-    keyframe_touching: f64,
+    policy: KeyframePolicy,
+    table_policies: HashMap<String, KeyframePolicy>,
 }
 
 impl Default for WriterOptions {
@@ -69,10 +102,18 @@ impl Default for WriterOptions {
             sync: true,
             max_pack_len: None,
             shape: TreeShape::default(),
-            keyframe_every: 20,
-            keyframe_fraction: 0.25,
-            keyframe_touching: 0.1,
+            policy: KeyframePolicy::default(),
+            table_policies: HashMap::new(),
         }
+    }
+}
+
+/// `policy` with `every` at least 1 and no negative fraction.
+fn sane(policy: KeyframePolicy) -> KeyframePolicy {
+    KeyframePolicy {
+        every: policy.every.max(1),
+        fraction: policy.fraction.max(0.0),
+        touching: policy.touching.max(0.0),
     }
 }
 
@@ -100,7 +141,7 @@ impl WriterOptions {
     /// 1 makes every commit a keyframe).
     #[must_use]
     pub fn keyframe_every(mut self, n: u32) -> Self {
-        self.keyframe_every = n.max(1);
+        self.policy.every = n.max(1);
         self
     }
 
@@ -108,7 +149,7 @@ impl WriterOptions {
     /// this fraction of the keyframe's rows (default 0.25).
     #[must_use]
     pub fn keyframe_fraction(mut self, fraction: f64) -> Self {
-        self.keyframe_fraction = fraction.max(0.0);
+        self.policy.fraction = fraction.max(0.0);
         self
     }
 
@@ -118,8 +159,32 @@ impl WriterOptions {
     /// the leaves they touch, since every other leaf is shared. 0 turns this off.
     #[must_use]
     pub fn keyframe_touching(mut self, fraction: f64) -> Self {
-        self.keyframe_touching = fraction.max(0.0);
+        self.policy.touching = fraction.max(0.0);
         self
+    }
+
+    /// The keyframe policy of every table without one of its own (the three settings above
+    /// at once).
+    #[must_use]
+    pub fn keyframe_policy(mut self, policy: KeyframePolicy) -> Self {
+        self.policy = sane(policy);
+        self
+    }
+
+    /// The keyframe policy of table `table` (by its name when a change is written): a hot
+    /// table of a few thousand rows and a large slowly-changing one want different bounds.
+    #[must_use]
+    pub fn table_keyframe_policy(mut self, table: &str, policy: KeyframePolicy) -> Self {
+        self.table_policies.insert(table.to_string(), sane(policy));
+        self
+    }
+
+    /// The policy table `table` is written by.
+    pub fn policy_of(&self, table: &str) -> KeyframePolicy {
+        self.table_policies
+            .get(table)
+            .copied()
+            .unwrap_or(self.policy)
     }
 
     /// Seals a pack file once it passes this many bytes (default 1 GiB).
