@@ -182,7 +182,7 @@ fn a_keyframe_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
 
 #[test]
 fn an_overlay_commit_that_fails_at_any_write_leaves_the_store_as_it_was() {
-    // A few rows: the commit is an overlay (row batch, trie paths, bitmaps).
+    // A few rows: the commit is an overlay (its row batch and its version delta).
     fail_at_every_write(reeldb::VersionKind::Overlay, |tx| {
         tx.upsert("orders", orders(&[5, 150, 900], 9)).unwrap();
         tx.delete("orders", ids(&[10, 11])).unwrap();
@@ -197,7 +197,11 @@ fn fail_at_every_write(kind: reeldb::VersionKind, change: impl Fn(&mut reeldb::T
     for budget in 0..400 {
         let (store, plan) = failing_store(&path);
         let mut w = store
-            .writer_with(WriterOptions::default().tree_shape(tiny_shape()))
+            .writer_with(
+                WriterOptions::default()
+                    .tree_shape(tiny_shape())
+                    .min_overlay_rows(0),
+            )
             .unwrap();
         fail_after(&plan, budget);
         let mut tx = w.begin();

@@ -42,12 +42,14 @@ fn a_table_policy_overrides_the_writers_for_that_table_only() {
     let every_third = KeyframePolicy {
         every: 3,
         fraction: 100.0,
+        min_overlay_rows: 0,
         touching: 0.0,
     };
     let options = WriterOptions::default()
         .keyframe_policy(KeyframePolicy {
             every: 1000,
             fraction: 100.0,
+            min_overlay_rows: 0,
             touching: 0.0,
         })
         .table_keyframe_policy("hot", every_third);
@@ -64,13 +66,23 @@ fn a_table_policy_overrides_the_writers_for_that_table_only() {
 fn the_read_cost_bound_cuts_a_keyframe_once_the_overlay_would_pass_it() {
     // 5 changed rows per commit over 100: a bound of 12% lets two commits be overlays (5,
     // then 10 rows) and cuts a keyframe at the third (15 rows).
-    let options = WriterOptions::default().keyframe_policy(KeyframePolicy {
+    let policy = KeyframePolicy {
         every: 1000,
         fraction: 0.12,
+        min_overlay_rows: 0,
         touching: 0.0,
-    });
+    };
+    let options = WriterOptions::default().keyframe_policy(policy);
     let hot: Vec<bool> = at_keyframe(options, 6).iter().map(|k| k.0).collect();
     assert_eq!(hot, [false, false, true, false, false, true]);
+    // A small table's overlay may grow to `min_overlay_rows` first: 5 rows per commit, 21
+    // allowed, so the fifth commit (25 rows) is the keyframe.
+    let options = WriterOptions::default().keyframe_policy(KeyframePolicy {
+        min_overlay_rows: 21,
+        ..policy
+    });
+    let hot: Vec<bool> = at_keyframe(options, 6).iter().map(|k| k.0).collect();
+    assert_eq!(hot, [false, false, false, false, true, false]);
 }
 
 #[test]
@@ -80,6 +92,7 @@ fn a_policy_of_zero_commits_is_taken_as_one() {
         KeyframePolicy {
             every: 0,
             fraction: -1.0,
+            min_overlay_rows: 0,
             touching: 0.0,
         },
     );

@@ -112,7 +112,8 @@ pub(super) fn write_version(
             Some(o) => {
                 o.commits() + 1 >= policy.every
                     || o.shadowed.max(o.live) as f64 + changed
-                        > policy.fraction * tree.rows() as f64
+                        > (policy.fraction * tree.rows() as f64)
+                            .max(policy.min_overlay_rows.min(tree.rows()) as f64)
             }
         };
         if as_keyframe {

@@ -57,9 +57,12 @@ use validate::{check_nulls, conform, in_stored_layout, prepare, stored_schema};
 /// when any bound is passed:
 ///
 /// - **read cost**: the overlay would hold more rows (shadowed keyframe rows or live overlay
-///   rows, whichever is more, plus the change's) than `fraction` of the keyframe's rows. A
-///   scan of an overlay version reads the keyframe and the live overlay rows, so this bounds
-///   it at about `1 + fraction` times a keyframe scan;
+///   rows, whichever is more, plus the change's) than `fraction` of the keyframe's rows and
+///   than `min_overlay_rows` (or the keyframe's rows, if fewer). A scan of an overlay
+///   version reads the keyframe and the live overlay rows, so this bounds the rows it reads
+///   at `1 + fraction` times a keyframe's, except that a small table's overlay may grow to
+///   its own size (at most `min_overlay_rows`), whose reading costs microseconds, before a
+///   keyframe, a whole copy of it, is cut;
 /// - **depth**: `every` commits to the table since its keyframe (a get searches each
 ///   commit's batch, newest first, so this bounds a get's work);
 /// - **bytes**: right after a keyframe, the change touches at most `touching` of its leaves,
@@ -71,6 +74,8 @@ pub struct KeyframePolicy {
     pub every: u32,
     /// The read-cost bound, as a fraction of the keyframe's rows.
     pub fraction: f64,
+    /// Overlay rows the read-cost bound always allows, up to the keyframe's own rows.
+    pub min_overlay_rows: u64,
     /// The fraction of leaves a change may touch and still be written as a keyframe right
     /// after one (0: never).
     pub touching: f64,
@@ -81,6 +86,7 @@ impl Default for KeyframePolicy {
         KeyframePolicy {
             every: 20,
             fraction: 0.25,
+            min_overlay_rows: 4096,
             touching: 0.1,
         }
     }
@@ -113,6 +119,7 @@ fn sane(policy: KeyframePolicy) -> KeyframePolicy {
     KeyframePolicy {
         every: policy.every.max(1),
         fraction: policy.fraction.max(0.0),
+        min_overlay_rows: policy.min_overlay_rows,
         touching: policy.touching.max(0.0),
     }
 }
@@ -146,10 +153,19 @@ impl WriterOptions {
     }
 
     /// A table's change is written as a keyframe once its overlay would hold more keys than
-    /// this fraction of the keyframe's rows (default 0.25).
+    /// this fraction of the keyframe's rows (default 0.25) and than the policy's
+    /// `min_overlay_rows` (default 4,096).
     #[must_use]
     pub fn keyframe_fraction(mut self, fraction: f64) -> Self {
         self.policy.fraction = fraction.max(0.0);
+        self
+    }
+
+    /// Overlay rows the read-cost bound always allows (default 4,096; see
+    /// [`KeyframePolicy`]).
+    #[must_use]
+    pub fn min_overlay_rows(mut self, rows: u64) -> Self {
+        self.policy.min_overlay_rows = rows;
         self
     }
 

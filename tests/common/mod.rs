@@ -120,7 +120,11 @@ pub fn read_all(store: &reeldb::Store) -> Result<Vec<Vec<RecordBatch>>, reeldb::
 pub fn build_history(path: &std::path::Path) -> Vec<Vec<RecordBatch>> {
     let store = reeldb::Store::create(path).unwrap();
     let mut w = store
-        .writer_with(reeldb::WriterOptions::default().tree_shape(tiny_shape()))
+        .writer_with(
+            reeldb::WriterOptions::default()
+                .tree_shape(tiny_shape())
+                .min_overlay_rows(0),
+        )
         .unwrap();
     let mut tx = w.begin();
     tx.create_table("orders", orders_schema(), &["id"]).unwrap();
