@@ -1,4 +1,4 @@
-//! Model-based property test: random sequences of creates, upserts, deletes and replaces over
+//! Model-based property test: random sequences of creates, upserts, deletes, patches and replaces over
 //! several tables, with the store reopened, compacted and rewound at random points; every
 //! version's scan, get and range (both directions) must equal an in-memory model (a BTreeMap
 //! per table per version).
@@ -27,6 +27,9 @@ enum Edit {
     },
     /// Replace the whole table with these rows.
     Replace(Vec<(i64, u64)>),
+    /// Set the amount of these keys, leaving their other columns (keys absent or repeated:
+    /// the commit must fail).
+    Patch(Vec<(i64, u32)>),
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +49,9 @@ enum Step {
     Thin(u64),
 }
 
-type State = BTreeMap<i64, u64>;
+/// A table's rows by key: the salt its columns derive from, and the amount a patch set, if
+/// one did since the row was last written whole.
+type State = BTreeMap<i64, (u64, Option<u32>)>;
 
 fn rows() -> impl Strategy<Value = Vec<(i64, u64)>> {
     prop::collection::vec((0i64..400, 0u64..1_000), 0..120)
@@ -57,6 +62,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         6 => (rows(), prop::collection::vec(0i64..400, 0..40))
             .prop_map(|(upserts, deletes)| Edit::Change { upserts, deletes }),
         1 => rows().prop_map(Edit::Replace),
+        2 => prop::collection::vec((0i64..400, 0u32..1_000), 0..30).prop_map(Edit::Patch),
     ]
 }
 
@@ -86,8 +92,9 @@ fn valid_step() -> impl Strategy<Value = Step> {
             deletes,
         }
     });
+    let edit = prop_oneof![6 => change, 1 => patch_of_present()];
     prop_oneof![
-        8 => prop::collection::btree_map(0usize..TABLES.len(), change, 1..=2)
+        8 => prop::collection::btree_map(0usize..TABLES.len(), edit, 1..=2)
             .prop_map(|m| Step::Commit(m.into_iter().collect(), false)),
         1 => Just(Step::Reopen),
         2 => Just(Step::Compact),
@@ -96,6 +103,13 @@ fn valid_step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Clean),
         1 => (2u64..8).prop_map(Step::Thin),
     ]
+}
+
+/// A patch of a few keys, each once: present ones change, and a commit naming an absent one
+/// fails, as it must, changing nothing.
+fn patch_of_present() -> impl Strategy<Value = Edit> {
+    prop::collection::btree_map(0i64..400, 0u32..1_000, 1..4)
+        .prop_map(|m| Edit::Patch(m.into_iter().collect()))
 }
 
 /// Checks every version: expired ones refuse to open, the others equal the model.
@@ -115,6 +129,45 @@ fn batch(rows: &[(i64, u64)]) -> RecordBatch {
     orders_salted(&k, &s)
 }
 
+/// Rows as the model holds them: salted rows with the patched amounts laid over.
+fn model_batch(rows: &[(i64, (u64, Option<u32>))]) -> RecordBatch {
+    let salted: Vec<(i64, u64)> = rows.iter().map(|(k, (s, _))| (*k, *s)).collect();
+    let b = batch(&salted);
+    let amounts = b
+        .column(2)
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
+    let patched: arrow::array::Float64Array = rows
+        .iter()
+        .zip(amounts.iter())
+        .map(|((_, (_, p)), a)| p.map(f64::from).or(a))
+        .collect();
+    let mut columns = b.columns().to_vec();
+    columns[2] = std::sync::Arc::new(patched);
+    RecordBatch::try_new(b.schema(), columns).unwrap()
+}
+
+/// A patch of `amount` for these keys.
+fn amount_patch(rows: &[(i64, u32)]) -> RecordBatch {
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("amount", DataType::Float64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            std::sync::Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| f64::from(r.1)),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
 /// Applies an edit to the model; `None` when the store must refuse it.
 fn apply(state: &State, edit: &Edit) -> Option<State> {
     let mut next = state.clone();
@@ -125,7 +178,7 @@ fn apply(state: &State, edit: &Edit) -> Option<State> {
                 if !seen.insert(*k) {
                     return None;
                 }
-                next.insert(*k, *s);
+                next.insert(*k, (*s, None));
             }
             for k in deletes {
                 if seen.contains(k) {
@@ -137,9 +190,19 @@ fn apply(state: &State, edit: &Edit) -> Option<State> {
         Edit::Replace(rows) => {
             next.clear();
             for (k, s) in rows {
-                if next.insert(*k, *s).is_some() {
+                if next.insert(*k, (*s, None)).is_some() {
                     return None;
                 }
+            }
+        }
+        Edit::Patch(rows) => {
+            let mut seen = std::collections::BTreeSet::new();
+            for (k, amount) in rows {
+                if !seen.insert(*k) {
+                    return None;
+                }
+                let (salt, _) = *state.get(k)?;
+                next.insert(*k, (salt, Some(*amount)));
             }
         }
     }
@@ -147,10 +210,10 @@ fn apply(state: &State, edit: &Edit) -> Option<State> {
 }
 
 fn expected(state: &State, keys: impl Iterator<Item = i64>) -> RecordBatch {
-    let rows: Vec<(i64, u64)> = keys
+    let rows: Vec<(i64, (u64, Option<u32>))> = keys
         .filter_map(|k| state.get(&k).map(|s| (k, *s)))
         .collect();
-    batch(&rows)
+    model_batch(&rows)
 }
 
 fn sorted_by_id(batch: RecordBatch) -> RecordBatch {
@@ -199,7 +262,7 @@ fn check_version(store: &Store, version: u64, states: &[State; 2], probes: &[i64
         );
         for &k in probes {
             let got = table.get(k).unwrap();
-            let want = state.get(&k).map(|s| batch(&[(k, *s)]));
+            let want = state.get(&k).map(|s| model_batch(&[(k, *s)]));
             assert_eq!(got, want, "v{version} {name} get {k}");
         }
         let (lo, hi) = (probes[0].min(probes[1]), probes[0].max(probes[1]));
@@ -321,6 +384,9 @@ fn run(
                         Edit::Replace(rows) => {
                             tx.replace(TABLES[*t], vec![batch(rows)]).unwrap();
                         }
+                        Edit::Patch(rows) => {
+                            tx.patch(TABLES[*t], amount_patch(rows)).unwrap();
+                        }
                     }
                 }
                 match tx.commit() {
@@ -330,7 +396,9 @@ fn run(
                         history.push(next);
                         expired.push(false);
                     }
-                    Err(Error::DuplicateKey { .. }) => assert!(!valid, "refused a valid commit"),
+                    Err(Error::DuplicateKey { .. } | Error::KeyNotFound { .. }) => {
+                        assert!(!valid, "refused a valid commit")
+                    }
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }
