@@ -41,6 +41,7 @@ fn history() -> (Vec<Op>, usize) {
     let mut ops = vec![Op::Commit {
         upsert: (0..120).map(|i| (i, 0)).collect(),
         delete: vec![],
+        patch: vec![],
         keyframe: true,
     }];
     ops.extend((1..=4).map(|r| workload::round(r, false)));

@@ -95,6 +95,7 @@ fn operations() -> Vec<Op> {
     let mut ops = vec![Op::Commit {
         upsert: (0..3000).map(|i| (i, 0)).collect(),
         delete: vec![],
+        patch: vec![],
         keyframe: true,
     }];
     for round in 1..=90u64 {
@@ -102,6 +103,7 @@ fn operations() -> Vec<Op> {
         ops.push(Op::Commit {
             upsert: (base..base + 400).map(|i| (i, round)).collect(),
             delete: (0..20).map(|i| (base + 450 + i * 7) % 3000).collect(),
+            patch: vec![],
             keyframe: round % 6 == 0,
         });
         if round % 5 == 0 {

@@ -55,6 +55,7 @@ fn operation(step: u64, latest: u64) -> Op {
                     .map(|i| (i, step))
                     .collect(),
                 delete: vec![(base + 60) % 120],
+                patch: vec![],
                 keyframe: step % 10 == 4,
             }
         }

@@ -20,10 +20,14 @@ use super::{canonical, ids, orders_salted, tiny_shape};
 /// One step of the workload.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// A commit: rows upserted as (id, salt), ids deleted, and whether it must be a keyframe.
+    /// A commit: rows upserted as (id, salt), ids deleted, existing rows patched (every
+    /// non-key column set, by `Transaction::patch`, to the (id, salt) row's), and whether it
+    /// must be a keyframe. The commit that creates the table (the first to succeed) also
+    /// writes the keys rounds patch.
     Commit {
         upsert: Vec<(i64, u64)>,
         delete: Vec<i64>,
+        patch: Vec<(i64, u64)>,
         keyframe: bool,
     },
     /// `Writer::compact`.
@@ -53,9 +57,30 @@ impl Op {
     }
 }
 
-/// The commit of round `round` (from 1): six of the 120 first keys and a new one upserted,
-/// one key deleted.
+/// Keys rounds patch: rounds up to 30 never upsert or delete them, and the commit that
+/// creates the table writes them (see [`Op::Commit`]), so they always exist.
+const PATCHED: std::ops::Range<i64> = 110..120;
+
+/// The rows a commit upserts: its own, and when it creates the table (`first`) also the
+/// [`PATCHED`] keys it lacks (salt 0), with its patches applied to them as upserts (a key
+/// cannot be patched in the commit that writes it).
+fn upserts_of(first: bool, upsert: &[(i64, u64)], patch: &[(i64, u64)]) -> Vec<(i64, u64)> {
+    if !first {
+        return upsert.to_vec();
+    }
+    let mut rows: BTreeMap<i64, u64> = PATCHED.map(|k| (k, 0)).collect();
+    rows.extend(upsert.iter().copied());
+    rows.extend(patch.iter().copied());
+    rows.into_iter().collect()
+}
+
+/// The commit of round `round` (from 1 to 30): six of the 120 first keys and a new one
+/// upserted, one key deleted, and one of the [`PATCHED`] keys patched.
 pub fn round(round: u64, keyframe: bool) -> Op {
+    assert!(
+        round <= 30,
+        "round {round}: keys 110..120 are only safe to patch up to 30"
+    );
     let base = (round as i64 * 37) % 110;
     Op::Commit {
         upsert: (base..base + 6)
@@ -64,6 +89,7 @@ pub fn round(round: u64, keyframe: bool) -> Op {
             .collect(),
         // 60 keys away from the upserted ones, so never one of them.
         delete: vec![(base + 60) % 120],
+        patch: vec![(PATCHED.start + round as i64 % 10, round)],
         keyframe,
     }
 }
@@ -74,6 +100,7 @@ pub fn workload() -> Vec<Op> {
     let mut ops = vec![Op::Commit {
         upsert: (0..120).map(|i| (i, 0)).collect(),
         delete: vec![],
+        patch: vec![],
         keyframe: true,
     }];
     for r in 1..=12 {
@@ -138,13 +165,19 @@ impl Model {
     pub fn after(&self, op: &Op) -> Model {
         let mut next = self.clone();
         match op {
-            Op::Commit { upsert, delete, .. } => {
+            Op::Commit {
+                upsert,
+                delete,
+                patch,
+                ..
+            } => {
                 let mut state = self
                     .history
                     .last()
                     .map(|s| s.rows.clone())
                     .unwrap_or_default();
-                for (id, salt) in upsert {
+                let first = self.history.is_empty();
+                for (id, salt) in upserts_of(first, upsert, patch).iter().chain(patch) {
                     state.insert(*id, *salt);
                 }
                 for id in delete {
@@ -191,6 +224,7 @@ pub fn apply(writer: &mut Writer, op: &Op) -> Result<(), Error> {
         Op::Commit {
             upsert,
             delete,
+            patch,
             keyframe,
         } => {
             // The first commit of a store also creates the table.
@@ -199,10 +233,17 @@ pub fn apply(writer: &mut Writer, op: &Op) -> Result<(), Error> {
             if first {
                 tx.create_table("orders", super::orders_schema(), &["id"])?;
             }
-            let (keys, salts): (Vec<i64>, Vec<u64>) = upsert.iter().copied().unzip();
+            let (keys, salts): (Vec<i64>, Vec<u64>) =
+                upserts_of(first, upsert, patch).into_iter().unzip();
             tx.upsert("orders", orders_salted(&keys, &salts))?;
             if !delete.is_empty() {
                 tx.delete("orders", ids(delete))?;
+            }
+            if !first && !patch.is_empty() {
+                // Every non-key column, in another order than the table's.
+                let (keys, salts): (Vec<i64>, Vec<u64>) = patch.iter().copied().unzip();
+                let rows = orders_salted(&keys, &salts);
+                tx.patch("orders", rows.project(&[0, 3, 2, 1])?)?;
             }
             if *keyframe {
                 tx.keyframe();
@@ -309,6 +350,7 @@ pub fn check_promise(
         let op = Op::Commit {
             upsert: vec![(5, 999)],
             delete: vec![6],
+            patch: vec![],
             keyframe: false,
         };
         apply(&mut writer, &op).map_err(|e| format!("recovery commit failed: {e}"))?;
