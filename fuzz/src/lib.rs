@@ -144,9 +144,16 @@ fn next_op(bytes: &mut impl Iterator<Item = u8>, model: &Model, step: u64) -> Op
             } else {
                 upsert
             };
+            // The keys 110..120 always exist once the table does (the commit creating it
+            // writes them): a patch of one of them is always valid.
+            let patch = match b & 0x40 {
+                0 => Vec::new(),
+                _ => vec![(110 + (step % 10) as i64, step)],
+            };
             Op::Commit {
                 upsert,
                 delete,
+                patch,
                 keyframe: b & 0x80 != 0,
             }
         }
