@@ -176,7 +176,7 @@ fn main() {
         changes,
     );
     row("of which B-frame residuals", after.residual_bytes);
-    row("of which B-frame bitmaps", after.bitmap_bytes);
+    row("of which B-frame membership", after.bitmap_bytes);
     row(
         "after compaction and log cleaning (packs copied, old ones deleted)",
         cleaned.bytes_on_disk,
@@ -186,13 +186,13 @@ fn main() {
         thinned.bytes_on_disk,
     );
     row("of which B-frame residuals", thinned.residual_bytes);
-    row("of which B-frame bitmaps", thinned.bitmap_bytes);
+    row("of which B-frame membership", thinned.bitmap_bytes);
     row(
         "after thinning to the newest keyframe alone, then cleaning",
         single.bytes_on_disk,
     );
     row("of which B-frame residuals", single.residual_bytes);
-    row("of which B-frame bitmaps", single.bitmap_bytes);
+    row("of which B-frame membership", single.bitmap_bytes);
     println!(
         "\ncompaction: {:.1} s for {} generations ({} versions), {} residual rows, {} node logs ({:.1} MB) deleted\n",
         compact_s,

@@ -92,7 +92,8 @@ pub struct StoreStats {
     pub node_log_bytes: u64,
     /// Rows of the B-frame residuals (each distinct residual batch once).
     pub residual_rows: u64,
-    /// Bytes of the B-frames' bitmap records (each distinct record once).
+    /// Bytes of the B-frames' membership records, which say which versions see which rows
+    /// (each distinct record once; the name is from when they were per-version bitmaps).
     pub bitmap_bytes: u64,
     /// Rows per table at the latest version.
     pub latest_rows: BTreeMap<String, u64>,

@@ -2,8 +2,8 @@
 //!
 //! Compaction of closed generations. Once a table's next keyframe lands, the overlay versions
 //! between it and the previous keyframe no longer need their node logs: each becomes a
-//! **B-frame**, two bitmaps over data that stays: the rows of the *next* keyframe hidden at
-//! that version, and the rows of the generation's **residual** live at it. The residual holds,
+//! **B-frame** over data that stays: the rows of the *next* keyframe hidden at that version,
+//! and the rows of the generation's **residual** live at it. The residual holds,
 //! once and sorted by key, every row version some version of the generation shows that the
 //! next keyframe does not hold as it is: rows of the previous keyframe changed later in the
 //! generation, and rows written and then overwritten or deleted within it. A B-frame reads
