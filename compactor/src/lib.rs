@@ -15,7 +15,7 @@
 //!
 //! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
 //! generation's B-frames and writing its residual), [`distance`] (how many keys two
-//! keyframes differ in, reading only the leaves they do not share), [`rebase`] (re-expressing a span of
+//! keyframes differ in, reading only the leaves they do not share), [`rebase`](mod@rebase) (re-expressing a span of
 //! versions over a run of keyframes as versions over the keyframe after them alone: the step
 //! keyframe thinning takes, in one pass however long the run).
 
