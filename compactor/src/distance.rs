@@ -7,10 +7,10 @@
 
 use std::collections::HashSet;
 
-use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
+use reeldb_keyframe::tree::{LeafEntry, Tree};
 
 use crate::error::Result;
-use crate::fingerprint::{RowHasher, encoded_keys};
+use crate::fingerprint::{KeyedRow, RowHasher, leaf_rows};
 
 /// The keys whose row differs between `a` and `b` (two keyframes of one table layout).
 pub fn changed_keys(a: &Tree, b: &Tree, hasher: &RowHasher) -> Result<u64> {
@@ -25,12 +25,12 @@ pub fn changed_keys(a: &Tree, b: &Tree, hasher: &RowHasher) -> Result<u64> {
     let (mut i, mut j, mut changed) = (0, 0, 0u64);
     while i < rows_a.len() || j < rows_b.len() {
         match (rows_a.get(i), rows_b.get(j)) {
-            (Some(x), Some(y)) if x.0 == y.0 => {
-                changed += u64::from(x.1 != y.1);
+            (Some(x), Some(y)) if x.key == y.key => {
+                changed += u64::from(x.hash != y.hash);
                 i += 1;
                 j += 1;
             }
-            (Some(x), Some(y)) if x.0 < y.0 => {
+            (Some(x), Some(y)) if x.key < y.key => {
                 changed += 1;
                 i += 1;
             }
@@ -47,26 +47,19 @@ pub fn changed_keys(a: &Tree, b: &Tree, hasher: &RowHasher) -> Result<u64> {
     Ok(changed)
 }
 
-/// The key and content hash of every row of `tree`'s leaves not in `shared`, in key order.
+/// Every row of `tree`'s leaves not in `shared`, fingerprinted, in key order.
 fn unshared_rows(
     tree: &Tree,
     leaves: &[LeafEntry],
     shared: &HashSet<[u8; 16]>,
     hasher: &RowHasher,
-) -> Result<Vec<(Vec<u8>, u128)>> {
-    let layout = tree.layout();
-    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+) -> Result<Vec<KeyedRow>> {
     let mut out = Vec::new();
     for leaf in leaves
         .iter()
         .filter(|l| !shared.contains(&l.entry.node.hash.0))
     {
-        let node = tree.read_leaf(&leaf.entry)?;
-        let columns = tree.read_columns(&node, &all, Access::Streaming)?;
-        let keys = encoded_keys(layout, &columns)?;
-        for (i, hash) in hasher.hash(&columns)?.into_iter().enumerate() {
-            out.push((keys.row(i).as_ref().to_vec(), hash));
-        }
+        out.extend(leaf_rows(tree, leaf, hasher)?);
     }
     Ok(out)
 }

@@ -48,22 +48,30 @@ impl RowHasher {
 
 /// Every row of `tree`, fingerprinted, in key (and ordinal) order.
 pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
-    let layout = tree.layout();
-    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
     let mut out = Vec::with_capacity(tree.rows() as usize);
     for leaf in tree.leaves()? {
-        let node = tree.read_leaf(&leaf.entry)?;
-        let columns = tree.read_columns(&node, &all, Access::Streaming)?;
-        let keys = encoded_keys(layout, &columns)?;
-        for (i, hash) in hasher.hash(&columns)?.into_iter().enumerate() {
-            out.push(KeyedRow {
-                key: keys.row(i).as_ref().to_vec(),
-                ordinal: leaf.ordinal + i as u64,
-                hash,
-            });
-        }
+        out.extend(leaf_rows(tree, &leaf, hasher)?);
     }
     Ok(out)
+}
+
+/// Every row of one leaf of `tree`, fingerprinted, in key order.
+pub fn leaf_rows(tree: &Tree, leaf: &LeafEntry, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
+    let layout = tree.layout();
+    let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
+    let node = tree.read_leaf(&leaf.entry)?;
+    let columns = tree.read_columns(&node, &all, Access::Streaming)?;
+    let keys = encoded_keys(layout, &columns)?;
+    Ok(hasher
+        .hash(&columns)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, hash)| KeyedRow {
+            key: keys.row(i).as_ref().to_vec(),
+            ordinal: leaf.ordinal + i as u64,
+            hash,
+        })
+        .collect())
 }
 
 /// Every row of a tree, fingerprinted, in key order, one leaf decoded at a time: for
@@ -110,18 +118,7 @@ impl<'t> RowStream<'t> {
             let Some(leaf) = self.leaves.next() else {
                 return Ok(());
             };
-            let layout = self.tree.layout();
-            let all: Vec<usize> = (0..layout.schema.fields().len()).collect();
-            let node = self.tree.read_leaf(&leaf.entry)?;
-            let columns = self.tree.read_columns(&node, &all, Access::Streaming)?;
-            let keys = encoded_keys(layout, &columns)?;
-            for (i, hash) in self.hasher.hash(&columns)?.into_iter().enumerate() {
-                self.rows.push_back(KeyedRow {
-                    key: keys.row(i).as_ref().to_vec(),
-                    ordinal: leaf.ordinal + i as u64,
-                    hash,
-                });
-            }
+            self.rows.extend(leaf_rows(self.tree, &leaf, self.hasher)?);
         }
         Ok(())
     }

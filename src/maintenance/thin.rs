@@ -247,17 +247,12 @@ impl Maintenance {
                     KeyframeThinning::Off => false,
                     KeyframeThinning::Every(n) => y.at - x.at < n,
                     KeyframeThinning::ResidualBound(bound) => {
+                        let tree = self.tree_of(x)?;
                         let hasher = match &mut hasher {
                             Some(h) => h,
-                            None => {
-                                hasher.insert(RowHasher::new(&self.tree_of(x)?.layout().clone())?)
-                            }
+                            None => hasher.insert(RowHasher::new(tree.layout())?),
                         };
-                        let apart = changed_keys(
-                            &self.tree_of(x)?,
-                            &self.tree_of(&keyframes[i + 1])?,
-                            hasher,
-                        )?;
+                        let apart = changed_keys(&tree, &self.tree_of(&keyframes[i + 1])?, hasher)?;
                         let grown = estimate + apart + x.residual_rows;
                         let rows = y.entry.root.as_ref().map_or(0, |r| r.rows);
                         let fits = grown as f64 <= bound * rows as f64;

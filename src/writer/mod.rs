@@ -50,7 +50,7 @@ mod validate;
 
 use commit::write_version;
 pub(crate) use settle::settle;
-use validate::{check_nulls, conform, in_stored_layout, prepare, stored_schema};
+use validate::{check_nulls, conform, prepare, stored_schema};
 
 /// When a table's change is written as a new keyframe rather than an overlay: the writer's
 /// keyframe policy (see ARCHITECTURE.md, "The keyframe policy"). A change becomes a keyframe
@@ -553,19 +553,7 @@ impl Transaction<'_> {
                     table: table.to_string(),
                     reason: format!("delete keys lack key column {}", f.name()),
                 })?;
-            let col = &in_stored_layout(table, col, f.data_type())?;
-            if col.data_type() != f.data_type() {
-                return Err(Error::SchemaMismatch {
-                    table: table.to_string(),
-                    reason: format!(
-                        "key column {} is {}, expected {}",
-                        f.name(),
-                        col.data_type(),
-                        f.data_type()
-                    ),
-                });
-            }
-            cols.push(col.clone());
+            cols.push(validate::stored_column(table, col, f, "key column")?);
         }
         let schema = Arc::new(layout.schema.project(layout.key.columns())?);
         let loose = RecordBatch::try_new(

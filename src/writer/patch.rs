@@ -13,7 +13,7 @@ use arrow::compute::interleave;
 use arrow::datatypes::{Field, Schema};
 use reeldb_keyframe::tree::TableLayout;
 
-use super::validate::{check_nulls, in_stored_layout, show_key};
+use super::validate::{check_nulls, show_key, stored_column};
 use crate::error::{Error, Result};
 use crate::read::snapshot::Table;
 
@@ -48,18 +48,7 @@ pub(super) fn conform_patch(
                 reason: format!("the patch names column {} twice", f.name()),
             });
         }
-        let column = in_stored_layout(table, column, want.data_type())?;
-        if column.data_type() != want.data_type() {
-            return Err(Error::SchemaMismatch {
-                table: table.to_string(),
-                reason: format!(
-                    "patch column {} is {}, expected {}",
-                    f.name(),
-                    column.data_type(),
-                    want.data_type()
-                ),
-            });
-        }
+        let column = stored_column(table, column, want, "patch column")?;
         let nullable = want.is_nullable() && !layout.key.columns().contains(&at);
         fields.push(want.as_ref().clone().with_nullable(nullable));
         columns.push(column);

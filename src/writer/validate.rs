@@ -64,6 +64,29 @@ pub(super) fn in_stored_layout(
     })
 }
 
+/// `column` as the table column `field` stores it: in its layout ([`in_stored_layout`]),
+/// and of its type, else `SchemaMismatch` naming the column (`what`: whose column it is).
+pub(super) fn stored_column(
+    table: &str,
+    column: &ArrayRef,
+    field: &Field,
+    what: &str,
+) -> Result<ArrayRef> {
+    let column = in_stored_layout(table, column, field.data_type())?;
+    if column.data_type() != field.data_type() {
+        return Err(Error::SchemaMismatch {
+            table: table.to_string(),
+            reason: format!(
+                "{what} {} is {}, expected {}",
+                field.name(),
+                column.data_type(),
+                field.data_type()
+            ),
+        });
+    }
+    Ok(column)
+}
+
 /// Checks `batch` against the table (column names and types, no nulls in key or
 /// non-nullable columns) and returns it carrying the table's schema.
 pub(super) fn conform(
