@@ -134,12 +134,24 @@ impl AppendFile for LocalAppendFile {
     }
 }
 
+/// A held `flock` lock, released when dropped.
 #[derive(Debug)]
 struct LocalLock {
-    _file: File,
+    file: File,
 }
 
 impl LockGuard for LocalLock {}
+
+impl Drop for LocalLock {
+    /// Unlocks explicitly rather than by closing the file: a process spawned by another thread
+    /// holds a copy of every descriptor from its fork until its exec, and a `flock` lock lasts
+    /// until the last copy closes, so closing alone could leave the lock held a moment after
+    /// the guard is gone (a writer reopened at once would find the store locked). Unlocking
+    /// releases it through any copy. A failure leaves closing to release it.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
 
 /// A memory map that owns its mapping, so it can back [`Bytes`].
 struct Mapped(memmap2::Mmap);
@@ -253,7 +265,7 @@ impl Storage for LocalStorage {
     fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
         let file = self.lock_file(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Box::new(LocalLock { _file: file })),
+            Ok(()) => Ok(Box::new(LocalLock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
                 path: path.to_path_buf(),
             }),
@@ -264,13 +276,13 @@ impl Storage for LocalStorage {
     fn lock_shared(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
         let file = self.lock_file(path)?;
         file.lock_shared().map_err(|e| Error::io(path, e))?;
-        Ok(Box::new(LocalLock { _file: file }))
+        Ok(Box::new(LocalLock { file }))
     }
 
     fn lock_exclusive(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
         let file = self.lock_file(path)?;
         file.lock().map_err(|e| Error::io(path, e))?;
-        Ok(Box::new(LocalLock { _file: file }))
+        Ok(Box::new(LocalLock { file }))
     }
 
     fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()> {
