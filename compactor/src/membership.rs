@@ -64,7 +64,19 @@ impl Reader<'_> {
         Ok(b.try_into().unwrap_or([0; N]))
     }
 
+    #[inline]
     fn varint(&mut self, what: &str) -> Result<u64, String> {
+        // Most values (frames of a span, gaps between hidden ordinals) fit one byte.
+        if let Some(&b) = self.bytes.get(self.at)
+            && b < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(b));
+        }
+        self.long_varint(what)
+    }
+
+    fn long_varint(&mut self, what: &str) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self
@@ -83,6 +95,7 @@ impl Reader<'_> {
         Err(format!("membership: varint too long in {what}"))
     }
 
+    #[inline]
     fn stretch(&mut self, frames: u32, what: &str) -> Result<(u32, u32), String> {
         let from = self.varint(what)?;
         let len = self.varint(what)?;

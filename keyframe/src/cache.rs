@@ -1,5 +1,7 @@
 //! A bounded cache of decoded nodes, column blocks and higher layers' decoded records (a
-//! B-frame span's membership), shared by every reader of a store.
+//! B-frame span's membership), shared by every reader of a store; point reads also keep
+//! blocks' verified headers and decoded zstd string mini-blocks here, under keys derived from
+//! the block's hash (`ContentHash::derived`).
 //! Keys are content hashes, so an entry can never go stale: equal hash, equal bytes. Full
 //! scans read column blocks around it (a scan touches each block once and would only evict
 //! what point lookups and range scans reuse); nodes are always cached.

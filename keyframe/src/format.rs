@@ -163,6 +163,20 @@ pub fn content_hash(data: &[u8]) -> ContentHash {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContentHash(pub [u8; 16]);
 
+impl ContentHash {
+    /// A hash derived from this one and `parts`, naming something computed from the content
+    /// this hash names (a cache key for a part of it, or for it at one place on disk): the
+    /// xxh3-128 of the hash and the parts.
+    pub fn derived(&self, parts: &[u64]) -> ContentHash {
+        let mut bytes = Vec::with_capacity(16 + 8 * parts.len());
+        bytes.extend_from_slice(&self.0);
+        for p in parts {
+            bytes.extend_from_slice(&p.to_le_bytes());
+        }
+        content_hash(&bytes)
+    }
+}
+
 impl std::fmt::Debug for ContentHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for b in self.0.iter().rev() {

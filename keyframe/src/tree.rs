@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::block;
 use crate::cache::{Decoded, DecodedCache};
+use crate::encoding::PointIndex;
 use crate::error::{Error, Result};
 use crate::key::KeyCodec;
 use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode, RecordRef};
@@ -499,8 +500,11 @@ impl Tree {
     }
 
     /// Decodes rows `want` of the column block `block` (which holds `rows` values of column
-    /// `column`), reading and verifying only the mini-blocks they fall in; uncached. What a
-    /// point read of a few rows uses.
+    /// `column`), reading and verifying only the mini-blocks they fall in. What a point read
+    /// of a few rows uses: the block's verified header is cached (a small [`PointIndex`],
+    /// which also remembers the mini-blocks whose checksums matched, so each is hashed once),
+    /// and a string or binary mini-block, decompressed whole to read any of its rows, is
+    /// cached decoded. The block itself is not decoded whole.
     pub fn read_block_rows(
         &self,
         block: &crate::node::RecordRef,
@@ -509,16 +513,62 @@ impl Tree {
         want: std::ops::Range<usize>,
     ) -> Result<ArrayRef> {
         let t = self.layout.schema.field(column).data_type();
-        if let Some(Decoded::Column(a)) = self.source.cache.get(&block.hash)
+        let cache = &self.source.cache;
+        if let Some(Decoded::Column(a)) = cache.get(&block.hash)
             && a.data_type() == t
             && a.len() == rows
             && want.end <= rows
         {
             return Ok(a.slice(want.start, want.len()));
         }
+        let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
         let raw = self.source.packs.read_block(block)?;
-        crate::encoding::decode_rows(&raw, t, rows, want)
-            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))
+        // Keyed by place as well as content: the index remembers which mini-blocks' checksums
+        // matched, which holds for the bytes at this place, not for another copy of them.
+        let index_key = block
+            .hash
+            .derived(&[POINT_INDEX_TAG, u64::from(block.pack), block.offset]);
+        let cached = match cache.get(&index_key) {
+            Some(Decoded::Opaque(any, _)) => any.downcast::<PointIndex>().ok(),
+            _ => None,
+        };
+        let index = match cached {
+            Some(index) => index,
+            None => {
+                let index = Arc::new(PointIndex::new(&raw, rows).map_err(corrupt)?);
+                cache.insert(
+                    index_key,
+                    Decoded::Opaque(index.clone(), index.memory_size()),
+                );
+                index
+            }
+        };
+        if index.rows() != rows {
+            return Err(corrupt(format!(
+                "column block holds {} rows where the leaf says {rows}",
+                index.rows()
+            )));
+        }
+        // Rows within one mini-block of a string or binary block (a get's row): that
+        // mini-block, decompressed whole anyway, is decoded whole once and cached, so later
+        // reads of its rows do not decompress it again. Fixed-width rows decode alone.
+        if index.whole_minis()
+            && let Some((i, held)) = index.mini_of(want.start)
+            && want.end <= held.end
+            && !want.is_empty()
+        {
+            let key = block.hash.derived(&[i as u64]);
+            let mini = match cache.get(&key) {
+                Some(Decoded::Column(a)) if a.data_type() == t && a.len() == held.len() => a,
+                _ => {
+                    let a = index.decode(&raw, t, held.clone()).map_err(corrupt)?;
+                    cache.insert(key, Decoded::Column(a.clone()));
+                    a
+                }
+            };
+            return Ok(mini.slice(want.start - held.start, want.len()));
+        }
+        index.decode(&raw, t, want).map_err(corrupt)
     }
 
     /// The given rows of a leaf as a batch of the table schema, decoding only the
@@ -640,9 +690,23 @@ impl Tree {
     }
 }
 
+/// The tag deriving the cache key of a column block's [`PointIndex`] from its hash and place
+/// (a mini-block's decoded values are keyed by its hash and its number alone).
+const POINT_INDEX_TAG: u64 = u64::MAX;
+
 /// The first row of the sorted key columns `keys` whose key is not below the key given as
 /// one-row arrays `probe`, and how many rows from there hold exactly that key.
 pub fn equal_range(keys: &[ArrayRef], probe: &[ArrayRef]) -> Result<(usize, usize)> {
+    if let ([k], [p]) = (keys, probe)
+        && let Some(found) = native_equal_range(k.as_ref(), p.as_ref())
+    {
+        return Ok(found);
+    }
+    compared_equal_range(keys, probe)
+}
+
+/// [`equal_range`] through Arrow's comparators, for any key types.
+fn compared_equal_range(keys: &[ArrayRef], probe: &[ArrayRef]) -> Result<(usize, usize)> {
     let cmps = keys
         .iter()
         .zip(probe)
@@ -670,6 +734,86 @@ pub fn equal_range(keys: &[ArrayRef], probe: &[ArrayRef]) -> Result<(usize, usiz
     Ok((lo, equal))
 }
 
+/// [`equal_range`] for a one-column key of an integer, date, timestamp, string or binary type,
+/// by comparing native values (what Arrow's comparators do for these types, without their
+/// per-row dispatch); `None` for any other type, nulls, or a probe of another type.
+fn native_equal_range(keys: &dyn Array, probe: &dyn Array) -> Option<(usize, usize)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    if keys.null_count() > 0 || probe.null_count() > 0 || probe.len() != 1 {
+        return None;
+    }
+    if keys.data_type() != probe.data_type() {
+        return None;
+    }
+    fn slice_range<T: Ord>(values: &[T], x: &T) -> (usize, usize) {
+        let lo = values.partition_point(|v| v < x);
+        let equal = values[lo..].partition_point(|v| v <= x);
+        (lo, equal)
+    }
+    fn bytes_range<'a>(len: usize, at: impl Fn(usize) -> &'a [u8], x: &[u8]) -> (usize, usize) {
+        let (mut lo, mut hi) = (0, len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at(mid) < x {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let equal = (lo..len).take_while(|&r| at(r) == x).count();
+        (lo, equal)
+    }
+    macro_rules! primitive {
+        ($t:ty) => {{
+            let values = keys.as_primitive::<$t>().values();
+            let x = probe.as_primitive::<$t>().value(0);
+            Some(slice_range(values, &x))
+        }};
+    }
+    match keys.data_type() {
+        DataType::Int8 => primitive!(Int8Type),
+        DataType::Int16 => primitive!(Int16Type),
+        DataType::Int32 => primitive!(Int32Type),
+        DataType::Int64 => primitive!(Int64Type),
+        DataType::UInt8 => primitive!(UInt8Type),
+        DataType::UInt16 => primitive!(UInt16Type),
+        DataType::UInt32 => primitive!(UInt32Type),
+        DataType::UInt64 => primitive!(UInt64Type),
+        DataType::Date32 => primitive!(Date32Type),
+        DataType::Date64 => primitive!(Date64Type),
+        DataType::Timestamp(TimeUnit::Second, _) => primitive!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => primitive!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => primitive!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => primitive!(TimestampNanosecondType),
+        DataType::Utf8 => {
+            let (k, x) = (keys.as_string::<i32>(), probe.as_string::<i32>().value(0));
+            Some(bytes_range(
+                k.len(),
+                |i| k.value(i).as_bytes(),
+                x.as_bytes(),
+            ))
+        }
+        DataType::LargeUtf8 => {
+            let (k, x) = (keys.as_string::<i64>(), probe.as_string::<i64>().value(0));
+            Some(bytes_range(
+                k.len(),
+                |i| k.value(i).as_bytes(),
+                x.as_bytes(),
+            ))
+        }
+        DataType::Binary => {
+            let (k, x) = (keys.as_binary::<i32>(), probe.as_binary::<i32>().value(0));
+            Some(bytes_range(k.len(), |i| k.value(i), x))
+        }
+        DataType::LargeBinary => {
+            let (k, x) = (keys.as_binary::<i64>(), probe.as_binary::<i64>().value(0));
+            Some(bytes_range(k.len(), |i| k.value(i), x))
+        }
+        _ => None,
+    }
+}
+
 /// Binary search over the sorted key columns of a leaf (keys unique) for the key given as
 /// one-row arrays: `Ok(row)` when present, `Err(insertion point)` when not.
 pub fn search_key(
@@ -678,4 +822,57 @@ pub fn search_key(
 ) -> Result<std::result::Result<usize, usize>> {
     let (at, equal) = equal_range(keys, probe)?;
     Ok(if equal > 0 { Ok(at) } else { Err(at) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray, UInt32Array};
+    use proptest::prelude::*;
+
+    fn both(keys: ArrayRef, probe: ArrayRef) -> ((usize, usize), (usize, usize)) {
+        let (k, p) = (vec![keys], vec![probe]);
+        (
+            equal_range(&k, &p).unwrap(),
+            compared_equal_range(&k, &p).unwrap(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn native_search_finds_what_arrows_comparators_find(
+            mut ints in proptest::collection::vec(-50i64..50, 0..200),
+            probe in -60i64..60,
+        ) {
+            ints.sort_unstable();
+            let (native, compared) = both(
+                Arc::new(Int64Array::from(ints.clone())),
+                Arc::new(Int64Array::from(vec![probe])),
+            );
+            prop_assert_eq!(native, compared);
+            let unsigned: Vec<u32> = ints.iter().map(|v| (v + 50) as u32).collect();
+            let (native, compared) = both(
+                Arc::new(UInt32Array::from(unsigned)),
+                Arc::new(UInt32Array::from(vec![(probe + 50).max(0) as u32])),
+            );
+            prop_assert_eq!(native, compared);
+            let mut strings: Vec<String> = ints.iter().map(|v| format!("k{v}")).collect();
+            strings.sort_unstable();
+            let (native, compared) = both(
+                Arc::new(StringArray::from(strings)),
+                Arc::new(StringArray::from(vec![format!("k{probe}")])),
+            );
+            prop_assert_eq!(native, compared);
+        }
+    }
+
+    #[test]
+    fn a_key_with_nulls_or_another_type_takes_the_comparators() {
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
+        let probe: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        assert_eq!(native_equal_range(keys.as_ref(), probe.as_ref()), None);
+        let other: ArrayRef = Arc::new(UInt32Array::from(vec![1]));
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        assert_eq!(native_equal_range(ints.as_ref(), other.as_ref()), None);
+    }
 }

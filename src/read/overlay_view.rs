@@ -100,6 +100,9 @@ pub struct OverlayView {
     shadowed: u64,
     live: u64,
     bitmaps: OnceLock<OverlayVersion>,
+    /// Whether each batch has a row live at this version, from the bitmaps on first use (a
+    /// get asks it of every batch it might search).
+    batch_live: OnceLock<Vec<bool>>,
     /// A B-frame's span membership, read on first use (gets consult it directly; scans
     /// compute the version's bitmaps from it).
     membership: OnceLock<Arc<Membership>>,
@@ -206,6 +209,7 @@ impl OverlayView {
             shadowed: rec.shadowed,
             live: rec.live,
             bitmaps: OnceLock::new(),
+            batch_live: OnceLock::new(),
             membership: OnceLock::new(),
             starts: starts_of(&rec.batches),
             batches: rec.batches.clone(),
@@ -231,6 +235,7 @@ impl OverlayView {
             shadowed: rec.hidden_count,
             live: rec.live_count,
             bitmaps: OnceLock::new(),
+            batch_live: OnceLock::new(),
             membership: OnceLock::new(),
             starts: starts_of(&rec.residual),
             batches: rec.residual.clone(),
@@ -276,6 +281,21 @@ impl OverlayView {
             }
         };
         Ok(self.bitmaps.get_or_init(|| loaded))
+    }
+
+    /// Whether batch `b` has a row live at this version (from the bitmaps, read on first use).
+    fn batch_has_live(&self, b: usize) -> Result<bool> {
+        if let Some(v) = self.batch_live.get() {
+            return Ok(v[b]);
+        }
+        let live = &self.bitmaps()?.live;
+        let flags = self
+            .starts
+            .iter()
+            .zip(&self.batches)
+            .map(|(&start, batch)| live.range(start..start + batch.rows).next().is_some())
+            .collect();
+        Ok(self.batch_live.get_or_init(|| flags)[b])
     }
 
     /// The hidden keyframe ordinals and the live row ids.
@@ -367,8 +387,7 @@ impl OverlayView {
         let layout = tree.layout();
         let probe = layout.key.decode(&[key])?;
         for b in candidates {
-            let start = self.starts[b];
-            if live.is_some_and(|l| l.range_cardinality(start..start + self.batches[b].rows) == 0) {
+            if live.is_some() && !self.batch_has_live(b)? {
                 continue;
             }
             let keys = self.batch_columns(tree, b, layout.key.columns(), Access::Cached)?;
@@ -411,8 +430,7 @@ impl OverlayView {
         for b in 0..self.batches.len() {
             // Skip batches without a live row, and residual batches wholly below or above the
             // range.
-            let start = self.starts[b];
-            if live.range_cardinality(start..start + self.batches[b].rows) == 0 {
+            if !self.batch_has_live(b)? {
                 continue;
             }
             if let Lookup::Residual { first_keys, .. } = &self.lookup {

@@ -26,6 +26,7 @@ mod fixed;
 mod ipc_fallback;
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use arrow::array::{Array, ArrayRef};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
@@ -196,7 +197,7 @@ impl BlockWriter {
 
 /// A parsed block header: the encoding, the dictionary and the mini-block index, checked
 /// against the header checksum and against each other.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BlockHeader {
     /// The block's encoding.
     pub encoding: Encoding,
@@ -212,6 +213,28 @@ pub struct BlockHeader {
     pub minis: Vec<MiniBlock>,
     /// Offset of the data area within the block.
     pub data_start: usize,
+    /// Which mini-blocks' checksums this header has seen match: a header kept between reads
+    /// ([`PointIndex`]) verifies each mini-block once.
+    verified: Vec<AtomicBool>,
+}
+
+impl Clone for BlockHeader {
+    fn clone(&self) -> Self {
+        BlockHeader {
+            encoding: self.encoding,
+            value_width: self.value_width,
+            flags: self.flags,
+            rows: self.rows,
+            dictionary: self.dictionary.clone(),
+            minis: self.minis.clone(),
+            data_start: self.data_start,
+            verified: self
+                .verified
+                .iter()
+                .map(|v| AtomicBool::new(v.load(AtomicOrdering::Relaxed)))
+                .collect(),
+        }
+    }
 }
 
 impl BlockHeader {
@@ -298,6 +321,7 @@ impl BlockHeader {
                 "mini-blocks cover {end} of {data_len} data bytes and {total} of {rows} rows"
             ));
         }
+        let verified = minis.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(BlockHeader {
             encoding,
             value_width,
@@ -306,6 +330,7 @@ impl BlockHeader {
             dictionary,
             minis,
             data_start,
+            verified,
         })
     }
 
@@ -314,9 +339,13 @@ impl BlockHeader {
         let m = &self.minis[i];
         let start = self.data_start + m.offset as usize;
         let bytes = &raw[start..start + m.len as usize];
+        if self.verified[i].load(AtomicOrdering::Relaxed) {
+            return Ok(bytes);
+        }
         if checksum(bytes) != m.checksum {
             return Err(format!("mini-block {i} checksum mismatch"));
         }
+        self.verified[i].store(true, AtomicOrdering::Relaxed);
         Ok(bytes)
     }
 
@@ -477,26 +506,91 @@ pub fn decode_rows(
     want: Range<usize>,
 ) -> Result<ArrayRef, String> {
     let header = header_of(raw, rows)?;
+    decode_rows_with(raw, &header, data_type, rows, want)
+}
+
+/// A block's verified header and the first row of each of its mini-blocks: what point reads
+/// of a block keep between reads, so that each reads and verifies only its mini-block.
+#[derive(Debug)]
+pub struct PointIndex {
+    header: BlockHeader,
+    starts: Vec<usize>,
+}
+
+impl PointIndex {
+    /// Parses and verifies the header of `raw`, which must hold `rows` values.
+    pub fn new(raw: &[u8], rows: usize) -> Result<Self, String> {
+        let header = header_of(raw, rows)?;
+        let starts = header.starts();
+        Ok(PointIndex { header, starts })
+    }
+
+    /// The rows of the block.
+    pub fn rows(&self) -> usize {
+        self.header.rows
+    }
+
+    /// The mini-block holding row `row` and the rows it holds; `None` past the last row or
+    /// for an Arrow IPC block (one stream, no mini-blocks to read apart).
+    pub fn mini_of(&self, row: usize) -> Option<(usize, Range<usize>)> {
+        if self.header.encoding == Encoding::ArrowIpc || row >= self.header.rows {
+            return None;
+        }
+        let i = self.starts.partition_point(|s| *s <= row) - 1;
+        Some((i, self.starts[i]..self.starts[i + 1]))
+    }
+
+    /// True when reading any row of a mini-block decompresses it whole (zstd-compressed
+    /// strings or binaries), so keeping it decoded saves later reads that work.
+    pub fn whole_minis(&self) -> bool {
+        self.header.encoding == Encoding::ZstdBytes
+    }
+
+    /// Decodes rows `want` of `raw` (the block this index was built from), verifying and
+    /// decoding only the mini-blocks they fall in.
+    pub fn decode(
+        &self,
+        raw: &::bytes::Bytes,
+        data_type: &DataType,
+        want: Range<usize>,
+    ) -> Result<ArrayRef, String> {
+        decode_rows_with(raw, &self.header, data_type, self.header.rows, want)
+    }
+
+    /// Bytes it holds in memory, for caches.
+    pub fn memory_size(&self) -> usize {
+        96 + self.header.minis.len() * (std::mem::size_of::<MiniBlock>() + 8)
+    }
+}
+
+/// [`decode_rows`] with the block's verified header already parsed.
+fn decode_rows_with(
+    raw: &::bytes::Bytes,
+    header: &BlockHeader,
+    data_type: &DataType,
+    rows: usize,
+    want: Range<usize>,
+) -> Result<ArrayRef, String> {
     if want.start > want.end || want.end > rows {
         return Err(format!("rows {want:?} asked of a block of {rows}"));
     }
-    if let Some(stored) = written_as(data_type, &header) {
+    if let Some(stored) = written_as(data_type, header) {
         // A block written before the column's type was widened (or, read at a version
         // before the widening, after it): decoded as written, then cast.
-        let array = decode_rows(raw, &stored, rows, want)?;
+        let array = decode_rows_with(raw, header, &stored, rows, want)?;
         return arrow::compute::cast(&array, data_type).map_err(|e| e.to_string());
     }
-    let picked = selection(&header, want.clone());
+    let picked = selection(header, want.clone());
     let array = match (fixed::kind_of(data_type), header.encoding) {
-        (Some(kind), _) => fixed::decode(raw, &header, &picked, data_type, kind)?,
+        (Some(kind), _) => fixed::decode(raw, header, &picked, data_type, kind)?,
         (None, Encoding::Bitmap) if *data_type == DataType::Boolean => {
-            boolean::decode(raw, &header, &picked)?
+            boolean::decode(raw, header, &picked)?
         }
         (None, Encoding::ArrowIpc) => {
-            let whole = ipc_fallback::decode(raw, &header, data_type, rows)?;
+            let whole = ipc_fallback::decode(raw, header, data_type, rows)?;
             return Ok(whole.slice(want.start, want.len()));
         }
-        (None, _) if bytes::handles(data_type) => bytes::decode(raw, &header, &picked, data_type)?,
+        (None, _) if bytes::handles(data_type) => bytes::decode(raw, header, &picked, data_type)?,
         (None, e) => {
             return Err(format!(
                 "a {e:?} block cannot hold values of type {data_type}"
