@@ -88,8 +88,8 @@ fn fill_leaving(ballast: &Path, pages: u64) {
     f.sync_all().unwrap();
 }
 
-/// Commits big enough to need many pages: a 3,000-row keyframe, then 400 upserts and 20
-/// deletes a round, a keyframe every sixth round, a compaction every fifth and a cleaning
+/// Commits big enough to need many pages: a 3,000-row keyframe, then 400 upserts, 20
+/// deletes and 3 patches a round, a keyframe every sixth round, a compaction every fifth and a cleaning
 /// every ninth.
 fn operations() -> Vec<Op> {
     let mut ops = vec![Op::Commit {
@@ -98,12 +98,28 @@ fn operations() -> Vec<Op> {
         patch: vec![],
         keyframe: true,
     }];
+    let base_of = |round: u64| (round as i64 * 613) % 2500;
+    let deletes_of = |round: u64| -> Vec<i64> {
+        (0..20)
+            .map(|i| (base_of(round) + 450 + i * 7) % 3000)
+            .collect()
+    };
+    // Patched keys must exist: keys no round deletes, which the first commit writes.
+    let deleted: std::collections::BTreeSet<i64> = (1..=90).flat_map(deletes_of).collect();
+    let kept: Vec<i64> = (0..3000).filter(|k| !deleted.contains(k)).collect();
+    assert!(kept.len() > 100, "{} keys are never deleted", kept.len());
     for round in 1..=90u64 {
-        let base = (round as i64 * 613) % 2500;
+        let base = base_of(round);
+        let upserted = base..base + 400;
         ops.push(Op::Commit {
-            upsert: (base..base + 400).map(|i| (i, round)).collect(),
-            delete: (0..20).map(|i| (base + 450 + i * 7) % 3000).collect(),
-            patch: vec![],
+            upsert: upserted.clone().map(|i| (i, round)).collect(),
+            delete: deletes_of(round),
+            patch: (0..kept.len())
+                .map(|j| kept[(round as usize * 7 + j * 11) % kept.len()])
+                .filter(|k| !upserted.contains(k))
+                .take(3)
+                .map(|k| (k, round))
+                .collect(),
             keyframe: round % 6 == 0,
         });
         if round % 5 == 0 {
