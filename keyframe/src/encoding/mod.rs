@@ -218,25 +218,6 @@ pub struct BlockHeader {
     verified: Vec<AtomicBool>,
 }
 
-impl Clone for BlockHeader {
-    fn clone(&self) -> Self {
-        BlockHeader {
-            encoding: self.encoding,
-            value_width: self.value_width,
-            flags: self.flags,
-            rows: self.rows,
-            dictionary: self.dictionary.clone(),
-            minis: self.minis.clone(),
-            data_start: self.data_start,
-            verified: self
-                .verified
-                .iter()
-                .map(|v| AtomicBool::new(v.load(AtomicOrdering::Relaxed)))
-                .collect(),
-        }
-    }
-}
-
 impl BlockHeader {
     /// Parses and verifies the header of `raw`.
     pub fn parse(raw: &[u8]) -> Result<Self, String> {
