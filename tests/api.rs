@@ -714,23 +714,23 @@ fn a_store_of_an_older_format_is_refused_with_what_to_do() {
     let (dir, store) = new_store();
     seeded(&store, 10);
     drop(store);
-    // Rewrite the descriptor as format 5 wrote it: magic, version 5, features, checksum.
+    // Rewrite the descriptor as format 6 wrote it: magic, version 6, features, checksum.
     let path = dir.path().join("s").join("STORE");
     let mut d = std::fs::read(&path).unwrap();
-    d[8..12].copy_from_slice(&5u32.to_le_bytes());
+    d[8..12].copy_from_slice(&6u32.to_le_bytes());
     let sum = reeldb_keyframe::format::checksum(&d[..16]);
     d[16..24].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&path, &d).unwrap();
     match Store::open(dir.path().join("s")) {
         Err(
             e @ Error::UnsupportedFormat {
-                found: 5,
-                current: 6,
+                found: 6,
+                current: 7,
                 ..
             },
         ) => {
             let text = e.to_string();
-            assert!(text.contains("version 5") && text.contains("6"), "{text}");
+            assert!(text.contains("version 6") && text.contains("7"), "{text}");
             assert!(
                 text.contains("reel export") && text.contains("reel import"),
                 "{text}"

@@ -12,9 +12,9 @@ pub const RECORD_HEADER_LEN: usize = 32;
 /// Bytes after a record's payload (the xxh3-64 checksum).
 pub const RECORD_TRAILER_LEN: usize = 8;
 /// The on-disk format version this build writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest on-disk format version this build reads.
-pub const OLDEST_SUPPORTED_VERSION: u32 = 6;
+pub const OLDEST_SUPPORTED_VERSION: u32 = 7;
 /// The largest record payload accepted on read, bounding allocations from corrupt lengths.
 pub const MAX_RECORD_LEN: u32 = 1 << 30;
 

@@ -23,6 +23,7 @@ pub mod node;
 pub mod pack;
 pub mod predicate;
 pub mod record;
+pub mod removed;
 pub mod search;
 pub mod storage;
 pub mod tree;

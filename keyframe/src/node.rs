@@ -6,15 +6,20 @@
 //! Leaf node:
 //!   row_count u32, column_count u16,
 //!   first_key (u32 len, bytes), last_key (u32 len, bytes),
-//!   per column: RecordRef, raw_len u32, null_count u32,
-//!               has_bounds u8, [min (u32 len, bytes), max (u32 len, bytes)]
+//!   per column slot: flag u8 (0 empty, 1 block, 2 derived, 3 derived sharing a set),
+//!               [RecordRef, raw_len u32, epoch u16, null_count u32,
+//!                has_bounds u8, [min (u32 len, bytes), max (u32 len, bytes)],
+//!                flag 2: RemovedRows | flag 3: slot u16 whose set it shares]
 //!
 //! Internal node:
 //!   level u8 (1 = children are leaves), child_count u32,
 //!   per child: first_key (u32 len, bytes), RecordRef, rows u64, raw_bytes u64, leaves u64
 //! ```
 
+use std::sync::Arc;
+
 use crate::format::{ContentHash, DecodeError, Decoder, Encoder};
+use crate::removed::RemovedRows;
 use crate::zonemap::ZoneMap;
 
 /// Where a record lives and what it must contain.
@@ -65,6 +70,9 @@ pub struct ColumnChunk {
     pub epoch: u16,
     /// Min, max and null count.
     pub zone: ZoneMap,
+    /// For a derived chunk, the rows of `block` it leaves out: the chunk reads the block's
+    /// other rows, in order (`raw_len` is then the block's length, not the chunk's).
+    pub removed: Option<Arc<RemovedRows>>,
 }
 
 /// A leaf: a contiguous key range, one block per column slot.
@@ -90,12 +98,22 @@ impl LeafNode {
             .u16(self.columns.len() as u16)
             .bytes(&self.first_key)
             .bytes(&self.last_key);
-        for c in &self.columns {
+        for (slot, c) in self.columns.iter().enumerate() {
             let Some(c) = c else {
                 e.u8(0);
                 continue;
             };
-            e.u8(1);
+            // A derived chunk whose set an earlier slot already holds names that slot.
+            let shared = c.removed.as_ref().and_then(|r| {
+                self.columns[..slot]
+                    .iter()
+                    .position(|o| o.as_ref().and_then(|o| o.removed.as_ref()) == Some(r))
+            });
+            e.u8(match (&c.removed, shared) {
+                (None, _) => 1,
+                (Some(_), None) => 2,
+                (Some(_), Some(_)) => 3,
+            });
             c.block.encode(&mut e);
             e.u32(c.raw_len).u16(c.epoch).u32(c.zone.null_count);
             match &c.zone.bounds {
@@ -105,6 +123,13 @@ impl LeafNode {
                 None => {
                     e.u8(0);
                 }
+            }
+            match (&c.removed, shared) {
+                (Some(_), Some(j)) => {
+                    e.u16(j as u16);
+                }
+                (Some(r), None) => r.encode(&mut e),
+                (None, _) => {}
             }
         }
         e.finish()
@@ -117,14 +142,15 @@ impl LeafNode {
         let ncols = d.u16()? as usize;
         let first_key = d.bytes()?.to_vec();
         let last_key = d.bytes()?.to_vec();
-        let mut columns = Vec::with_capacity(ncols);
+        let mut columns: Vec<Option<ColumnChunk>> = Vec::with_capacity(ncols);
         for _ in 0..ncols {
-            match d.u8()? {
+            let flag = d.u8()?;
+            match flag {
                 0 => {
                     columns.push(None);
                     continue;
                 }
-                1 => {}
+                1..=3 => {}
                 f => return Err(DecodeError(format!("bad slot flag {f}"))),
             }
             let block = RecordRef::decode(&mut d)?;
@@ -136,11 +162,36 @@ impl LeafNode {
                 1 => Some((d.bytes()?.to_vec(), d.bytes()?.to_vec())),
                 f => return Err(DecodeError(format!("bad zone flag {f}"))),
             };
+            let removed = match flag {
+                2 => Some(RemovedRows::decode(&mut d)?),
+                3 => {
+                    let j = d.u16()? as usize;
+                    let shared = columns
+                        .get(j)
+                        .and_then(|c| c.as_ref())
+                        .and_then(|c| c.removed.clone());
+                    Some(shared.ok_or_else(|| {
+                        DecodeError(format!(
+                            "slot names slot {j}'s removed rows, which it lacks"
+                        ))
+                    })?)
+                }
+                _ => None,
+            };
+            if let Some(r) = &removed
+                && r.live() != rows as usize
+            {
+                return Err(DecodeError(format!(
+                    "derived chunk reads {} rows of a {rows}-row leaf",
+                    r.live()
+                )));
+            }
             columns.push(Some(ColumnChunk {
                 block,
                 raw_len,
                 epoch,
                 zone: ZoneMap { null_count, bounds },
+                removed,
             }));
         }
         d.finish()?;
@@ -263,6 +314,7 @@ mod tests {
                         null_count: 0,
                         bounds: Some((b"a".to_vec(), b"c".to_vec())),
                     },
+                    removed: None,
                 }),
                 None,
                 Some(ColumnChunk {
@@ -270,10 +322,54 @@ mod tests {
                     raw_len: 20,
                     epoch: 3,
                     zone: ZoneMap::default(),
+                    removed: None,
                 }),
             ],
         };
         assert_eq!(LeafNode::decode(&leaf.encode()).unwrap(), leaf);
+    }
+
+    #[test]
+    fn derived_chunks_round_trip_and_share_one_encoded_set() {
+        let set = RemovedRows::new(5, vec![1, 3]).unwrap();
+        let derived = |n: u8, removed: Option<Arc<RemovedRows>>| {
+            Some(ColumnChunk {
+                block: rref(n),
+                raw_len: 10,
+                epoch: 0,
+                zone: ZoneMap::default(),
+                removed,
+            })
+        };
+        let leaf = LeafNode {
+            rows: 3,
+            first_key: b"a".to_vec(),
+            last_key: b"c".to_vec(),
+            columns: vec![
+                derived(1, Some(set.clone())),
+                derived(2, None),
+                derived(3, Some(set.clone())),
+            ],
+        };
+        let bytes = leaf.encode();
+        let back = LeafNode::decode(&bytes).unwrap();
+        assert_eq!(back, leaf);
+        let sets: Vec<_> = back
+            .columns
+            .iter()
+            .flatten()
+            .filter_map(|c| c.removed.clone())
+            .collect();
+        assert!(
+            Arc::ptr_eq(&sets[0], &sets[1]),
+            "the second slot shares the first's set"
+        );
+        for cut in 0..bytes.len() {
+            assert!(LeafNode::decode(&bytes[..cut]).is_err());
+        }
+        // A set that does not leave the leaf's row count is corrupt.
+        let wrong = LeafNode { rows: 4, ..leaf };
+        assert!(LeafNode::decode(&wrong.encode()).is_err());
         let node = InternalNode {
             level: 1,
             children: vec![

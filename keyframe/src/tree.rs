@@ -17,6 +17,7 @@ use crate::key::KeyCodec;
 use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode, RecordRef};
 use crate::pack::{PackReader, pack_path};
 use crate::record::RecordKind;
+use crate::removed::RemovedRows;
 pub use crate::search::{equal_range, search_key};
 use crate::zonemap::ZoneMap;
 
@@ -425,7 +426,7 @@ impl Tree {
         columns
             .iter()
             .map(|&c| match self.layout.chunk(leaf, c) {
-                Some(chunk) => self.read_block(&chunk.block, c, leaf.rows as usize, access),
+                Some(chunk) => self.read_chunk(chunk, c, leaf.rows as usize, access),
                 None => self.layout.fill(c, leaf.rows as usize),
             })
             .collect()
@@ -443,16 +444,63 @@ impl Tree {
         columns
             .iter()
             .map(|&c| match self.layout.block_of(blocks, c) {
-                Some(block) => self.read_block(&block, c, rows, access),
+                Some(block) => self.read_block(&block, None, c, rows, access),
                 None => self.layout.fill(c, rows),
             })
             .collect()
     }
 
-    /// Decodes the column block `block`, which holds `rows` values of column `column`.
+    /// Decodes a leaf's chunk of column `column`, which reads `rows` values.
+    pub fn read_chunk(
+        &self,
+        chunk: &ColumnChunk,
+        column: usize,
+        rows: usize,
+        access: Access,
+    ) -> Result<ArrayRef> {
+        self.read_block(&chunk.block, chunk.removed.as_deref(), column, rows, access)
+    }
+
+    /// Decodes the column block `block` of column `column`, which reads `rows` values: all
+    /// of the block's, or, for a derived chunk, those `removed` leaves (the block's other
+    /// rows, in order).
     pub fn read_block(
         &self,
-        block: &crate::node::RecordRef,
+        block: &RecordRef,
+        removed: Option<&RemovedRows>,
+        column: usize,
+        rows: usize,
+        access: Access,
+    ) -> Result<ArrayRef> {
+        let Some(removed) = removed else {
+            return self.read_whole_block(block, column, rows, access);
+        };
+        check_live_rows(block, removed, rows)?;
+        let t = self.layout.schema.field(column).data_type();
+        let key = block.hash.derived(&[REMOVED_TAG, removed.fingerprint()]);
+        if access == Access::Cached
+            && let Some(Decoded::Column(a)) = self.source.cache.get(&key)
+            && a.data_type() == t
+            && a.len() == rows
+        {
+            return Ok(a);
+        }
+        // The whole block stays out of the cache: what is reused is the chunk's rows.
+        let whole = self.read_whole_block(block, column, removed.physical(), Access::Streaming)?;
+        let array = arrow::compute::filter(&whole, &removed.keep_mask(0..removed.physical()))?;
+        if access == Access::Cached {
+            self.source
+                .cache
+                .insert(key, Decoded::Column(array.clone()));
+        }
+        Ok(array)
+    }
+
+    /// Decodes every row of the column block `block`, which holds `rows` values of column
+    /// `column`.
+    fn read_whole_block(
+        &self,
+        block: &RecordRef,
         column: usize,
         rows: usize,
         access: Access,
@@ -481,14 +529,24 @@ impl Tree {
     /// [`crate::encoding::decode_dictionary`]).
     pub fn read_block_as_dictionary(
         &self,
-        block: &crate::node::RecordRef,
+        block: &RecordRef,
+        removed: Option<&RemovedRows>,
         column: usize,
         rows: usize,
     ) -> Result<ArrayRef> {
         let t = self.layout.schema.field(column).data_type();
         let raw = self.source.packs.read_block(block)?;
-        crate::encoding::decode_dictionary(&raw, t, rows)
-            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))
+        let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
+        let Some(removed) = removed else {
+            return crate::encoding::decode_dictionary(&raw, t, rows).map_err(corrupt);
+        };
+        check_live_rows(block, removed, rows)?;
+        let whole =
+            crate::encoding::decode_dictionary(&raw, t, removed.physical()).map_err(corrupt)?;
+        Ok(arrow::compute::filter(
+            &whole,
+            &removed.keep_mask(0..removed.physical()),
+        )?)
     }
 
     /// Checks every byte of the column block record `block` against its record checksum,
@@ -508,11 +566,28 @@ impl Tree {
     /// cached decoded. The block itself is not decoded whole.
     pub fn read_block_rows(
         &self,
-        block: &crate::node::RecordRef,
+        block: &RecordRef,
+        removed: Option<&RemovedRows>,
         column: usize,
         rows: usize,
         want: std::ops::Range<usize>,
     ) -> Result<ArrayRef> {
+        if let Some(removed) = removed {
+            check_live_rows(block, removed, rows)?;
+            if want.is_empty() || want.end > rows {
+                return self.read_block_rows(block, None, column, removed.physical(), 0..0);
+            }
+            let first = removed.physical_of(want.start);
+            let end = removed.physical_of(want.end - 1) + 1;
+            let held = self.read_block_rows(block, None, column, removed.physical(), first..end)?;
+            if end - first == want.len() {
+                return Ok(held);
+            }
+            return Ok(arrow::compute::filter(
+                &held,
+                &removed.keep_mask(first..end),
+            )?);
+        }
         let t = self.layout.schema.field(column).data_type();
         let cache = &self.source.cache;
         if let Some(Decoded::Column(a)) = cache.get(&block.hash)
@@ -579,12 +654,20 @@ impl Tree {
         leaf: &LeafNode,
         want: std::ops::Range<usize>,
     ) -> Result<RecordBatch> {
-        let blocks: Vec<Option<RecordRef>> = leaf
-            .columns
-            .iter()
-            .map(|c| c.as_ref().map(|c| c.block))
-            .collect();
-        self.read_rows(&blocks, leaf.rows as usize, want)
+        let rows = leaf.rows as usize;
+        let cols = (0..self.layout.columns.len())
+            .map(|c| match self.layout.chunk(leaf, c) {
+                Some(chunk) => self.read_block_rows(
+                    &chunk.block,
+                    chunk.removed.as_deref(),
+                    c,
+                    rows,
+                    want.clone(),
+                ),
+                None => self.layout.fill(c, want.len()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
 
     /// Rows `want` of a row batch of `rows` rows (a leaf, an overlay or residual batch) whose
@@ -598,7 +681,7 @@ impl Tree {
     ) -> Result<RecordBatch> {
         let cols = (0..self.layout.columns.len())
             .map(|c| match self.layout.block_of(blocks, c) {
-                Some(block) => self.read_block_rows(&block, c, rows, want.clone()),
+                Some(block) => self.read_block_rows(&block, None, c, rows, want.clone()),
                 None => self.layout.fill(c, want.len()),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -689,6 +772,25 @@ impl Tree {
         let cols = self.read_columns(leaf, &all, access)?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
+}
+
+/// The tag deriving the cache key of a derived chunk's rows from its block's hash and the
+/// fingerprint of the rows it leaves out.
+const REMOVED_TAG: u64 = u64::MAX - 1;
+
+/// Fails unless a derived chunk of `block` leaving out `removed` reads `rows` rows.
+fn check_live_rows(block: &RecordRef, removed: &RemovedRows, rows: usize) -> Result<()> {
+    if removed.live() == rows {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        pack_path(block.pack),
+        block.offset,
+        format!(
+            "derived chunk reads {} rows where the leaf says {rows}",
+            removed.live()
+        ),
+    ))
 }
 
 /// The tag deriving the cache key of a column block's [`PointIndex`] from its hash and place

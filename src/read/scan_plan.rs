@@ -8,6 +8,7 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::boolean::and;
 use arrow::datatypes::SchemaRef;
+use reeldb_keyframe::removed::RemovedRows;
 use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree};
 use reeldb_keyframe::{BoundPredicate, RecordRef};
 
@@ -120,20 +121,24 @@ impl ScanPlan {
     }
 
     /// Decodes the `read` columns of a leaf or batch of `rows` rows whose column `c` is the
-    /// block `block(c)`, dictionaries where asked.
+    /// block `block(c)` (with the rows a derived chunk leaves out), dictionaries where asked.
     fn read_columns(
         &self,
         tree: &Tree,
         rows: usize,
-        block: impl Fn(usize) -> Option<RecordRef>,
+        block: impl Fn(usize) -> Option<(RecordRef, Option<Arc<RemovedRows>>)>,
     ) -> Result<Vec<ArrayRef>> {
         self.read
             .iter()
             .zip(&self.as_dictionary)
             .map(|(&c, &dictionary)| {
                 Ok(match (block(c), dictionary) {
-                    (Some(b), true) => tree.read_block_as_dictionary(&b, c, rows)?,
-                    (Some(b), false) => tree.read_block(&b, c, rows, Access::Streaming)?,
+                    (Some((b, removed)), true) => {
+                        tree.read_block_as_dictionary(&b, removed.as_deref(), c, rows)?
+                    }
+                    (Some((b, removed)), false) => {
+                        tree.read_block(&b, removed.as_deref(), c, rows, Access::Streaming)?
+                    }
                     // Rows written before the column was added: its default.
                     (None, dictionary) => {
                         let filled = tree.layout().fill(c, rows)?;
@@ -179,7 +184,9 @@ impl ScanPlan {
                     }
                 }
                 let cols = self.read_columns(tree, node.rows as usize, |c| {
-                    tree.layout().chunk(&node, c).map(|chunk| chunk.block)
+                    tree.layout()
+                        .chunk(&node, c)
+                        .map(|chunk| (chunk.block, chunk.removed.clone()))
                 })?;
                 self.finish(cols, node.rows as usize, keep)
             }
@@ -191,7 +198,7 @@ impl ScanPlan {
                 let batch = &o.batches[*b];
                 let blocks = batch.blocks();
                 let cols = self.read_columns(tree, batch.rows as usize, |c| {
-                    tree.layout().block_of(&blocks, c)
+                    tree.layout().block_of(&blocks, c).map(|b| (b, None))
                 })?;
                 self.finish(cols, batch.rows as usize, Some(keep))
             }
