@@ -80,20 +80,31 @@ impl ColumnSpaceTally {
             for b in batches {
                 blocks.extend(b.present().map(|(slot, r)| (slot, RecordRef::from(r))));
             }
-            for (c, block) in blocks {
+            while let Some((c, block)) = blocks.pop() {
                 if !self.blocks.insert((block.pack, block.offset)) {
                     continue;
                 }
                 let raw = store.inner.source.packs.read_block(&block)?;
-                let encoding = reeldb_keyframe::encoding::encoding_of(&raw)
-                    .map_err(|reason| {
-                        reeldb_keyframe::Error::corrupt(
-                            reeldb_keyframe::pack::pack_path(block.pack),
-                            block.offset,
-                            reason,
-                        )
-                    })?
-                    .name();
+                let corrupt = |reason: String| {
+                    reeldb_keyframe::Error::corrupt(
+                        reeldb_keyframe::pack::pack_path(block.pack),
+                        block.offset,
+                        reason,
+                    )
+                };
+                let encoding = match reeldb_keyframe::gather::is_gathered(&raw) {
+                    // Its own values are a block of their own; its bases are keyframe blocks,
+                    // counted with their leaves.
+                    true => {
+                        let g = reeldb_keyframe::gather::Gathered::decode(&raw)
+                            .map_err(|d| corrupt(d.0))?;
+                        blocks.extend(g.own.map(|(own, _)| (c, own)));
+                        "gathered"
+                    }
+                    false => reeldb_keyframe::encoding::encoding_of(&raw)
+                        .map_err(corrupt)?
+                        .name(),
+                };
                 let (_, _, by) = self.space.entry((order, c)).or_insert_with(|| {
                     let column = layout.columns.iter().position(|col| col.slot == c);
                     let name = match column {

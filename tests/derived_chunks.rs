@@ -1,7 +1,8 @@
-//! Derived column chunks: a keyframe whose leaves only lost rows, or had other columns
-//! updated, keeps the blocks of the columns whose values did not change, instead of storing
-//! them again; every version still reads exactly as committed, through compaction,
-//! thinning, cleaning and reopening.
+//! Column blocks used again instead of stored again: a keyframe whose leaves only lost rows,
+//! or had other columns updated, keeps the blocks of the columns whose values did not change
+//! (derived chunks), and a compacted residual picks the values its rows share with the next
+//! keyframe from that keyframe's blocks (gathered columns). Every version still reads
+//! exactly as committed, through compaction, thinning, cleaning and reopening.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -181,4 +182,78 @@ fn verified(store: &Store) {
             c.problem
         );
     }
+}
+
+#[test]
+fn compacted_residual_rows_pick_their_unchanged_columns_from_the_next_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::create(&path).unwrap();
+    let mut w = store.writer().unwrap();
+    let mut model: Model = (0..4_000)
+        .map(|i| (i, (format!("s{}", i % 5), note(i))))
+        .collect();
+    let mut history = vec![];
+    let mut tx = w.begin();
+    tx.create_table("t", schema(), &["id"]).unwrap();
+    let all: Vec<i64> = model.keys().copied().collect();
+    tx.upsert("t", batch(&model, &all)).unwrap();
+    history.push((tx.commit().unwrap(), model.clone()));
+    let first_notes = note_bytes(&store);
+
+    // Two generations of overlays, each closed by a keyframe; each round deletes a few rows
+    // and changes the status of others (their notes stay).
+    for round in 1..=12i64 {
+        let mut tx = w.begin();
+        let gone: Vec<i64> = model.keys().copied().filter(|k| k % 97 == round).collect();
+        for k in &gone {
+            model.remove(k);
+        }
+        let changed: Vec<i64> = model
+            .keys()
+            .copied()
+            .filter(|k| k % 11 == round % 11)
+            .collect();
+        for k in &changed {
+            model.get_mut(k).unwrap().0 = format!("r{round}");
+        }
+        tx.delete("t", ids_batch(&gone)).unwrap();
+        tx.upsert("t", batch(&model, &changed)).unwrap();
+        if round % 6 == 0 {
+            tx.keyframe();
+        }
+        history.push((tx.commit().unwrap(), model.clone()));
+    }
+    for (v, m) in &history {
+        check(&store, *v, m);
+    }
+    drop(w);
+
+    let plan = MaintenancePlan {
+        thinning: KeyframeThinning::Off,
+        clean_at_garbage: 0.0,
+    };
+    let report = store
+        .maintenance()
+        .unwrap()
+        .run(&plan, &mut |_, _, _| {})
+        .unwrap();
+    assert!(report.compaction.generations > 0, "{report:?}");
+    assert!(report.cleaning.copied, "{report:?}");
+    // The residual holds about 4,000 earlier row versions; their notes are picks.
+    let notes = note_bytes(&store);
+    assert!(
+        notes < first_notes + first_notes / 3,
+        "note column {notes} bytes after compaction, {first_notes} for one copy"
+    );
+    for (v, m) in &history {
+        check(&store, *v, m);
+    }
+    verified(&store);
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    for (v, m) in &history {
+        check(&store, *v, m);
+    }
+    verified(&store);
 }

@@ -25,6 +25,7 @@ use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::{KeyedRow, RowHasher, batch_columns, encoded_keys, tree_rows};
+use crate::gather::NextKeyframe;
 use crate::membership::Membership;
 
 /// A batch of rows stored as one column block per column.
@@ -278,8 +279,11 @@ pub fn compact(
         );
     }
     finish(
-        &[prev],
-        &overlay_batches,
+        RowSources {
+            keyframes: &[prev],
+            next,
+            batches: &overlay_batches,
+        },
         versions,
         hidden,
         residual,
@@ -288,14 +292,25 @@ pub fn compact(
     )
 }
 
+/// Where a residual's rows come from and what it is written over.
+#[derive(Clone, Copy)]
+pub(crate) struct RowSources<'a> {
+    /// The keyframes [`Shown::Keyframe`] rows are read from.
+    pub(crate) keyframes: &'a [&'a Tree],
+    /// The keyframe the B-frames read over, which residual columns may be gathered from.
+    pub(crate) next: &'a Tree,
+    /// The decoded row batches [`Shown::Overlay`] rows are read from.
+    pub(crate) batches: &'a [RecordBatch],
+}
+
 /// Sorts the residual rows by key (a key's versions oldest first) and the hidden stretches
 /// by ordinal (joining touching ones), records both as the span's membership over
 /// `versions` frames, and writes the residual, gathering [`Shown::Keyframe`] rows from
-/// `keyframes` and [`Shown::Overlay`] rows from `batches` (all of one table layout): the end
-/// of compaction and of a rebase alike.
+/// `keyframes` and [`Shown::Overlay`] rows from `batches` (all of one table layout), its
+/// columns gathered from `next` where that is smaller: the end of compaction and of a rebase
+/// alike.
 pub(crate) fn finish(
-    keyframes: &[&Tree],
-    batches: &[RecordBatch],
+    sources: RowSources<'_>,
     versions: usize,
     mut hidden: Vec<(u64, u32, u32)>,
     mut residual: Vec<ResidualRow<'_>>,
@@ -320,7 +335,7 @@ pub(crate) fn finish(
         hidden: joined,
     };
     let (residual_batches, first_keys) =
-        write_residual(keyframes, batches, &residual, packs, batch_rows.max(1))?;
+        write_residual(sources, &residual, packs, batch_rows.max(1))?;
     Ok(Compacted {
         residual: residual_batches,
         first_keys,
@@ -366,14 +381,19 @@ pub(crate) fn differing<'r>(
 /// each from a keyframe's leaves or the batches. Rows come in key order, so each keyframe's
 /// leaves are wanted in order too: a leaf is decoded once, when a batch first needs it, and
 /// dropped once a batch needs a later leaf of its keyframe, which bounds memory by a batch's
-/// worth of leaves.
+/// worth of leaves. Columns are gathered from `next` where that is smaller
+/// ([`crate::gather`]), when `next` has the layout's schema and slots.
 fn write_residual(
-    keyframes: &[&Tree],
-    batches: &[RecordBatch],
+    sources: RowSources<'_>,
     rows: &[ResidualRow<'_>],
     packs: &mut PackWriter,
     batch_rows: usize,
 ) -> Result<(Vec<RowBatch>, Vec<Vec<u8>>)> {
+    let RowSources {
+        keyframes,
+        next,
+        batches,
+    } = sources;
     let Some(layout) = keyframes.first().map(|t| t.layout().clone()) else {
         return match rows.is_empty() {
             true => Ok((Vec::new(), Vec::new())),
@@ -394,6 +414,18 @@ fn write_residual(
         starts.push(total);
         total += b.num_rows();
     }
+    let same_layout = next.layout().schema == layout.schema
+        && next.layout().slots == layout.slots
+        && next
+            .layout()
+            .columns
+            .iter()
+            .zip(&layout.columns)
+            .all(|(a, b)| a.slot == b.slot && a.epoch == b.epoch);
+    let mut next = match same_layout {
+        true => Some(NextKeyframe::new(next)?),
+        false => None,
+    };
     // Decoded leaves, by keyframe and leaf index.
     let mut decoded: HashMap<(usize, usize), RecordBatch> = HashMap::new();
     let (mut out, mut first_keys) = (Vec::new(), Vec::new());
@@ -459,7 +491,13 @@ fn write_residual(
             refs.push(&decoded[s]);
         }
         let batch = interleave_record_batch(&refs, &picks)?;
-        let columns = block::store_columns(packs, &layout, &batch)?;
+        let columns = match &mut next {
+            Some(next) => {
+                let keys: Vec<&[u8]> = chunk.iter().map(|r| r.key).collect();
+                next.store_batch(packs, &batch, &keys)?
+            }
+            None => block::store_columns(packs, &layout, &batch)?,
+        };
         out.push(RowBatch {
             rows: batch.num_rows() as u32,
             columns,

@@ -14,7 +14,8 @@
 //! ([`membership`]): each residual row's stretch of versions, each hidden row's stretches.
 //!
 //! Modules: [`fingerprint`] (rows as key, ordinal and content hash), [`bframe`] (planning a
-//! generation's B-frames and writing its residual), [`distance`] (how many keys two
+//! generation's B-frames and writing its residual), `gather` (storing a residual column as
+//! picks into the next keyframe's blocks where that is smaller), [`distance`] (how many keys two
 //! keyframes differ in, reading only the leaves they do not share), [`rebase`](mod@rebase) (re-expressing a span of
 //! versions over a run of keyframes as versions over the keyframe after them alone: the step
 //! keyframe thinning takes, in one pass however long the run).
@@ -23,6 +24,7 @@ pub mod bframe;
 pub mod distance;
 pub mod error;
 pub mod fingerprint;
+mod gather;
 pub mod membership;
 pub mod rebase;
 

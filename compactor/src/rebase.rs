@@ -20,7 +20,7 @@ use reeldb_keyframe::PackWriter;
 use reeldb_keyframe::tree::Tree;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
-use crate::bframe::{Compacted, RowBatch, Shown, finish, plan_stretches};
+use crate::bframe::{Compacted, RowBatch, RowSources, Shown, finish, plan_stretches};
 use crate::error::{Error, Result};
 use crate::fingerprint::{RowHasher, RowStream, batch_columns, encoded_keys};
 
@@ -202,8 +202,11 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
         );
     }
     finish(
-        span.thinned,
-        &batches,
+        RowSources {
+            keyframes: span.thinned,
+            next: span.next,
+            batches: &batches,
+        },
         versions,
         hidden,
         residual,

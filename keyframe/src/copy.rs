@@ -53,7 +53,26 @@ impl Tree {
             return Ok(*done);
         }
         let payload = self.source().packs.read(r, kind)?;
-        let new = packs.put(kind, &payload, r.hash)?;
+        let new = if kind == RecordKind::ColumnBlock && crate::gather::is_gathered(&payload) {
+            // A gathered block names its base and own blocks by place: copied, it names
+            // their copies, so its bytes (and content hash) change.
+            let mut g = crate::gather::Gathered::decode(&payload).map_err(|d| {
+                crate::Error::corrupt(crate::pack::pack_path(r.pack), r.offset, d.0)
+            })?;
+            for (base, _) in g.bases.iter_mut() {
+                *base = self.copy_record(base, RecordKind::ColumnBlock, packs, copies)?;
+            }
+            if let Some((own, rows)) = g.own {
+                g.own = Some((
+                    self.copy_record(&own, RecordKind::ColumnBlock, packs, copies)?,
+                    rows,
+                ));
+            }
+            let bytes = g.encode();
+            packs.put(kind, &bytes, content_hash(&bytes))?
+        } else {
+            packs.put(kind, &payload, r.hash)?
+        };
         copies.moved.insert(r.hash, new);
         Ok(new)
     }

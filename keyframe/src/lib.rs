@@ -17,6 +17,7 @@ pub mod copy;
 pub mod encoding;
 pub mod error;
 pub mod format;
+pub mod gather;
 pub mod ipc;
 pub mod key;
 pub mod node;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, make_comparator};
 use arrow::compute::SortOptions;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 
 use crate::block;
 use crate::cache::{Decoded, DecodedCache};
@@ -514,14 +514,30 @@ impl Tree {
             return Ok(a);
         }
         let raw = self.source.packs.read_block(block)?;
-        let array = block::decode(&raw, t, rows)
-            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))?;
+        let array = match crate::gather::is_gathered(&raw) {
+            true => self.read_gathered(block, &raw, column, rows)?,
+            false => self.decode_block(block, &raw, column, rows)?,
+        };
         if access == Access::Cached {
             self.source
                 .cache
                 .insert(block.hash, Decoded::Column(array.clone()));
         }
         Ok(array)
+    }
+
+    /// Decodes the bytes `raw` of the mini-block column block `block` (`rows` values of
+    /// column `column`).
+    pub(crate) fn decode_block(
+        &self,
+        block: &RecordRef,
+        raw: &bytes::Bytes,
+        column: usize,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let t = self.layout.schema.field(column).data_type();
+        block::decode(raw, t, rows)
+            .map_err(|reason| Error::corrupt(pack_path(block.pack), block.offset, reason))
     }
 
     /// Decodes the string or binary column block `block` (`rows` values of column
@@ -536,6 +552,12 @@ impl Tree {
     ) -> Result<ArrayRef> {
         let t = self.layout.schema.field(column).data_type();
         let raw = self.source.packs.read_block(block)?;
+        if crate::gather::is_gathered(&raw) {
+            let values = self.read_block(block, removed, column, rows, Access::Streaming)?;
+            let as_dictionary =
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(t.clone()));
+            return Ok(arrow::compute::cast(&values, &as_dictionary)?);
+        }
         let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
         let Some(removed) = removed else {
             return crate::encoding::decode_dictionary(&raw, t, rows).map_err(corrupt);
@@ -551,11 +573,18 @@ impl Tree {
 
     /// Checks every byte of the column block record `block` against its record checksum,
     /// which reads leave to the block's own checksums of what they decode.
-    pub fn verify_block(&self, block: &crate::node::RecordRef) -> Result<()> {
-        self.source
-            .packs
-            .read(block, RecordKind::ColumnBlock)
-            .map(drop)
+    /// A gathered block's own-values block is checked too (its base block belongs to a
+    /// keyframe leaf, which the keyframe's verification checks).
+    pub fn verify_block(&self, block: &RecordRef) -> Result<()> {
+        let payload = self.source.packs.read(block, RecordKind::ColumnBlock)?;
+        if crate::gather::is_gathered(&payload) {
+            let g = crate::gather::Gathered::decode(&payload)
+                .map_err(|d| Error::corrupt(pack_path(block.pack), block.offset, d.0))?;
+            if let Some((own, _)) = g.own {
+                self.source.packs.read(&own, RecordKind::ColumnBlock)?;
+            }
+        }
+        Ok(())
     }
 
     /// Decodes rows `want` of the column block `block` (which holds `rows` values of column
@@ -597,8 +626,26 @@ impl Tree {
         {
             return Ok(a.slice(want.start, want.len()));
         }
-        let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
         let raw = self.source.packs.read_block(block)?;
+        if crate::gather::is_gathered(&raw) {
+            return self.read_gathered_rows(block, &raw, column, rows, want);
+        }
+        self.read_plain_block_rows(block, &raw, column, rows, want)
+    }
+
+    /// Rows `want` of the mini-block column block `block` (bytes `raw`; `rows` values of
+    /// column `column`): what [`Tree::read_block_rows`] does for all but gathered blocks.
+    pub(crate) fn read_plain_block_rows(
+        &self,
+        block: &RecordRef,
+        raw: &bytes::Bytes,
+        column: usize,
+        rows: usize,
+        want: std::ops::Range<usize>,
+    ) -> Result<ArrayRef> {
+        let t = self.layout.schema.field(column).data_type();
+        let cache = &self.source.cache;
+        let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
         // Keyed by place as well as content: the index remembers which mini-blocks' checksums
         // matched, which holds for the bytes at this place, not for another copy of them.
         let index_key = block
@@ -611,7 +658,7 @@ impl Tree {
         let index = match cached {
             Some(index) => index,
             None => {
-                let index = Arc::new(PointIndex::new(&raw, rows).map_err(corrupt)?);
+                let index = Arc::new(PointIndex::new(raw, rows).map_err(corrupt)?);
                 cache.insert(
                     index_key,
                     Decoded::Opaque(index.clone(), index.memory_size()),
@@ -637,14 +684,14 @@ impl Tree {
             let mini = match cache.get(&key) {
                 Some(Decoded::Column(a)) if a.data_type() == t && a.len() == held.len() => a,
                 _ => {
-                    let a = index.decode(&raw, t, held.clone()).map_err(corrupt)?;
+                    let a = index.decode(raw, t, held.clone()).map_err(corrupt)?;
                     cache.insert(key, Decoded::Column(a.clone()));
                     a
                 }
             };
             return Ok(mini.slice(want.start - held.start, want.len()));
         }
-        index.decode(&raw, t, want).map_err(corrupt)
+        index.decode(raw, t, want).map_err(corrupt)
     }
 
     /// The given rows of a leaf as a batch of the table schema, decoding only the

@@ -97,7 +97,11 @@ fn live_bytes(
                 .flat_map(|o| &o.batches)
                 .chain(t.bframe.iter().flat_map(|f| &f.residual));
             for (_, c) in batches.flat_map(|b| b.present()) {
-                count(&RecordRef::from(c));
+                let block = RecordRef::from(c);
+                count(&block);
+                if let Some(own) = tree.own_block_of(&block)? {
+                    count(&own);
+                }
             }
             if let Some(f) = &t.bframe {
                 count(&RecordRef::from(&f.membership));

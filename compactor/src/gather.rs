@@ -1,0 +1,228 @@
+//! Storing a residual batch's columns: each column as a block of its values, or, where that
+//! is smaller, gathered from the next keyframe ([`reeldb_keyframe::gather`]): most residual
+//! rows are earlier versions of keys the next keyframe holds, and a column their update did
+//! not change holds the keyframe's values, so a pick into the keyframe leaf's block (about a
+//! byte a row) replaces the value.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::kernels::cmp::distinct;
+use arrow_row::Rows;
+use reeldb_keyframe::format::content_hash;
+use reeldb_keyframe::gather::{Gathered, Pick};
+use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
+use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
+
+use crate::error::Result;
+
+/// One decoded leaf of the next keyframe: its node, rows and encoded keys.
+struct Leaf {
+    node: Arc<LeafNode>,
+    rows: RecordBatch,
+    keys: Rows,
+}
+
+/// The next keyframe, read a leaf at a time in key order as residual batches need it.
+pub(crate) struct NextKeyframe<'t> {
+    tree: &'t Tree,
+    leaves: Vec<LeafEntry>,
+    decoded: BTreeMap<usize, Leaf>,
+}
+
+impl<'t> NextKeyframe<'t> {
+    /// The keyframe `tree`, which the residual's B-frames read over.
+    pub(crate) fn new(tree: &'t Tree) -> Result<Self> {
+        Ok(NextKeyframe {
+            tree,
+            leaves: tree.leaves()?,
+            decoded: BTreeMap::new(),
+        })
+    }
+
+    /// Stores the columns of `batch` (rows of the keyframe's layout whose encoded keys,
+    /// ascending, are `keys`) and returns their blocks laid out in the layout's slots: each
+    /// column gathered where that takes fewer bytes than its block, else its block. Batches
+    /// come in key order, so leaves before this batch's are dropped.
+    pub(crate) fn store_batch(
+        &mut self,
+        packs: &mut PackWriter,
+        batch: &RecordBatch,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<RecordRef>>> {
+        let layout = self.tree.layout().clone();
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+            return Ok(block::store_columns(packs, &layout, batch)?);
+        };
+        let leaf_of = |key: &[u8]| {
+            self.leaves
+                .partition_point(|l| l.entry.first_key.as_slice() <= key)
+                .saturating_sub(1)
+        };
+        let (lo, hi) = (leaf_of(first), leaf_of(last));
+        self.decoded.retain(|l, _| *l >= lo);
+        for l in lo..=hi.min(self.leaves.len().saturating_sub(1)) {
+            if !self.decoded.contains_key(&l) {
+                let node = self.tree.read_leaf(&self.leaves[l].entry)?;
+                let rows = self.tree.read_batch(&node, Access::Streaming)?;
+                let keys = layout.key.encode_batch(&rows)?;
+                self.decoded.insert(l, Leaf { node, rows, keys });
+            }
+        }
+        // Each row's leaf and position in the keyframe, if the keyframe holds its key.
+        let found: Vec<Option<(usize, u32)>> = keys
+            .iter()
+            .map(|key| {
+                let l = leaf_of(key);
+                let leaf = self.decoded.get(&l)?;
+                let (mut a, mut b) = (0usize, leaf.keys.num_rows());
+                while a < b {
+                    let mid = a + (b - a) / 2;
+                    if leaf.keys.row(mid).as_ref() < *key {
+                        a = mid + 1;
+                    } else {
+                        b = mid;
+                    }
+                }
+                (a < leaf.keys.num_rows() && leaf.keys.row(a).as_ref() == *key)
+                    .then_some((l, a as u32))
+            })
+            .collect();
+        let mut refs = Vec::with_capacity(batch.num_columns());
+        for (c, column) in batch.columns().iter().enumerate() {
+            let plain = block::encode(column)?;
+            let gathered = self.gather(packs, c, column, &found, plain.len())?;
+            refs.push(match gathered {
+                Some(r) => r,
+                None => packs.put(RecordKind::ColumnBlock, &plain, content_hash(&plain))?,
+            });
+        }
+        Ok(layout.to_slots(&refs))
+    }
+
+    /// Column `c` of a batch (`column`; `found`: each row's place in the keyframe) gathered
+    /// from the keyframe's blocks, stored, if that takes fewer than `plain_len` bytes.
+    fn gather(
+        &self,
+        packs: &mut PackWriter,
+        c: usize,
+        column: &ArrayRef,
+        found: &[Option<(usize, u32)>],
+        plain_len: usize,
+    ) -> Result<Option<RecordRef>> {
+        let layout = self.tree.layout();
+        let with_base: Vec<(u32, (usize, u32))> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(r, f)| f.map(|f| (r as u32, f)))
+            .collect();
+        // Fewer than half the rows from the keyframe: picks would not pay for themselves.
+        if with_base.len() * 2 < column.len() {
+            return Ok(None);
+        }
+        // Which of those rows hold the keyframe's value: equal under Arrow's total order,
+        // which tells apart every two values that read differently.
+        let mine = arrow::compute::take(
+            column.as_ref(),
+            &UInt32Array::from_iter_values(with_base.iter().map(|w| w.0)),
+            None,
+        )?;
+        let leaves: Vec<usize> = self.decoded.keys().copied().collect();
+        let sources: Vec<&dyn Array> = leaves
+            .iter()
+            .map(|l| self.decoded[l].rows.column(c).as_ref())
+            .collect();
+        // Every found row's leaf is decoded (`found` looks keys up in decoded leaves only).
+        let at: Vec<(usize, usize)> = with_base
+            .iter()
+            .map(|(_, (l, p))| (leaves.binary_search(l).unwrap_or(0), *p as usize))
+            .collect();
+        let theirs = arrow::compute::interleave(&sources, &at)?;
+        let Ok(differ) = distinct(&mine, &theirs) else {
+            return Ok(None);
+        };
+        let mut same: Vec<Option<(usize, u32)>> = vec![None; column.len()];
+        for (i, (r, f)) in with_base.iter().enumerate() {
+            if differ.is_valid(i) && !differ.value(i) {
+                same[*r as usize] = Some(*f);
+            }
+        }
+        // Each base: the leaf's block of the column and its rows (a derived chunk's block
+        // holds rows it leaves out, so positions map to the block's rows).
+        let mut bases: Vec<(RecordRef, u32)> = Vec::new();
+        let mut base_of: BTreeMap<usize, u32> = BTreeMap::new();
+        let (mut picks, mut own_rows) = (Vec::with_capacity(column.len()), Vec::new());
+        for (r, s) in same.iter().enumerate() {
+            let Some((l, p)) = *s else {
+                picks.push(Pick::Own(own_rows.len() as u32));
+                own_rows.push(r as u32);
+                continue;
+            };
+            let leaf = &self.decoded[&l];
+            let Some(chunk) = layout.chunk(&leaf.node, c) else {
+                return Ok(None);
+            };
+            if chunk.epoch != layout.columns[c].epoch {
+                return Ok(None);
+            }
+            let b = match base_of.get(&l) {
+                Some(b) => *b,
+                None => {
+                    let physical = chunk
+                        .removed
+                        .as_ref()
+                        .map_or(leaf.node.rows, |rm| rm.physical() as u32);
+                    bases.push((chunk.block, physical));
+                    base_of.insert(l, bases.len() as u32 - 1);
+                    bases.len() as u32 - 1
+                }
+            };
+            let p = chunk
+                .removed
+                .as_ref()
+                .map_or(p as usize, |rm| rm.physical_of(p as usize));
+            picks.push(Pick::Base(b, p as u32));
+        }
+        if own_rows.len() * 2 > column.len() {
+            return Ok(None);
+        }
+        let own = match own_rows.is_empty() {
+            true => None,
+            false => {
+                let values = arrow::compute::take(
+                    column.as_ref(),
+                    &UInt32Array::from_iter_values(own_rows.iter().copied()),
+                    None,
+                )?;
+                Some(block::encode(&values)?)
+            }
+        };
+        let sketch = Gathered {
+            bases: bases.clone(),
+            own: None,
+            picks: picks.clone(),
+        };
+        // Bytes beyond what a block of the values costs: the gathered payload, and the own
+        // block with its record framing (the own fields are in the payload either way).
+        let cost = sketch.encode().len() + own.as_ref().map_or(0, |o| o.len() + 40);
+        if cost >= plain_len {
+            return Ok(None);
+        }
+        let own = match own {
+            Some(raw) => Some((
+                packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?,
+                own_rows.len() as u32,
+            )),
+            None => None,
+        };
+        let g = Gathered { bases, own, picks };
+        let raw = g.encode();
+        Ok(Some(packs.put(
+            RecordKind::ColumnBlock,
+            &raw,
+            content_hash(&raw),
+        )?))
+    }
+}
