@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use reeldb_keyframe::tree::{LeafEntry, Tree};
 
 use crate::error::Result;
-use crate::fingerprint::{KeyedRow, RowHasher, leaf_rows};
+use crate::fingerprint::{KeyedRow, RowHasher, rows_of_leaves};
 
 /// The keys whose row differs between `a` and `b` (two keyframes of one table layout).
 pub fn changed_keys(a: &Tree, b: &Tree, hasher: &RowHasher) -> Result<u64> {
@@ -54,12 +54,10 @@ fn unshared_rows(
     shared: &HashSet<[u8; 16]>,
     hasher: &RowHasher,
 ) -> Result<Vec<KeyedRow>> {
-    let mut out = Vec::new();
-    for leaf in leaves
+    let unshared: Vec<LeafEntry> = leaves
         .iter()
         .filter(|l| !shared.contains(&l.entry.node.hash.0))
-    {
-        out.extend(leaf_rows(tree, leaf, hasher)?);
-    }
-    Ok(out)
+        .cloned()
+        .collect();
+    rows_of_leaves(tree, &unshared, hasher)
 }

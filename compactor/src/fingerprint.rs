@@ -6,6 +6,7 @@ use arrow::array::ArrayRef;
 use std::collections::VecDeque;
 
 use arrow_row::RowConverter;
+use rayon::prelude::*;
 use reeldb_keyframe::tree::{Access, LeafEntry, TableLayout, Tree};
 
 use crate::bframe::RowBatch;
@@ -48,9 +49,23 @@ impl RowHasher {
 
 /// Every row of `tree`, fingerprinted, in key (and ordinal) order.
 pub fn tree_rows(tree: &Tree, hasher: &RowHasher) -> Result<Vec<KeyedRow>> {
-    let mut out = Vec::with_capacity(tree.rows() as usize);
-    for leaf in tree.leaves()? {
-        out.extend(leaf_rows(tree, &leaf, hasher)?);
+    rows_of_leaves(tree, &tree.leaves()?, hasher)
+}
+
+/// Every row of `leaves` (leaves of `tree`, in key order), fingerprinted, in key order: the
+/// leaves decoded and hashed in parallel on rayon's pool.
+pub fn rows_of_leaves(
+    tree: &Tree,
+    leaves: &[LeafEntry],
+    hasher: &RowHasher,
+) -> Result<Vec<KeyedRow>> {
+    let parts = leaves
+        .par_iter()
+        .map(|leaf| leaf_rows(tree, leaf, hasher))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        out.extend(part);
     }
     Ok(out)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::kernels::cmp::distinct;
 use arrow_row::Rows;
+use rayon::prelude::*;
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::gather::{Gathered, Pick};
 use reeldb_keyframe::record::RecordKind;
@@ -17,6 +18,9 @@ use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
 use crate::error::Result;
+
+/// A gathered block whose own block (its bytes beside it) is still to be stored.
+type GatheredPlan = (Gathered, Option<Vec<u8>>);
 
 /// One decoded leaf of the next keyframe: its node, rows and encoded keys.
 struct Leaf {
@@ -56,6 +60,9 @@ impl<'t> NextKeyframe<'t> {
         let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
             return Ok(block::store_columns(packs, &layout, batch)?);
         };
+        if self.leaves.is_empty() {
+            return Ok(block::store_columns(packs, &layout, batch)?);
+        }
         let leaf_of = |key: &[u8]| {
             self.leaves
                 .partition_point(|l| l.entry.first_key.as_slice() <= key)
@@ -63,7 +70,7 @@ impl<'t> NextKeyframe<'t> {
         };
         let (lo, hi) = (leaf_of(first), leaf_of(last));
         self.decoded.retain(|l, _| *l >= lo);
-        for l in lo..=hi.min(self.leaves.len().saturating_sub(1)) {
+        for l in lo..=hi {
             if !self.decoded.contains_key(&l) {
                 let node = self.tree.read_leaf(&self.leaves[l].entry)?;
                 let rows = self.tree.read_batch(&node, Access::Streaming)?;
@@ -90,28 +97,48 @@ impl<'t> NextKeyframe<'t> {
                     .then_some((l, a as u32))
             })
             .collect();
-        let mut refs = Vec::with_capacity(batch.num_columns());
-        for (c, column) in batch.columns().iter().enumerate() {
-            let plain = block::encode(column)?;
-            let gathered = self.gather(packs, c, column, &found, plain.len())?;
-            refs.push(match gathered {
-                Some(r) => r,
-                None => packs.put(RecordKind::ColumnBlock, &plain, content_hash(&plain))?,
+        // Each column's bytes worked out in parallel, then stored in column order.
+        let choices = batch
+            .columns()
+            .par_iter()
+            .enumerate()
+            .map(|(c, column)| {
+                let plain = block::encode(column)?;
+                Ok(match self.plan_gather(c, column, &found, plain.len())? {
+                    Some(gathered) => Stored::Gathered(gathered),
+                    None => Stored::Plain(plain),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut refs = Vec::with_capacity(choices.len());
+        for choice in choices {
+            refs.push(match choice {
+                Stored::Plain(raw) => {
+                    packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?
+                }
+                Stored::Gathered((mut g, own)) => {
+                    if let (Some((own_ref, _)), Some(raw)) = (&mut g.own, own) {
+                        *own_ref = packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?;
+                    }
+                    let raw = g.encode();
+                    packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?
+                }
             });
         }
         Ok(layout.to_slots(&refs))
     }
 
     /// Column `c` of a batch (`column`; `found`: each row's place in the keyframe) gathered
-    /// from the keyframe's blocks, stored, if that takes fewer than `plain_len` bytes.
-    fn gather(
+    /// from the keyframe's blocks, if that takes fewer than `plain_len` bytes: the gathered
+    /// block, whose own block's reference is a placeholder until the bytes beside it are
+    /// stored.
+    fn plan_gather(
         &self,
-        packs: &mut PackWriter,
         c: usize,
         column: &ArrayRef,
         found: &[Option<(usize, u32)>],
         plain_len: usize,
-    ) -> Result<Option<RecordRef>> {
+    ) -> Result<Option<GatheredPlan>> {
         let layout = self.tree.layout();
         let with_base: Vec<(u32, (usize, u32))> = found
             .iter()
@@ -188,6 +215,16 @@ impl<'t> NextKeyframe<'t> {
         if own_rows.len() * 2 > column.len() {
             return Ok(None);
         }
+        // Picks never go back, as the encoding needs: rows and leaves are both in key order.
+        let mut last = (0u32, 0u32);
+        for pick in &picks {
+            if let Pick::Base(b, r) = *pick {
+                if (b, r) < last {
+                    return Ok(None);
+                }
+                last = (b, r);
+            }
+        }
         let own = match own_rows.is_empty() {
             true => None,
             false => {
@@ -199,30 +236,29 @@ impl<'t> NextKeyframe<'t> {
                 Some(block::encode(&values)?)
             }
         };
-        let sketch = Gathered {
-            bases: bases.clone(),
-            own: None,
-            picks: picks.clone(),
+        // A placeholder own reference (any will do: the encoding's length does not change).
+        let Some(&(placeholder, _)) = bases.first() else {
+            return Ok(None);
+        };
+        let g = Gathered {
+            own: own.as_ref().map(|_| (placeholder, own_rows.len() as u32)),
+            bases,
+            picks,
         };
         // Bytes beyond what a block of the values costs: the gathered payload, and the own
-        // block with its record framing (the own fields are in the payload either way).
-        let cost = sketch.encode().len() + own.as_ref().map_or(0, |o| o.len() + 40);
+        // block with its record framing.
+        let cost = g.encode().len() + own.as_ref().map_or(0, |o| o.len() + 40);
         if cost >= plain_len {
             return Ok(None);
         }
-        let own = match own {
-            Some(raw) => Some((
-                packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?,
-                own_rows.len() as u32,
-            )),
-            None => None,
-        };
-        let g = Gathered { bases, own, picks };
-        let raw = g.encode();
-        Ok(Some(packs.put(
-            RecordKind::ColumnBlock,
-            &raw,
-            content_hash(&raw),
-        )?))
+        Ok(Some((g, own)))
     }
+}
+
+/// How one column of a residual batch is stored.
+enum Stored {
+    /// As a block of its values.
+    Plain(Vec<u8>),
+    /// Gathered, with the bytes of its own block.
+    Gathered(GatheredPlan),
 }
