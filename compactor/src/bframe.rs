@@ -15,6 +15,7 @@
 //! written sorted by key (a key's versions oldest first), as row batches of column blocks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
@@ -164,11 +165,54 @@ pub fn compact(
     packs: &mut PackWriter,
     batch_rows: usize,
 ) -> Result<Compacted> {
+    compact_with(generation, packs, batch_rows, &mut Fingerprints::default())
+}
+
+/// Fingerprinted keyframes kept from one generation's compaction for the next: a
+/// generation's next keyframe is the previous keyframe of the one after it. Holds the last
+/// two keyframes fingerprinted.
+#[derive(Debug, Default)]
+pub struct Fingerprints {
+    /// (root node, schema read with, rows), newest last.
+    kept: Vec<(
+        reeldb_keyframe::format::ContentHash,
+        arrow::datatypes::SchemaRef,
+        Arc<Vec<KeyedRow>>,
+    )>,
+}
+
+impl Fingerprints {
+    /// Every row of `tree`, fingerprinted (see [`tree_rows`]), from this cache if it holds it.
+    pub fn rows(&mut self, tree: &Tree, hasher: &RowHasher) -> Result<Arc<Vec<KeyedRow>>> {
+        let Some(root) = tree.root() else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let (hash, schema) = (root.entry.node.hash, &tree.layout().schema);
+        if let Some((_, _, rows)) = self.kept.iter().find(|(h, s, _)| *h == hash && s == schema) {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(tree_rows(tree, hasher)?);
+        self.kept.push((hash, schema.clone(), rows.clone()));
+        if self.kept.len() > 2 {
+            self.kept.remove(0);
+        }
+        Ok(rows)
+    }
+}
+
+/// [`compact`], taking the keyframes' fingerprints from `fingerprints` where it holds them
+/// (and leaving them there for the next generation).
+pub fn compact_with(
+    generation: &ClosedGeneration<'_>,
+    packs: &mut PackWriter,
+    batch_rows: usize,
+    fingerprints: &mut Fingerprints,
+) -> Result<Compacted> {
     let (prev, next) = (generation.prev, generation.next);
     let layout = next.layout().clone();
     let hasher = RowHasher::new(&layout)?;
-    let prev_rows = tree_rows(prev, &hasher)?;
-    let next_rows = tree_rows(next, &hasher)?;
+    let prev_rows = fingerprints.rows(prev, &hasher)?;
+    let next_rows = fingerprints.rows(next, &hasher)?;
 
     // Overlay rows, by generation row id: content hashes, decoded batches, keys.
     let mut overlay_hashes: Vec<u128> = Vec::new();

@@ -89,7 +89,7 @@ pub fn leaf_rows(tree: &Tree, leaf: &LeafEntry, hasher: &RowHasher) -> Result<Ve
         .collect())
 }
 
-/// Every row of a tree, fingerprinted, in key order, one leaf decoded at a time: for
+/// Every row of a tree, fingerprinted, in key order, a few leaves decoded at a time: for
 /// passes over several keyframes at once.
 #[derive(Debug)]
 pub struct RowStream<'t> {
@@ -127,13 +127,20 @@ impl<'t> RowStream<'t> {
         Ok(row)
     }
 
-    /// Decodes leaves until a row is buffered or none is left.
+    /// Decodes leaves until a row is buffered or none is left: a few at a time, in
+    /// parallel (one per rayon thread), so a pass over several keyframes uses every core.
     fn fill(&mut self) -> Result<()> {
         while self.rows.is_empty() {
-            let Some(leaf) = self.leaves.next() else {
+            let window: Vec<LeafEntry> = self
+                .leaves
+                .by_ref()
+                .take(rayon::current_num_threads().max(1))
+                .collect();
+            if window.is_empty() {
                 return Ok(());
-            };
-            self.rows.extend(leaf_rows(self.tree, &leaf, self.hasher)?);
+            }
+            self.rows
+                .extend(rows_of_leaves(self.tree, &window, self.hasher)?);
         }
         Ok(())
     }

@@ -28,7 +28,9 @@ mod gather;
 pub mod membership;
 pub mod rebase;
 
-pub use bframe::{BFrame, ClosedGeneration, Compacted, RowBatch, compact};
+pub use bframe::{
+    BFrame, ClosedGeneration, Compacted, Fingerprints, RowBatch, compact, compact_with,
+};
 pub use distance::changed_keys;
 pub use error::{Error, Result};
 pub use membership::Membership;

@@ -244,8 +244,18 @@ impl Tree {
     }
 
     /// The mini-block column block a gathered block picks from (a gathered block's base or
-    /// own block is never itself gathered).
+    /// own block is never itself gathered), through the cache: the residual batches of a
+    /// span pick from the same keyframe blocks, so a pass over all of them (a scan, a
+    /// rebase) decodes each block once while the cache holds it, not once per batch.
     fn picked_block(&self, block: &RecordRef, column: usize, rows: u32) -> Result<ArrayRef> {
+        let t = self.layout().schema.field(column).data_type();
+        let cache = &self.source().cache;
+        if let Some(Decoded::Column(a)) = cache.get(&block.hash)
+            && a.data_type() == t
+            && a.len() == rows as usize
+        {
+            return Ok(a);
+        }
         let raw = self.source().packs.read_block(block)?;
         if is_gathered(&raw) {
             return Err(Error::corrupt(
@@ -254,7 +264,9 @@ impl Tree {
                 "a gathered block picks from a gathered block",
             ));
         }
-        self.decode_block(block, &raw, column, rows as usize)
+        let array = self.decode_block(block, &raw, column, rows as usize)?;
+        cache.insert(block.hash, Decoded::Column(array.clone()));
+        Ok(array)
     }
 
     /// Decodes every row of the gathered block `block` (bytes `raw`, `rows` values of

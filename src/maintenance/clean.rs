@@ -77,10 +77,13 @@ fn live_bytes(
 ) -> Result<u64> {
     let mut seen: HashSet<(u32, u64)> = HashSet::new();
     let mut total = 0u64;
+    // Counts a record once; true the first time.
     let mut count = |r: &RecordRef| {
-        if seen.insert((r.pack, r.offset)) {
+        let new = seen.insert((r.pack, r.offset));
+        if new {
             total += u64::from(r.len);
         }
+        new
     };
     for (_, rec) in records.iter().filter(|(e, _)| !e.expired) {
         for t in &rec.tables {
@@ -90,7 +93,9 @@ fn live_bytes(
                 layout,
                 t.root.as_ref().map(Root::from),
             );
-            tree.for_each_record(&mut count)?;
+            tree.for_each_record(&mut |r| {
+                count(r);
+            })?;
             let batches = t
                 .overlay
                 .iter()
@@ -98,8 +103,10 @@ fn live_bytes(
                 .chain(t.bframe.iter().flat_map(|f| &f.residual));
             for (_, c) in batches.flat_map(|b| b.present()) {
                 let block = RecordRef::from(c);
-                count(&block);
-                if let Some(own) = tree.own_block_of(&block)? {
+                // Versions of a span list the same residual: each block looked at once.
+                if count(&block)
+                    && let Some(own) = tree.own_block_of(&block)?
+                {
                     count(&own);
                 }
             }

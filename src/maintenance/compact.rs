@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use reeldb_compactor::{ClosedGeneration, Compacted, RowBatch, compact};
+use reeldb_compactor::{ClosedGeneration, Compacted, Fingerprints, RowBatch, compact_with};
 use reeldb_keyframe::format::content_hash;
 use reeldb_keyframe::record::RecordKind;
 use reeldb_keyframe::tree::{Root, Tree};
@@ -141,10 +141,19 @@ impl Maintenance {
             ..Compaction::default()
         };
         let mut rewritten: BTreeMap<u64, VersionRecord> = BTreeMap::new();
+        // A generation's next keyframe is the next generation's previous one: fingerprinted
+        // once for both.
+        let mut fingerprints = Fingerprints::default();
         let result = (|| -> Result<()> {
             for (done, g) in closed.iter().enumerate() {
                 progress(done, closed.len());
-                self.compact_generation(g, &records, &mut rewritten, &mut report)?;
+                self.compact_generation(
+                    g,
+                    &records,
+                    &mut rewritten,
+                    &mut report,
+                    &mut fingerprints,
+                )?;
             }
             progress(closed.len(), closed.len());
             report.versions = rewritten.len();
@@ -167,6 +176,7 @@ impl Maintenance {
         records: &[(IndexEntry, VersionRecord)],
         rewritten: &mut BTreeMap<u64, VersionRecord>,
         report: &mut Compaction,
+        fingerprints: &mut Fingerprints,
     ) -> Result<()> {
         let store = self.store().clone();
         let rec_at = |v: u64| -> Result<&VersionRecord> {
@@ -226,7 +236,12 @@ impl Maintenance {
             versions: &versions,
             batches: &last_batches,
         };
-        let compacted = compact(&generation, &mut self.packs, RESIDUAL_BATCH_ROWS)?;
+        let compacted = compact_with(
+            &generation,
+            &mut self.packs,
+            RESIDUAL_BATCH_ROWS,
+            fingerprints,
+        )?;
         let residual: Vec<BatchRecord> = compacted.residual.iter().map(record_of).collect();
         report.residual_rows += residual.iter().map(|b| u64::from(b.rows)).sum::<u64>();
         report.generations += 1;
