@@ -2,7 +2,9 @@
 //! whose hash meets a condition (once the leaf has its minimum size) or at the maximum size.
 //! Because the rule depends only on the keys since the last boundary, an update touches only
 //! the leaves its changes fall in (plus neighbours until the boundaries re-align); every other
-//! leaf is reused as it is, and re-cut leaves that come out equal dedup by content hash.
+//! leaf is reused as it is, and re-cut leaves that come out equal dedup by content hash. A
+//! re-cut leaf whose rows are an old leaf's minus some, none inserted, keeps the blocks of
+//! the columns no update changed, as derived chunks naming the rows they leave out.
 
 use std::sync::Arc;
 

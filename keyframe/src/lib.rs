@@ -7,7 +7,9 @@
 //! leaf boundaries are content-defined on the key, so untouched key ranges dedup.
 //!
 //! Layers, bottom up: [`storage`] (the one I/O trait), [`format`] and [`record`] (bytes on
-//! disk), [`pack`] (pack files), [`encoding`] and [`block`] (column blocks), [`node`] (tree nodes), [`tree`]
+//! disk), [`pack`] (pack files), [`encoding`] and [`block`] (column blocks), [`gather`] (residual
+//! columns as picks into keyframe blocks), [`node`] (tree nodes) and [`removed`] (the rows a
+//! derived leaf chunk leaves out of its block), [`tree`]
 //! (reading), [`builder`] (writing), [`copy`] (copying trees into new packs), [`verify`] (checking a tree end to end), with [`key`], [`zonemap`] and [`predicate`] beside them.
 
 pub mod block;
