@@ -60,6 +60,18 @@ impl Encoder {
         self.u32(v.len() as u32);
         self.raw(v)
     }
+    /// Appends `v` as a LEB128 varint: 7 bits a byte, lowest first, the high bit set on every
+    /// byte but the last.
+    pub fn varint(&mut self, mut v: u64) -> &mut Self {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                return self.u8(byte);
+            }
+            self.u8(byte | 0x80);
+        }
+    }
     /// The bytes written so far.
     pub fn finish(self) -> Vec<u8> {
         self.buf
@@ -135,6 +147,21 @@ impl<'a> Decoder<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+    /// Reads a LEB128 varint ([`Encoder::varint`]) of at most 5 bytes: a value below 2^35.
+    pub fn varint35(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..35).step_by(7) {
+            let byte = self.u8()?;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError(format!(
+            "varint longer than 5 bytes at {}",
+            self.pos
+        )))
     }
     /// Skips `n` bytes.
     pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {

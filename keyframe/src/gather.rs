@@ -81,7 +81,7 @@ impl Gathered {
             starts.push(total);
             total += u64::from(*rows);
         }
-        let mut picks = Vec::new();
+        let mut picks = Encoder::new();
         let mut previous = 0u64;
         for pick in &self.picks {
             let v = match *pick {
@@ -93,8 +93,9 @@ impl Gathered {
                     v
                 }
             };
-            push_varint(&mut picks, v);
+            picks.varint(v);
         }
+        let picks = picks.finish();
         let mut e = Encoder::new();
         e.u8(GATHERED_ENCODING)
             .raw(&[0; 3])
@@ -170,7 +171,7 @@ impl Gathered {
         let mut p = Decoder::new(picks_bytes);
         let (mut previous, mut owned) = (0u64, 0u32);
         for _ in 0..rows {
-            let v = read_varint(&mut p)?;
+            let v = p.varint35()?;
             if v == 0 {
                 if owned >= own_rows {
                     return Err(DecodeError(format!("more own rows than {own_rows}")));
@@ -353,30 +354,6 @@ impl Tree {
         let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         Ok(arrow::compute::concat(&parts)?)
     }
-}
-
-fn push_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn read_varint(d: &mut Decoder<'_>) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for shift in (0..35).step_by(7) {
-        let byte = d.u8()?;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(DecodeError("pick varint too long".into()))
 }
 
 #[cfg(test)]

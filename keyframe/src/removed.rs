@@ -102,16 +102,7 @@ impl RemovedRows {
         e.u32(self.physical).u32(self.rows.len() as u32);
         let mut next = 0u32;
         for &r in &self.rows {
-            let mut gap = u64::from(r - next);
-            loop {
-                let byte = (gap & 0x7f) as u8;
-                gap >>= 7;
-                if gap == 0 {
-                    e.u8(byte);
-                    break;
-                }
-                e.u8(byte | 0x80);
-            }
+            e.varint(u64::from(r - next));
             next = r + 1;
         }
     }
@@ -128,19 +119,7 @@ impl RemovedRows {
         let mut rows = Vec::with_capacity(count as usize);
         let mut next = 0u64;
         for _ in 0..count {
-            let mut gap = 0u64;
-            let mut shift = 0;
-            loop {
-                let byte = d.u8()?;
-                gap |= u64::from(byte & 0x7f) << shift;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-                shift += 7;
-                if shift > 35 {
-                    return Err(DecodeError("removed-row gap too long".into()));
-                }
-            }
+            let gap = d.varint35()?;
             let row = next + gap;
             if row >= u64::from(physical) {
                 return Err(DecodeError(format!(
