@@ -94,34 +94,47 @@ fn check(store: &Store, version: u64, model: &Model) {
     );
 }
 
-#[test]
-fn keyframes_that_only_delete_or_update_other_columns_keep_the_note_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    let store = Store::create(&path).unwrap();
+/// A store holding table "t" with 4,000 rows (version 1), its writer, the model and the
+/// history so far.
+fn seeded(path: &std::path::Path) -> (Store, reeldb::Writer, Model, Vec<(u64, Model)>) {
+    let store = Store::create(path).unwrap();
     let mut w = store.writer().unwrap();
-    let mut model: Model = (0..4_000)
+    let model: Model = (0..4_000)
         .map(|i| (i, (format!("s{}", i % 5), note(i))))
         .collect();
-    let mut history = vec![];
     let mut tx = w.begin();
     tx.create_table("t", schema(), &["id"]).unwrap();
     let all: Vec<i64> = model.keys().copied().collect();
     tx.upsert("t", batch(&model, &all)).unwrap();
-    history.push((tx.commit().unwrap(), model.clone()));
+    let history = vec![(tx.commit().unwrap(), model.clone())];
+    (store, w, model, history)
+}
+
+/// Round `round`'s changes to the model: the keys it deletes (a few, spread over every
+/// leaf) and those whose status it changes (where `changes` says), their notes left alone.
+fn change(model: &mut Model, round: i64, changes: impl Fn(i64) -> bool) -> (Vec<i64>, Vec<i64>) {
+    let gone: Vec<i64> = model.keys().copied().filter(|k| k % 97 == round).collect();
+    for k in &gone {
+        model.remove(k);
+    }
+    let changed: Vec<i64> = model.keys().copied().filter(|k| changes(*k)).collect();
+    for k in &changed {
+        model.get_mut(k).unwrap().0 = format!("r{round}");
+    }
+    (gone, changed)
+}
+
+#[test]
+fn keyframes_that_only_delete_or_update_other_columns_keep_the_note_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let (store, mut w, mut model, mut history) = seeded(&path);
     let first_notes = note_bytes(&store);
 
     for round in 1..=8i64 {
         let mut tx = w.begin();
         // A few deletes spread over every leaf, and a status change of other rows.
-        let gone: Vec<i64> = model.keys().copied().filter(|k| k % 97 == round).collect();
-        for k in &gone {
-            model.remove(k);
-        }
-        let changed: Vec<i64> = model.keys().copied().filter(|k| k % 13 == round).collect();
-        for k in &changed {
-            model.get_mut(k).unwrap().0 = format!("r{round}");
-        }
+        let (gone, changed) = change(&mut model, round, |k| k % 13 == round);
         tx.delete("t", ids_batch(&gone)).unwrap();
         tx.upsert("t", batch(&model, &changed)).unwrap();
         tx.keyframe();
@@ -188,35 +201,14 @@ fn verified(store: &Store) {
 fn compacted_residual_rows_pick_their_unchanged_columns_from_the_next_keyframe() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let store = Store::create(&path).unwrap();
-    let mut w = store.writer().unwrap();
-    let mut model: Model = (0..4_000)
-        .map(|i| (i, (format!("s{}", i % 5), note(i))))
-        .collect();
-    let mut history = vec![];
-    let mut tx = w.begin();
-    tx.create_table("t", schema(), &["id"]).unwrap();
-    let all: Vec<i64> = model.keys().copied().collect();
-    tx.upsert("t", batch(&model, &all)).unwrap();
-    history.push((tx.commit().unwrap(), model.clone()));
+    let (store, mut w, mut model, mut history) = seeded(&path);
     let first_notes = note_bytes(&store);
 
     // Two generations of overlays, each closed by a keyframe; each round deletes a few rows
     // and changes the status of others (their notes stay).
     for round in 1..=12i64 {
         let mut tx = w.begin();
-        let gone: Vec<i64> = model.keys().copied().filter(|k| k % 97 == round).collect();
-        for k in &gone {
-            model.remove(k);
-        }
-        let changed: Vec<i64> = model
-            .keys()
-            .copied()
-            .filter(|k| k % 11 == round % 11)
-            .collect();
-        for k in &changed {
-            model.get_mut(k).unwrap().0 = format!("r{round}");
-        }
+        let (gone, changed) = change(&mut model, round, |k| k % 11 == round % 11);
         tx.delete("t", ids_batch(&gone)).unwrap();
         tx.upsert("t", batch(&model, &changed)).unwrap();
         if round % 6 == 0 {

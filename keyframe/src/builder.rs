@@ -697,9 +697,16 @@ mod tests {
         (dir, source, packs)
     }
 
-    #[test]
-    fn a_leaf_losing_a_few_rows_keeps_its_unchanged_blocks_and_reads_the_rest() {
-        let (_dir, source, mut packs) = store();
+    /// A tree of one leaf holding keys 0..400, and a shape that keeps it one leaf.
+    fn one_leaf_of_400_rows() -> (
+        tempfile::TempDir,
+        Arc<Source>,
+        PackWriter,
+        Arc<TableLayout>,
+        TreeShape,
+        Tree,
+    ) {
+        let (dir, source, mut packs) = store();
         let layout = Arc::new(TableLayout::new(batch(&[], 0).schema(), &[0]).unwrap());
         let empty = Tree::new(source.clone(), layout.clone(), None);
         let shape = TreeShape {
@@ -709,14 +716,21 @@ mod tests {
             ..shape()
         };
         let keys: Vec<i64> = (0..400).collect();
-        let first = apply(
+        let root = apply(
             &mut packs,
             &shape,
             &empty,
             &changes(&layout, batch(&keys, 0), &[]),
         )
         .unwrap();
-        let first = Tree::new(source.clone(), layout.clone(), first);
+        let first = Tree::new(source.clone(), layout.clone(), root);
+        (dir, source, packs, layout, shape, first)
+    }
+
+    #[test]
+    fn a_leaf_losing_a_few_rows_keeps_its_unchanged_blocks_and_reads_the_rest() {
+        let (_dir, source, mut packs, layout, shape, first) = one_leaf_of_400_rows();
+        let keys: Vec<i64> = (0..400).collect();
         let old_leaf = first.read_leaf(&first.leaves().unwrap()[0].entry).unwrap();
         // Deletes, and an upsert that writes a key's value column with the value it has.
         let same = batch(&[7], 0);
@@ -813,24 +827,7 @@ mod tests {
 
     #[test]
     fn a_block_is_stored_again_once_it_would_lose_more_than_a_quarter_of_its_rows() {
-        let (_dir, source, mut packs) = store();
-        let layout = Arc::new(TableLayout::new(batch(&[], 0).schema(), &[0]).unwrap());
-        let empty = Tree::new(source.clone(), layout.clone(), None);
-        let shape = TreeShape {
-            min_leaf_rows: 100,
-            max_leaf_rows: 1000,
-            leaf_boundary_mask: u64::MAX,
-            ..shape()
-        };
-        let keys: Vec<i64> = (0..400).collect();
-        let first = apply(
-            &mut packs,
-            &shape,
-            &empty,
-            &changes(&layout, batch(&keys, 0), &[]),
-        )
-        .unwrap();
-        let first = Tree::new(source.clone(), layout.clone(), first);
+        let (_dir, source, mut packs, layout, shape, first) = one_leaf_of_400_rows();
         let gone: Vec<i64> = (0..101).collect();
         let second = apply(
             &mut packs,
