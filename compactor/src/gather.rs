@@ -97,6 +97,7 @@ impl<'t> NextKeyframe<'t> {
                     .then_some((l, a as u32))
             })
             .collect();
+        let found = Found::new(&found, self.decoded.keys().copied().collect());
         // Each column's bytes worked out in parallel, then stored in column order.
         let choices = batch
             .columns()
@@ -128,7 +129,7 @@ impl<'t> NextKeyframe<'t> {
         Ok(layout.to_slots(&refs))
     }
 
-    /// Column `c` of a batch (`column`; `found`: each row's place in the keyframe) gathered
+    /// Column `c` of a batch (`column`; `found`: its rows' places in the keyframe) gathered
     /// from the keyframe's blocks, if that takes fewer than `plain_len` bytes: the gathered
     /// block, whose own block's reference is a placeholder until the bytes beside it are
     /// stored.
@@ -136,37 +137,24 @@ impl<'t> NextKeyframe<'t> {
         &self,
         c: usize,
         column: &ArrayRef,
-        found: &[Option<(usize, u32)>],
+        found: &Found,
         plain_len: usize,
     ) -> Result<Option<GatheredPlan>> {
         let layout = self.tree.layout();
-        let with_base: Vec<(u32, (usize, u32))> = found
-            .iter()
-            .enumerate()
-            .filter_map(|(r, f)| f.map(|f| (r as u32, f)))
-            .collect();
+        let with_base = &found.with_base;
         // Fewer than half the rows from the keyframe: picks would not pay for themselves.
         if with_base.len() * 2 < column.len() {
             return Ok(None);
         }
         // Which of those rows hold the keyframe's value: equal under Arrow's total order,
         // which tells apart every two values that read differently.
-        let mine = arrow::compute::take(
-            column.as_ref(),
-            &UInt32Array::from_iter_values(with_base.iter().map(|w| w.0)),
-            None,
-        )?;
-        let leaves: Vec<usize> = self.decoded.keys().copied().collect();
-        let sources: Vec<&dyn Array> = leaves
+        let mine = arrow::compute::take(column.as_ref(), &found.rows, None)?;
+        let sources: Vec<&dyn Array> = found
+            .leaves
             .iter()
             .map(|l| self.decoded[l].rows.column(c).as_ref())
             .collect();
-        // Every found row's leaf is decoded (`found` looks keys up in decoded leaves only).
-        let at: Vec<(usize, usize)> = with_base
-            .iter()
-            .map(|(_, (l, p))| (leaves.binary_search(l).unwrap_or(0), *p as usize))
-            .collect();
-        let theirs = arrow::compute::interleave(&sources, &at)?;
+        let theirs = arrow::compute::interleave(&sources, &found.at)?;
         let Ok(differ) = distinct(&mine, &theirs) else {
             return Ok(None);
         };
@@ -252,6 +240,43 @@ impl<'t> NextKeyframe<'t> {
             return Ok(None);
         }
         Ok(Some((g, own)))
+    }
+}
+
+/// The rows of a residual batch whose key the keyframe holds, worked out once for all its
+/// columns.
+struct Found {
+    /// (row, (leaf, position in the leaf)), in row order.
+    with_base: Vec<(u32, (usize, u32))>,
+    /// Those rows, for `take`.
+    rows: UInt32Array,
+    /// The decoded leaves, in key order.
+    leaves: Vec<usize>,
+    /// Each such row's (index into `leaves`, position), for `interleave`.
+    at: Vec<(usize, usize)>,
+}
+
+impl Found {
+    /// From each row's place in the keyframe (`found`), the keyframe's decoded leaves being
+    /// `leaves`.
+    fn new(found: &[Option<(usize, u32)>], leaves: Vec<usize>) -> Self {
+        let with_base: Vec<(u32, (usize, u32))> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(r, f)| f.map(|f| (r as u32, f)))
+            .collect();
+        let rows = UInt32Array::from_iter_values(with_base.iter().map(|w| w.0));
+        // Every found row's leaf is decoded (`found` looks keys up in decoded leaves only).
+        let at = with_base
+            .iter()
+            .map(|(_, (l, p))| (leaves.binary_search(l).unwrap_or(0), *p as usize))
+            .collect();
+        Found {
+            with_base,
+            rows,
+            leaves,
+            at,
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod block;
 pub mod builder;
 pub mod cache;
 pub mod copy;
+mod derive;
 pub mod encoding;
 pub mod error;
 pub mod format;

@@ -13,7 +13,14 @@ use std::sync::Arc;
 use arrow::array::BooleanArray;
 use arrow::buffer::BooleanBuffer;
 
+use arrow::array::ArrayRef;
+
+use crate::cache::Decoded;
+use crate::error::{Error, Result};
 use crate::format::{DecodeError, Decoder, Encoder, checksum};
+use crate::node::RecordRef;
+use crate::pack::pack_path;
+use crate::tree::{Access, Tree};
 
 /// The rows of a base block a derived chunk leaves out: sorted, distinct, each below
 /// `physical`, fewer than `physical`.
@@ -130,6 +137,84 @@ impl RemovedRows {
             next = row + 1;
         }
         RemovedRows::new(physical, rows).ok_or_else(|| DecodeError("bad removed-row set".into()))
+    }
+}
+
+/// The tag deriving the cache key of a derived chunk's rows from its block's hash and the
+/// fingerprint of the rows it leaves out.
+const REMOVED_TAG: u64 = u64::MAX - 1;
+
+/// Fails unless a derived chunk of `block` leaving out `removed` reads `rows` rows.
+pub(crate) fn check_live_rows(block: &RecordRef, removed: &RemovedRows, rows: usize) -> Result<()> {
+    if removed.live() == rows {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        pack_path(block.pack),
+        block.offset,
+        format!(
+            "derived chunk reads {} rows where the leaf says {rows}",
+            removed.live()
+        ),
+    ))
+}
+
+impl Tree {
+    /// The `rows` rows of a derived chunk of `block` (column `column`) that leaves out
+    /// `removed`: the block decoded whole, then filtered. Cached reads cache the chunk's
+    /// rows, not the block's.
+    pub(crate) fn read_derived(
+        &self,
+        block: &RecordRef,
+        removed: &RemovedRows,
+        column: usize,
+        rows: usize,
+        access: Access,
+    ) -> Result<ArrayRef> {
+        check_live_rows(block, removed, rows)?;
+        let t = self.layout().schema.field(column).data_type();
+        let cache = &self.source().cache;
+        let key = block.hash.derived(&[REMOVED_TAG, removed.fingerprint()]);
+        if access == Access::Cached
+            && let Some(Decoded::Column(a)) = cache.get(&key)
+            && a.data_type() == t
+            && a.len() == rows
+        {
+            return Ok(a);
+        }
+        let whole = self.read_whole_block(block, column, removed.physical(), Access::Streaming)?;
+        let array = arrow::compute::filter(&whole, &removed.keep_mask(0..removed.physical()))?;
+        if access == Access::Cached {
+            cache.insert(key, Decoded::Column(array.clone()));
+        }
+        Ok(array)
+    }
+
+    /// Rows `want` of a derived chunk of `block` leaving out `removed`: the block rows they
+    /// map to, read as [`Tree::read_block_rows`] reads any block's, the removed ones between
+    /// them filtered out.
+    pub(crate) fn read_derived_rows(
+        &self,
+        block: &RecordRef,
+        removed: &RemovedRows,
+        column: usize,
+        rows: usize,
+        want: std::ops::Range<usize>,
+    ) -> Result<ArrayRef> {
+        check_live_rows(block, removed, rows)?;
+        if want.is_empty() || want.end > rows {
+            return self.read_block_rows(block, None, column, removed.physical(), 0..0);
+        }
+        let first = removed.physical_of(want.start);
+        let end = removed.physical_of(want.end - 1) + 1;
+        let held = self.read_block_rows(block, None, column, removed.physical(), first..end)?;
+        if end - first == want.len() {
+            return Ok(held);
+        }
+        Ok(arrow::compute::filter(
+            &held,
+            &removed.keep_mask(first..end),
+        )?)
     }
 }
 

@@ -472,33 +472,15 @@ impl Tree {
         rows: usize,
         access: Access,
     ) -> Result<ArrayRef> {
-        let Some(removed) = removed else {
-            return self.read_whole_block(block, column, rows, access);
-        };
-        check_live_rows(block, removed, rows)?;
-        let t = self.layout.schema.field(column).data_type();
-        let key = block.hash.derived(&[REMOVED_TAG, removed.fingerprint()]);
-        if access == Access::Cached
-            && let Some(Decoded::Column(a)) = self.source.cache.get(&key)
-            && a.data_type() == t
-            && a.len() == rows
-        {
-            return Ok(a);
+        match removed {
+            Some(removed) => self.read_derived(block, removed, column, rows, access),
+            None => self.read_whole_block(block, column, rows, access),
         }
-        // The whole block stays out of the cache: what is reused is the chunk's rows.
-        let whole = self.read_whole_block(block, column, removed.physical(), Access::Streaming)?;
-        let array = arrow::compute::filter(&whole, &removed.keep_mask(0..removed.physical()))?;
-        if access == Access::Cached {
-            self.source
-                .cache
-                .insert(key, Decoded::Column(array.clone()));
-        }
-        Ok(array)
     }
 
     /// Decodes every row of the column block `block`, which holds `rows` values of column
     /// `column`.
-    fn read_whole_block(
+    pub(crate) fn read_whole_block(
         &self,
         block: &RecordRef,
         column: usize,
@@ -562,7 +544,7 @@ impl Tree {
         let Some(removed) = removed else {
             return crate::encoding::decode_dictionary(&raw, t, rows).map_err(corrupt);
         };
-        check_live_rows(block, removed, rows)?;
+        crate::removed::check_live_rows(block, removed, rows)?;
         let whole =
             crate::encoding::decode_dictionary(&raw, t, removed.physical()).map_err(corrupt)?;
         Ok(arrow::compute::filter(
@@ -602,20 +584,7 @@ impl Tree {
         want: std::ops::Range<usize>,
     ) -> Result<ArrayRef> {
         if let Some(removed) = removed {
-            check_live_rows(block, removed, rows)?;
-            if want.is_empty() || want.end > rows {
-                return self.read_block_rows(block, None, column, removed.physical(), 0..0);
-            }
-            let first = removed.physical_of(want.start);
-            let end = removed.physical_of(want.end - 1) + 1;
-            let held = self.read_block_rows(block, None, column, removed.physical(), first..end)?;
-            if end - first == want.len() {
-                return Ok(held);
-            }
-            return Ok(arrow::compute::filter(
-                &held,
-                &removed.keep_mask(first..end),
-            )?);
+            return self.read_derived_rows(block, removed, column, rows, want);
         }
         let t = self.layout.schema.field(column).data_type();
         let cache = &self.source.cache;
@@ -819,25 +788,6 @@ impl Tree {
         let cols = self.read_columns(leaf, &all, access)?;
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
-}
-
-/// The tag deriving the cache key of a derived chunk's rows from its block's hash and the
-/// fingerprint of the rows it leaves out.
-const REMOVED_TAG: u64 = u64::MAX - 1;
-
-/// Fails unless a derived chunk of `block` leaving out `removed` reads `rows` rows.
-fn check_live_rows(block: &RecordRef, removed: &RemovedRows, rows: usize) -> Result<()> {
-    if removed.live() == rows {
-        return Ok(());
-    }
-    Err(Error::corrupt(
-        pack_path(block.pack),
-        block.offset,
-        format!(
-            "derived chunk reads {} rows where the leaf says {rows}",
-            removed.live()
-        ),
-    ))
 }
 
 /// The tag deriving the cache key of a column block's [`PointIndex`] from its hash and place
