@@ -8,12 +8,13 @@
 //! when its row differs between any of them (in content, or present in some only), when a
 //! frame hides its row, or when the batches hold a row of it. What a followed key shows at
 //! each version is read off the frames (a live batch row, else the frame's keyframe row
-//! unless hidden, else nothing), and stretches of versions showing one row version are then
-//! treated exactly as in `bframe::compact`, so a row version shown across several thinned
-//! keyframes' versions is stored once. The work is linear in the keyframes' rows plus the
-//! batches' rows plus the frames' bitmaps, however many keyframes the run thins.
-
-use std::collections::HashMap;
+//! unless hidden, else nothing), only at the frames where it can change: the first frame
+//! over each keyframe, and the frames where one of its rows turns live or hidden or back
+//! (found from each frame's difference to the frame before it). Stretches of versions
+//! showing one row version are then treated exactly as in `bframe::compact`, so a row
+//! version shown across several thinned keyframes' versions is stored once. The work is
+//! linear, up to sorting, in the keyframes' rows plus the batches' rows plus the frames'
+//! differences, however many keyframes the run thins and however many versions it spans.
 
 use arrow::array::RecordBatch;
 use reeldb_keyframe::PackWriter;
@@ -61,6 +62,73 @@ pub struct Span<'a> {
 /// thinned ones in order, then `next`.
 type RowsByKeyframe = Vec<Option<(u64, u128)>>;
 
+/// A key whose row can show something other than its row in `next` at some version.
+struct Followed {
+    key: Vec<u8>,
+    /// Its row in each keyframe.
+    rows: RowsByKeyframe,
+    /// Its rows in the batches: a range of the batch rows in key order.
+    ids: std::ops::Range<usize>,
+}
+
+/// Where each frame differs from the frame before it, so a key's history is read off the
+/// frames only where it can change: the frames that start a run over another keyframe, and
+/// the batch rows and keyframe rows whose visibility toggles at each other frame. Sorted, so
+/// a key finds its toggles by binary search.
+struct FrameChanges {
+    /// Frames over another keyframe than the frame before them (the first frame included).
+    starts: Vec<usize>,
+    /// (batch row, frame): the row is live at the frame and not before it, or the reverse.
+    live: Vec<(u32, u32)>,
+    /// (keyframe, ordinal, frame): likewise for the rows frames hide, between frames over
+    /// the same keyframe.
+    hidden: Vec<(usize, u64, u32)>,
+}
+
+impl FrameChanges {
+    fn new(frames: &[Frame<'_>], index: impl Fn(Over) -> usize) -> Self {
+        let mut changes = FrameChanges {
+            starts: if frames.is_empty() { vec![] } else { vec![0] },
+            live: Vec::new(),
+            hidden: Vec::new(),
+        };
+        for (at, pair) in frames.windows(2).enumerate() {
+            let (before, frame, at) = (&pair[0], &pair[1], at as u32 + 1);
+            changes
+                .live
+                .extend((before.live ^ frame.live).iter().map(|id| (id, at)));
+            if before.over == frame.over {
+                let k = index(frame.over);
+                let toggled = before.hidden ^ frame.hidden;
+                changes.hidden.extend(toggled.iter().map(|o| (k, o, at)));
+            } else {
+                changes.starts.push(at as usize);
+            }
+        }
+        changes.live.sort_unstable();
+        changes.hidden.sort_unstable();
+        changes
+    }
+
+    /// The frames at which batch row `id` becomes live or stops being live.
+    fn live_toggles(&self, id: u32) -> impl Iterator<Item = usize> + '_ {
+        let from = self.live.partition_point(|(r, _)| *r < id);
+        self.live[from..]
+            .iter()
+            .take_while(move |(r, _)| *r == id)
+            .map(|(_, at)| *at as usize)
+    }
+
+    /// The frames at which ordinal `o` of keyframe `k` becomes hidden or shown.
+    fn hidden_toggles(&self, k: usize, o: u64) -> impl Iterator<Item = usize> + '_ {
+        let from = self.hidden.partition_point(|(j, p, _)| (*j, *p) < (k, o));
+        self.hidden[from..]
+            .iter()
+            .take_while(move |(j, p, _)| (*j, *p) == (k, o))
+            .map(|(_, _, at)| *at as usize)
+    }
+}
+
 /// Re-expresses every version of `span` as a B-frame over `span.next` (see the module
 /// docs), writing the span's new residual to `packs` in batches of at most `batch_rows`.
 pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Result<Compacted> {
@@ -76,10 +144,9 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
         batch_keys.extend(keys.iter().map(|k| k.as_ref().to_vec()));
         batches.push(RecordBatch::try_new(layout.schema.clone(), columns)?);
     }
-    let mut rows_of: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-    for (id, key) in batch_keys.iter().enumerate() {
-        rows_of.entry(key.clone()).or_default().push(id as u32);
-    }
+    // The batches' rows in key order (a stable sort: one key's rows in row order).
+    let mut by_key: Vec<u32> = (0..batch_keys.len() as u32).collect();
+    by_key.sort_by(|a, b| batch_keys[*a as usize].cmp(&batch_keys[*b as usize]));
 
     // Every keyframe, the thinned ones then `next`, and the rows any frame hides in each.
     let keyframes: Vec<&Tree> = span.thinned.iter().copied().chain([next]).collect();
@@ -108,15 +175,18 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
         hidden_any[i] |= f.hidden;
     }
 
-    // One merged pass over the keyframes: the keys that can show something other than their
-    // row in `next`, with their rows in every keyframe.
-    let mut followed: HashMap<Vec<u8>, RowsByKeyframe> = HashMap::new();
+    // One merged pass over the keyframes and the batch rows in key order: the keys that can
+    // show something other than their row in `next`, with their rows in every keyframe. A
+    // keyframe's rows come in ordinal order, so the rows its frames hide are met in order.
+    let mut followed: Vec<Followed> = Vec::new();
     let mut streams = keyframes
         .iter()
         .map(|t| RowStream::new(t, &hasher))
         .collect::<Result<Vec<_>>>()?;
+    let mut hidden_ordinals: Vec<_> = hidden_any.iter().map(|h| h.iter().peekable()).collect();
+    let (mut b, mut key) = (0, Vec::new());
     loop {
-        let mut least: Option<&[u8]> = None;
+        let mut least = by_key.get(b).map(|id| batch_keys[*id as usize].as_slice());
         for s in &streams {
             if let Some(r) = s.peek()
                 && least.is_none_or(|l| r.key.as_slice() < l)
@@ -124,39 +194,47 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
                 least = Some(r.key.as_slice());
             }
         }
-        let Some(key) = least.map(<[u8]>::to_vec) else {
+        let Some(least) = least else {
             break;
         };
+        key.clear();
+        key.extend_from_slice(least);
         let mut rows: RowsByKeyframe = vec![None; keyframes.len()];
-        for (i, s) in streams.iter_mut().enumerate() {
+        let mut hidden = false;
+        for ((s, row), ordinals) in streams.iter_mut().zip(&mut rows).zip(&mut hidden_ordinals) {
             if s.peek().is_some_and(|r| r.key == key) {
                 let r = s.advance()?;
-                rows[i] = Some((r.ordinal, r.hash));
+                *row = Some((r.ordinal, r.hash));
+                while ordinals.next_if(|o| *o < r.ordinal).is_some() {}
+                hidden |= ordinals.peek() == Some(&r.ordinal);
             }
+        }
+        let first = b;
+        while by_key
+            .get(b)
+            .is_some_and(|id| batch_keys[*id as usize] == key)
+        {
+            b += 1;
         }
         let final_hash = rows[last].map(|(_, h)| h);
         let differs = rows.iter().any(|r| r.map(|(_, h)| h) != final_hash);
-        let hidden = rows
-            .iter()
-            .zip(&hidden_any)
-            .any(|(r, h)| r.is_some_and(|(o, _)| h.contains(o)));
-        if differs || hidden || rows_of.contains_key(&key) {
-            followed.insert(key, rows);
-        }
-    }
-    // Keys only the batches hold.
-    for key in rows_of.keys() {
-        if !followed.contains_key(key) {
-            followed.insert(key.clone(), vec![None; keyframes.len()]);
+        if differs || hidden || b > first {
+            followed.push(Followed {
+                key: key.clone(),
+                rows,
+                ids: first..b,
+            });
         }
     }
 
+    // Each followed key's history, read at the frames where it can change.
+    let toggles = FrameChanges::new(span.frames, index);
     let versions = span.frames.len();
     let mut hidden = Vec::new();
     let mut residual = Vec::new();
-    let no_rows: Vec<u32> = Vec::new();
-    for (key, rows) in &followed {
-        let ids = rows_of.get(key).unwrap_or(&no_rows);
+    let mut at: Vec<usize> = Vec::new();
+    for Followed { key, rows, ids } in &followed {
+        let ids = &by_key[ids.clone()];
         let shown_at = |f: &Frame<'_>| -> Result<Shown> {
             let mut live = ids.iter().filter(|id| f.live.contains(**id));
             if let Some(id) = live.next() {
@@ -174,10 +252,22 @@ pub fn rebase(span: &Span<'_>, packs: &mut PackWriter, batch_rows: usize) -> Res
                 (_, None) => Shown::Absent,
             })
         };
+        at.clear();
+        at.extend_from_slice(&toggles.starts);
+        for id in ids {
+            at.extend(toggles.live_toggles(*id));
+        }
+        for (k, row) in rows.iter().enumerate() {
+            if let Some((o, _)) = row {
+                at.extend(toggles.hidden_toggles(k, *o));
+            }
+        }
+        at.sort_unstable();
+        at.dedup();
         let mut start = None;
         let mut changes = Vec::new();
-        for (i, f) in span.frames.iter().enumerate() {
-            let s = shown_at(f)?;
+        for &i in &at {
+            let s = shown_at(&span.frames[i])?;
             match start {
                 None => start = Some(s),
                 Some(_) if changes.last().map_or(start, |(_, c)| Some(*c)) == Some(s) => {}
