@@ -141,11 +141,14 @@ pub(crate) fn plan_stretches<'k>(
     }
 }
 
-/// A key's history through the generation: what it shows from which version on.
+/// A key's history through the generation: what it shows from which version on, and its
+/// row (ordinal and content hash) in the next keyframe.
 #[derive(Debug)]
-struct History {
+struct History<'k> {
+    key: &'k [u8],
     start: Shown,
     changes: Vec<(usize, Shown)>,
+    final_row: Option<(u64, u128)>,
 }
 
 /// A residual row: where it comes from, its key, and the versions it is live at.
@@ -244,25 +247,29 @@ pub fn compact_with(
                 ))
             })
     };
-    let ordinal_in_prev = |key: &[u8]| {
-        prev_rows
-            .binary_search_by(|r| r.key.as_slice().cmp(key))
+    let row_of = |rows: &[KeyedRow], key: &[u8]| {
+        rows.binary_search_by(|r| r.key.as_slice().cmp(key))
             .ok()
-            .map(|i| prev_rows[i].ordinal)
+            .map(|i| (rows[i].ordinal, rows[i].hash))
     };
 
-    // Every key that differs anywhere in the generation, with what it shows when.
-    let mut histories: HashMap<Vec<u8>, History> = HashMap::new();
-    for (key, ordinal) in differing(&prev_rows, &next_rows) {
-        let start = ordinal.map_or(Shown::Absent, |o| Shown::Keyframe(0, o));
-        histories.insert(
-            key.to_vec(),
-            History {
-                start,
-                changes: Vec::new(),
-            },
-        );
-    }
+    // Every key that differs anywhere in the generation, with its rows in the two keyframes
+    // and what it shows when: first the keys whose rows differ between the keyframes (found
+    // by merging them), then any other key a version changes (found by search).
+    let mut histories: Vec<History<'_>> = differing(&prev_rows, &next_rows)
+        .into_iter()
+        .map(|(key, prev, next)| History {
+            key,
+            start: prev.map_or(Shown::Absent, |(o, _)| Shown::Keyframe(0, o)),
+            changes: Vec::new(),
+            final_row: next,
+        })
+        .collect();
+    let mut by_key: HashMap<&[u8], usize> = histories
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.key, i))
+        .collect();
     // What each version changed, read from its bitmaps against the version before: rows
     // that became live show their key's new row; rows that stopped being live, and keyframe
     // ordinals newly shadowed, without a new row of their key, are deletes.
@@ -279,20 +286,17 @@ pub fn compact_with(
             changed.entry(key_of_ordinal(o)?).or_insert(Shown::Absent);
         }
         for (key, shown) in changed {
-            match histories.get_mut(key) {
-                Some(h) => h.changes.push((i, shown)),
-                None => {
-                    let start =
-                        ordinal_in_prev(key).map_or(Shown::Absent, |o| Shown::Keyframe(0, o));
-                    histories.insert(
-                        key.to_vec(),
-                        History {
-                            start,
-                            changes: vec![(i, shown)],
-                        },
-                    );
-                }
-            }
+            let h = *by_key.entry(key).or_insert_with(|| {
+                histories.push(History {
+                    key,
+                    start: row_of(&prev_rows, key)
+                        .map_or(Shown::Absent, |(o, _)| Shown::Keyframe(0, o)),
+                    changes: Vec::new(),
+                    final_row: row_of(&next_rows, key),
+                });
+                histories.len() - 1
+            });
+            histories[h].changes.push((i, shown));
         }
         before = version.clone();
     }
@@ -301,17 +305,13 @@ pub fn compact_with(
     let versions = generation.versions.len();
     let mut hidden = Vec::new();
     let mut residual: Vec<ResidualRow<'_>> = Vec::new();
-    for (key, h) in &histories {
-        let final_row = next_rows
-            .binary_search_by(|r| r.key.as_slice().cmp(key))
-            .ok()
-            .map(|i| (next_rows[i].ordinal, next_rows[i].hash));
+    for h in &histories {
         plan_stretches(
-            key,
+            h.key,
             h.start,
             &h.changes,
             versions,
-            final_row,
+            h.final_row,
             &|s| match s {
                 Shown::Keyframe(_, o) => Some(prev_rows[o as usize].hash),
                 Shown::Overlay(id) => Some(overlay_hashes[id as usize]),
@@ -388,32 +388,34 @@ pub(crate) fn finish(
 }
 
 /// The keys whose row differs between two keyframes (in content, or present in one only),
-/// each with its ordinal in the previous keyframe if that has it.
-pub(crate) fn differing<'r>(
-    prev: &'r [KeyedRow],
-    next: &'r [KeyedRow],
-) -> Vec<(&'r [u8], Option<u64>)> {
+/// in key order, each with its row (ordinal and content hash) in each keyframe that has it.
+pub(crate) type Differing<'r> = (&'r [u8], Option<(u64, u128)>, Option<(u64, u128)>);
+
+/// The keys whose row differs between `prev` and `next` (see [`Differing`]), found by one
+/// merge of the two.
+pub(crate) fn differing<'r>(prev: &'r [KeyedRow], next: &'r [KeyedRow]) -> Vec<Differing<'r>> {
+    let row = |r: &KeyedRow| Some((r.ordinal, r.hash));
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     loop {
         match (prev.get(i), next.get(j)) {
             (Some(p), Some(n)) if p.key == n.key => {
                 if p.hash != n.hash {
-                    out.push((p.key.as_slice(), Some(p.ordinal)));
+                    out.push((p.key.as_slice(), row(p), row(n)));
                 }
                 i += 1;
                 j += 1;
             }
             (Some(p), Some(n)) if p.key < n.key => {
-                out.push((p.key.as_slice(), Some(p.ordinal)));
+                out.push((p.key.as_slice(), row(p), None));
                 i += 1;
             }
             (Some(p), None) => {
-                out.push((p.key.as_slice(), Some(p.ordinal)));
+                out.push((p.key.as_slice(), row(p), None));
                 i += 1;
             }
             (_, Some(n)) => {
-                out.push((n.key.as_slice(), None));
+                out.push((n.key.as_slice(), None, row(n)));
                 j += 1;
             }
             (None, None) => return out,
