@@ -374,6 +374,13 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         .unwrap();
     let compact_s = t.elapsed().as_secs_f64();
     let compacted = dir_bytes(&path);
+    let after = store.stats().unwrap();
+    let keyframe_blocks = after
+        .column_space
+        .iter()
+        .map(|c| c.bytes)
+        .sum::<u64>()
+        .saturating_sub(after.residual_bytes + after.row_batch_bytes);
     // After it, the oldest version but the first (a B-frame over a kept keyframe, as far from
     // it as thinning let it be) against the latest.
     let oldest = (scan_ms_at(&store, 2), scan_ms(&store));
@@ -398,6 +405,20 @@ fn run(shape: &mut dyn Shape, versions: u64) {
     println!(
         "| ReelDB after the default compaction | {compacted} | **{:.3}x** |",
         ratio(compacted)
+    );
+    println!(
+        "| of which keyframe blocks / B-frame residuals / membership / overlay rows / node logs / catalog | {keyframe_blocks} / {} / {} / {} / {} / {} | {:.3}x / {:.3}x / {:.3}x / {:.3}x / {:.3}x / {:.3}x |",
+        after.residual_bytes,
+        after.bitmap_bytes,
+        after.row_batch_bytes,
+        after.node_log_bytes,
+        part("catalog"),
+        ratio(keyframe_blocks),
+        ratio(after.residual_bytes),
+        ratio(after.bitmap_bytes),
+        ratio(after.row_batch_bytes),
+        ratio(after.node_log_bytes),
+        ratio(part("catalog")),
     );
     println!(
         "\nmedian commit {:.1} ms; compaction {:.1} s; {keyframes} of {versions} versions wrote a keyframe",
