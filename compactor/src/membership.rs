@@ -97,6 +97,15 @@ impl Reader<'_> {
 
     #[inline]
     fn stretch(&mut self, frames: u32, what: &str) -> Result<(u32, u32), String> {
+        // Within a span of under 128 frames both varints are one byte: read as a pair.
+        if let (Some(&from), Some(&len)) = (self.bytes.get(self.at), self.bytes.get(self.at + 1))
+            && (from | len) < 0x80
+            && len > 0
+            && u32::from(from) + u32::from(len) <= frames
+        {
+            self.at += 2;
+            return Ok((u32::from(from), u32::from(from) + u32::from(len)));
+        }
         let from = self.varint(what)?;
         let len = self.varint(what)?;
         let to = from
@@ -109,6 +118,55 @@ impl Reader<'_> {
             )),
         }
     }
+}
+
+/// Where the first `n` varints of `bytes` end: after the `n`th byte below 0x80 (each ends a
+/// varint), counted 64 bytes at a time; `None` if `bytes` holds fewer.
+fn end_of_varints(bytes: &[u8], n: usize) -> Option<usize> {
+    let (mut seen, mut at) = (0usize, 0usize);
+    for chunk in bytes.chunks(64) {
+        let ends = chunk.iter().filter(|b| **b < 0x80).count();
+        if seen + ends >= n {
+            return match n - seen {
+                0 => Some(at),
+                k => chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b < 0x80)
+                    .nth(k - 1)
+                    .map(|(i, _)| at + i + 1),
+            };
+        }
+        seen += ends;
+        at += chunk.len();
+    }
+    (n == seen).then_some(at)
+}
+
+/// The hidden section: its count, then its stretches, sorted by (ordinal, from) and those of
+/// one ordinal apart.
+fn decode_hidden(r: &mut Reader<'_>, frames: u32) -> Result<Vec<(u64, u32, u32)>, String> {
+    let count = u64::from_le_bytes(r.fixed("hidden count")?);
+    let mut hidden = Vec::with_capacity((count as usize).min(r.bytes.len() / 3));
+    let mut last: Option<(u64, u32)> = None;
+    for _ in 0..count {
+        let delta = r.varint("a hidden ordinal")?;
+        let ordinal = last
+            .map_or(Some(delta), |(o, _)| o.checked_add(delta))
+            .ok_or_else(|| "membership: hidden ordinal overflows".to_string())?;
+        let (from, to) = r.stretch(frames, "a hidden")?;
+        if let Some((o, end)) = last
+            && o == ordinal
+            && from <= end
+        {
+            return Err(format!(
+                "membership: hidden stretches of ordinal {ordinal} overlap or touch"
+            ));
+        }
+        hidden.push((ordinal, from, to));
+        last = Some((ordinal, to));
+    }
+    Ok(hidden)
 }
 
 impl Membership {
@@ -143,70 +201,97 @@ impl Membership {
             ));
         }
         let rows = u32::from_le_bytes(r.fixed("residual rows")?);
-        let mut live = Vec::with_capacity((rows as usize).min(bytes.len() / 2));
-        for _ in 0..rows {
-            live.push(r.stretch(frames, "a live")?);
-        }
-        let count = u64::from_le_bytes(r.fixed("hidden count")?);
-        let mut hidden = Vec::with_capacity((count as usize).min(bytes.len() / 3));
-        let mut last: Option<(u64, u32)> = None;
-        for _ in 0..count {
-            let delta = r.varint("a hidden ordinal")?;
-            let ordinal = last
-                .map_or(Some(delta), |(o, _)| o.checked_add(delta))
-                .ok_or_else(|| "membership: hidden ordinal overflows".to_string())?;
-            let (from, to) = r.stretch(frames, "a hidden")?;
-            if let Some((o, end)) = last
-                && o == ordinal
-                && from <= end
-            {
-                return Err(format!(
-                    "membership: hidden stretches of ordinal {ordinal} overlap or touch"
-                ));
-            }
-            hidden.push((ordinal, from, to));
-            last = Some((ordinal, to));
-        }
-        if r.at != bytes.len() {
-            return Err(format!(
-                "membership: {} bytes after the last stretch",
-                bytes.len() - r.at
-            ));
-        }
+        // The live section is 2 x rows varints: it ends after that many bytes below 0x80. Both
+        // sections are then decoded side by side (rayon).
+        let live_end = r.at
+            + end_of_varints(&bytes[r.at..], 2 * rows as usize)
+                .ok_or_else(|| "membership truncated in a live".to_string())?;
+        let (live, hidden) = rayon::join(
+            || {
+                let mut r = Reader {
+                    bytes: &bytes[..live_end],
+                    at: r.at,
+                };
+                let live = (0..rows)
+                    .map(|_| r.stretch(frames, "a live"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match r.at == live_end {
+                    true => Ok(live),
+                    false => Err("membership: the live section overruns".to_string()),
+                }
+            },
+            || {
+                let mut r = Reader {
+                    bytes,
+                    at: live_end,
+                };
+                let hidden = decode_hidden(&mut r, frames)?;
+                match r.at == bytes.len() {
+                    true => Ok(hidden),
+                    false => Err(format!(
+                        "membership: {} bytes after the last stretch",
+                        bytes.len() - r.at
+                    )),
+                }
+            },
+        );
         Ok(Membership {
             frames,
-            live,
-            hidden,
+            live: live?,
+            hidden: hidden?,
         })
     }
 
     /// The bitmaps of frame `i`: the keyframe rows hidden and the residual rows live there.
     /// The two are computed side by side (rayon), each in one pass.
     pub fn frame(&self, i: u32) -> BFrame {
-        let (live, hidden) = rayon::join(
-            || {
-                RoaringBitmap::from_sorted_iter(
-                    self.live
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, (from, to))| (*from..*to).contains(&i))
-                        .map(|(r, _)| r as u32),
-                )
-            },
-            // Sorted by ordinal, and a row hidden at `i` lies in one stretch of its ordinal.
-            || {
-                RoaringTreemap::from_sorted_iter(
-                    self.hidden
-                        .iter()
-                        .filter(|(_, from, to)| (*from..*to).contains(&i))
-                        .map(|(o, _, _)| *o),
-                )
-            },
-        );
-        BFrame {
-            hidden: hidden.unwrap_or_default(),
-            live: live.unwrap_or_default(),
+        let (live, hidden) = rayon::join(|| self.live_at(i), || self.hidden_at(i));
+        BFrame { hidden, live }
+    }
+
+    /// The residual rows live at frame `i`: one bit per row set in one pass over the rows,
+    /// then made a bitmap (a scan reads most of the residual's rows, so the set is dense).
+    fn live_at(&self, i: u32) -> RoaringBitmap {
+        let words = self.live.chunks(64).map(|rows| {
+            rows.iter().enumerate().fold(0u64, |w, (k, &(from, to))| {
+                w | (u64::from((from <= i) & (i < to)) << k)
+            })
+        });
+        let bits: Vec<u8> = words.flat_map(u64::to_le_bytes).collect();
+        RoaringBitmap::from_lsb0_bytes(0, &bits)
+    }
+
+    /// The keyframe ordinals hidden at frame `i`, a bitmap per 2^32 ordinals: set as bits
+    /// where the stretches are dense in the ordinals they span, else pushed in order (an
+    /// ordinal hidden at `i` lies in one stretch of it, so they come ascending).
+    fn hidden_at(&self, i: u32) -> RoaringTreemap {
+        let mut bitmaps = Vec::new();
+        let mut rest = self.hidden.as_slice();
+        while let Some(&(first, _, _)) = rest.first() {
+            let high = first >> 32;
+            let (group, after) = rest.split_at(rest.partition_point(|(o, _, _)| o >> 32 == high));
+            rest = after;
+            let hidden_here = group
+                .iter()
+                .filter(|(_, from, to)| *from <= i && i < *to)
+                .map(|(o, _, _)| *o as u32);
+            let (low, last) = (first as u32, group[group.len() - 1].0 as u32);
+            let base = low & !7;
+            let bitmap = if ((last - base) / 8) as usize <= 16 * group.len() {
+                let mut bits = vec![0u8; (last - base) as usize / 8 + 1];
+                for o in hidden_here {
+                    let b = (o - base) as usize;
+                    bits[b / 8] |= 1 << (b % 8);
+                }
+                RoaringBitmap::from_lsb0_bytes(base, &bits)
+            } else {
+                RoaringBitmap::from_sorted_iter(hidden_here).unwrap_or_default()
+            };
+            if !bitmap.is_empty() {
+                bitmaps.push((high as u32, bitmap));
+            }
         }
+        RoaringTreemap::from_bitmaps(bitmaps)
     }
 
     /// True when residual row `row` is live at frame `i` (one lookup).
@@ -251,5 +336,26 @@ impl Membership {
                 (h as u64, l as u64)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_n_varints_is_found_across_chunks_and_long_varints() {
+        let values: Vec<u64> = (0..200u64).map(|i| i * i * 977).collect();
+        let mut bytes = Vec::new();
+        let mut ends = vec![0];
+        for v in &values {
+            put_varint(&mut bytes, *v);
+            ends.push(bytes.len());
+        }
+        for (n, end) in ends.iter().enumerate() {
+            assert_eq!(end_of_varints(&bytes, n), Some(*end), "{n} varints");
+        }
+        assert_eq!(end_of_varints(&bytes, values.len() + 1), None);
+        assert_eq!(end_of_varints(&[], 0), Some(0));
     }
 }

@@ -6,12 +6,17 @@ use proptest::prelude::*;
 use reeldb_compactor::Membership;
 
 fn membership() -> impl Strategy<Value = Membership> {
-    (1u32..40).prop_flat_map(|frames| {
+    membership_in(0..1 << 40)
+}
+
+/// A membership whose hidden ordinals lie in `ordinals`.
+fn membership_in(ordinals: std::ops::Range<u64>) -> impl Strategy<Value = Membership> {
+    (1u32..40).prop_flat_map(move |frames| {
         let stretch = (0..frames).prop_flat_map(move |from| (Just(from), from + 1..=frames));
         (
             Just(frames),
             prop::collection::vec(stretch.clone(), 0..60),
-            prop::collection::vec((0u64..1 << 40, stretch), 0..60),
+            prop::collection::vec((ordinals.clone(), stretch), 0..60),
         )
             .prop_map(|(frames, live, hidden)| {
                 let mut hidden: Vec<(u64, u32, u32)> =
@@ -38,6 +43,25 @@ proptest! {
             .map(|i| { let f = m.frame(i); (f.hidden.len(), f.live.len()) })
             .collect();
         prop_assert_eq!(m.counts(), counts);
+    }
+
+    #[test]
+    fn a_frames_bitmaps_hold_exactly_the_rows_live_and_hidden_there(
+        m in prop_oneof![
+            membership(),
+            // Dense ordinals, and dense ordinals across a 2^32 boundary.
+            membership_in(0..300),
+            membership_in((1 << 32) - 150..(1 << 32) + 150),
+        ]
+    ) {
+        for i in 0..m.frames {
+            let f = m.frame(i);
+            let live: Vec<u32> = (0..m.live.len() as u32).filter(|r| m.is_live(*r, i)).collect();
+            let mut hidden: Vec<u64> = m.hidden.iter().map(|h| h.0).filter(|o| m.hides(*o, i)).collect();
+            hidden.dedup();
+            prop_assert_eq!(f.live.iter().collect::<Vec<_>>(), live, "live at frame {}", i);
+            prop_assert_eq!(f.hidden.iter().collect::<Vec<_>>(), hidden, "hidden at frame {}", i);
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! masks and lookups scans, gets and ranges use.
 
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use once_cell::sync::OnceCell;
 
 use arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use reeldb_compactor::Membership;
@@ -93,19 +95,19 @@ fn unshadowed_mask(
 /// each sorted by key; deletion vector; live overlay rows) or, once its generation was
 /// compacted, a B-frame (hidden keyframe rows, live residual rows, the residual sorted by
 /// key). Both read the same way: the keyframe minus the hidden rows plus the live rows of the
-/// row batches. Bitmaps are read on first use.
+/// row batches. Bitmaps are read on first use, by one thread while any other asking waits.
 #[derive(Debug)]
 pub struct OverlayView {
     lookup: Lookup,
     shadowed: u64,
     live: u64,
-    bitmaps: OnceLock<OverlayVersion>,
+    bitmaps: OnceCell<OverlayVersion>,
     /// Whether each batch has a row live at this version, from the bitmaps on first use (a
     /// get asks it of every batch it might search).
-    batch_live: OnceLock<Vec<bool>>,
+    batch_live: OnceCell<Vec<bool>>,
     /// A B-frame's span membership, read on first use (gets consult it directly; scans
     /// compute the version's bitmaps from it).
-    membership: OnceLock<Arc<Membership>>,
+    membership: OnceCell<Arc<Membership>>,
     /// The row batches: the overlay's (one per commit) or the residual's.
     pub batches: Vec<BatchRecord>,
     /// Row id of each batch's first row.
@@ -208,9 +210,9 @@ impl OverlayView {
             },
             shadowed: rec.shadowed,
             live: rec.live,
-            bitmaps: OnceLock::new(),
-            batch_live: OnceLock::new(),
-            membership: OnceLock::new(),
+            bitmaps: OnceCell::new(),
+            batch_live: OnceCell::new(),
+            membership: OnceCell::new(),
             starts: starts_of(&rec.batches),
             batches: rec.batches.clone(),
         })
@@ -234,9 +236,9 @@ impl OverlayView {
             },
             shadowed: rec.hidden_count,
             live: rec.live_count,
-            bitmaps: OnceLock::new(),
-            batch_live: OnceLock::new(),
-            membership: OnceLock::new(),
+            bitmaps: OnceCell::new(),
+            batch_live: OnceCell::new(),
+            membership: OnceCell::new(),
             starts: starts_of(&rec.residual),
             batches: rec.residual.clone(),
         })
@@ -265,37 +267,35 @@ impl OverlayView {
 
     /// The hidden keyframe rows and the live rows, read on first use.
     fn bitmaps(&self) -> Result<&OverlayVersion> {
-        if let Some(v) = self.bitmaps.get() {
-            return Ok(v);
-        }
-        let loaded = match &self.lookup {
-            Lookup::Runs { log, deltas } => {
-                OverlayVersion::load(log, deltas, self.batches.iter().map(|b| b.rows).sum())?
-            }
+        self.bitmaps.get_or_try_init(|| match &self.lookup {
+            Lookup::Runs { log, deltas } => Ok(OverlayVersion::load(
+                log,
+                deltas,
+                self.batches.iter().map(|b| b.rows).sum(),
+            )?),
             Lookup::Residual { frame, .. } => {
                 let frame = self.span_membership()?.frame(*frame);
-                OverlayVersion {
+                Ok::<_, Error>(OverlayVersion {
                     shadowed: frame.hidden,
                     live: frame.live,
-                }
+                })
             }
-        };
-        Ok(self.bitmaps.get_or_init(|| loaded))
+        })
     }
 
     /// Whether batch `b` has a row live at this version (from the bitmaps, read on first use).
     fn batch_has_live(&self, b: usize) -> Result<bool> {
-        if let Some(v) = self.batch_live.get() {
-            return Ok(v[b]);
-        }
-        let live = &self.bitmaps()?.live;
-        let flags = self
-            .starts
-            .iter()
-            .zip(&self.batches)
-            .map(|(&start, batch)| live.range(start..start + batch.rows).next().is_some())
-            .collect();
-        Ok(self.batch_live.get_or_init(|| flags)[b])
+        let flags = self.batch_live.get_or_try_init(|| {
+            let live = &self.bitmaps()?.live;
+            Ok::<_, Error>(
+                self.starts
+                    .iter()
+                    .zip(&self.batches)
+                    .map(|(&start, batch)| live.range(start..start + batch.rows).next().is_some())
+                    .collect(),
+            )
+        })?;
+        Ok(flags[b])
     }
 
     /// The hidden keyframe ordinals and the live row ids.
@@ -306,21 +306,19 @@ impl OverlayView {
 
     /// A B-frame's span membership, read on first use.
     fn span_membership(&self) -> Result<&Arc<Membership>> {
-        if let Some(m) = self.membership.get() {
-            return Ok(m);
-        }
-        let Lookup::Residual {
-            membership,
-            frame,
-            source,
-            ..
-        } = &self.lookup
-        else {
-            return Err(Error::Internal("an overlay has no span membership".into()));
-        };
-        let rows = self.batches.iter().map(|b| u64::from(b.rows)).sum();
-        let m = load_membership(source, membership, rows, *frame)?;
-        Ok(self.membership.get_or_init(|| m))
+        self.membership.get_or_try_init(|| {
+            let Lookup::Residual {
+                membership,
+                frame,
+                source,
+                ..
+            } = &self.lookup
+            else {
+                return Err(Error::Internal("an overlay has no span membership".into()));
+            };
+            let rows = self.batches.iter().map(|b| u64::from(b.rows)).sum();
+            load_membership(source, membership, rows, *frame)
+        })
     }
 
     /// True when keyframe ordinal `o` is hidden at this version. A B-frame whose bitmaps no
