@@ -420,6 +420,14 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         ratio(after.node_log_bytes),
         ratio(part("catalog")),
     );
+    println!("\nafter the default compaction, column blocks by column and encoding:\n");
+    println!("| column | encoding | blocks | bytes |\n|---|---|---|---|");
+    for c in &after.column_space {
+        println!(
+            "| {} | {} | {} | {} |",
+            c.column, c.encoding, c.blocks, c.bytes
+        );
+    }
     println!(
         "\nmedian commit {:.1} ms; compaction {:.1} s; {keyframes} of {versions} versions wrote a keyframe",
         median(&mut commits) * 1e3,
