@@ -15,9 +15,11 @@
 //! `cargo bench --no-default-features --bench shapes` (`REELDB_BENCH_VERSIONS` shortens both
 //! histories; `REELDB_SHAPES=hot` or `=slow` runs one). For sweeps of the keyframe policy and
 //! the compaction plan: `REELDB_KEYFRAME_EVERY`, `REELDB_KEYFRAME_FRACTION` (the writer's
-//! options), `REELDB_THIN_EVERY` (count-based thinning, 0: none) and `REELDB_THIN_BOUND`
-//! (the default policy's residual bound); the header names the values used. Also reported: how many versions wrote a keyframe, and a full scan of the
-//! latest version against a scan of the same rows from a fresh keyframe of them.
+//! options), `REELDB_THIN_EVERY` (count-based thinning, 0: none), `REELDB_THIN_BOUND` and
+//! `REELDB_THIN_MIN_ROWS` (the default policy's residual bound and its floor); the header
+//! names the values used. Also reported: how many versions wrote a keyframe, a full scan of
+//! the latest version against a scan of the same rows from a fresh keyframe of them, and
+//! after compaction the slowest version's full scan against the latest's.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -384,6 +386,11 @@ fn run(shape: &mut dyn Shape, versions: u64) {
     // After it, the oldest version but the first (a B-frame over a kept keyframe, as far from
     // it as thinning let it be) against the latest.
     let oldest = (scan_ms_at(&store, 2), scan_ms(&store));
+    // And the slowest version to scan after it (each as `scan_ms_at` times it).
+    let slowest = (1..=versions)
+        .map(|v| (scan_ms_at(&store, v), v))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((0.0, 0));
     let ratio = |b: u64| b as f64 / per_version as f64;
     println!("\n## {} ({versions} versions)\n", shape.name());
     println!("| figure | bytes | / one Parquet file per version |\n|---|---|---|");
@@ -456,6 +463,12 @@ fn run(shape: &mut dyn Shape, versions: u64) {
         oldest.1,
         oldest.0 / oldest.1
     );
+    println!(
+        "after compaction, the slowest full scan: v{} {:.2} ms ({:.2}x the latest version's)",
+        slowest.1,
+        slowest.0,
+        slowest.0 / oldest.1
+    );
 }
 
 fn keys_of(state: &BTreeMap<Vec<String>, Row>) -> Vec<Vec<String>> {
@@ -503,13 +516,21 @@ fn writer_options() -> WriterOptions {
 }
 
 /// The compaction plan, with the sweep's overrides: `REELDB_THIN_EVERY` (count-based
-/// thinning, 0: none) or `REELDB_THIN_BOUND` (the residual bound).
+/// thinning, 0: none), or `REELDB_THIN_BOUND` and `REELDB_THIN_MIN_ROWS` (the residual
+/// bound's fraction and floor).
 fn plan() -> MaintenancePlan {
-    let thinning = match (env_f64("REELDB_THIN_EVERY"), env_f64("REELDB_THIN_BOUND")) {
+    let bound = (
+        env_f64("REELDB_THIN_BOUND"),
+        env_f64("REELDB_THIN_MIN_ROWS"),
+    );
+    let thinning = match (env_f64("REELDB_THIN_EVERY"), bound) {
         (Some(n), _) if n < 1.0 => KeyframeThinning::Off,
         (Some(n), _) => KeyframeThinning::Every(n as u64),
-        (None, Some(b)) => KeyframeThinning::ResidualBound(b),
-        (None, None) => KeyframeThinning::default(),
+        (None, (None, None)) => KeyframeThinning::default(),
+        (None, (fraction, min_rows)) => KeyframeThinning::ResidualBound {
+            fraction: fraction.unwrap_or(reeldb::THIN_RESIDUAL_BOUND),
+            min_rows: min_rows.map_or(reeldb::THIN_RESIDUAL_MIN_ROWS, |m| m as u64),
+        },
     };
     MaintenancePlan {
         thinning,

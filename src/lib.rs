@@ -78,7 +78,7 @@ pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
 pub use maintenance::{
     CatalogRewrite, Cleaning, Compaction, KeyframeThinning, Maintenance, MaintenancePlan,
-    MaintenanceReport, MaintenanceStep, THIN_RESIDUAL_BOUND, Thinning,
+    MaintenanceReport, MaintenanceStep, THIN_RESIDUAL_BOUND, THIN_RESIDUAL_MIN_ROWS, Thinning,
 };
 pub use read::changes::{ChangeKind, Changes, DiffMethod};
 pub use read::filter::Filter;

@@ -546,9 +546,10 @@ fn a_run_of_thinned_keyframes_is_rebased_in_one_pass_with_one_residual() {
     assert_eq!(store.stats().unwrap().residual_rows, report.residual_rows);
 }
 
-#[test]
-fn the_default_plan_thins_while_a_version_reads_at_most_its_keyframes_rows_from_residuals() {
-    use reeldb::{KeyframeThinning, MaintenancePlan};
+/// Thirty rounds of changes to a 300-row table, then `plan` run by the writer: the thinning
+/// it did, the keyframes before and after, and the table's rows. Checks that every version
+/// reads as before, the progress told the runs, and the store reopens and verifies.
+fn thin_thirty_rounds(plan: reeldb::MaintenancePlan) -> (reeldb::Thinning, usize, usize, u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let store = Store::create(&path).unwrap();
@@ -558,15 +559,13 @@ fn the_default_plan_thins_while_a_version_reads_at_most_its_keyframes_rows_from_
     }
     let truth = everything(&store);
     let keyframes_before = keyframe_count(&store);
-    let plan = MaintenancePlan::default();
-    assert_eq!(plan.thinning, KeyframeThinning::ResidualBound(1.0));
     let mut steps = Vec::new();
     let report = w
         .maintain(&plan, &mut |step, done, total| {
             steps.push((step, done, total))
         })
         .unwrap();
-    let thinning = report.thinning.expect("the default plan thins");
+    let thinning = report.thinning.expect("the plan thins");
     assert!(thinning.keyframes > 0, "{thinning:?}");
     assert!(
         steps.contains(&(
@@ -579,24 +578,64 @@ fn the_default_plan_thins_while_a_version_reads_at_most_its_keyframes_rows_from_
     assert_eq!(everything(&store), truth);
     let keyframes_after = keyframe_count(&store);
     assert_eq!(keyframes_after, keyframes_before - thinning.keyframes);
-    // Some keyframes stay: thinning them all would give the oldest versions a residual
-    // larger than the table (each round changes about 27 of ~300 rows).
-    assert!(keyframes_after > 1, "{:?}", kinds(&store));
-    // Each run's residual stays within the bound: at most the kept keyframe's rows.
     let rows = store
         .snapshot(store.latest_version().unwrap())
         .unwrap()
         .table("orders")
         .unwrap()
         .num_rows();
-    assert!(
-        thinning.residual_rows <= thinning.runs as u64 * (rows + 30),
-        "{thinning:?}, {rows} rows"
-    );
     drop(w);
     let reopened = Store::open(&path).unwrap();
     assert_eq!(everything(&reopened), truth);
     assert!(reopened.verify(1..=30, &mut |_| {}).unwrap().is_intact());
+    (thinning, keyframes_before, keyframes_after, rows)
+}
+
+#[test]
+fn thinning_by_the_residual_bound_keeps_a_versions_residual_within_its_keyframes_rows() {
+    use reeldb::{KeyframeThinning, MaintenancePlan};
+    let plan = MaintenancePlan {
+        thinning: KeyframeThinning::ResidualBound {
+            fraction: 1.0,
+            min_rows: 0,
+        },
+        ..MaintenancePlan::default()
+    };
+    let (thinning, _, keyframes_after, rows) = thin_thirty_rounds(plan);
+    // Some keyframes stay: thinning them all would give the oldest versions a residual
+    // larger than the table (each round changes about 27 of ~300 rows).
+    assert!(keyframes_after > 1, "{thinning:?}");
+    // Each run's residual stays within the bound: at most the kept keyframe's rows.
+    assert!(
+        thinning.residual_rows <= thinning.runs as u64 * (rows + 30),
+        "{thinning:?}, {rows} rows"
+    );
+}
+
+#[test]
+fn the_default_plan_lets_a_small_tables_residual_grow_to_the_floor_and_keeps_fewer_keyframes() {
+    use reeldb::{KeyframeThinning, MaintenancePlan, THIN_RESIDUAL_MIN_ROWS};
+    let plan = MaintenancePlan::default();
+    assert_eq!(
+        plan.thinning,
+        KeyframeThinning::ResidualBound {
+            fraction: 1.0,
+            min_rows: THIN_RESIDUAL_MIN_ROWS,
+        }
+    );
+    let (thinning, before, after, rows) = thin_thirty_rounds(plan);
+    assert!(rows < THIN_RESIDUAL_MIN_ROWS);
+    // ~810 changed rows in all, far below the floor: every keyframe the rules let go goes,
+    // in one run, which the fraction alone (above) would have split.
+    assert_eq!(thinning.runs, 1, "{thinning:?}");
+    assert!(
+        after < before && after <= 2,
+        "{before} -> {after}, {thinning:?}"
+    );
+    assert!(
+        thinning.residual_rows <= THIN_RESIDUAL_MIN_ROWS,
+        "{thinning:?}"
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ use crate::store::Store;
 pub use catalog::CatalogRewrite;
 pub use clean::Cleaning;
 pub use compact::Compaction;
-pub use thin::{KeyframeThinning, THIN_RESIDUAL_BOUND, Thinning};
+pub use thin::{KeyframeThinning, THIN_RESIDUAL_BOUND, THIN_RESIDUAL_MIN_ROWS, Thinning};
 
 /// The maintenance lock file: held by the one maintenance run (and by a rewind).
 pub const MAINTENANCE_LOCK_FILE: &str = "MAINTENANCE";

@@ -37,8 +37,14 @@ use crate::maintenance::Maintenance;
 use crate::read::overlay_view::load_membership;
 
 /// The default bound of [`KeyframeThinning::ResidualBound`]: thinning stops where a run's
-/// residual could exceed this fraction of the kept keyframe's rows.
+/// residual could exceed this fraction of the kept keyframe's rows (and
+/// [`THIN_RESIDUAL_MIN_ROWS`]).
 pub const THIN_RESIDUAL_BOUND: f64 = 1.0;
+
+/// The residual rows [`KeyframeThinning::ResidualBound`] allows a run by default however
+/// small its table: a residual this size reads in about a millisecond, where each keyframe
+/// kept is a whole copy of the table.
+pub const THIN_RESIDUAL_MIN_ROWS: u64 = 16_384;
 
 /// Which keyframes thinning keeps. Whatever the policy, a table keeps its newest keyframe
 /// and the keyframes listed in the module docs.
@@ -49,19 +55,29 @@ pub enum KeyframeThinning {
     /// Keep one keyframe per this many versions: walking from the newest, a keyframe is kept
     /// when it was written at least this many versions before the last one kept.
     Every(u64),
-    /// Keep a keyframe when thinning it would let the residual of its run grow past this
-    /// fraction of the kept keyframe's rows. The residual is estimated from the catalog and
+    /// Keep a keyframe when thinning it would let the residual of its run grow past
+    /// `fraction` of the kept keyframe's rows and past `min_rows`. The residual is estimated
+    /// from the catalog and
     /// the keyframes before anything is written: the rows that differ between consecutive
     /// keyframes of the run (counted reading only the leaves they do not share) plus the
     /// residual rows already over them. A version over a keyframe reads its rows and, at
     /// most, that residual, so the bound is also a bound on how much more than a keyframe
-    /// scan a thinned version's scan reads.
-    ResidualBound(f64),
+    /// scan a thinned version's scan reads (for a table of more than `min_rows / fraction`
+    /// rows).
+    ResidualBound {
+        /// The bound as a fraction of the kept keyframe's rows.
+        fraction: f64,
+        /// Residual rows always allowed, however few rows the table has.
+        min_rows: u64,
+    },
 }
 
 impl Default for KeyframeThinning {
     fn default() -> Self {
-        KeyframeThinning::ResidualBound(THIN_RESIDUAL_BOUND)
+        KeyframeThinning::ResidualBound {
+            fraction: THIN_RESIDUAL_BOUND,
+            min_rows: THIN_RESIDUAL_MIN_ROWS,
+        }
     }
 }
 
@@ -246,7 +262,7 @@ impl Maintenance {
                 && match policy {
                     KeyframeThinning::Off => false,
                     KeyframeThinning::Every(n) => y.at - x.at < n,
-                    KeyframeThinning::ResidualBound(bound) => {
+                    KeyframeThinning::ResidualBound { fraction, min_rows } => {
                         let tree = self.tree_of(x)?;
                         let hasher = match &mut hasher {
                             Some(h) => h,
@@ -255,7 +271,7 @@ impl Maintenance {
                         let apart = changed_keys(&tree, &self.tree_of(&keyframes[i + 1])?, hasher)?;
                         let grown = estimate + apart + x.residual_rows;
                         let rows = y.entry.root.as_ref().map_or(0, |r| r.rows);
-                        let fits = grown as f64 <= bound * rows as f64;
+                        let fits = grown as f64 <= (fraction * rows as f64).max(min_rows as f64);
                         if fits {
                             estimate = grown;
                         }
