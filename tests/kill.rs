@@ -5,7 +5,7 @@
 //! last acknowledged version or the one the killed child was making, every version reads back
 //! exactly. Meanwhile reader processes scan random versions and compare them with what the
 //! parent recorded; one of them is SIGKILLed now and then while it holds a version, and later
-//! rewinds must not be held back by it.
+//! rewinds must not be held back by it. Commits upsert, delete and patch.
 //!
 //! `REELDB_KILL_STEPS` sets the number of killed operations (default 300).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,13 +49,20 @@ fn operation(step: u64, latest: u64) -> Op {
         7 => Op::Clean,
         _ => {
             let base = (step as i64 * 37) % 110;
+            // Deletes fall on (base + 60) % 120, never on keys 50..60, which version 1 writes
+            // and so every version has: one of them is patched, unless this commit upserts it
+            // (a key cannot be patched in the commit that writes it).
+            let patched = 50 + step as i64 % 10;
             Op::Commit {
                 upsert: (base..base + 6)
                     .chain([120 + (step as i64 % 40)])
                     .map(|i| (i, step))
                     .collect(),
                 delete: vec![(base + 60) % 120],
-                patch: vec![],
+                patch: match (base..base + 6).contains(&patched) {
+                    true => vec![],
+                    false => vec![(patched, step)],
+                },
                 keyframe: step % 10 == 4,
             }
         }
