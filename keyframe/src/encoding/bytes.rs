@@ -379,30 +379,43 @@ pub(crate) fn decode(
                 })?;
                 let flag = body[9 + plen];
                 let stored = &body[10 + plen..];
-                let owned;
-                let joined: &[u8] = match flag {
-                    UNCOMPRESSED => stored,
+                let owned = match flag {
+                    UNCOMPRESSED => None,
                     ZSTD if header.encoding == Encoding::ZstdBytes
                         && total as usize <= MAX_COMPRESSED_MINI_BLOCK =>
                     {
-                        owned = decompress(stored, total as usize)?;
-                        &owned
+                        Some(decompress(stored, total as usize)?)
                     }
                     f => return Err(format!("bytes mini-block compression {f}")),
                 };
-                if bad || joined.len() as u64 != total {
+                let held = owned.as_ref().map_or(stored.len(), Vec::len);
+                if bad || held as u64 != total {
                     return Err(format!(
-                        "bytes mini-block holds {} bytes where its lengths sum to {total}",
-                        joined.len()
+                        "bytes mini-block holds {held} bytes where its lengths sum to {total}"
                     ));
                 }
-                let mut at = 0;
-                for (j, &len) in lengths.iter().enumerate() {
-                    if part.contains(&j) {
-                        data.extend_from_slice(&joined[at..at + len]);
-                        offsets.push(data.len() as i64);
+                let wanted = lengths.get(part.clone()).ok_or("rows past a mini-block")?;
+                match owned {
+                    // A whole decompressed mini-block read alone (what a point read caches):
+                    // its bytes are the values' bytes, as they are.
+                    Some(whole) if data.is_empty() && wanted.len() == n => {
+                        data = whole;
+                        let mut end = 0i64;
+                        offsets.extend(wanted.iter().map(|&len| {
+                            end += len as i64;
+                            end
+                        }));
                     }
-                    at += len;
+                    owned => {
+                        let joined = owned.as_deref().unwrap_or(stored);
+                        let mut at: usize = lengths[..part.start].iter().sum();
+                        data.reserve(wanted.iter().sum());
+                        for &len in wanted {
+                            data.extend_from_slice(&joined[at..at + len]);
+                            offsets.push(data.len() as i64);
+                            at += len;
+                        }
+                    }
                 }
                 validity.append_range(valid, part.clone(), n);
             }

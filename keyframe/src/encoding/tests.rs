@@ -111,19 +111,24 @@ fn each_column_shape_gets_the_encoding_its_cost_estimate_favours() {
     assert!(ids.len() < 20_000 / 8, "{} bytes", ids.len());
 }
 
-#[test]
-fn random_text_is_zstd_compressed_and_short_text_is_not() {
+/// `n` strings of 24 random letters and digits: text zstd compresses.
+fn random_text(n: usize) -> ArrayRef {
     let mut seed = 7u64;
     let mut next = || {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         (seed >> 33) as usize
     };
     let alnum = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let text: ArrayRef = Arc::new(StringArray::from_iter_values((0..5000).map(|_| {
+    Arc::new(StringArray::from_iter_values((0..n).map(|_| {
         (0..24)
             .map(|_| alnum[next() % alnum.len()] as char)
             .collect::<String>()
-    })));
+    })))
+}
+
+#[test]
+fn random_text_is_zstd_compressed_and_short_text_is_not() {
+    let text = random_text(5000);
     assert_eq!(round_trip(&text), Encoding::ZstdBytes);
     let raw = encode(&text).unwrap();
     assert!(raw.len() < 5000 * 24 * 85 / 100, "{} bytes", raw.len());
@@ -164,6 +169,22 @@ fn a_point_read_decodes_exactly_the_rows_asked() {
             assert_eq!(part.as_ref(), a.slice(want.start, want.len()).as_ref());
         }
         assert!(decode_rows(&raw, a.data_type(), 10_000, 9_999..10_001).is_err());
+    }
+}
+
+#[test]
+fn each_mini_block_read_whole_holds_exactly_its_rows() {
+    let text = random_text(10_000);
+    assert_eq!(round_trip(&text), Encoding::ZstdBytes);
+    for a in sample_columns(10_000).into_iter().chain([text]) {
+        let raw = ::bytes::Bytes::from(encode(&a).unwrap());
+        let index = PointIndex::new(&raw, 10_000).unwrap();
+        let mut row = 0;
+        while let Some((_, held)) = index.mini_of(row) {
+            let part = index.decode(&raw, a.data_type(), held.clone()).unwrap();
+            assert_eq!(part.as_ref(), a.slice(held.start, held.len()).as_ref());
+            row = held.end;
+        }
     }
 }
 
