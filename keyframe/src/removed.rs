@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use arrow::array::BooleanArray;
-use arrow::buffer::BooleanBuffer;
 
 use arrow::array::ArrayRef;
 
@@ -90,18 +89,23 @@ impl RemovedRows {
 
     /// True for the rows of `physical_rows` (a range of the base block) a read keeps.
     pub fn keep_mask(&self, physical_rows: std::ops::Range<usize>) -> BooleanArray {
-        let mut keep = vec![true; physical_rows.len()];
+        // Set as runs of kept rows between the removed ones, not a bool per row.
+        let mut keep = arrow::array::BooleanBufferBuilder::new(physical_rows.len());
         let from = self
             .rows
             .partition_point(|&r| (r as usize) < physical_rows.start);
+        let mut at = physical_rows.start;
         for &r in &self.rows[from..] {
             let r = r as usize;
             if r >= physical_rows.end {
                 break;
             }
-            keep[r - physical_rows.start] = false;
+            keep.append_n(r - at, true);
+            keep.append(false);
+            at = r + 1;
         }
-        BooleanArray::new(BooleanBuffer::from(keep), None)
+        keep.append_n(physical_rows.end - at, true);
+        BooleanArray::new(keep.finish(), None)
     }
 
     /// Appends the encoding.
