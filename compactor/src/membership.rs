@@ -18,6 +18,7 @@
 //!
 //! [`frame`]: Membership::frame
 
+use reeldb_keyframe::format::Encoder;
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 use crate::bframe::BFrame;
@@ -36,14 +37,6 @@ pub struct Membership {
     /// Keyframe ordinals hidden over frames `from..to`, sorted by (ordinal, from), stretches
     /// of one ordinal disjoint and not adjacent.
     pub hidden: Vec<(u64, u32, u32)>,
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Reads the payload, failing with a description on anything malformed.
@@ -120,6 +113,32 @@ impl Reader<'_> {
     }
 }
 
+/// Payload bytes from which a decode, or a frame of as many stretches over two, is worth a
+/// second thread.
+const SIDE_BY_SIDE_BYTES: usize = 1 << 16;
+
+/// Runs `a` and `b`, on a second scoped thread when `parallel`, and returns both results.
+/// Not rayon's `join`: a reader decodes a membership while the scan's other threads wait for
+/// it (`OverlayView` computes it once), and a rayon worker waiting in `join` steals work,
+/// which may be one of those waiting scans: it would wait on itself (rayon-rs/rayon#592).
+fn side_by_side<A: Send, B>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        match a.join() {
+            Ok(a) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Where the first `n` varints of `bytes` end: after the `n`th byte below 0x80 (each ends a
 /// varint), counted 64 bytes at a time; `None` if `bytes` holds fewer.
 fn end_of_varints(bytes: &[u8], n: usize) -> Option<usize> {
@@ -172,22 +191,20 @@ fn decode_hidden(r: &mut Reader<'_>, frames: u32) -> Result<Vec<(u64, u32, u32)>
 impl Membership {
     /// The payload (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 3 * (self.live.len() + 2 * self.hidden.len()));
-        out.extend_from_slice(&self.frames.to_le_bytes());
-        out.extend_from_slice(&(self.live.len() as u32).to_le_bytes());
+        let mut e = Encoder::new();
+        e.u32(self.frames).u32(self.live.len() as u32);
         for (from, to) in &self.live {
-            put_varint(&mut out, u64::from(*from));
-            put_varint(&mut out, u64::from(to - from));
+            e.varint(u64::from(*from)).varint(u64::from(to - from));
         }
-        out.extend_from_slice(&(self.hidden.len() as u64).to_le_bytes());
+        e.u64(self.hidden.len() as u64);
         let mut last = 0;
         for (ordinal, from, to) in &self.hidden {
-            put_varint(&mut out, ordinal - last);
-            put_varint(&mut out, u64::from(*from));
-            put_varint(&mut out, u64::from(to - from));
+            e.varint(ordinal - last)
+                .varint(u64::from(*from))
+                .varint(u64::from(to - from));
             last = *ordinal;
         }
-        out
+        e.finish()
     }
 
     /// Decodes a payload, checking every stretch lies within the span's frames, hidden
@@ -202,11 +219,12 @@ impl Membership {
         }
         let rows = u32::from_le_bytes(r.fixed("residual rows")?);
         // The live section is 2 x rows varints: it ends after that many bytes below 0x80. Both
-        // sections are then decoded side by side (rayon).
+        // sections are then decoded side by side.
         let live_end = r.at
             + end_of_varints(&bytes[r.at..], 2 * rows as usize)
                 .ok_or_else(|| "membership truncated in a live".to_string())?;
-        let (live, hidden) = rayon::join(
+        let (live, hidden) = side_by_side(
+            bytes.len() >= SIDE_BY_SIDE_BYTES,
             || {
                 let mut r = Reader {
                     bytes: &bytes[..live_end],
@@ -243,9 +261,10 @@ impl Membership {
     }
 
     /// The bitmaps of frame `i`: the keyframe rows hidden and the residual rows live there.
-    /// The two are computed side by side (rayon), each in one pass.
+    /// The two are computed side by side, each in one pass.
     pub fn frame(&self, i: u32) -> BFrame {
-        let (live, hidden) = rayon::join(|| self.live_at(i), || self.hidden_at(i));
+        let large = self.live.len() + self.hidden.len() >= SIDE_BY_SIDE_BYTES / 2;
+        let (live, hidden) = side_by_side(large, || self.live_at(i), || self.hidden_at(i));
         BFrame { hidden, live }
     }
 
@@ -346,10 +365,11 @@ mod tests {
     #[test]
     fn the_end_of_n_varints_is_found_across_chunks_and_long_varints() {
         let values: Vec<u64> = (0..200u64).map(|i| i * i * 977).collect();
-        let mut bytes = Vec::new();
-        let mut ends = vec![0];
+        let (mut bytes, mut ends) = (Vec::new(), vec![0]);
         for v in &values {
-            put_varint(&mut bytes, *v);
+            let mut e = Encoder::new();
+            e.varint(*v);
+            bytes.extend(e.finish());
             ends.push(bytes.len());
         }
         for (n, end) in ends.iter().enumerate() {

@@ -10,9 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::BooleanArray;
-
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, BooleanArray};
 
 use crate::cache::Decoded;
 use crate::error::{Error, Result};
