@@ -8,19 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::kernels::cmp::distinct;
 use arrow_row::Rows;
 use rayon::prelude::*;
-use reeldb_keyframe::format::content_hash;
-use reeldb_keyframe::gather::{Gathered, Pick};
-use reeldb_keyframe::record::RecordKind;
+use reeldb_keyframe::gather_plan::{ColumnPlan, KeyframePlace, equal_rows, plan_gathered};
 use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
 use crate::error::Result;
-
-/// A gathered block whose own block (its bytes beside it) is still to be stored.
-type GatheredPlan = (Gathered, Option<Vec<u8>>);
 
 /// One decoded leaf of the next keyframe: its node, rows and encoded keys.
 struct Leaf {
@@ -99,33 +93,23 @@ impl<'t> NextKeyframe<'t> {
             .collect();
         let found = Found::new(&found, self.decoded.keys().copied().collect());
         // Each column's bytes worked out in parallel, then stored in column order.
-        let choices = batch
+        let plans = batch
             .columns()
             .par_iter()
             .enumerate()
             .map(|(c, column)| {
                 let plain = block::encode(column)?;
-                Ok(match self.plan_gather(c, column, &found, plain.len())? {
-                    Some(gathered) => Stored::Gathered(gathered),
-                    None => Stored::Plain(plain),
+                let plain_len = plain.len();
+                Ok(match self.plan_gather(c, column, &found, plain_len)? {
+                    Some(plan) => plan,
+                    None => ColumnPlan::Plain(plain),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut refs = Vec::with_capacity(choices.len());
-        for choice in choices {
-            refs.push(match choice {
-                Stored::Plain(raw) => {
-                    packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?
-                }
-                Stored::Gathered((mut g, own)) => {
-                    if let (Some((own_ref, _)), Some(raw)) = (&mut g.own, own) {
-                        *own_ref = packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?;
-                    }
-                    let raw = g.encode();
-                    packs.put(RecordKind::ColumnBlock, &raw, content_hash(&raw))?
-                }
-            });
-        }
+        let refs = plans
+            .into_iter()
+            .map(|plan| plan.store(packs))
+            .collect::<reeldb_keyframe::Result<Vec<_>>>()?;
         Ok(layout.to_slots(&refs))
     }
 
@@ -139,15 +123,11 @@ impl<'t> NextKeyframe<'t> {
         column: &ArrayRef,
         found: &Found,
         plain_len: usize,
-    ) -> Result<Option<GatheredPlan>> {
-        let layout = self.tree.layout();
-        let with_base = &found.with_base;
+    ) -> Result<Option<ColumnPlan>> {
         // Fewer than half the rows from the keyframe: picks would not pay for themselves.
-        if with_base.len() * 2 < column.len() {
+        if found.with_base.len() * 2 < column.len() {
             return Ok(None);
         }
-        // Which of those rows hold the keyframe's value: equal under Arrow's total order,
-        // which tells apart every two values that read differently.
         let mine = arrow::compute::take(column.as_ref(), &found.rows, None)?;
         let sources: Vec<&dyn Array> = found
             .leaves
@@ -155,91 +135,26 @@ impl<'t> NextKeyframe<'t> {
             .map(|l| self.decoded[l].rows.column(c).as_ref())
             .collect();
         let theirs = arrow::compute::interleave(&sources, &found.at)?;
-        let Ok(differ) = distinct(&mine, &theirs) else {
+        let Some(equal) = equal_rows(&mine, &theirs) else {
             return Ok(None);
         };
-        let mut same: Vec<Option<(usize, u32)>> = vec![None; column.len()];
-        for (i, (r, f)) in with_base.iter().enumerate() {
-            if differ.is_valid(i) && !differ.value(i) {
-                same[*r as usize] = Some(*f);
+        let mut same: Vec<Option<KeyframePlace<'_>>> = vec![None; column.len()];
+        for ((r, (l, p)), equal) in found.with_base.iter().zip(equal) {
+            if equal {
+                same[*r as usize] = Some(KeyframePlace {
+                    leaf: *l,
+                    node: &self.decoded[l].node,
+                    position: *p,
+                });
             }
         }
-        // Each base: the leaf's block of the column and its rows (a derived chunk's block
-        // holds rows it leaves out, so positions map to the block's rows).
-        let mut bases: Vec<(RecordRef, u32)> = Vec::new();
-        let mut base_of: BTreeMap<usize, u32> = BTreeMap::new();
-        let (mut picks, mut own_rows) = (Vec::with_capacity(column.len()), Vec::new());
-        for (r, s) in same.iter().enumerate() {
-            let Some((l, p)) = *s else {
-                picks.push(Pick::Own(own_rows.len() as u32));
-                own_rows.push(r as u32);
-                continue;
-            };
-            let leaf = &self.decoded[&l];
-            let Some(chunk) = layout.chunk(&leaf.node, c) else {
-                return Ok(None);
-            };
-            if chunk.epoch != layout.columns[c].epoch {
-                return Ok(None);
-            }
-            let b = match base_of.get(&l) {
-                Some(b) => *b,
-                None => {
-                    let physical = chunk
-                        .removed
-                        .as_ref()
-                        .map_or(leaf.node.rows, |rm| rm.physical() as u32);
-                    bases.push((chunk.block, physical));
-                    base_of.insert(l, bases.len() as u32 - 1);
-                    bases.len() as u32 - 1
-                }
-            };
-            let p = chunk
-                .removed
-                .as_ref()
-                .map_or(p as usize, |rm| rm.physical_of(p as usize));
-            picks.push(Pick::Base(b, p as u32));
-        }
-        if own_rows.len() * 2 > column.len() {
-            return Ok(None);
-        }
-        // Picks never go back, as the encoding needs: rows and leaves are both in key order.
-        let mut last = (0u32, 0u32);
-        for pick in &picks {
-            if let Pick::Base(b, r) = *pick {
-                if (b, r) < last {
-                    return Ok(None);
-                }
-                last = (b, r);
-            }
-        }
-        let own = match own_rows.is_empty() {
-            true => None,
-            false => {
-                let values = arrow::compute::take(
-                    column.as_ref(),
-                    &UInt32Array::from_iter_values(own_rows.iter().copied()),
-                    None,
-                )?;
-                Some(block::encode(&values)?)
-            }
-        };
-        // A placeholder own reference (any will do: the encoding's length does not change).
-        let Some(&(placeholder, _)) = bases.first() else {
-            return Ok(None);
-        };
-        let g = Gathered {
-            own: own.as_ref().map(|_| (placeholder, own_rows.len() as u32)),
-            bases,
-            picks,
-        };
-        // Bytes beyond what a block of the values costs: the gathered payload, and the own
-        // block with its record framing.
-        let cost = g.encode().len() + own.as_ref().map_or(0, |o| o.len() + 40);
-        if cost >= plain_len {
-            return Ok(None);
-        }
-        Ok(Some((g, own)))
+        Ok(plan_gathered(
+            self.tree.layout(),
+            c,
+            column,
+            &same,
+            plain_len,
+        )?)
     }
 }
 
@@ -278,12 +193,4 @@ impl Found {
             at,
         }
     }
-}
-
-/// How one column of a residual batch is stored.
-enum Stored {
-    /// As a block of its values.
-    Plain(Vec<u8>),
-    /// Gathered, with the bytes of its own block.
-    Gathered(GatheredPlan),
 }

@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod format;
 pub mod gather;
+pub mod gather_plan;
 pub mod ipc;
 pub mod key;
 pub mod node;

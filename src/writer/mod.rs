@@ -43,6 +43,7 @@ mod alter;
 mod commit;
 mod maintain;
 pub(crate) mod overlay_commit;
+mod overlay_gather;
 mod patch;
 pub mod schema_change;
 mod settle;

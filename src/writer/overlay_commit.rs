@@ -1,6 +1,7 @@
 //! Writing a table's change as an overlay (its upserted rows as one batch sorted by key in
-//! the packs, its version delta in the generation's node log), and
-//! folding an overlay into the changes that make the next keyframe.
+//! the packs, columns gathered from the keyframe where they hold its values; its version
+//! delta in the generation's node log), and folding an overlay into the changes that make
+//! the next keyframe.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -10,10 +11,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
+use reeldb_keyframe::PackWriter;
 use reeldb_keyframe::builder::{Op, SortedChanges};
 use reeldb_keyframe::storage::Storage;
 use reeldb_keyframe::tree::{Access, Tree};
-use reeldb_keyframe::{PackWriter, block};
 use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply};
 
 use crate::catalog::version::{BatchRecord, OverlayRecord, TableEntry};
@@ -21,6 +22,7 @@ use crate::catalog::{OVERLAY_DIR, overlay_log_path};
 use crate::error::Result;
 use crate::read::overlay_view::{OverlayView, deltas_of, starts_of};
 use crate::store::Store;
+use crate::writer::overlay_gather::store_overlay_batch;
 
 /// What the writer keeps of a generation it appends to: the node log, the latest version's
 /// bitmaps, and each key's live overlay row (by generation row id), so a commit finds the
@@ -113,22 +115,29 @@ pub(crate) fn write_overlay(
         }
     };
 
-    // The commit's rows, one block per column.
-    let mut batches = prev.map_or_else(Vec::new, |o| o.batches.clone());
-    let first_row = prev.map_or(0, OverlayRecord::rows);
-    let rows = changes.upserts.num_rows() as u32;
-    if rows > 0 {
-        let columns = block::store_columns(packs, tree.layout(), &changes.upserts)?;
-        batches.push(BatchRecord::new(rows, &columns));
-    }
-
-    generation.catch_up(tree, prev)?;
     // The commit's changes in key order, with each key's keyframe ordinal found by one merge
-    // over the keyframe's leaves and its live overlay row by the writer's index.
+    // over the keyframe's leaves (and below, its live overlay row by the writer's index).
     let ops = changes.ops();
     let keys: Vec<&[u8]> = ops.iter().map(|(k, _)| *k).collect();
     let probe = tree.layout().key.decode(&keys)?;
     let ordinals = tree.ordinals_of_sorted(&keys, &probe)?;
+
+    // The commit's rows, a block per column or gathered from the keyframe.
+    let mut batches = prev.map_or_else(Vec::new, |o| o.batches.clone());
+    let first_row = prev.map_or(0, OverlayRecord::rows);
+    let rows = changes.upserts.num_rows() as u32;
+    if rows > 0 {
+        let mut row_ordinals = vec![None; rows as usize];
+        for ((_, op), o) in ops.iter().zip(&ordinals) {
+            if let Op::Upsert(i) = op {
+                row_ordinals[*i] = *o;
+            }
+        }
+        let columns = store_overlay_batch(packs, tree, &changes.upserts, &row_ordinals)?;
+        batches.push(BatchRecord::new(rows, &columns));
+    }
+
+    generation.catch_up(tree, prev)?;
     // From here the index describes the version being written, not `prev`.
     generation.valid_at = None;
     let mut edits = Vec::with_capacity(ops.len());
