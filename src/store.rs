@@ -112,6 +112,9 @@ pub(crate) struct StoreInner {
     pub(crate) leases: Arc<Leases>,
     /// The index header's rewind count when this handle last looked (see `forget_positions`).
     seen_rewinds: Mutex<u64>,
+    /// What the last writer of this handle knew of each table's open generation, for the
+    /// next writer (`writer::overlay_commit::GenerationState`).
+    pub(crate) parked_generations: crate::writer::overlay_commit::ParkedGenerations,
 }
 
 /// An open store. Cheap to clone; any number of readers in any number of processes may read
@@ -210,6 +213,7 @@ impl Store {
                 }),
                 leases: Leases::new(storage.clone()),
                 seen_rewinds: Mutex::new(IndexReader::new(storage.as_ref()).rewinds()?),
+                parked_generations: Default::default(),
                 storage,
                 defs: RwLock::new(HashMap::new()),
                 logs: RwLock::new(HashMap::new()),

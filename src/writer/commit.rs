@@ -128,7 +128,7 @@ pub(super) fn write_version(
             t.overlay = Some(write_overlay(
                 &mut writer.packs,
                 &mut writer.logs,
-                writer.store.inner.storage.clone(),
+                &writer.store,
                 t,
                 &tree,
                 &sorted,

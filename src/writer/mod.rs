@@ -238,6 +238,20 @@ pub struct Writer {
     logs: HashMap<PathBuf, GenerationWriter>,
 }
 
+impl Drop for Writer {
+    /// Leaves what the writer knows of each open generation to the store handle's next
+    /// writer (`overlay_commit::park_generations`).
+    fn drop(&mut self) {
+        if !self.poisoned {
+            overlay_commit::park_generations(
+                &self.store.inner.parked_generations,
+                &mut self.logs,
+                self.head.as_ref().map(|(_, rec)| rec),
+            );
+        }
+    }
+}
+
 impl Writer {
     pub(crate) fn open(store: Store, options: WriterOptions) -> Result<Writer> {
         let storage = store.inner.storage.clone();

@@ -7,15 +7,15 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::Mutex;
 
 use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
 use reeldb_keyframe::PackWriter;
 use reeldb_keyframe::builder::{Op, SortedChanges};
-use reeldb_keyframe::storage::Storage;
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_overlay::{Change, NodeLogWriter, OverlayVersion, RowLocation, apply};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::catalog::version::{BatchRecord, OverlayRecord, TableEntry};
 use crate::catalog::{OVERLAY_DIR, overlay_log_path};
@@ -24,41 +24,58 @@ use crate::read::overlay_view::{OverlayView, deltas_of, starts_of};
 use crate::store::Store;
 use crate::writer::overlay_gather::store_overlay_batch;
 
-/// What the writer keeps of a generation it appends to: the node log, the latest version's
-/// bitmaps, and each key's live overlay row (by generation row id), so a commit finds the
-/// row each change replaces without searching the generation's batches.
+/// Each key with a live overlay row, and that row (hashed with xxh3: the keys are the one
+/// trusted writer's, and SipHash was a tenth of an overlay commit's time).
+type LiveKeys = HashMap<Vec<u8>, u32, Xxh3DefaultBuilder>;
+
+/// What a writer knows of a generation's latest overlay version: its bitmaps, and each key's
+/// live overlay row (by generation row id), so a commit finds the row each change replaces
+/// without searching the generation's batches. Built from the overlay's deltas and batches,
+/// it is a function of them alone, so it is valid for exactly the [`OverlayRecord`] it
+/// describes: a writer that drops parks it in its store handle
+/// ([`park_generations`]) and the next writer of that handle takes it up when the overlay it
+/// appends to is that record, instead of reading every batch's keys again.
+#[derive(Debug, Default)]
+pub(crate) struct GenerationState {
+    /// The bitmaps of the version `describes` names.
+    version: OverlayVersion,
+    live_keys: LiveKeys,
+    /// The overlay `version` and `live_keys` describe; `None` until built, or after an
+    /// abandoned commit changed them.
+    describes: Option<OverlayRecord>,
+}
+
+/// The state parked in a store handle, by node log path.
+pub(crate) type ParkedGenerations = Mutex<HashMap<PathBuf, GenerationState>>;
+
+/// What the writer keeps of a generation it appends to: the node log and the state of its
+/// latest version.
 #[derive(Debug)]
 pub(crate) struct GenerationWriter {
     log: NodeLogWriter,
-    /// The bitmaps of the version `valid_at` names.
-    version: OverlayVersion,
-    /// Each key with a live overlay row, and that row.
-    live_keys: HashMap<Vec<u8>, u32>,
-    /// The committed log length of the version `version` and `live_keys` describe; `None`
-    /// until built, or after an abandoned commit changed them.
-    valid_at: Option<u64>,
+    state: GenerationState,
 }
 
 impl GenerationWriter {
     /// Forgets what an abandoned commit appended or changed.
     pub(crate) fn abort(&mut self) {
         self.log.abort();
-        self.valid_at = None;
+        self.state.describes = None;
     }
 
-    /// Makes `version` and `live_keys` describe the overlay `prev`: kept when they already
-    /// do, else read from its deltas and rebuilt from the live rows of every batch.
+    /// Makes the state describe the overlay `prev`: kept when it already does, else read
+    /// from its deltas and rebuilt from the live rows of every batch.
     fn catch_up(&mut self, tree: &Tree, prev: Option<&OverlayRecord>) -> Result<()> {
-        let at = prev.map(|o| o.log_len);
-        if self.valid_at.is_some() && self.valid_at == at {
+        let state = &mut self.state;
+        if prev.is_some() && state.describes.as_ref() == prev {
             return Ok(());
         }
-        self.live_keys.clear();
-        self.version = match prev {
+        state.live_keys.clear();
+        state.version = match prev {
             Some(o) => OverlayVersion::load(self.log.reader(), &deltas_of(o), o.rows())?,
             None => OverlayVersion::default(),
         };
-        let version = &self.version;
+        let version = &state.version;
         if let Some(o) = prev {
             let layout = tree.layout();
             let starts = starts_of(&o.batches);
@@ -74,13 +91,40 @@ impl GenerationWriter {
                 )?;
                 let keys = layout.key.encode_columns(&keys)?;
                 for id in version.live.range(start..start + batch.rows) {
-                    self.live_keys
+                    state
+                        .live_keys
                         .insert(keys.row((id - start) as usize).as_ref().to_vec(), id);
                 }
             }
         }
-        self.valid_at = at;
+        state.describes = prev.cloned();
         Ok(())
+    }
+}
+
+/// Parks the state of every generation `logs` holds that is still the latest of its table
+/// in `head` (the writer's latest version) in the store handle's `parked`, dropping what
+/// was parked for any other generation.
+pub(crate) fn park_generations(
+    parked: &ParkedGenerations,
+    logs: &mut HashMap<PathBuf, GenerationWriter>,
+    head: Option<&crate::catalog::version::VersionRecord>,
+) {
+    let current: HashMap<PathBuf, &OverlayRecord> = head
+        .into_iter()
+        .flat_map(|rec| &rec.tables)
+        .filter_map(|t| Some((overlay_log_path(t.id, t.keyframe_at), t.overlay.as_ref()?)))
+        .collect();
+    // A panic while the map was held leaves it whole, and every entry is checked on use.
+    let mut parked = parked.lock().unwrap_or_else(|e| e.into_inner());
+    parked.retain(|path, _| current.contains_key(path));
+    for (path, g) in logs.drain() {
+        if current
+            .get(&path)
+            .is_some_and(|o| g.state.describes.as_ref() == Some(*o))
+        {
+            parked.insert(path, g.state);
+        }
     }
 }
 
@@ -88,7 +132,7 @@ impl GenerationWriter {
 pub(crate) fn write_overlay(
     packs: &mut PackWriter,
     generations: &mut HashMap<PathBuf, GenerationWriter>,
-    storage: Arc<dyn Storage>,
+    store: &Store,
     t: &TableEntry,
     tree: &Tree,
     changes: &SortedChanges,
@@ -99,6 +143,7 @@ pub(crate) fn write_overlay(
     let generation = match generations.entry(path) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
+            let storage = store.inner.storage.clone();
             // The directory's own entry must be durable before any log in it is referenced (it
             // may have been created by a commit that crashed before syncing the root).
             storage.create_dir_all(std::path::Path::new(OVERLAY_DIR))?;
@@ -106,11 +151,16 @@ pub(crate) fn write_overlay(
                 storage.sync_dir(std::path::Path::new(""))?;
             }
             let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len))?;
+            // What an earlier writer of this handle left, if it still describes `prev`.
+            let parked = store
+                .inner
+                .parked_generations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(v.key());
             v.insert(GenerationWriter {
                 log,
-                version: OverlayVersion::default(),
-                live_keys: HashMap::new(),
-                valid_at: None,
+                state: parked.unwrap_or_default(),
             })
         }
     };
@@ -138,8 +188,8 @@ pub(crate) fn write_overlay(
     }
 
     generation.catch_up(tree, prev)?;
-    // From here the index describes the version being written, not `prev`.
-    generation.valid_at = None;
+    // From here the state describes the version being written, not `prev`.
+    generation.state.describes = None;
     let mut edits = Vec::with_capacity(ops.len());
     for ((key, op), shadows) in ops.into_iter().zip(ordinals) {
         let row = match op {
@@ -147,8 +197,8 @@ pub(crate) fn write_overlay(
             Op::Delete => None,
         };
         let replaces = match row {
-            Some(r) => generation.live_keys.insert(key.to_vec(), r),
-            None => generation.live_keys.remove(key),
+            Some(r) => generation.state.live_keys.insert(key.to_vec(), r),
+            None => generation.state.live_keys.remove(key),
         };
         edits.push(Change {
             row,
@@ -156,7 +206,7 @@ pub(crate) fn write_overlay(
             shadows,
         });
     }
-    let (next, delta) = apply(&generation.version, edits);
+    let (next, delta) = apply(&generation.state.version, edits);
     let at = delta.store(&mut generation.log)?;
     let log_len = generation.log.sync(durable)?;
     let mut deltas = prev.map_or_else(Vec::new, |o| o.deltas.clone());
@@ -168,8 +218,8 @@ pub(crate) fn write_overlay(
         live: next.live.len(),
         batches,
     };
-    generation.version = next;
-    generation.valid_at = Some(log_len);
+    generation.state.version = next;
+    generation.state.describes = Some(record.clone());
     Ok(record)
 }
 
