@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
-use super::bitpack::{pack, packed_len, unpack, unpack_range, width_of};
+use super::bitpack::{pack, packed_len, unpack, unpack_into, width_of};
 use super::{
     BlockHeader, BlockWriter, Encoding, MINI_BLOCK_BYTES, MINI_BLOCK_VALUES, ValidityBuilder,
     split_validity, write_validity,
@@ -339,15 +339,12 @@ pub(crate) fn decode(
                     return Err("dictionary codes of the wrong length".into());
                 }
                 mini.clear();
-                let mut bad = false;
-                unpack_range(packed, width, n, part.clone(), |c| {
-                    bad |= c >= dict.len() as u64;
-                    mini.push(c as u32);
-                })?;
-                if bad {
+                mini.resize(part.len(), 0);
+                unpack_into(packed, width, n, part.clone(), &mut mini)?;
+                if mini.iter().any(|&c| c >= dict.len() as u64) {
                     return Err(format!("a code past a dictionary of {}", dict.len()));
                 }
-                codes.extend_from_slice(&mini);
+                codes.extend(mini.iter().map(|&c| c as u32));
                 validity.append_range(valid, part.clone(), n);
             }
             data = dict.gather(&codes, &mut offsets);
@@ -442,6 +439,7 @@ pub(crate) fn decode_dictionary(
     }
     let dict = Dictionary::parse(&raw[header.dictionary.clone()], utf8)?;
     let mut codes: Vec<i32> = Vec::with_capacity(header.rows);
+    let mut mini: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
     let mut validity = ValidityBuilder::default();
     for (i, m) in header.minis.iter().enumerate() {
         let bytes = header.mini_bytes(raw, i)?;
@@ -451,14 +449,13 @@ pub(crate) fn decode_dictionary(
         if packed.len() != packed_len(n, width) {
             return Err("dictionary codes of the wrong length".into());
         }
-        let mut bad = false;
-        unpack(packed, width, n, |c| {
-            bad |= c >= dict.len() as u64;
-            codes.push(c as i32);
-        })?;
-        if bad {
+        mini.clear();
+        mini.resize(n, 0);
+        unpack_into(packed, width, n, 0..n, &mut mini)?;
+        if mini.iter().any(|&c| c >= dict.len() as u64) {
             return Err(format!("a code past a dictionary of {}", dict.len()));
         }
+        codes.extend(mini.iter().map(|&c| c as i32));
         validity.append(valid, n);
     }
     let offsets: Vec<i64> = dict.offsets.iter().map(|&o| o as i64).collect();

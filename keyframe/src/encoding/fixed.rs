@@ -11,7 +11,7 @@ use arrow::array::{Array, ArrayData, ArrayRef};
 use arrow::buffer::{Buffer, MutableBuffer};
 use arrow::datatypes::{DataType, IntervalUnit};
 
-use super::bitpack::{pack, packed_len, unpack_range, width_of};
+use super::bitpack::{pack, packed_len, unpack_into, unpack_range, width_of};
 use super::{
     BlockHeader, BlockWriter, Encoding, MINI_BLOCK_VALUES, ValidityBuilder, split_validity,
 };
@@ -484,12 +484,15 @@ fn read_for(
             packed.len()
         ));
     }
+    let start = keys.len();
+    keys.resize(start + part.len(), 0);
+    unpack_into(packed, width, n, part, &mut keys[start..])?;
     let mut bad = false;
-    unpack_range(packed, width, n, part, |v| {
-        let (k, over) = reference.overflowing_add(v);
+    for k in &mut keys[start..] {
+        let (v, over) = reference.overflowing_add(*k);
         bad |= over;
-        keys.push(k);
-    })?;
+        *k = v;
+    }
     if bad {
         return Err("frame-of-reference value past 64 bits".into());
     }
