@@ -105,9 +105,12 @@ class Snapshot:
         columns: Optional[Sequence[str]] = None,
         filter: Union[None, str, Sequence[str]] = None,
         dictionaries: bool = False,
+        batch_rows: int = 4096,
     ) -> pa.RecordBatchReader:
         """Rows passing `filter` (expressions such as "region = 'r7'", ANDed), streamed;
-        with `dictionaries`, string and binary columns as dictionary arrays."""
+        with `dictionaries`, string and binary columns as dictionary arrays (one dictionary
+        per batch: `unify_dictionaries()` before a group-by). Batches decoded smaller than
+        `batch_rows` are joined to at least that many rows."""
     def get(self, table: str, key: Key) -> Optional[pa.RecordBatch]:
         """The row with `key` as a one-row batch, or None."""
     def range(

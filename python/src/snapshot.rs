@@ -95,8 +95,10 @@ impl Snapshot {
     /// overlay's rows come last (use `range` for key order at any version). With
     /// `dictionaries=True`, string and binary columns come as pyarrow dictionary arrays
     /// (dictionary-coded blocks hand over their codes without building each string: faster
-    /// group-bys on low-cardinality columns).
-    #[pyo3(signature = (table, columns = None, filter = None, dictionaries = false))]
+    /// group-bys on low-cardinality columns; each batch has its own dictionary, so call
+    /// `unify_dictionaries()` on the table before pyarrow's `group_by`). Batches decoded
+    /// smaller than `batch_rows` rows are joined to at least that many (one copy).
+    #[pyo3(signature = (table, columns = None, filter = None, dictionaries = false, batch_rows = reeldb::DEFAULT_BATCH_ROWS))]
     fn scan(
         &self,
         py: Python<'_>,
@@ -104,11 +106,10 @@ impl Snapshot {
         columns: Option<Vec<String>>,
         filter: Option<&Bound<'_, PyAny>>,
         dictionaries: bool,
+        batch_rows: usize,
     ) -> PyResult<Py<PyAny>> {
         let t = self.snapshot.table(table).py_err()?;
-        let mut options = ScanOptions::new()
-            .in_parallel()
-            .in_batches_of(reeldb::DEFAULT_BATCH_ROWS);
+        let mut options = ScanOptions::new().in_parallel().in_batches_of(batch_rows);
         if dictionaries {
             options = options.with_dictionaries();
         }

@@ -253,6 +253,18 @@ def test_categoricals_are_stored_as_strings_and_stats_show_each_columns_encoding
     assert all(b > 0 for b in space.values())
 
 
+def test_small_batches_are_joined_to_batch_rows_and_big_ones_pass_as_decoded(db):
+    commit(db, upsert=orders(list(range(5000))))
+    snap = db.snapshot()
+    whole = snap.scan("orders").read_all().sort_by("id")
+    # A filter keeping a few rows of each leaf: its batches are joined to at least 1,000 rows.
+    sizes = [b.num_rows for b in snap.scan("orders", filter="id < 2500", batch_rows=1000)]
+    assert sum(sizes) == 2500 and all(n >= 1000 for n in sizes[:-1])
+    # Asked for single rows, every decoded batch passes as it is; the rows are the same.
+    single = snap.scan("orders", batch_rows=1).read_all().sort_by("id")
+    assert single.equals(whole)
+
+
 def test_thinning_keyframes_keeps_every_version_as_it_was(db):
     for i in range(45):
         commit(db, upsert=orders([i % 7, 100 + i], amount=float(i)), delete=[100 + i - 3] if i >= 3 else None)

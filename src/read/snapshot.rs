@@ -144,8 +144,12 @@ pub struct ScanOptions {
     pub dictionaries: bool,
 }
 
-/// The batch size the Python package and `reel` ask scans for: 64Ki rows.
-pub const DEFAULT_BATCH_ROWS: usize = 1 << 16;
+/// The batch size the Python package and `reel` ask scans for: 4Ki rows. Most keyframe
+/// leaves hold more (2,048 rows plus a content-defined stretch of about 8,192), so they pass
+/// through uncopied and only small batches (filtered, or thinned by hidden rows) are joined:
+/// joining every batch to 64Ki rows, as before, copied every column once more and took a
+/// tenth of a Python scan's time.
+pub const DEFAULT_BATCH_ROWS: usize = 1 << 12;
 
 impl ScanOptions {
     /// Every column, every row.

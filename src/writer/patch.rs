@@ -3,8 +3,9 @@
 //! version) is looked up, the given columns replace its values, and the result joins the
 //! commit's upserts, so a patched key counts as written once (a key both patched and upserted
 //! or deleted in one commit is a `DuplicateKey`). A key the table does not hold is
-//! `KeyNotFound`, naming it, and nothing is committed. The patched rows are stored as whole
-//! rows, as upserts are.
+//! `KeyNotFound`, naming it, and nothing is committed. The patched rows join the upserts as
+//! whole rows; an overlay commit then stores the columns whose values a row kept as picks
+//! into the keyframe (`overlay_gather`), as it does for upserts.
 
 use std::sync::Arc;
 
