@@ -395,6 +395,7 @@ pub(crate) fn decode(
     let mut out = MutableBuffer::with_capacity(total * w);
     let mut validity = ValidityBuilder::default();
     let mut keys: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
+    let mut floats: Vec<f64> = Vec::new();
     // Signed integers' keys have their sign bit flipped (decimal floats flip it themselves).
     let flip = if header.flags & SIGNED != 0 {
         1u64 << 63
@@ -437,10 +438,20 @@ pub(crate) fn decode(
                 keys.clear();
                 read_for(rest, n, part.clone(), &mut keys)?;
                 let divisor = pow10(e);
-                let values = keys
-                    .iter()
-                    .map(|&k| decimal_value((k ^ (1 << 63)) as i64, divisor, width));
-                push_words(&mut out, values, width);
+                // One tight loop per width, into a buffer of the floats, then one copy.
+                if width == 8 {
+                    floats.clear();
+                    floats.extend(
+                        keys.iter()
+                            .map(|&k| ((k ^ (1 << 63)) as i64) as f64 / divisor),
+                    );
+                    out.extend_from_slice(&floats);
+                } else {
+                    let values = keys
+                        .iter()
+                        .map(|&k| decimal_value((k ^ (1 << 63)) as i64, divisor, width));
+                    push_words(&mut out, values, width);
+                }
             }
             e => return Err(format!("{e:?} is not a fixed-width encoding")),
         }
@@ -458,6 +469,12 @@ pub(crate) fn decode(
 
 fn push_words(out: &mut MutableBuffer, values: impl Iterator<Item = u64>, width: u8) {
     match width {
+        8 => {
+            // Collected first: a slice copies in one call, where extending from an
+            // iterator writes a value at a time.
+            let words: Vec<u64> = values.collect();
+            out.extend_from_slice(&words);
+        }
         1 => out.extend(values.map(|v| v as u8)),
         2 => out.extend(values.map(|v| v as u16)),
         4 => out.extend(values.map(|v| v as u32)),
