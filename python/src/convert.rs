@@ -12,6 +12,28 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 use reeldb::{Key, Value, VersionInfo};
 
+/// `batch` as a pyarrow RecordBatch of the pyarrow schema `schema` (its schema, exported once
+/// by the caller): the columns cross as one struct array through the C data interface, so
+/// pyarrow parses no schema and opens no stream for it, which is what
+/// `RecordBatch::to_pyarrow` does and what made it most of a `get`'s time in Python.
+/// pyarrow takes the array over (it marks the exported struct released), so dropping it
+/// afterwards frees nothing twice; on an error before that, the drop releases it.
+pub fn batch_to_pyarrow<'py>(
+    py: Python<'py>,
+    batch: RecordBatch,
+    schema: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let data = arrow::array::Array::to_data(&arrow::array::StructArray::from(batch));
+    let mut array = arrow::ffi::FFI_ArrowArray::new(&data);
+    let class = py
+        .import(pyo3::intern!(py, "pyarrow"))?
+        .getattr(pyo3::intern!(py, "RecordBatch"))?;
+    class.call_method1(
+        pyo3::intern!(py, "_import_from_c"),
+        (std::ptr::addr_of_mut!(array) as usize, schema),
+    )
+}
+
 /// Every batch of `data`: anything exposing the Arrow PyCapsule stream protocol
 /// (`__arrow_c_stream__`: pyarrow Table and RecordBatchReader, polars DataFrame, ...) or the
 /// array protocol for one record batch (`__arrow_c_array__`). The buffers are imported, not

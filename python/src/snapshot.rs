@@ -1,8 +1,8 @@
 //! `reeldb.Snapshot`: one version, read. Scans and ranges stream as pyarrow
 //! RecordBatchReaders; gets, SQL results and schemas come back as pyarrow objects.
 
+use std::collections::HashMap;
 use std::ops::Bound as KeyBound;
-#[cfg(feature = "sql")]
 use std::sync::{Mutex, PoisonError};
 
 use arrow::pyarrow::ToPyArrow;
@@ -25,6 +25,8 @@ pub struct Snapshot {
     /// The SQL session over this version, made on the first query.
     #[cfg(feature = "sql")]
     sql: Mutex<Option<SqlSession>>,
+    /// Each table's schema as pyarrow's, made on its first `get`.
+    schemas: Mutex<HashMap<String, Py<PyAny>>>,
 }
 
 impl Snapshot {
@@ -35,6 +37,7 @@ impl Snapshot {
             snapshot,
             #[cfg(feature = "sql")]
             sql: Mutex::new(None),
+            schemas: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -128,10 +131,30 @@ impl Snapshot {
     fn get(&self, py: Python<'_>, table: &str, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let key = convert::key(key)?;
         let t = self.snapshot.table(table).py_err()?;
-        match py.detach(|| t.get(key)).py_err()? {
-            Some(row) => Ok(row.to_pyarrow(py)?.unbind()),
-            None => Ok(py.None()),
-        }
+        let Some(row) = py.detach(|| t.get(key)).py_err()? else {
+            return Ok(py.None());
+        };
+        // The lock is never held while Python runs (a thread waiting on it would hold the
+        // GIL the holder needs); a panic while it was held leaves the map whole, since
+        // entries are only added.
+        let cached = self
+            .schemas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(table)
+            .map(|s| s.clone_ref(py));
+        let schema = match cached {
+            Some(s) => s,
+            None => {
+                let s = row.schema().to_pyarrow(py)?.unbind();
+                self.schemas
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(table.to_string(), s.clone_ref(py));
+                s
+            }
+        };
+        Ok(convert::batch_to_pyarrow(py, row, schema.bind(py))?.unbind())
     }
 
     /// The rows of `table` with keys from `lo` (inclusive) to `hi` (exclusive), in key order,

@@ -105,7 +105,9 @@ def test_every_supported_type_round_trips_with_nulls(tmp_path):
     # The same through one-row gets.
     snap = db.snapshot()
     for i in (0, 13, 49):
-        assert snap.get("t", i).to_pylist() == data.slice(i, 1).to_pylist()
+        row = snap.get("t", i)
+        assert row.schema == schema
+        assert row.to_pylist() == data.slice(i, 1).to_pylist()
 
 
 def test_a_scan_is_a_record_batch_reader_imported_without_a_copy(db):
