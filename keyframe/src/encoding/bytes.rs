@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
-use super::bitpack::{pack, packed_len, unpack, unpack_into, width_of};
+use super::bitpack::{pack, packed_len, unpack_into, width_of};
 use super::{
     BlockHeader, BlockWriter, Encoding, MINI_BLOCK_BYTES, MINI_BLOCK_VALUES, ValidityBuilder,
     split_validity, write_validity,
@@ -351,6 +351,7 @@ pub(crate) fn decode(
         }
         Encoding::PlainBytes | Encoding::ZstdBytes => {
             let mut lengths = Vec::with_capacity(MINI_BLOCK_VALUES);
+            let mut raw_lengths: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
             for (i, part) in picked {
                 let m = &header.minis[*i];
                 let bytes = header.mini_bytes(raw, *i)?;
@@ -365,15 +366,18 @@ pub(crate) fn decode(
                 if body.len() < 9 + plen + 1 {
                     return Err("bytes mini-block shorter than its lengths".into());
                 }
+                raw_lengths.clear();
+                raw_lengths.resize(n, 0);
+                unpack_into(&body[9..9 + plen], width, n, 0..n, &mut raw_lengths)?;
                 lengths.clear();
                 let mut total = 0u64;
                 let mut bad = false;
-                unpack(&body[9..9 + plen], width, n, |l| {
+                lengths.extend(raw_lengths.iter().map(|&l| {
                     let (len, over) = l.overflowing_add(lo);
                     bad |= over;
                     total = total.saturating_add(len);
-                    lengths.push(len as usize);
-                })?;
+                    len as usize
+                }));
                 let flag = body[9 + plen];
                 let stored = &body[10 + plen..];
                 let owned = match flag {

@@ -11,7 +11,7 @@ use arrow::array::{Array, ArrayData, ArrayRef};
 use arrow::buffer::{Buffer, MutableBuffer};
 use arrow::datatypes::{DataType, IntervalUnit};
 
-use super::bitpack::{pack, packed_len, unpack_into, unpack_range, width_of};
+use super::bitpack::{pack, packed_len, unpack_into, width_of};
 use super::{
     BlockHeader, BlockWriter, Encoding, MINI_BLOCK_VALUES, ValidityBuilder, split_validity,
 };
@@ -540,15 +540,19 @@ fn read_delta(
     }
     let base_len = keys.len();
     keys.push(first);
+    // The gaps before the last value asked for, unpacked at once, then summed in place.
+    let gaps = part.end.saturating_sub(1);
+    keys.resize(base_len + 1 + gaps, 0);
+    unpack_into(packed, width, n - 1, 0..gaps, &mut keys[base_len + 1..])?;
     let mut at = first;
     let mut bad = false;
-    unpack_range(packed, width, n - 1, 0..part.end.saturating_sub(1), |g| {
-        let (step, o1) = g.overflowing_add(base);
+    for k in &mut keys[base_len + 1..] {
+        let (step, o1) = k.overflowing_add(base);
         let (next, o2) = at.overflowing_add(step);
         bad |= o1 | o2;
         at = next;
-        keys.push(at);
-    })?;
+        *k = at;
+    }
     if bad {
         return Err("delta value past 64 bits".into());
     }
