@@ -75,18 +75,25 @@ fn everything(store: &Store) -> Vec<(RecordBatch, Vec<Option<RecordBatch>>)> {
         .collect()
 }
 
-#[test]
-fn an_update_of_a_narrow_column_stores_the_wide_one_as_picks_into_the_keyframe() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::create(dir.path().join("s")).unwrap();
+/// A new store at `path` whose table `t` holds ids 0 to 3,999 (round 0) as its first
+/// keyframe, and its writer, cutting a keyframe every `every` commits.
+fn first_keyframe(path: &std::path::Path, every: u32) -> (Store, reeldb::Writer) {
+    let store = Store::create(path).unwrap();
     let mut w = store
-        .writer_with(WriterOptions::default().keyframe_every(100))
+        .writer_with(WriterOptions::default().keyframe_every(every))
         .unwrap();
     let ids: Vec<i64> = (0..4000).collect();
     let mut tx = w.begin();
     tx.create_table("t", schema(), &["id"]).unwrap();
     tx.upsert("t", rows(&ids, 0, |_| 0)).unwrap();
     tx.commit().unwrap();
+    (store, w)
+}
+
+#[test]
+fn an_update_of_a_narrow_column_stores_the_wide_one_as_picks_into_the_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = first_keyframe(&dir.path().join("s"), 100);
     let (_, keyframe_note) = note_bytes(&store);
 
     // Every 10th row's amount changes; its note is written again, unchanged.
@@ -117,15 +124,8 @@ fn an_update_of_a_narrow_column_stores_the_wide_one_as_picks_into_the_keyframe()
 fn rows_whose_wide_column_changed_keep_their_own_values_at_every_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let store = Store::create(&path).unwrap();
-    let mut w = store
-        .writer_with(WriterOptions::default().keyframe_every(4))
-        .unwrap();
+    let (store, mut w) = first_keyframe(&path, 4);
     let ids: Vec<i64> = (0..4000).collect();
-    let mut tx = w.begin();
-    tx.create_table("t", schema(), &["id"]).unwrap();
-    tx.upsert("t", rows(&ids, 0, |_| 0)).unwrap();
-    tx.commit().unwrap();
     // Each round updates 300 rows (new keys among them) and deletes a few; a quarter of the
     // updates change the note too, and patches change only amounts.
     let mut model: std::collections::BTreeMap<i64, RecordBatch> =

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_row::Rows;
 use rayon::prelude::*;
-use reeldb_keyframe::gather_plan::{ColumnPlan, KeyframePlace, equal_rows, plan_gathered};
+use reeldb_keyframe::gather_plan::{
+    ColumnPlan, KeyframePlace, equal_rows, plan_gathered, same_places, store_plans,
+};
 use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
@@ -106,11 +108,7 @@ impl<'t> NextKeyframe<'t> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let refs = plans
-            .into_iter()
-            .map(|plan| plan.store(packs))
-            .collect::<reeldb_keyframe::Result<Vec<_>>>()?;
-        Ok(layout.to_slots(&refs))
+        Ok(store_plans(packs, &layout, plans)?)
     }
 
     /// Column `c` of a batch (`column`; `found`: its rows' places in the keyframe) gathered
@@ -138,16 +136,15 @@ impl<'t> NextKeyframe<'t> {
         let Some(equal) = equal_rows(&mine, &theirs) else {
             return Ok(None);
         };
-        let mut same: Vec<Option<KeyframePlace<'_>>> = vec![None; column.len()];
-        for ((r, (l, p)), equal) in found.with_base.iter().zip(equal) {
-            if equal {
-                same[*r as usize] = Some(KeyframePlace {
-                    leaf: *l,
-                    node: &self.decoded[l].node,
-                    position: *p,
-                });
-            }
-        }
+        let candidates = found.with_base.iter().map(|&(r, (l, p))| {
+            let place = KeyframePlace {
+                leaf: l,
+                node: &self.decoded[&l].node,
+                position: p,
+            };
+            (r, place)
+        });
+        let same = same_places(column.len(), candidates, equal);
         Ok(plan_gathered(
             self.tree.layout(),
             c,

@@ -57,6 +57,37 @@ impl ColumnPlan {
     }
 }
 
+/// Stores each column's plan in `packs`, in column order, and returns their references laid
+/// out in `layout`'s slots: a row batch as overlays and residuals keep it.
+pub fn store_plans(
+    packs: &mut PackWriter,
+    layout: &TableLayout,
+    plans: Vec<ColumnPlan>,
+) -> Result<Vec<Option<RecordRef>>> {
+    let refs = plans
+        .into_iter()
+        .map(|plan| plan.store(packs))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(layout.to_slots(&refs))
+}
+
+/// For a batch of `rows` rows: the keyframe place of each row among `candidates` (row, place)
+/// whose value is the keyframe's (`equal`, one flag per candidate, from [`equal_rows`]);
+/// `None` for every other row.
+pub fn same_places<'n>(
+    rows: usize,
+    candidates: impl Iterator<Item = (u32, KeyframePlace<'n>)>,
+    equal: Vec<bool>,
+) -> Vec<Option<KeyframePlace<'n>>> {
+    let mut same = vec![None; rows];
+    for ((r, place), equal) in candidates.zip(equal) {
+        if equal {
+            same[r as usize] = Some(place);
+        }
+    }
+    same
+}
+
 /// Which rows of `mine` hold the value of the row of `theirs` beside them (equal under
 /// Arrow's total order, which tells apart every two values that read differently); `None`
 /// when the type has no such comparison.

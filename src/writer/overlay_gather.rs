@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use rayon::prelude::*;
-use reeldb_keyframe::gather_plan::{ColumnPlan, KeyframePlace, equal_rows, plan_gathered};
+use reeldb_keyframe::gather_plan::{
+    ColumnPlan, KeyframePlace, equal_rows, plan_gathered, same_places, store_plans,
+};
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
@@ -75,24 +77,19 @@ pub(crate) fn store_overlay_batch(
             let Some(equal) = equal_rows(&mine, &theirs) else {
                 return Ok(ColumnPlan::Plain(plain));
             };
-            let mut same: Vec<Option<KeyframePlace<'_>>> = vec![None; rows];
-            for ((r, n, p), equal) in places.iter().zip(equal) {
-                if equal {
-                    same[*r as usize] = Some(KeyframePlace {
-                        leaf: *n,
-                        node: &nodes[*n],
-                        position: *p,
-                    });
-                }
-            }
+            let candidates = places.iter().map(|&(r, n, p)| {
+                let place = KeyframePlace {
+                    leaf: n,
+                    node: &nodes[n],
+                    position: p,
+                };
+                (r, place)
+            });
+            let same = same_places(rows, candidates, equal);
             let plain_len = plain.len();
             Ok(plan_gathered(&layout, c, column, &same, plain_len)?
                 .unwrap_or(ColumnPlan::Plain(plain)))
         })
         .collect::<Result<Vec<_>>>()?;
-    let refs = plans
-        .into_iter()
-        .map(|plan| plan.store(packs))
-        .collect::<reeldb_keyframe::Result<Vec<_>>>()?;
-    Ok(layout.to_slots(&refs))
+    Ok(store_plans(packs, &layout, plans)?)
 }
