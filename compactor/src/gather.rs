@@ -7,12 +7,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow_row::Rows;
 use rayon::prelude::*;
-use reeldb_keyframe::gather_plan::{
-    ColumnPlan, KeyframePlace, equal_rows, plan_gathered, same_places, store_plans,
-};
+use reeldb_keyframe::gather_plan::{ColumnPlan, KeyframePlace, plan_against_keyframe, store_plans};
 use reeldb_keyframe::tree::{Access, LeafEntry, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
@@ -94,6 +92,18 @@ impl<'t> NextKeyframe<'t> {
             })
             .collect();
         let found = Found::new(&found, self.decoded.keys().copied().collect());
+        let candidates: Vec<(u32, KeyframePlace<'_>)> = found
+            .with_base
+            .iter()
+            .map(|&(r, (l, p))| {
+                let place = KeyframePlace {
+                    leaf: l,
+                    node: &self.decoded[&l].node,
+                    position: p,
+                };
+                (r, place)
+            })
+            .collect();
         // Each column's bytes worked out in parallel, then stored in column order.
         let plans = batch
             .columns()
@@ -102,55 +112,42 @@ impl<'t> NextKeyframe<'t> {
             .map(|(c, column)| {
                 let plain = block::encode(column)?;
                 let plain_len = plain.len();
-                Ok(match self.plan_gather(c, column, &found, plain_len)? {
-                    Some(plan) => plan,
-                    None => ColumnPlan::Plain(plain),
-                })
+                Ok(
+                    match self.plan_gather(c, column, &found, &candidates, plain_len)? {
+                        Some(plan) => plan,
+                        None => ColumnPlan::Plain(plain),
+                    },
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(store_plans(packs, &layout, plans)?)
     }
 
-    /// Column `c` of a batch (`column`; `found`: its rows' places in the keyframe) gathered
-    /// from the keyframe's blocks, if that takes fewer than `plain_len` bytes: the gathered
-    /// block, whose own block's reference is a placeholder until the bytes beside it are
-    /// stored.
+    /// Column `c` of a batch (`column`; `found`: its rows' places in the keyframe, and as
+    /// `candidates`) gathered from the keyframe's blocks, if that takes fewer than
+    /// `plain_len` bytes: the gathered block, whose own block's reference is a placeholder
+    /// until the bytes beside it are stored.
     fn plan_gather(
         &self,
         c: usize,
         column: &ArrayRef,
         found: &Found,
+        candidates: &[(u32, KeyframePlace<'_>)],
         plain_len: usize,
     ) -> Result<Option<ColumnPlan>> {
         // Fewer than half the rows from the keyframe: picks would not pay for themselves.
         if found.with_base.len() * 2 < column.len() {
             return Ok(None);
         }
-        let mine = arrow::compute::take(column.as_ref(), &found.rows, None)?;
         let sources: Vec<&dyn Array> = found
             .leaves
             .iter()
             .map(|l| self.decoded[l].rows.column(c).as_ref())
             .collect();
         let theirs = arrow::compute::interleave(&sources, &found.at)?;
-        let Some(equal) = equal_rows(&mine, &theirs) else {
-            return Ok(None);
-        };
-        let candidates = found.with_base.iter().map(|&(r, (l, p))| {
-            let place = KeyframePlace {
-                leaf: l,
-                node: &self.decoded[&l].node,
-                position: p,
-            };
-            (r, place)
-        });
-        let same = same_places(column.len(), candidates, equal);
-        Ok(plan_gathered(
-            self.tree.layout(),
-            c,
-            column,
-            &same,
-            plain_len,
+        let layout = self.tree.layout();
+        Ok(plan_against_keyframe(
+            layout, c, column, candidates, &theirs, plain_len,
         )?)
     }
 }
@@ -160,8 +157,6 @@ impl<'t> NextKeyframe<'t> {
 struct Found {
     /// (row, (leaf, position in the leaf)), in row order.
     with_base: Vec<(u32, (usize, u32))>,
-    /// Those rows, for `take`.
-    rows: UInt32Array,
     /// The decoded leaves, in key order.
     leaves: Vec<usize>,
     /// Each such row's (index into `leaves`, position), for `interleave`.
@@ -177,7 +172,6 @@ impl Found {
             .enumerate()
             .filter_map(|(r, f)| f.map(|f| (r as u32, f)))
             .collect();
-        let rows = UInt32Array::from_iter_values(with_base.iter().map(|w| w.0));
         // Every found row's leaf is decoded (`found` looks keys up in decoded leaves only).
         let at = with_base
             .iter()
@@ -185,7 +179,6 @@ impl Found {
             .collect();
         Found {
             with_base,
-            rows,
             leaves,
             at,
         }

@@ -2,8 +2,9 @@
 //! a keyframe ([`crate::gather`]) when most of its rows hold the values of rows the keyframe
 //! has and picks into the keyframe leaves' blocks take fewer bytes. B-frame residuals gather
 //! from the next keyframe (`reeldb-compactor`), overlay batches from their generation's
-//! keyframe (`reeldb`); both find which rows hold the keyframe's value, and this module turns
-//! that into a gathered block and stores it.
+//! keyframe (`reeldb`); both find where each row's key lies in the keyframe and read the
+//! keyframe's values there, and this module compares them, plans the gathered block and
+//! stores it.
 
 use std::collections::BTreeMap;
 
@@ -71,33 +72,33 @@ pub fn store_plans(
     Ok(layout.to_slots(&refs))
 }
 
-/// For a batch of `rows` rows: the keyframe place of each row among `candidates` (row, place)
-/// whose value is the keyframe's (`equal`, one flag per candidate, from [`equal_rows`]);
-/// `None` for every other row.
-pub fn same_places<'n>(
-    rows: usize,
-    candidates: impl Iterator<Item = (u32, KeyframePlace<'n>)>,
-    equal: Vec<bool>,
-) -> Vec<Option<KeyframePlace<'n>>> {
-    let mut same = vec![None; rows];
-    for ((r, place), equal) in candidates.zip(equal) {
-        if equal {
-            same[r as usize] = Some(place);
+/// Column `c` of a batch of `layout` (`column`, whose block of values takes `plain_len`
+/// bytes) gathered from the keyframe where that takes fewer bytes. `candidates` are the rows
+/// whose key the keyframe holds, with where in it, in row order; `theirs` holds the
+/// keyframe's values at those places, one per candidate. A candidate picks from the
+/// keyframe when its value equals the keyframe's under Arrow's total order (which tells apart
+/// every two values that read differently); `None` as [`plan_gathered`], or when the type has
+/// no such comparison.
+pub fn plan_against_keyframe<'n>(
+    layout: &TableLayout,
+    c: usize,
+    column: &ArrayRef,
+    candidates: &[(u32, KeyframePlace<'n>)],
+    theirs: &dyn Array,
+    plain_len: usize,
+) -> Result<Option<ColumnPlan>> {
+    let rows = UInt32Array::from_iter_values(candidates.iter().map(|(r, _)| *r));
+    let mine = arrow::compute::take(column.as_ref(), &rows, None)?;
+    let Ok(differ) = distinct(&mine, &theirs) else {
+        return Ok(None);
+    };
+    let mut same = vec![None; column.len()];
+    for (i, (r, place)) in candidates.iter().enumerate() {
+        if differ.is_valid(i) && !differ.value(i) {
+            same[*r as usize] = Some(*place);
         }
     }
-    same
-}
-
-/// Which rows of `mine` hold the value of the row of `theirs` beside them (equal under
-/// Arrow's total order, which tells apart every two values that read differently); `None`
-/// when the type has no such comparison.
-pub fn equal_rows(mine: &dyn Array, theirs: &dyn Array) -> Option<Vec<bool>> {
-    let differ = distinct(&mine, &theirs).ok()?;
-    Some(
-        (0..differ.len())
-            .map(|i| differ.is_valid(i) && !differ.value(i))
-            .collect(),
-    )
+    plan_gathered(layout, c, column, &same, plain_len)
 }
 
 /// Column `c` of a batch of `layout` (`column`, whose block of values takes `plain_len`
@@ -106,7 +107,7 @@ pub fn equal_rows(mine: &dyn Array, theirs: &dyn Array) -> Option<Vec<bool>> {
 /// when a block of the values is as small, when fewer than half the rows hold the
 /// keyframe's value, or when a leaf's block of the column was written under an older type
 /// epoch (its values read differently).
-pub fn plan_gathered(
+fn plan_gathered(
     layout: &TableLayout,
     c: usize,
     column: &ArrayRef,

@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use rayon::prelude::*;
-use reeldb_keyframe::gather_plan::{
-    ColumnPlan, KeyframePlace, equal_rows, plan_gathered, same_places, store_plans,
-};
+use reeldb_keyframe::gather_plan::{ColumnPlan, KeyframePlace, plan_against_keyframe, store_plans};
 use reeldb_keyframe::tree::{Access, Tree};
 use reeldb_keyframe::{LeafNode, PackWriter, RecordRef, block};
 
@@ -41,19 +39,29 @@ pub(crate) fn store_overlay_batch(
     // Each found row's leaf (a number into `nodes`) and position in it.
     let leaves = tree.leaves()?;
     let mut nodes: Vec<Arc<LeafNode>> = Vec::new();
-    let mut node_of: Vec<usize> = Vec::new();
+    let mut last_leaf = None;
     let mut places: Vec<(u32, usize, u32)> = Vec::with_capacity(found);
     for (r, o) in ordinals.iter().enumerate() {
         let Some(o) = *o else { continue };
         let l = leaves.partition_point(|l| l.ordinal <= o).saturating_sub(1);
         let Some(leaf) = leaves.get(l) else { continue };
-        if node_of.last() != Some(&l) {
+        if last_leaf != Some(l) {
             nodes.push(tree.read_leaf(&leaf.entry)?);
-            node_of.push(l);
+            last_leaf = Some(l);
         }
         places.push((r as u32, nodes.len() - 1, (o - leaf.ordinal) as u32));
     }
-    let found_rows = UInt32Array::from_iter_values(places.iter().map(|p| p.0));
+    let candidates: Vec<(u32, KeyframePlace<'_>)> = places
+        .iter()
+        .map(|&(r, n, p)| {
+            let place = KeyframePlace {
+                leaf: n,
+                node: &nodes[n],
+                position: p,
+            };
+            (r, place)
+        })
+        .collect();
     let at: Vec<(usize, usize)> = places.iter().map(|p| (p.1, p.2 as usize)).collect();
     let key_columns = layout.key.columns();
     let plans = batch
@@ -73,22 +81,11 @@ pub(crate) fn store_overlay_batch(
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let sources: Vec<&dyn Array> = decoded.iter().map(|a| a.as_ref()).collect();
             let theirs = arrow::compute::interleave(&sources, &at)?;
-            let mine = arrow::compute::take(column.as_ref(), &found_rows, None)?;
-            let Some(equal) = equal_rows(&mine, &theirs) else {
-                return Ok(ColumnPlan::Plain(plain));
-            };
-            let candidates = places.iter().map(|&(r, n, p)| {
-                let place = KeyframePlace {
-                    leaf: n,
-                    node: &nodes[n],
-                    position: p,
-                };
-                (r, place)
-            });
-            let same = same_places(rows, candidates, equal);
             let plain_len = plain.len();
-            Ok(plan_gathered(&layout, c, column, &same, plain_len)?
-                .unwrap_or(ColumnPlan::Plain(plain)))
+            Ok(
+                plan_against_keyframe(&layout, c, column, &candidates, &theirs, plain_len)?
+                    .unwrap_or(ColumnPlan::Plain(plain)),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(store_plans(packs, &layout, plans)?)

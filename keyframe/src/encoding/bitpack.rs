@@ -56,27 +56,21 @@ pub fn unpack_into(
     let w = usize::from(width);
     // Whole groups of eight inside `range` whose bytes and an 8-byte window past them lie
     // inside `src` (the window lets each value load a whole word).
+    // Widths over 56 may need 9 bytes a value; they and width 0 take the slow path.
+    let grouped = (1..=56).contains(&width);
     let first_group = range.start.div_ceil(8);
-    let groups_in_src = if width == 0 || width > 56 {
-        0
-    } else {
-        (src.len().saturating_sub(8) / w).min(count / 8)
+    let groups_in_src = match grouped {
+        true => (src.len().saturating_sub(8) / w).min(count / 8),
+        false => 0,
     };
     let last_group = (range.end / 8).min(groups_in_src).max(first_group);
-    if width == 0 || width > 56 || last_group == first_group || range.end > count {
-        let mut at = 0;
-        return unpack_range(src, width, count, range, |v| {
-            out[at] = v;
-            at += 1;
-        });
+    if !grouped || last_group == first_group || range.end > count {
+        return unpack_range_into(src, width, count, range, out);
     }
     let (lo, hi) = (first_group * 8, last_group * 8);
-    let mut at = 0;
-    unpack_range(src, width, count, range.start..lo, |v| {
-        out[at] = v;
-        at += 1;
-    })?;
-    let middle = &mut out[lo - range.start..hi - range.start];
+    let (head, rest) = out.split_at_mut(lo - range.start);
+    let (middle, tail) = rest.split_at_mut(hi - lo);
+    unpack_range_into(src, width, count, range.start..lo, head)?;
     macro_rules! by_width {
         ($($n:literal)*) => {
             match w {
@@ -87,10 +81,22 @@ pub fn unpack_into(
     }
     by_width!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
         29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56);
-    let mut at = hi - range.start;
-    unpack_range(src, width, count, hi..range.end, |v| {
-        out[at] = v;
-        at += 1;
+    unpack_range_into(src, width, count, hi..range.end, tail)
+}
+
+/// [`unpack_range`] writing values `range` to `out`, which holds exactly as many.
+fn unpack_range_into(
+    src: &[u8],
+    width: u8,
+    count: usize,
+    range: std::ops::Range<usize>,
+    out: &mut [u64],
+) -> Result<(), String> {
+    let mut slots = out.iter_mut();
+    unpack_range(src, width, count, range, |v| {
+        if let Some(slot) = slots.next() {
+            *slot = v;
+        }
     })
 }
 
@@ -185,19 +191,25 @@ pub fn unpack_range(
 mod tests {
     use super::*;
 
+    /// `count` scattered values of `width` bits, and their packed bytes.
+    fn packed_values(width: u8, count: u64) -> (Vec<u64>, Vec<u8>) {
+        let mask = if width == 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
+        let values: Vec<u64> = (0..count)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask)
+            .collect();
+        let mut packed = Vec::new();
+        pack(values.iter().copied(), width, &mut packed);
+        (values, packed)
+    }
+
     #[test]
     fn values_of_every_width_round_trip() {
         for width in 0..=64u8 {
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                (1u64 << width) - 1
-            };
-            let values: Vec<u64> = (0..100u64)
-                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask)
-                .collect();
-            let mut packed = Vec::new();
-            pack(values.iter().copied(), width, &mut packed);
+            let (values, packed) = packed_values(width, 100);
             assert_eq!(packed.len(), packed_len(values.len(), width));
             let mut back = Vec::new();
             unpack(&packed, width, values.len(), |v| back.push(v)).unwrap();
@@ -208,16 +220,7 @@ mod tests {
     #[test]
     fn unpacking_into_a_slice_reads_what_a_sink_reads_at_every_width_and_range() {
         for width in 0..=64u8 {
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                (1u64 << width) - 1
-            };
-            let values: Vec<u64> = (0..300u64)
-                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask)
-                .collect();
-            let mut packed = Vec::new();
-            pack(values.iter().copied(), width, &mut packed);
+            let (values, packed) = packed_values(width, 300);
             for range in [0..300, 0..0, 3..5, 5..299, 8..296, 1..8, 290..300, 16..17] {
                 let mut out = vec![u64::MAX; range.len()];
                 unpack_into(&packed, width, values.len(), range.clone(), &mut out).unwrap();

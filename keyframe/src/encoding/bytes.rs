@@ -338,13 +338,9 @@ pub(crate) fn decode(
                 if packed.len() != packed_len(n, width) {
                     return Err("dictionary codes of the wrong length".into());
                 }
-                mini.clear();
-                mini.resize(part.len(), 0);
-                unpack_into(packed, width, n, part.clone(), &mut mini)?;
-                if mini.iter().any(|&c| c >= dict.len() as u64) {
-                    return Err(format!("a code past a dictionary of {}", dict.len()));
-                }
-                codes.extend(mini.iter().map(|&c| c as u32));
+                let picked =
+                    dictionary_codes(packed, width, n, part.clone(), dict.len(), &mut mini)?;
+                codes.extend(picked.iter().map(|&c| c as u32));
                 validity.append_range(valid, part.clone(), n);
             }
             data = dict.gather(&codes, &mut offsets);
@@ -453,13 +449,8 @@ pub(crate) fn decode_dictionary(
         if packed.len() != packed_len(n, width) {
             return Err("dictionary codes of the wrong length".into());
         }
-        mini.clear();
-        mini.resize(n, 0);
-        unpack_into(packed, width, n, 0..n, &mut mini)?;
-        if mini.iter().any(|&c| c >= dict.len() as u64) {
-            return Err(format!("a code past a dictionary of {}", dict.len()));
-        }
-        codes.extend(mini.iter().map(|&c| c as i32));
+        let all = dictionary_codes(packed, width, n, 0..n, dict.len(), &mut mini)?;
+        codes.extend(all.iter().map(|&c| c as i32));
         validity.append(valid, n);
     }
     let offsets: Vec<i64> = dict.offsets.iter().map(|&o| o as i64).collect();
@@ -469,6 +460,25 @@ pub(crate) fn decode_dictionary(
         arrow::array::DictionaryArray::<arrow::datatypes::Int32Type>::try_new(keys, values)
             .map_err(|e| e.to_string())?,
     ))
+}
+
+/// Codes `range` of a dictionary mini-block of `n` codes of `width` bits (`packed`), unpacked
+/// into `scratch`; every one must lie below `entries`, the dictionary's length.
+fn dictionary_codes<'s>(
+    packed: &[u8],
+    width: u8,
+    n: usize,
+    range: std::ops::Range<usize>,
+    entries: usize,
+    scratch: &'s mut Vec<u64>,
+) -> Result<&'s [u64], String> {
+    scratch.clear();
+    scratch.resize(range.len(), 0);
+    unpack_into(packed, width, n, range, scratch)?;
+    if scratch.iter().any(|&c| c >= entries as u64) {
+        return Err(format!("a code past a dictionary of {entries}"));
+    }
+    Ok(scratch)
 }
 
 /// An array of `data_type` from value offsets, bytes and validity (UTF-8 checked for string

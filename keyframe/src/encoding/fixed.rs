@@ -285,6 +285,7 @@ fn pow10(exponent: u8) -> f64 {
 
 /// The bits of the float `i / divisor` (divisor = 10^exponent) of `width` bytes: what a
 /// decimal-float value decodes to.
+#[inline(always)]
 fn decimal_value(i: i64, divisor: f64, width: u8) -> u64 {
     if width == 4 {
         u64::from(((i as f32) / (divisor as f32)).to_bits())
@@ -395,7 +396,6 @@ pub(crate) fn decode(
     let mut out = MutableBuffer::with_capacity(total * w);
     let mut validity = ValidityBuilder::default();
     let mut keys: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
-    let mut floats: Vec<f64> = Vec::new();
     // Signed integers' keys have their sign bit flipped (decimal floats flip it themselves).
     let flip = if header.flags & SIGNED != 0 {
         1u64 << 63
@@ -438,19 +438,11 @@ pub(crate) fn decode(
                 keys.clear();
                 read_for(rest, n, part.clone(), &mut keys)?;
                 let divisor = pow10(e);
-                // One tight loop per width, into a buffer of the floats, then one copy.
-                if width == 8 {
-                    floats.clear();
-                    floats.extend(
-                        keys.iter()
-                            .map(|&k| ((k ^ (1 << 63)) as i64) as f64 / divisor),
-                    );
-                    out.extend_from_slice(&floats);
-                } else {
-                    let values = keys
-                        .iter()
-                        .map(|&k| decimal_value((k ^ (1 << 63)) as i64, divisor, width));
-                    push_words(&mut out, values, width);
+                let ints = keys.iter().map(|&k| (k ^ (1 << 63)) as i64);
+                // The width chosen once, not per value (what `decimal_value` does, hoisted).
+                match width {
+                    4 => push_words(&mut out, ints.map(|i| decimal_value(i, divisor, 4)), 4),
+                    _ => push_words(&mut out, ints.map(|i| decimal_value(i, divisor, 8)), width),
                 }
             }
             e => return Err(format!("{e:?} is not a fixed-width encoding")),
