@@ -630,13 +630,25 @@ mod tests {
             .collect();
         let read = second.read_batch(&leaf, Access::Cached).unwrap();
         assert_eq!(read, batch(&want, 0));
-        // Point reads of single rows map past the removed ones.
+        // Point reads of single rows map past the removed ones, with the key columns decoded
+        // by the reader (a get's) or not.
+        let leaf_keys = second
+            .read_columns(&leaf, layout.key.columns(), Access::Cached)
+            .unwrap();
         for (live, key) in want.iter().enumerate() {
             assert_eq!(
                 second.read_leaf_rows(&leaf, live..live + 1).unwrap(),
                 batch(&[*key], 0)
             );
+            assert_eq!(
+                second.read_leaf_row(&leaf, &leaf_keys, live).unwrap(),
+                batch(&[*key], 0)
+            );
         }
+        // Keys of another length, or a row past the leaf, are the caller's error.
+        assert!(second.read_leaf_row(&leaf, &leaf_keys, want.len()).is_err());
+        let short = [leaf_keys[0].slice(0, 3)];
+        assert!(second.read_leaf_row(&leaf, &short, 0).is_err());
         assert_eq!(
             second.read_leaf_rows(&leaf, 2..6).unwrap(),
             batch(&[2, 4, 5, 6], 0)

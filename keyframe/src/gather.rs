@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::format::{DecodeError, Decoder, Encoder, checksum};
 use crate::node::RecordRef;
 use crate::pack::pack_path;
+use crate::point::PointSource;
 use crate::tree::Tree;
 
 /// The tag deriving the cache key of a decoded gathered block from its hash.
@@ -320,16 +321,16 @@ impl Tree {
             ));
         }
         let one = |source: &RecordRef, source_rows: u32, r: u32| -> Result<ArrayRef> {
-            let raw = self.source().packs.read_block(source)?;
-            if is_gathered(&raw) {
+            let source_rows = source_rows as usize;
+            let PointSource::Plain(index) = self.point_source(source, source_rows)? else {
                 return Err(Error::corrupt(
                     pack_path(source.pack),
                     source.offset,
                     "a gathered block picks from a gathered block",
                 ));
-            }
+            };
             let r = r as usize;
-            self.read_plain_block_rows(source, &raw, column, source_rows as usize, r..r + 1)
+            self.read_plain_block_rows(source, &index, column, source_rows, r..r + 1)
         };
         let parts = g.picks[want.clone()]
             .iter()

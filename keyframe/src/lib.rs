@@ -26,6 +26,7 @@ pub mod ipc;
 pub mod key;
 pub mod node;
 pub mod pack;
+mod point;
 pub mod predicate;
 pub mod record;
 pub mod removed;

@@ -11,7 +11,6 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use crate::block;
 use crate::cache::{Decoded, DecodedCache};
-use crate::encoding::PointIndex;
 use crate::error::{Error, Result};
 use crate::key::KeyCodec;
 use crate::node::{ChildEntry, ColumnChunk, InternalNode, LeafNode, RecordRef};
@@ -569,141 +568,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Decodes rows `want` of the column block `block` (which holds `rows` values of column
-    /// `column`), reading and verifying only the mini-blocks they fall in. What a point read
-    /// of a few rows uses: the block's verified header is cached (a small [`PointIndex`],
-    /// which also remembers the mini-blocks whose checksums matched, so each is hashed once),
-    /// and a string or binary mini-block, decompressed whole to read any of its rows, is
-    /// cached decoded. The block itself is not decoded whole.
-    pub fn read_block_rows(
-        &self,
-        block: &RecordRef,
-        removed: Option<&RemovedRows>,
-        column: usize,
-        rows: usize,
-        want: std::ops::Range<usize>,
-    ) -> Result<ArrayRef> {
-        if let Some(removed) = removed {
-            return self.read_derived_rows(block, removed, column, rows, want);
-        }
-        let t = self.layout.schema.field(column).data_type();
-        let cache = &self.source.cache;
-        if let Some(Decoded::Column(a)) = cache.get(&block.hash)
-            && a.data_type() == t
-            && a.len() == rows
-            && want.end <= rows
-        {
-            return Ok(a.slice(want.start, want.len()));
-        }
-        let raw = self.source.packs.read_block(block)?;
-        if crate::gather::is_gathered(&raw) {
-            return self.read_gathered_rows(block, &raw, column, rows, want);
-        }
-        self.read_plain_block_rows(block, &raw, column, rows, want)
-    }
-
-    /// Rows `want` of the mini-block column block `block` (bytes `raw`; `rows` values of
-    /// column `column`): what [`Tree::read_block_rows`] does for all but gathered blocks.
-    pub(crate) fn read_plain_block_rows(
-        &self,
-        block: &RecordRef,
-        raw: &bytes::Bytes,
-        column: usize,
-        rows: usize,
-        want: std::ops::Range<usize>,
-    ) -> Result<ArrayRef> {
-        let t = self.layout.schema.field(column).data_type();
-        let cache = &self.source.cache;
-        let corrupt = |reason| Error::corrupt(pack_path(block.pack), block.offset, reason);
-        // Keyed by place as well as content: the index remembers which mini-blocks' checksums
-        // matched, which holds for the bytes at this place, not for another copy of them.
-        let index_key = block
-            .hash
-            .derived(&[POINT_INDEX_TAG, u64::from(block.pack), block.offset]);
-        let cached = match cache.get(&index_key) {
-            Some(Decoded::Opaque(any, _)) => any.downcast::<PointIndex>().ok(),
-            _ => None,
-        };
-        let index = match cached {
-            Some(index) => index,
-            None => {
-                let index = Arc::new(PointIndex::new(raw, rows).map_err(corrupt)?);
-                cache.insert(
-                    index_key,
-                    Decoded::Opaque(index.clone(), index.memory_size()),
-                );
-                index
-            }
-        };
-        if index.rows() != rows {
-            return Err(corrupt(format!(
-                "column block holds {} rows where the leaf says {rows}",
-                index.rows()
-            )));
-        }
-        // Rows within one mini-block of a string or binary block (a get's row): that
-        // mini-block, decompressed whole anyway, is decoded whole once and cached, so later
-        // reads of its rows do not decompress it again. Fixed-width rows decode alone.
-        if index.whole_minis()
-            && let Some((i, held)) = index.mini_of(want.start)
-            && want.end <= held.end
-            && !want.is_empty()
-        {
-            let key = block.hash.derived(&[i as u64]);
-            let mini = match cache.get(&key) {
-                Some(Decoded::Column(a)) if a.data_type() == t && a.len() == held.len() => a,
-                _ => {
-                    let a = index.decode(raw, t, held.clone()).map_err(corrupt)?;
-                    cache.insert(key, Decoded::Column(a.clone()));
-                    a
-                }
-            };
-            return Ok(mini.slice(want.start - held.start, want.len()));
-        }
-        index.decode(raw, t, want).map_err(corrupt)
-    }
-
-    /// The given rows of a leaf as a batch of the table schema, decoding only the
-    /// mini-blocks they fall in.
-    pub fn read_leaf_rows(
-        &self,
-        leaf: &LeafNode,
-        want: std::ops::Range<usize>,
-    ) -> Result<RecordBatch> {
-        let rows = leaf.rows as usize;
-        let cols = (0..self.layout.columns.len())
-            .map(|c| match self.layout.chunk(leaf, c) {
-                Some(chunk) => self.read_block_rows(
-                    &chunk.block,
-                    chunk.removed.as_deref(),
-                    c,
-                    rows,
-                    want.clone(),
-                ),
-                None => self.layout.fill(c, want.len()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
-    }
-
-    /// Rows `want` of a row batch of `rows` rows (a leaf, an overlay or residual batch) whose
-    /// slots hold the blocks `blocks`, as a batch of the table schema, decoding only the
-    /// mini-blocks they fall in.
-    pub fn read_rows(
-        &self,
-        blocks: &[Option<RecordRef>],
-        rows: usize,
-        want: std::ops::Range<usize>,
-    ) -> Result<RecordBatch> {
-        let cols = (0..self.layout.columns.len())
-            .map(|c| match self.layout.block_of(blocks, c) {
-                Some(block) => self.read_block_rows(&block, None, c, rows, want.clone()),
-                None => self.layout.fill(c, want.len()),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
-    }
-
     /// The ordinals of sorted, distinct encoded keys (`probe` holds their key columns, row i
     /// for key i), by one merge over the leaves they fall in.
     pub fn ordinals_of_sorted(
@@ -789,7 +653,3 @@ impl Tree {
         Ok(RecordBatch::try_new(self.layout.schema.clone(), cols)?)
     }
 }
-
-/// The tag deriving the cache key of a column block's [`PointIndex`] from its hash and place
-/// (a mini-block's decoded values are keyed by its hash and its number alone).
-const POINT_INDEX_TAG: u64 = u64::MAX;

@@ -480,7 +480,7 @@ impl Table {
         {
             return Ok(None);
         }
-        Ok(Some(self.tree.read_leaf_rows(&node, row..row + 1)?))
+        Ok(Some(self.tree.read_leaf_row(&node, &keys, row)?))
     }
 
     /// Rows whose keys fall in `range`, in key order; iterate from the back for descending

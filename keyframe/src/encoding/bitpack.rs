@@ -53,6 +53,11 @@ pub fn unpack_into(
     if out.len() != range.len() {
         return Err(format!("{} slots for values {range:?}", out.len()));
     }
+    if width == 0 && range.start <= range.end && range.end <= count {
+        // Every value is zero (a delta block of evenly spaced keys has zero-width gaps).
+        out.fill(0);
+        return Ok(());
+    }
     let w = usize::from(width);
     // Whole groups of eight inside `range` whose bytes and an 8-byte window past them lie
     // inside `src` (the window lets each value load a whole word).

@@ -328,7 +328,7 @@ pub(crate) fn decode(
         Encoding::Dictionary => {
             let dict = Dictionary::parse(&raw[header.dictionary.clone()], utf8)?;
             let mut codes: Vec<u32> = Vec::with_capacity(offsets.capacity());
-            let mut mini = Vec::with_capacity(MINI_BLOCK_VALUES);
+            let mut mini = Vec::with_capacity(offsets.capacity().min(MINI_BLOCK_VALUES));
             for (i, part) in picked {
                 let m = &header.minis[*i];
                 let bytes = header.mini_bytes(raw, *i)?;

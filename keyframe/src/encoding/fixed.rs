@@ -395,7 +395,8 @@ pub(crate) fn decode(
     let total: usize = picked.iter().map(|(_, r)| r.len()).sum();
     let mut out = MutableBuffer::with_capacity(total * w);
     let mut validity = ValidityBuilder::default();
-    let mut keys: Vec<u64> = Vec::with_capacity(MINI_BLOCK_VALUES);
+    // Sized for what is asked: a point read wants one value, a scan whole mini-blocks.
+    let mut keys: Vec<u64> = Vec::with_capacity(total.min(MINI_BLOCK_VALUES));
     // Signed integers' keys have their sign bit flipped (decimal floats flip it themselves).
     let flip = if header.flags & SIGNED != 0 {
         1u64 << 63

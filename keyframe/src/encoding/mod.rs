@@ -434,10 +434,14 @@ impl ValidityBuilder {
 }
 
 /// Rows `range` of each selected mini-block: which mini-blocks overlap `rows`, and the part
-/// of each that is wanted.
-fn selection(header: &BlockHeader, rows: Range<usize>) -> Vec<(usize, Range<usize>)> {
-    let starts = header.starts();
-    (0..header.minis.len())
+/// of each that is wanted, given the first row of each mini-block and the rows in all
+/// (`starts`, as [`BlockHeader::starts`] lists them).
+fn selection(starts: &[usize], rows: Range<usize>) -> Vec<(usize, Range<usize>)> {
+    let minis = starts.len().saturating_sub(1);
+    // The first mini-block ending after `rows.start`; those before it hold none of `rows`.
+    let first = starts[1..].partition_point(|end| *end <= rows.start);
+    (first..minis)
+        .take_while(|&i| starts[i] < rows.end)
         .filter_map(|i| {
             let (s, e) = (starts[i], starts[i + 1]);
             let lo = rows.start.max(s);
@@ -487,23 +491,30 @@ pub fn decode_rows(
     want: Range<usize>,
 ) -> Result<ArrayRef, String> {
     let header = header_of(raw, rows)?;
-    decode_rows_with(raw, &header, data_type, rows, want)
+    decode_picked(raw, &header, &header.starts(), data_type, want)
 }
 
-/// A block's verified header and the first row of each of its mini-blocks: what point reads
-/// of a block keep between reads, so that each reads and verifies only its mini-block.
+/// A block's bytes, its verified header and the first row of each of its mini-blocks: what
+/// point reads of a block keep between reads, so that each reads and verifies only its
+/// mini-block, without finding the block in its pack again.
 #[derive(Debug)]
 pub struct PointIndex {
+    raw: ::bytes::Bytes,
     header: BlockHeader,
     starts: Vec<usize>,
 }
 
 impl PointIndex {
-    /// Parses and verifies the header of `raw`, which must hold `rows` values.
-    pub fn new(raw: &[u8], rows: usize) -> Result<Self, String> {
+    /// Parses and verifies the header of `raw`, which must hold `rows` values, and keeps
+    /// `raw` (a reference to the same bytes, not a copy).
+    pub fn new(raw: &::bytes::Bytes, rows: usize) -> Result<Self, String> {
         let header = header_of(raw, rows)?;
         let starts = header.starts();
-        Ok(PointIndex { header, starts })
+        Ok(PointIndex {
+            raw: raw.clone(),
+            header,
+            starts,
+        })
     }
 
     /// The rows of the block.
@@ -527,41 +538,38 @@ impl PointIndex {
         self.header.encoding == Encoding::ZstdBytes
     }
 
-    /// Decodes rows `want` of `raw` (the block this index was built from), verifying and
-    /// decoding only the mini-blocks they fall in.
-    pub fn decode(
-        &self,
-        raw: &::bytes::Bytes,
-        data_type: &DataType,
-        want: Range<usize>,
-    ) -> Result<ArrayRef, String> {
-        decode_rows_with(raw, &self.header, data_type, self.header.rows, want)
+    /// Decodes rows `want` of the block, verifying and decoding only the mini-blocks they
+    /// fall in.
+    pub fn decode(&self, data_type: &DataType, want: Range<usize>) -> Result<ArrayRef, String> {
+        decode_picked(&self.raw, &self.header, &self.starts, data_type, want)
     }
 
-    /// Bytes it holds in memory, for caches.
+    /// Bytes it holds in memory, for caches (the block's bytes are mapped, not held).
     pub fn memory_size(&self) -> usize {
         96 + self.header.minis.len() * (std::mem::size_of::<MiniBlock>() + 8)
     }
 }
 
-/// [`decode_rows`] with the block's verified header already parsed.
-fn decode_rows_with(
+/// Decodes rows `want` of the block `raw` whose verified header is `header`, given the first
+/// row of each of its mini-blocks (`starts`, as [`BlockHeader::starts`] lists them).
+fn decode_picked(
     raw: &::bytes::Bytes,
     header: &BlockHeader,
+    starts: &[usize],
     data_type: &DataType,
-    rows: usize,
     want: Range<usize>,
 ) -> Result<ArrayRef, String> {
+    let rows = header.rows;
     if want.start > want.end || want.end > rows {
         return Err(format!("rows {want:?} asked of a block of {rows}"));
     }
     if let Some(stored) = written_as(data_type, header) {
         // A block written before the column's type was widened (or, read at a version
         // before the widening, after it): decoded as written, then cast.
-        let array = decode_rows_with(raw, header, &stored, rows, want)?;
+        let array = decode_picked(raw, header, starts, &stored, want)?;
         return arrow::compute::cast(&array, data_type).map_err(|e| e.to_string());
     }
-    let picked = selection(header, want.clone());
+    let picked = selection(starts, want.clone());
     let array = match (fixed::kind_of(data_type), header.encoding) {
         (Some(kind), _) => fixed::decode(raw, header, &picked, data_type, kind)?,
         (None, Encoding::Bitmap) if *data_type == DataType::Boolean => {

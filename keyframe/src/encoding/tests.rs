@@ -181,7 +181,7 @@ fn each_mini_block_read_whole_holds_exactly_its_rows() {
         let index = PointIndex::new(&raw, 10_000).unwrap();
         let mut row = 0;
         while let Some((_, held)) = index.mini_of(row) {
-            let part = index.decode(&raw, a.data_type(), held.clone()).unwrap();
+            let part = index.decode(a.data_type(), held.clone()).unwrap();
             assert_eq!(part.as_ref(), a.slice(held.start, held.len()).as_ref());
             row = held.end;
         }
