@@ -23,6 +23,16 @@ pub enum Error {
     /// The directory holds no store.
     #[error("no ReelDB store at {0}")]
     NotAStore(String),
+    /// A store was named by a URL this build cannot open: an object-store or other remote
+    /// scheme (`s3://`, `gs://`, `az://`, `https://`, ...), or a `file://` URL naming another
+    /// host. Nothing was created or read.
+    #[error("cannot open a store at {url}: {reason}")]
+    UnsupportedUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be opened, and what to give instead.
+        reason: String,
+    },
     /// The directory already holds a store (or other files).
     #[error("{0} already exists and is not empty")]
     AlreadyExists(String),

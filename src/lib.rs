@@ -61,6 +61,7 @@ pub mod catalog;
 mod column_space;
 pub mod error;
 pub mod lease;
+mod location;
 pub mod store;
 pub mod timestamp;
 pub mod value;

@@ -134,10 +134,12 @@ fn descriptor(features: u32) -> Vec<u8> {
 }
 
 impl Store {
-    /// Creates a new, empty store at `path` (the directory may exist but must be empty).
+    /// Creates a new, empty store at `path` (the directory may exist but must be empty): a
+    /// local directory, given as a path or a `file://` URL; any other URL is an
+    /// [`Error::UnsupportedUrl`] and creates nothing.
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
-        Self::create_in(Arc::new(LocalStorage::new(path)), path)
+        let path = crate::location::local_dir(path.as_ref())?;
+        Self::create_in(Arc::new(LocalStorage::new(&path)), &path)
     }
 
     /// Creates a new store on any [`Storage`] (used by tests to inject faults): its root
@@ -156,10 +158,11 @@ impl Store {
         Self::open_in(storage, path)
     }
 
-    /// Opens the store at `path`.
+    /// Opens the store at `path`: a local directory, given as a path or a `file://` URL; any
+    /// other URL is an [`Error::UnsupportedUrl`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
-        Self::open_in(Arc::new(LocalStorage::new(path)), path)
+        let path = crate::location::local_dir(path.as_ref())?;
+        Self::open_in(Arc::new(LocalStorage::new(&path)), &path)
     }
 
     /// Opens a store on any [`Storage`].

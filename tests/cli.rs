@@ -285,6 +285,37 @@ fn bad_input_exits_one_with_a_one_line_message_and_changes_nothing() {
 }
 
 #[test]
+fn a_store_url_this_build_cannot_open_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // Run where a relative `s3:` directory would land if the URL were taken as a path.
+    for args in [
+        vec!["init", "s3://bucket/prefix"],
+        vec!["versions", "s3://bucket/prefix"],
+        vec!["scan", "gs://bucket/store", "orders"],
+        vec!["init", "file://otherhost/srv/store"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "reel {args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(args[1]), "the error names the URL: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A file:// URL names a local directory.
+    let store = dir.path().join("local");
+    let url = format!("file://{}", store.display());
+    ok(&["init", &url]);
+    assert_eq!(
+        ok(&["versions", store.to_str().unwrap(), "--format", "json"]),
+        "[]\n"
+    );
+}
+
+#[test]
 fn the_demo_runs_to_completion() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("demo");

@@ -304,6 +304,15 @@ def test_errors_are_typed_and_change_nothing(db, tmp_path):
     assert db.latest_version == v and db.snapshot().get("orders", 77) is None
 
 
+def test_an_object_store_url_is_refused_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(reeldb.ReelError, match="s3://bucket/prefix"):
+        reeldb.open("s3://bucket/prefix")
+    assert list(tmp_path.iterdir()) == []
+    db = reeldb.open(f"file://{tmp_path}/local")
+    assert db.latest_version == 0 and (tmp_path / "local" / "STORE").exists()
+
+
 def test_damaged_bytes_raise_corruption_error(tmp_path):
     db = reeldb.open(tmp_path / "damaged")
     db.create_table("orders", ORDERS, key=["id"])
