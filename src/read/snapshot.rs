@@ -23,7 +23,20 @@ use crate::store::{Store, VersionInfo, info_of};
 use crate::value::Key;
 
 use super::range::Part;
+
 pub use super::range::Range;
+
+/// A key's row in the keyframe, found by a get.
+struct KeyframeRow {
+    /// The leaf holding it.
+    leaf: Arc<reeldb_keyframe::node::LeafNode>,
+    /// The leaf's key columns, decoded whole.
+    keys: Vec<ArrayRef>,
+    /// Its row in the leaf.
+    row: usize,
+    /// Its ordinal in the keyframe.
+    ordinal: u64,
+}
 
 /// One committed version of the store. Cheap to clone; reads never block the writer.
 #[derive(Debug, Clone)]
@@ -451,16 +464,35 @@ impl Table {
 
     /// The row with the memcomparable key `encoded`, whose key columns as one-row arrays are
     /// `probe`, as a one-row batch, or `None`.
+    ///
+    /// The keyframe is searched first: a key whose keyframe row is not hidden has no live
+    /// row in the overlay or residual batches (a batch row for a key the keyframe holds
+    /// always hides that row, or scans would see the key twice), so only the other keys,
+    /// changed, deleted or new since the keyframe, search the batches.
     pub(crate) fn get_encoded(
         &self,
         encoded: &[u8],
         probe: &[ArrayRef],
     ) -> Result<Option<RecordBatch>> {
+        if let Some(at) = self.keyframe_row(encoded, probe)? {
+            let hidden = match &self.overlay {
+                Some(o) => o.hides(at.ordinal)?,
+                None => false,
+            };
+            if !hidden {
+                return Ok(Some(self.tree.read_leaf_row(&at.leaf, &at.keys, at.row)?));
+            }
+        }
         if let Some(o) = &self.overlay
             && let Some(loc) = o.entry(&self.tree, encoded)?
         {
             return Ok(Some(o.row(&self.tree, loc)?));
         }
+        Ok(None)
+    }
+
+    /// Where the keyframe holds the key `encoded` (key columns `probe`), if it does.
+    fn keyframe_row(&self, encoded: &[u8], probe: &[ArrayRef]) -> Result<Option<KeyframeRow>> {
         let Some(leaf) = self.tree.find_leaf(encoded)? else {
             return Ok(None);
         };
@@ -475,12 +507,12 @@ impl Table {
         let Ok(row) = search_key(&keys, probe)? else {
             return Ok(None);
         };
-        if let Some(o) = &self.overlay
-            && o.hides(leaf.ordinal + row as u64)?
-        {
-            return Ok(None);
-        }
-        Ok(Some(self.tree.read_leaf_row(&node, &keys, row)?))
+        Ok(Some(KeyframeRow {
+            leaf: node,
+            keys,
+            row,
+            ordinal: leaf.ordinal + row as u64,
+        }))
     }
 
     /// Rows whose keys fall in `range`, in key order; iterate from the back for descending
