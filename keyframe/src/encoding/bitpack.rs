@@ -50,10 +50,11 @@ pub fn unpack_into(
     range: std::ops::Range<usize>,
     out: &mut [u64],
 ) -> Result<(), String> {
+    check_stream(src, width, count, &range)?;
     if out.len() != range.len() {
         return Err(format!("{} slots for values {range:?}", out.len()));
     }
-    if width == 0 && range.start <= range.end && range.end <= count {
+    if width == 0 {
         // Every value is zero (a delta block of evenly spaced keys has zero-width gaps).
         out.fill(0);
         return Ok(());
@@ -61,15 +62,15 @@ pub fn unpack_into(
     let w = usize::from(width);
     // Whole groups of eight inside `range` whose bytes and an 8-byte window past them lie
     // inside `src` (the window lets each value load a whole word).
-    // Widths over 56 may need 9 bytes a value; they and width 0 take the slow path.
-    let grouped = (1..=56).contains(&width);
+    // Widths over 56 may need 9 bytes a value; they take the slow path.
+    let grouped = width <= 56;
     let first_group = range.start.div_ceil(8);
     let groups_in_src = match grouped {
         true => (src.len().saturating_sub(8) / w).min(count / 8),
         false => 0,
     };
     let last_group = (range.end / 8).min(groups_in_src).max(first_group);
-    if !grouped || last_group == first_group || range.end > count {
+    if !grouped || last_group == first_group {
         return unpack_range_into(src, width, count, range, out);
     }
     let (lo, hi) = (first_group * 8, last_group * 8);
@@ -122,15 +123,13 @@ fn groups<const W: usize>(src: &[u8], first: usize, out: &mut [u64]) {
     }
 }
 
-/// Of a stream of `count` values of `width` bits, reads values `range` only (a point read
-/// takes one value from a mini-block) and hands each to `sink` in order. Fails (never panics)
-/// when `src` is shorter than `count` values need or `range` is past `count`.
-pub fn unpack_range(
+/// Fails unless `range` lies within `count` values of `width` bits (at most 64) and `src`
+/// holds all `count` of them: what both readers check before reading any.
+fn check_stream(
     src: &[u8],
     width: u8,
     count: usize,
-    range: std::ops::Range<usize>,
-    mut sink: impl FnMut(u64),
+    range: &std::ops::Range<usize>,
 ) -> Result<(), String> {
     if range.start > range.end || range.end > count {
         return Err(format!("values {range:?} asked of {count}"));
@@ -145,6 +144,20 @@ pub fn unpack_range(
             src.len()
         ));
     }
+    Ok(())
+}
+
+/// Of a stream of `count` values of `width` bits, reads values `range` only (a point read
+/// takes one value from a mini-block) and hands each to `sink` in order. Fails (never panics)
+/// when `src` is shorter than `count` values need or `range` is past `count`.
+pub fn unpack_range(
+    src: &[u8],
+    width: u8,
+    count: usize,
+    range: std::ops::Range<usize>,
+    mut sink: impl FnMut(u64),
+) -> Result<(), String> {
+    check_stream(src, width, count, &range)?;
     if width == 0 {
         range.for_each(|_| sink(0));
         return Ok(());
