@@ -333,8 +333,17 @@ fn run(shape: &mut dyn Shape, versions: u64) {
     let mut commits = vec![commit(&mut w, shape, &schema, &state, &keys, &[], true)];
     let first_copy = parquet_bytes(&schema, &all(&state));
     let (mut per_version, mut floor) = (first_copy, first_copy);
+    // The changed keys' own bytes, every commit after the first: what a node log's bytes
+    // per commit are held against.
+    let mut changed_key_bytes = 0usize;
     for v in 1..versions {
         let (upserted, deleted) = shape.step(v as i32, &mut state);
+        changed_key_bytes += upserted
+            .iter()
+            .chain(&deleted)
+            .flatten()
+            .map(String::len)
+            .sum::<usize>();
         commits.push(commit(
             &mut w, shape, &schema, &state, &upserted, &deleted, false,
         ));
@@ -435,8 +444,15 @@ fn run(shape: &mut dyn Shape, versions: u64) {
             c.column, c.encoding, c.blocks, c.bytes
         );
     }
+    let later_commits = (versions - 1).max(1) as f64;
     println!(
-        "\nmedian commit {:.1} ms; compaction {:.1} s; {keyframes} of {versions} versions wrote a keyframe",
+        "\nnode logs per commit as written: {:.0} bytes; the changed keys' own bytes per commit: {:.0} ({:.2}x)",
+        logs as f64 / later_commits,
+        changed_key_bytes as f64 / later_commits,
+        logs as f64 / changed_key_bytes.max(1) as f64
+    );
+    println!(
+        "median commit {:.1} ms; compaction {:.1} s; {keyframes} of {versions} versions wrote a keyframe",
         median(&mut commits) * 1e3,
         compact_s
     );
