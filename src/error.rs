@@ -33,6 +33,16 @@ pub enum Error {
         /// Why it cannot be opened, and what to give instead.
         reason: String,
     },
+    /// A remote store's first request failed: the bucket is missing, the credentials are
+    /// wrong, or the endpoint does not answer (after the retries the storage options allow).
+    /// Nothing was written.
+    #[error("cannot reach the store at {url}: {reason}")]
+    StorageUnreachable {
+        /// The store's URL.
+        url: String,
+        /// What the object store answered, or why it did not.
+        reason: String,
+    },
     /// The directory already holds a store (or other files).
     #[error("{0} already exists and is not empty")]
     AlreadyExists(String),
@@ -162,6 +172,19 @@ pub enum Error {
         table: String,
         /// The key, printed.
         key: String,
+    },
+    /// What purges versions or files cannot run on this store's storage: on an object store
+    /// readers publish no leases, so nothing could tell what they still read.
+    #[error(
+        "{operation} is not supported on {store}: it is on an object store, whose readers \
+         publish no leases, so nothing may purge what they read (maintenance and rewinds run \
+         on local stores only, for now)"
+    )]
+    UnsupportedStorage {
+        /// What was refused.
+        operation: String,
+        /// The store.
+        store: String,
     },
     /// Another writer holds the store's lock.
     #[error("another writer holds the lock on {0}")]

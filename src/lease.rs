@@ -8,6 +8,9 @@
 //! published, then the version is checked still to exist. Maintenance holds the gate
 //! exclusively while it reads the leases and purges, so every version a reader uses was
 //! either seen pinned by maintenance or already gone when the reader checked.
+//!
+//! On storage whose locks outlive their process (an object store) nothing is published:
+//! readers there write nothing, and nothing that purges may run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
@@ -29,6 +32,10 @@ const NEW_SUFFIX: &str = ".new";
 /// This process's leases on one store.
 pub(crate) struct Leases {
     storage: Arc<dyn Storage>,
+    /// False on storage whose locks outlive their process (object stores): pins are then
+    /// counted here only and nothing is written, since a lease there could not tell a live
+    /// reader from a dead one. Nothing purges such a store (see `Store::refuse_purges`).
+    publishing: bool,
     state: Mutex<State>,
 }
 
@@ -109,6 +116,7 @@ fn fresh_name() -> String {
 impl Leases {
     pub(crate) fn new(storage: Arc<dyn Storage>) -> Arc<Self> {
         Arc::new(Leases {
+            publishing: !storage.locks_outlive_their_process(),
             storage,
             state: Mutex::new(State::default()),
         })
@@ -128,7 +136,7 @@ impl Leases {
         check: impl FnOnce() -> Result<T>,
     ) -> Result<(Arc<Pin>, T)> {
         let mut state = self.state();
-        let first = !state.pinned.contains_key(&version);
+        let first = !state.pinned.contains_key(&version) && self.publishing;
         let _gate = if first {
             Some(gate(self.storage.as_ref(), true)?)
         } else {
@@ -159,6 +167,9 @@ impl Leases {
         *count -= 1;
         if *count == 0 {
             state.pinned.remove(&version);
+            if !self.publishing {
+                return;
+            }
             // Failing to publish leaves the version listed: maintenance is only more careful
             // than it needs to be until the next publish or this process's exit.
             if let Ok(_gate) = gate(self.storage.as_ref(), true) {

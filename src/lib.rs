@@ -74,6 +74,7 @@ pub mod sql;
 pub mod writer;
 
 pub use error::{Error, Result};
+pub use location::StorageOptions;
 pub use maintenance::expire::Expiry;
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
@@ -87,6 +88,9 @@ pub use read::snapshot::{
     ColumnZone, DEFAULT_BATCH_ROWS, Range, Scan, ScanOptions, Snapshot, Table,
 };
 pub use reeldb_keyframe::TreeShape;
+/// Storage on object stores (feature `object-store`): [`object_storage::ObjectStorage`].
+#[cfg(feature = "object-store")]
+pub use reeldb_keyframe::object_storage;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};

@@ -1,17 +1,148 @@
 //! Where a store lives, as a user names it: a local directory, given as a path or as a
-//! `file://` URL. A URL of any other scheme (`s3://`, `gs://`, `az://`, `http://`, ...) is
-//! refused with [`Error::UnsupportedUrl`] before anything is created or read: this build keeps
-//! stores on local disk only, and taking `s3://bucket/prefix` as a path would create a local
-//! directory named `s3:` that the user believes is in object storage.
+//! `file://` URL, or (feature `object-store`) a prefix of an S3 bucket, `s3://bucket/prefix`,
+//! on `ObjectStorage`. Any other URL (`gs://`, `az://`, `http://`, ...) is refused with
+//! [`Error::UnsupportedUrl`] before anything is created or read: taking `s3://bucket/prefix`
+//! as a path would create a local directory named `s3:` that the user believes is in object
+//! storage.
+//!
+//! An S3 location is configured the standard way, from the `AWS_*` environment variables
+//! object_store reads (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), then from explicit options, which win: any key
+//! object_store's `AmazonS3ConfigKey` takes (`access_key_id`, `region`, `endpoint`,
+//! `allow_http`, ...), plus `client_max_retries` and `client_retry_timeout` (seconds), the
+//! retry policy for failed requests (the crate's defaults: 10 retries within 180 s).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reeldb_keyframe::storage::{LocalStorage, Storage};
 
 use crate::error::{Error, Result};
 
+/// Options for a store's storage, as (key, value) pairs (see the module docs): Python's
+/// `storage_options`, as Lance and delta-rs take them.
+pub type StorageOptions = [(String, String)];
+
+/// The storage a location names, and the name the store goes by.
+pub(crate) struct Located {
+    /// Where its files are.
+    pub storage: Arc<dyn Storage>,
+    /// The directory, or the URL, as the store's [`crate::Store::path`].
+    pub shown: PathBuf,
+    /// The URL, when the store is remote: the first request's failure names it.
+    pub url: Option<String>,
+}
+
+/// The storage `location` names (see the module docs).
+pub(crate) fn locate(location: &Path, options: &StorageOptions) -> Result<Located> {
+    if let Some(text) = location.to_str()
+        && let Some((scheme, rest)) = url_scheme(text)
+        && scheme.eq_ignore_ascii_case("s3")
+    {
+        return object_store_location(text, rest, options);
+    }
+    let dir = local_dir(location)?;
+    if let Some((key, _)) = options.first() {
+        return Err(Error::InvalidArgument(format!(
+            "storage option {key:?} given for the local store {}: storage options configure \
+             object stores (s3://) only",
+            dir.display()
+        )));
+    }
+    Ok(Located {
+        storage: Arc::new(LocalStorage::new(&dir)),
+        shown: dir,
+        url: None,
+    })
+}
+
+/// Maps a failure of the first request to a remote store to [`Error::StorageUnreachable`]
+/// naming its URL (a missing bucket, wrong credentials, an endpoint that does not answer);
+/// local stores' errors stay as they are.
+pub(crate) fn first_request<T>(located: &Located, result: Result<T>) -> Result<T> {
+    match (result, &located.url) {
+        (Err(Error::Keyframe(e)), Some(url))
+            if !matches!(e, reeldb_keyframe::Error::Corrupt { .. }) =>
+        {
+            Err(Error::StorageUnreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })
+        }
+        (result, _) => result,
+    }
+}
+
+/// An `s3://bucket/prefix` location on `ObjectStorage`.
+#[cfg(feature = "object-store")]
+fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Result<Located> {
+    use reeldb_keyframe::object_storage::ObjectStorage;
+    use reeldb_keyframe::object_storage::object_store::RetryConfig;
+    use reeldb_keyframe::object_storage::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+
+    let refuse = |reason: String| Error::UnsupportedUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(refuse(
+            "an s3:// URL names a bucket: s3://bucket/prefix".into(),
+        ));
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut retry = RetryConfig::default();
+    for (key, value) in options {
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "storage option {key}={value:?} for {url}: not a number"
+            ))
+        };
+        match key.as_str() {
+            "client_max_retries" => retry.max_retries = value.parse().map_err(|_| bad())?,
+            "client_retry_timeout" => {
+                let seconds: f64 = value.parse().map_err(|_| bad())?;
+                retry.retry_timeout =
+                    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
+            }
+            _ => {
+                let config: AmazonS3ConfigKey = key.parse().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "unknown storage option {key:?} for {url} (see object_store's \
+                         AmazonS3ConfigKey, or client_max_retries, client_retry_timeout)"
+                    ))
+                })?;
+                builder = builder.with_config(config, value);
+            }
+        }
+    }
+    let store = builder
+        .with_retry(retry)
+        .build()
+        .map_err(|e| refuse(e.to_string()))?;
+    let storage = ObjectStorage::new(Arc::new(store), prefix)?;
+    Ok(Located {
+        storage: Arc::new(storage),
+        shown: PathBuf::from(url),
+        url: Some(url.to_string()),
+    })
+}
+
+/// Without feature `object-store`, an `s3://` location is refused.
+#[cfg(not(feature = "object-store"))]
+fn object_store_location(url: &str, _rest: &str, _options: &StorageOptions) -> Result<Located> {
+    Err(Error::UnsupportedUrl {
+        url: url.to_string(),
+        reason: "this build has no object storage (it was built without feature \
+                 object-store); give a local directory, or a file:// URL"
+            .into(),
+    })
+}
+
 /// The local directory `location` names: `location` itself when it is a path, the path of a
 /// `file://` URL (`file:///srv/store` or `file://localhost/srv/store`), or an
-/// [`Error::UnsupportedUrl`] for a URL this build cannot open.
-pub(crate) fn local_dir(location: &Path) -> Result<PathBuf> {
+/// [`Error::UnsupportedUrl`] for any other URL.
+fn local_dir(location: &Path) -> Result<PathBuf> {
     let Some(text) = location.to_str() else {
         // Not UTF-8, so not a URL anyone typed.
         return Ok(location.to_path_buf());
@@ -25,8 +156,9 @@ pub(crate) fn local_dir(location: &Path) -> Result<PathBuf> {
     };
     if !scheme.eq_ignore_ascii_case("file") {
         return Err(refuse(
-            "this build keeps stores on local disk only; object storage is not supported yet \
-             (give a local directory, or a file:// URL)",
+            "stores live in local directories (a path, or a file:// URL) or, in builds with \
+             feature object-store, in S3 buckets (s3://bucket/prefix); no other object store \
+             is supported yet",
         ));
     }
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -87,18 +219,41 @@ mod tests {
     }
 
     #[test]
-    fn object_store_and_other_urls_are_refused_naming_the_url() {
+    fn other_urls_are_refused_naming_the_url() {
         for url in [
-            "s3://bucket/prefix",
             "gs://bucket/p",
             "az://container/p",
             "https://example.com/store",
             "file://otherhost/srv/store",
             "file:///srv/a%20store",
+            "s3:///no-bucket",
         ] {
-            match local_dir(Path::new(url)) {
+            match locate(Path::new(url), &[]) {
                 Err(Error::UnsupportedUrl { url: named, .. }) => assert_eq!(named, url),
-                other => panic!("{url}: {other:?}"),
+                Err(other) => panic!("{url}: {other:?}"),
+                Ok(_) => panic!("{url}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn storage_options_are_for_object_stores_only() {
+        let options = [("region".to_string(), "eu-west-1".to_string())];
+        assert!(matches!(
+            locate(Path::new("/srv/store"), &options),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn an_unknown_or_malformed_storage_option_is_refused_naming_it() {
+        for (key, value) in [("no_such_option", "1"), ("client_max_retries", "many")] {
+            let options = [(key.to_string(), value.to_string())];
+            match locate(Path::new("s3://bucket/p"), &options) {
+                Err(Error::InvalidArgument(message)) => assert!(message.contains(key), "{message}"),
+                Err(other) => panic!("{key}: {other:?}"),
+                Ok(_) => panic!("{key}: accepted"),
             }
         }
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use reeldb_keyframe::format::{
     Decoder, Encoder, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION, checksum,
 };
-use reeldb_keyframe::storage::{LocalStorage, Storage};
+use reeldb_keyframe::storage::Storage;
 use reeldb_keyframe::{DecodedCache, PackReader, Source};
 
 use crate::catalog::index::{IndexEntry, IndexReader, NO_OFFSET};
@@ -20,6 +20,7 @@ pub use crate::column_space::ColumnSpace;
 use crate::column_space::ColumnSpaceTally;
 use crate::error::{Error, Result};
 use crate::lease::Leases;
+use crate::location::{StorageOptions, first_request, locate};
 
 /// The store descriptor file, written last when a store is created.
 pub const STORE_FILE: &str = "STORE";
@@ -135,11 +136,23 @@ fn descriptor(features: u32) -> Vec<u8> {
 
 impl Store {
     /// Creates a new, empty store at `path` (the directory may exist but must be empty): a
-    /// local directory, given as a path or a `file://` URL; any other URL is an
-    /// [`Error::UnsupportedUrl`] and creates nothing.
+    /// local directory, given as a path or a `file://` URL, or (feature `object-store`) an
+    /// S3 prefix, `s3://bucket/prefix`, configured from the `AWS_*` environment variables
+    /// (see [`Store::create_url`]); any other URL is an [`Error::UnsupportedUrl`] and creates
+    /// nothing.
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
-        let path = crate::location::local_dir(path.as_ref())?;
-        Self::create_in(Arc::new(LocalStorage::new(&path)), &path)
+        Self::create_url(path, &[])
+    }
+
+    /// [`Store::create`] with storage options for an object store (`("region",
+    /// "eu-west-1")`, `("endpoint", "http://127.0.0.1:9000")`, ...; the `location` module
+    /// lists them), which win over the environment. A first request that fails (a missing
+    /// bucket, wrong credentials, an endpoint that does not answer) is an
+    /// [`Error::StorageUnreachable`] naming the URL; nothing is written.
+    pub fn create_url(path: impl AsRef<Path>, options: &StorageOptions) -> Result<Store> {
+        let located = locate(path.as_ref(), options)?;
+        let created = Self::create_in(located.storage.clone(), &located.shown);
+        first_request(&located, created)
     }
 
     /// Creates a new store on any [`Storage`] (used by tests to inject faults): its root
@@ -158,11 +171,19 @@ impl Store {
         Self::open_in(storage, path)
     }
 
-    /// Opens the store at `path`: a local directory, given as a path or a `file://` URL; any
-    /// other URL is an [`Error::UnsupportedUrl`].
+    /// Opens the store at `path`: a local directory, given as a path or a `file://` URL, or
+    /// (feature `object-store`) an S3 prefix, `s3://bucket/prefix` (see [`Store::create`]);
+    /// any other URL is an [`Error::UnsupportedUrl`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        let path = crate::location::local_dir(path.as_ref())?;
-        Self::open_in(Arc::new(LocalStorage::new(&path)), &path)
+        Self::open_url(path, &[])
+    }
+
+    /// [`Store::open`] with storage options for an object store (see
+    /// [`Store::create_url`]).
+    pub fn open_url(path: impl AsRef<Path>, options: &StorageOptions) -> Result<Store> {
+        let located = locate(path.as_ref(), options)?;
+        let opened = Self::open_in(located.storage.clone(), &located.shown);
+        first_request(&located, opened)
     }
 
     /// Opens a store on any [`Storage`].
@@ -237,9 +258,22 @@ impl Store {
         Ok(())
     }
 
-    /// The store's directory.
+    /// The store's directory (for a store on other storage, the name it was opened under).
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Fails with [`Error::UnsupportedStorage`] naming `operation` when the store's storage
+    /// keeps locks past their process (an object store): its readers publish no leases, so
+    /// nothing that purges versions or files may run.
+    pub(crate) fn refuse_purges(&self, operation: &str) -> Result<()> {
+        if self.inner.storage.locks_outlive_their_process() {
+            return Err(Error::UnsupportedStorage {
+                operation: operation.to_string(),
+                store: self.path().display().to_string(),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn index(&self) -> IndexReader<'_> {

@@ -30,6 +30,22 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A file or object that must be created was created by someone else first: on an
+    /// object store, another writer appended to the same file at the same offset.
+    #[error("{path} was written by another writer first")]
+    Conflict {
+        /// The file concerned, relative to the store root.
+        path: PathBuf,
+    },
+    /// The storage cannot do what was asked (an object store cannot rewrite a file written
+    /// in several segments, or cut one back inside a segment).
+    #[error("{what} is not supported by this storage ({path})")]
+    Unsupported {
+        /// The file concerned, relative to the store root.
+        path: PathBuf,
+        /// What was asked.
+        what: String,
+    },
     /// An Arrow operation failed (encoding, decoding or a compute kernel).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

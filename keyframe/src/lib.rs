@@ -25,6 +25,8 @@ pub mod gather_plan;
 pub mod ipc;
 pub mod key;
 pub mod node;
+#[cfg(feature = "object-store")]
+pub mod object_storage;
 pub mod pack;
 mod point;
 pub mod predicate;

@@ -2,7 +2,8 @@
 //!
 //! Files are append-only while a writer holds the store lock and immutable to readers below the
 //! lengths a committed version records; nothing a reader may map is ever truncated below that.
-//! Tests wrap [`Storage`] to inject faults and simulate crashes; object stores can implement it.
+//! Tests wrap [`Storage`] to inject faults and simulate crashes; `object_storage::ObjectStorage`
+//! (feature `object-store`) implements it on object stores.
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -74,6 +75,12 @@ pub trait Storage: Send + Sync + Debug {
     /// leaves the same bytes); it makes those bytes durable again after a failed sync may have
     /// dropped them from the write-back cache while leaving them visible ("fsyncgate").
     fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()>;
+    /// True when a lock outlives a process that dies holding it, as on an object store
+    /// (where a lock is an object). Such locks cannot tell live readers from dead ones, so
+    /// the `reeldb` crate's readers publish no leases there and it refuses what purges.
+    fn locks_outlive_their_process(&self) -> bool {
+        false
+    }
 }
 
 /// [`Storage`] on a local directory, reading through memory maps.

@@ -32,9 +32,15 @@ class WriterBusy(ReelError):
     """Another writer holds the store's writer lock, or another maintenance run (or a rewind)
     holds its maintenance lock."""
 
-def open(path: Union[str, PathLike[str]], create: bool = True) -> Store:
-    """Opens the store at `path`, creating an empty one there first when there is none and
-    `create` is true."""
+def open(
+    path: Union[str, PathLike[str]],
+    create: bool = True,
+    storage_options: Optional[Dict[str, str]] = None,
+) -> Store:
+    """Opens the store at `path` (a local directory, or `s3://bucket/prefix` in builds with
+    object storage), creating an empty one there first when there is none and `create` is
+    true. `storage_options` configure an object store (`{"region": ..., "endpoint": ...}`,
+    over the `AWS_*` environment variables)."""
 
 class Store:
     """A ReelDB store."""

@@ -16,14 +16,22 @@ use crate::errors::IntoPy;
 use crate::snapshot::Snapshot;
 use crate::writer::Writer;
 
-/// Opens the store at `path`, creating an empty one there first when there is none and
-/// `create` is true.
+/// Opens the store at `path` (a local directory, or `s3://bucket/prefix` in builds with
+/// object storage), creating an empty one there first when there is none and `create` is
+/// true. `storage_options` configure an object store (`{"region": ..., "endpoint": ...}`,
+/// over the `AWS_*` environment variables; README, "Object storage").
 #[pyfunction]
-#[pyo3(signature = (path, create = true))]
-pub fn open(py: Python<'_>, path: PathBuf, create: bool) -> PyResult<Database> {
+#[pyo3(signature = (path, create = true, storage_options = None))]
+pub fn open(
+    py: Python<'_>,
+    path: PathBuf,
+    create: bool,
+    storage_options: Option<std::collections::BTreeMap<String, String>>,
+) -> PyResult<Database> {
+    let options: Vec<(String, String)> = storage_options.unwrap_or_default().into_iter().collect();
     let store = py
-        .detach(|| match reeldb::Store::open(&path) {
-            Err(Error::NotAStore(_)) if create => reeldb::Store::create(&path),
+        .detach(|| match reeldb::Store::open_url(&path, &options) {
+            Err(Error::NotAStore(_)) if create => reeldb::Store::create_url(&path, &options),
             other => other,
         })
         .py_err()?;

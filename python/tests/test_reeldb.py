@@ -304,13 +304,59 @@ def test_errors_are_typed_and_change_nothing(db, tmp_path):
     assert db.latest_version == v and db.snapshot().get("orders", 77) is None
 
 
-def test_an_object_store_url_is_refused_and_creates_nothing(tmp_path, monkeypatch):
+def test_an_unsupported_store_url_is_refused_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(reeldb.ReelError, match="s3://bucket/prefix"):
-        reeldb.open("s3://bucket/prefix")
+    with pytest.raises(reeldb.ReelError, match="gs://bucket/prefix"):
+        reeldb.open("gs://bucket/prefix")
+    with pytest.raises(reeldb.ReelError, match="storage option"):
+        reeldb.open(str(tmp_path / "local"), storage_options={"region": "eu-west-1"})
     assert list(tmp_path.iterdir()) == []
     db = reeldb.open(f"file://{tmp_path}/local")
     assert db.latest_version == 0 and (tmp_path / "local" / "STORE").exists()
+
+
+@pytest.fixture
+def moto_endpoint():
+    """A moto S3 server on loopback with bucket `bkt` (testkit/moto_server.py), stopped
+    after the test; skipped when moto is not installed, unless REELDB_REQUIRE_MOTO is set."""
+    import subprocess
+    import sys
+
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        if os.environ.get("REELDB_REQUIRE_MOTO"):
+            raise
+        pytest.skip("moto[server] is not installed")
+    script = pathlib.Path(__file__).parents[2] / "testkit" / "moto_server.py"
+    server = subprocess.Popen(
+        [sys.executable, str(script), "bkt"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    line = server.stdout.readline().decode()
+    assert line.startswith("PORT "), line
+    yield f"http://127.0.0.1:{int(line.split()[1])}"
+    server.stdin.close()
+    server.wait(timeout=30)
+
+
+def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint):
+    options = {
+        "endpoint": moto_endpoint,
+        "allow_http": "true",
+        "region": "us-east-1",
+        "access_key_id": "test",
+        "secret_access_key": "test",
+    }
+    db = reeldb.open("s3://bkt/py/orders", storage_options=options)
+    db.create_table("orders", ORDERS, key=["id"])
+    with db.writer() as w:
+        w.upsert("orders", orders([1, 2, 3]))
+        v = w.commit()
+    again = reeldb.open("s3://bkt/py/orders", create=False, storage_options=options)
+    assert again.latest_version == v
+    assert again.snapshot().scan("orders").read_all().num_rows == 3
+    with pytest.raises(reeldb.ReelError, match="s3://no-such-bucket/x"):
+        reeldb.open("s3://no-such-bucket/x", storage_options=options)
 
 
 def test_damaged_bytes_raise_corruption_error(tmp_path):

@@ -147,6 +147,7 @@ impl Maintenance {
     /// Opens a maintenance run; `writer_quiet` when the caller holds the writer and will not
     /// commit until the run ends.
     pub(crate) fn open(store: Store, writer_quiet: bool) -> Result<Maintenance> {
+        store.refuse_purges("maintenance")?;
         let storage = store.inner.storage.clone();
         let lock = maintenance_lock(&store)?;
         // A rewind (none can run while the lock is held) may have let positions this

@@ -48,6 +48,7 @@ impl Store {
     /// Fails with [`Error::VersionsInUse`], changing nothing, while a live reader in any
     /// process holds a version it would purge. `to` may be 0: the store is then empty again.
     pub fn rewind(&self, to: u64) -> Result<Rewound> {
+        self.refuse_purges("a rewind")?;
         let storage = self.inner.storage.clone();
         let _lock = storage.try_lock(Path::new(LOCK_FILE)).map_err(|e| {
             lock_error(
@@ -71,6 +72,7 @@ impl Writer {
     /// failure after the purge poisons the writer (the next writer to open finishes the cut).
     pub fn rewind(&mut self, to: u64) -> Result<Rewound> {
         self.check_usable()?;
+        self.store().refuse_purges("a rewind")?;
         let _maintenance = maintenance_lock(self.store())?;
         let purged = match purge_above(self.store(), to) {
             Ok(p) => p,

@@ -156,4 +156,8 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.plan.check(OpKind::Sync, path)?;
         self.inner.rewrite_in_place(path, offset, data)
     }
+
+    fn locks_outlive_their_process(&self) -> bool {
+        self.inner.locks_outlive_their_process()
+    }
 }

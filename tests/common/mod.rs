@@ -119,6 +119,12 @@ pub fn read_all(store: &reeldb::Store) -> Result<Vec<Vec<RecordBatch>>, reeldb::
 /// then three overlays of 30 upserts and a delete each. Returns every version's contents.
 pub fn build_history(path: &std::path::Path) -> Vec<Vec<RecordBatch>> {
     let store = reeldb::Store::create(path).unwrap();
+    write_history(&store);
+    read_all(&store).unwrap()
+}
+
+/// Writes [`build_history`]'s four versions to `store`, which must be empty.
+pub fn write_history(store: &reeldb::Store) {
     let mut w = store
         .writer_with(
             reeldb::WriterOptions::default()
@@ -139,8 +145,6 @@ pub fn build_history(path: &std::path::Path) -> Vec<Vec<RecordBatch>> {
         tx.delete("orders", ids(&[round as i64])).unwrap();
         tx.commit().unwrap();
     }
-    drop(w);
-    read_all(&store).unwrap()
 }
 
 /// A version's rows as one batch sorted by id: how rows compare regardless of how a scan

@@ -14,7 +14,7 @@ use crate::{At, InfoFormat, files, human, open_at, say};
 /// `reel scan`'s arguments.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Store directory.
+    /// Store directory, or s3://bucket/prefix.
     store: PathBuf,
     /// Table name.
     table: String,

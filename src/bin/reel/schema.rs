@@ -15,7 +15,7 @@ use crate::{At, InfoFormat, open_at, say};
 /// `reel alter`'s arguments.
 #[derive(Debug, Args)]
 pub struct AlterArgs {
-    /// Store directory.
+    /// Store directory, or s3://bucket/prefix.
     store: PathBuf,
     /// Table name.
     table: String,

@@ -1,0 +1,782 @@
+//! [`Storage`] on an object store (the `object_store` crate: S3, Google Cloud Storage, Azure,
+//! in-memory), with every object written once. Feature `object-store`.
+//!
+//! A store file `F` is a folder of *segment objects* `F/OFFSET`, OFFSET being where the
+//! segment starts in the file as 16 lowercase hex digits. Segments run back to back from
+//! offset 0 and the file's bytes are theirs in order; a gap or an overlap is
+//! [`Error::Corrupt`]. What is appended to a file is kept in memory, per file, by the
+//! `ObjectStorage` (and its clones): reads through it see those bytes, and so does the next
+//! append file it opens on that path, as a local disk's page cache shows appended bytes. Each
+//! [`AppendFile::sync`] writes them as one new segment, created only if no object has that
+//! name (`PutMode::Create`); only then do other handles see them. So no segment is ever
+//! modified, and of two appenders that reach the same offset of a file only the first writes
+//! it: the other gets [`Error::Conflict`] and has changed nothing. Bytes never synced are
+//! lost with the process; a writer that does not sync (`WriterOptions::sync(false)` in the
+//! `reeldb` crate) therefore leaves nothing other processes can read.
+//!
+//! What object stores lack is emulated, and the limits are stated where they apply:
+//! - [`Storage::write_atomic`] and [`Storage::overwrite`] replace a file of at most one
+//!   segment by writing its one segment again (an object store's put is atomic). A file of
+//!   several segments is not rewritten ([`Error::Unsupported`]).
+//! - [`Storage::truncate`] deletes the segments at or past the new length, which must be a
+//!   segment boundary (the engine cuts files back only to the lengths a commit synced).
+//! - Locks are objects `P/lock`, created only if absent and deleted when released. A
+//!   process that dies holding one leaves it behind: the lock stays held until the object
+//!   is deleted by hand. Waiting locks ([`Storage::lock_shared`],
+//!   [`Storage::lock_exclusive`]) are exclusive and give up with [`Error::Locked`] after
+//!   [`LOCK_WAIT`].
+//! - Directories are not objects: [`Storage::create_dir_all`] and [`Storage::sync_dir`] do
+//!   nothing, and a directory exists while something is stored under it.
+//! - [`Storage::map`] reads the whole file (every segment).
+//!
+//! The object store's calls are async; they run on a small tokio runtime this storage owns,
+//! and every [`Storage`] call waits for its own.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+pub use object_store;
+
+use crate::error::{Error, Result};
+use crate::storage::{AppendFile, LockGuard, Storage};
+
+/// How long [`Storage::lock_shared`] and [`Storage::lock_exclusive`] wait for a held lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The name of a lock object under the path it locks.
+const LOCK_OBJECT: &str = "lock";
+
+/// [`Storage`] on an object store (see the module docs).
+#[derive(Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    runtime: Arc<Runtime>,
+    /// Per file being appended to through this storage: its bytes not yet synced.
+    tails: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<Tail>>>>>,
+}
+
+impl fmt::Debug for ObjectStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectStorage({} at {:?})", self.store, self.prefix)
+    }
+}
+
+/// The bytes appended to a file and not yet written as a segment.
+#[derive(Debug, Default)]
+struct Tail {
+    /// Where they start: the length of the file's segments.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The tokio runtime the object store's calls run on; shut down without waiting when the
+/// last storage sharing it goes (dropping a runtime the ordinary way panics inside another
+/// runtime, as in an async SQL engine).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// What is stored directly under a path: objects (name and size) and folders (names).
+struct Listing {
+    objects: Vec<(String, u64)>,
+    folders: Vec<String>,
+}
+
+/// One segment of a file: where it starts and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    start: u64,
+    len: u64,
+}
+
+impl ObjectStorage {
+    /// Storage on `store`, every path under `prefix` (`""` for the store's root; parts are
+    /// separated by `/`).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("reeldb-object-store")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io(prefix, e))?;
+        Ok(ObjectStorage {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            runtime: Arc::new(Runtime(Some(runtime))),
+            tails: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Runs `work` on the runtime and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        path: &Path,
+        work: impl Future<Output = object_store::Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let Some(runtime) = &self.runtime.0 else {
+            return Err(Error::io(path, std::io::Error::other("runtime shut down")));
+        };
+        match futures::executor::block_on(runtime.spawn(work)) {
+            Ok(result) => result.map_err(|e| object_error(path, e)),
+            Err(join) => Err(Error::io(path, std::io::Error::other(join))),
+        }
+    }
+
+    /// The object path of store path `path` (relative to the store root).
+    fn key(&self, path: &Path) -> Result<ObjectPath> {
+        let mut parts: Vec<&str> = Vec::new();
+        if !self.prefix.is_empty() {
+            parts.push(&self.prefix);
+        }
+        for c in path.components() {
+            match c {
+                Component::Normal(p) => parts.push(p.to_str().ok_or_else(|| {
+                    Error::io(path, std::io::Error::other("a path that is not UTF-8"))
+                })?),
+                Component::CurDir => {}
+                _ => {
+                    return Err(Error::io(
+                        path,
+                        std::io::Error::other("not a path inside the store"),
+                    ));
+                }
+            }
+        }
+        Ok(ObjectPath::from(parts.join("/")))
+    }
+
+    /// The object of the segment of `path` starting at `start`.
+    fn segment_key(&self, path: &Path, start: u64) -> Result<ObjectPath> {
+        Ok(self.key(path)?.join(format!("{start:016x}").as_str()))
+    }
+
+    /// The names directly under `path`: objects and common prefixes.
+    fn children(&self, path: &Path) -> Result<Listing> {
+        let key = self.key(path)?;
+        let store = self.store.clone();
+        let listed = self.run(path, async move {
+            let prefix = (!key.as_ref().is_empty()).then_some(key);
+            store.list_with_delimiter(prefix.as_ref()).await
+        })?;
+        let objects = listed
+            .objects
+            .iter()
+            .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
+            .collect();
+        let folders = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        Ok(Listing { objects, folders })
+    }
+
+    /// The segments of `path`, in order, checked to run back to back from 0.
+    fn segments(&self, path: &Path) -> Result<Vec<Segment>> {
+        let mut segments: Vec<Segment> = self
+            .children(path)?
+            .objects
+            .iter()
+            .filter_map(|(name, len)| {
+                let start = (name.len() == 16)
+                    .then(|| u64::from_str_radix(name, 16).ok())
+                    .flatten()?;
+                Some(Segment { start, len: *len })
+            })
+            .collect();
+        segments.sort_by_key(|s| s.start);
+        let mut end = 0;
+        for s in &segments {
+            if s.start != end {
+                return Err(Error::corrupt(
+                    path,
+                    end,
+                    format!("segments end at {end} but the next starts at {}", s.start),
+                ));
+            }
+            end = s.start + s.len;
+        }
+        Ok(segments)
+    }
+
+    /// The unsynced tail of `path`, if an append file of this storage has one.
+    fn tail(&self, path: &Path) -> Option<Arc<Mutex<Tail>>> {
+        lock(&self.tails).get(path).cloned()
+    }
+
+    /// Reads `range` of `path`'s segments.
+    fn read_segments(
+        &self,
+        path: &Path,
+        segments: &[Segment],
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes> {
+        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        for s in segments {
+            let (from, to) = (range.start.max(s.start), range.end.min(s.start + s.len));
+            if from >= to {
+                continue;
+            }
+            let (store, key) = (self.store.clone(), self.segment_key(path, s.start)?);
+            let within = from - s.start..to - s.start;
+            out.extend_from_slice(
+                &self.run(path, async move { store.get_range(&key, within).await })?,
+            );
+        }
+        Ok(out.freeze())
+    }
+
+    /// Deletes one object.
+    fn delete(&self, path: &Path, key: ObjectPath) -> Result<()> {
+        let store = self.store.clone();
+        self.run(path, async move { store.delete(&key).await })
+    }
+
+    /// Writes `data` as `path`'s only segment, replacing one there.
+    fn replace_whole(&self, path: &Path, data: &[u8]) -> Result<()> {
+        lock(&self.tails).remove(path);
+        if self.segments(path)?.iter().any(|s| s.start != 0) {
+            return Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                what: "replacing a file written in several segments".into(),
+            });
+        }
+        let (store, key) = (self.store.clone(), self.segment_key(path, 0)?);
+        let payload = PutPayload::from(data.to_vec());
+        self.run(path, async move { store.put(&key, payload).await })
+            .map(|_| ())
+    }
+
+    /// Creates the lock object of `path`; [`Error::Locked`] if it exists.
+    fn create_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        let key = self.key(path)?.join(LOCK_OBJECT);
+        let store = self.store.clone();
+        let put_key = key.clone();
+        let created = self.run(path, async move {
+            let opts = PutOptions::from(PutMode::Create);
+            store.put_opts(&put_key, PutPayload::new(), opts).await
+        });
+        match created {
+            Ok(_) => Ok(Box::new(ObjectLock {
+                storage: self.clone(),
+                path: path.to_path_buf(),
+                key,
+            })),
+            Err(Error::Conflict { .. }) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the lock of `path`, waiting up to [`LOCK_WAIT`] while it is held.
+    fn wait_for_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.create_lock(path) {
+                Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Locks a mutex, taking over one a panicking thread left: every holder leaves the map and
+/// tails whole (each change is one insert, remove or extend).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The keyframe error for an object store's error on `path`.
+fn object_error(path: &Path, e: object_store::Error) -> Error {
+    use std::io::ErrorKind;
+    match e {
+        object_store::Error::AlreadyExists { .. } => Error::Conflict {
+            path: path.to_path_buf(),
+        },
+        object_store::Error::NotFound { .. } => {
+            Error::io(path, std::io::Error::new(ErrorKind::NotFound, e))
+        }
+        other => Error::io(path, std::io::Error::other(other)),
+    }
+}
+
+/// A held lock object, deleted when dropped.
+struct ObjectLock {
+    storage: ObjectStorage,
+    path: PathBuf,
+    key: ObjectPath,
+}
+
+impl fmt::Debug for ObjectLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectLock({})", self.key)
+    }
+}
+
+impl LockGuard for ObjectLock {}
+
+impl Drop for ObjectLock {
+    /// A failed delete leaves the lock held (see the module docs: it must then be deleted
+    /// by hand); a drop cannot report it.
+    fn drop(&mut self) {
+        let _ = self.storage.delete(&self.path, self.key.clone());
+    }
+}
+
+/// A file appended to through an [`ObjectStorage`]: each sync writes a segment.
+struct ObjectAppendFile {
+    storage: ObjectStorage,
+    path: PathBuf,
+    tail: Arc<Mutex<Tail>>,
+}
+
+impl fmt::Debug for ObjectAppendFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectAppendFile({})", self.path.display())
+    }
+}
+
+impl AppendFile for ObjectAppendFile {
+    fn append(&mut self, data: &[u8]) -> Result<u64> {
+        let mut tail = lock(&self.tail);
+        let at = tail.start + tail.bytes.len() as u64;
+        tail.bytes.extend_from_slice(data);
+        Ok(at)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let (start, bytes) = {
+            let tail = lock(&self.tail);
+            if tail.bytes.is_empty() {
+                return Ok(());
+            }
+            (tail.start, tail.bytes.clone())
+        };
+        let len = bytes.len() as u64;
+        let (store, key) = (
+            self.storage.store.clone(),
+            self.storage.segment_key(&self.path, start)?,
+        );
+        self.storage.run(&self.path, async move {
+            let opts = PutOptions::from(PutMode::Create);
+            store.put_opts(&key, PutPayload::from(bytes), opts).await
+        })?;
+        let mut tail = lock(&self.tail);
+        tail.start += len;
+        tail.bytes.drain(..len as usize);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        let tail = lock(&self.tail);
+        tail.start + tail.bytes.len() as u64
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn create_dir_all(&self, _path: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        if self.tail(path).is_some() {
+            return Ok(true);
+        }
+        let Listing { objects, folders } = self.children(path)?;
+        Ok(!folders.is_empty() || objects.iter().any(|(name, _)| name != LOCK_OBJECT))
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        let Listing { objects, folders } = self.children(path)?;
+        let segment = |name: &str| name.len() == 16 && u64::from_str_radix(name, 16).is_ok();
+        Ok(!folders.is_empty()
+            || objects
+                .iter()
+                .any(|(name, _)| name != LOCK_OBJECT && !segment(name)))
+    }
+
+    fn len(&self, path: &Path) -> Result<u64> {
+        if let Some(tail) = self.tail(path) {
+            let tail = lock(&tail);
+            return Ok(tail.start + tail.bytes.len() as u64);
+        }
+        let segments = self.segments(path)?;
+        match segments.last() {
+            Some(s) => Ok(s.start + s.len),
+            None => Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            )),
+        }
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Bytes> {
+        let segments = self.segments(path)?;
+        let stored = segments.last().map_or(0, |s| s.start + s.len);
+        let end = offset + len as u64;
+        let short = || {
+            Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"),
+            )
+        };
+        if end <= stored {
+            return self.read_segments(path, &segments, offset..end);
+        }
+        let tail = self.tail(path).ok_or_else(short)?;
+        let tail = lock(&tail);
+        if tail.start != stored || end > tail.start + tail.bytes.len() as u64 {
+            return Err(short());
+        }
+        let mut out = BytesMut::from(&self.read_segments(path, &segments, offset..stored)?[..]);
+        let from = offset.max(stored) - stored;
+        out.extend_from_slice(&tail.bytes[from as usize..(end - stored) as usize]);
+        Ok(out.freeze())
+    }
+
+    fn map(&self, path: &Path) -> Result<Bytes> {
+        let segments = self.segments(path)?;
+        let stored = segments.last().map_or(0, |s| s.start + s.len);
+        if segments.is_empty() && self.tail(path).is_none() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let whole = self.read_segments(path, &segments, 0..stored)?;
+        match self.tail(path) {
+            Some(tail) => {
+                let tail = lock(&tail);
+                if tail.start != stored {
+                    return Ok(whole);
+                }
+                let mut out = BytesMut::from(&whole[..]);
+                out.extend_from_slice(&tail.bytes);
+                Ok(out.freeze())
+            }
+            None => Ok(whole),
+        }
+    }
+
+    fn open_append(&self, path: &Path) -> Result<Box<dyn AppendFile>> {
+        let tail = match self.tail(path) {
+            Some(tail) => tail,
+            None => {
+                let start = self.segments(path)?.last().map_or(0, |s| s.start + s.len);
+                let tail = Arc::new(Mutex::new(Tail {
+                    start,
+                    bytes: Vec::new(),
+                }));
+                lock(&self.tails)
+                    .entry(path.to_path_buf())
+                    .or_insert(tail)
+                    .clone()
+            }
+        };
+        Ok(Box::new(ObjectAppendFile {
+            storage: self.clone(),
+            path: path.to_path_buf(),
+            tail,
+        }))
+    }
+
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        self.replace_whole(path, data)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        lock(&self.tails).remove(path);
+        let segments = self.segments(path)?;
+        if let Some(s) = segments
+            .iter()
+            .find(|s| s.start < len && len < s.start + s.len)
+        {
+            return Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                what: format!(
+                    "cutting a file back to {len}, inside its segment at {}",
+                    s.start
+                ),
+            });
+        }
+        for s in segments.iter().rev().filter(|s| s.start >= len) {
+            self.delete(path, self.segment_key(path, s.start)?)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        let unsynced = lock(&self.tails).remove(path).is_some();
+        let segments = self.segments(path)?;
+        if segments.is_empty() && !unsynced {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        for s in segments.iter().rev() {
+            self.delete(path, self.segment_key(path, s.start)?)?;
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let Listing { objects, folders } = self.children(dir)?;
+        let mut names: Vec<String> = folders;
+        names.extend(
+            objects
+                .into_iter()
+                .map(|(name, _)| name)
+                .filter(|name| name != LOCK_OBJECT),
+        );
+        for path in lock(&self.tails).keys() {
+            if path.parent() == Some(dir)
+                && let Some(name) = path.file_name().and_then(|n| n.to_str())
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        self.create_lock(path)
+    }
+
+    fn lock_shared(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        self.wait_for_lock(path)
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
+        self.wait_for_lock(path)
+    }
+
+    fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()> {
+        self.replace_whole(path, data)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        // Unsynced bytes of either stay with an append file of the old name, as on a disk.
+        lock(&self.tails).retain(|path, _| path != from && path != to);
+        let segments = self.segments(from)?;
+        if segments.is_empty() {
+            return Err(Error::io(
+                from,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        for old in self.segments(to)?.iter().rev() {
+            self.delete(to, self.segment_key(to, old.start)?)?;
+        }
+        for s in &segments {
+            let (store, source, target) = (
+                self.store.clone(),
+                self.segment_key(from, s.start)?,
+                self.segment_key(to, s.start)?,
+            );
+            self.run(from, async move { store.copy(&source, &target).await })?;
+        }
+        for s in segments.iter().rev() {
+            self.delete(from, self.segment_key(from, s.start)?)?;
+        }
+        Ok(())
+    }
+
+    fn locks_outlive_their_process(&self) -> bool {
+        true
+    }
+
+    fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+        // A written object is durable: there is nothing to write again, only to check.
+        if self.read_at(path, offset, data.len())? == data {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                what: format!("rewriting other bytes in place at {offset}"),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+
+    fn storage() -> (Arc<InMemory>, ObjectStorage) {
+        let memory = Arc::new(InMemory::new());
+        let storage = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+        (memory, storage)
+    }
+
+    /// Every object name under the store's prefix, sorted.
+    fn objects(memory: &InMemory) -> Vec<String> {
+        let mut names: Vec<String> = futures::executor::block_on(
+            memory
+                .list(Some(&ObjectPath::from("stores/one")))
+                .map_ok(|m| m.location.to_string())
+                .try_collect::<Vec<_>>(),
+        )
+        .unwrap();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn each_sync_writes_one_new_segment_and_reads_span_them() {
+        let (memory, s) = storage();
+        let p = Path::new("packs/f.pack");
+        let mut f = s.open_append(p).unwrap();
+        assert_eq!(f.append(b"hello ").unwrap(), 0);
+        f.sync().unwrap();
+        assert_eq!(f.append(b"wor").unwrap(), 6);
+        assert_eq!(f.append(b"ld").unwrap(), 9);
+        assert_eq!(
+            &s.read_at(p, 4, 5).unwrap()[..],
+            b"o wor",
+            "unsynced bytes are read through the same storage"
+        );
+        f.sync().unwrap();
+        assert_eq!(
+            objects(&memory),
+            vec![
+                "stores/one/packs/f.pack/0000000000000000",
+                "stores/one/packs/f.pack/0000000000000006",
+            ]
+        );
+        drop(f);
+        let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+        assert_eq!(&other.map(p).unwrap()[..], b"hello world");
+        assert_eq!(&other.read_at(p, 4, 5).unwrap()[..], b"o wor");
+        assert_eq!(other.len(p).unwrap(), 11);
+        assert!(
+            other.read_at(p, 8, 5).is_err(),
+            "reading past the end fails"
+        );
+        assert_eq!(other.list(Path::new("packs")).unwrap(), vec!["f.pack"]);
+        assert_eq!(other.list(Path::new("")).unwrap(), vec!["packs"]);
+        assert!(other.is_dir(Path::new("packs")).unwrap());
+        assert!(!other.is_dir(p).unwrap());
+        assert!(other.exists(p).unwrap());
+        assert!(!other.exists(Path::new("packs/g.pack")).unwrap());
+    }
+
+    #[test]
+    fn two_appenders_at_the_same_offset_conflict_and_the_loser_writes_nothing() {
+        let (memory, one) = storage();
+        let two = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+        let p = Path::new("catalog/versions.idx");
+        let (mut a, mut b) = (one.open_append(p).unwrap(), two.open_append(p).unwrap());
+        a.append(b"first").unwrap();
+        b.append(b"second").unwrap();
+        a.sync().unwrap();
+        assert!(matches!(b.sync(), Err(Error::Conflict { .. })));
+        drop((a, b));
+        assert_eq!(&one.map(p).unwrap()[..], b"first");
+    }
+
+    #[test]
+    fn unsynced_bytes_outlive_their_append_file_in_its_storage_only() {
+        let (memory, s) = storage();
+        let p = Path::new("f");
+        let mut f = s.open_append(p).unwrap();
+        f.append(b"header").unwrap();
+        drop(f);
+        let mut f = s.open_append(p).unwrap();
+        assert_eq!(f.append(b" body").unwrap(), 6);
+        assert_eq!(&s.map(p).unwrap()[..], b"header body");
+        let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+        assert!(!other.exists(p).unwrap(), "nothing was synced");
+        f.sync().unwrap();
+        assert_eq!(&other.map(p).unwrap()[..], b"header body");
+    }
+
+    #[test]
+    fn truncation_deletes_whole_segments_only() {
+        let (_, s) = storage();
+        let p = Path::new("f");
+        let mut f = s.open_append(p).unwrap();
+        for part in [&b"abc"[..], b"def", b"gh"] {
+            f.append(part).unwrap();
+            f.sync().unwrap();
+        }
+        drop(f);
+        assert!(matches!(s.truncate(p, 4), Err(Error::Unsupported { .. })));
+        s.truncate(p, 3).unwrap();
+        assert_eq!(&s.map(p).unwrap()[..], b"abc");
+    }
+
+    #[test]
+    fn a_small_file_is_replaced_whole_and_a_segmented_one_is_refused() {
+        let (_, s) = storage();
+        s.write_atomic(Path::new("x"), b"one").unwrap();
+        s.write_atomic(Path::new("x"), b"two!").unwrap();
+        assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
+        let mut f = s.open_append(Path::new("x")).unwrap();
+        f.append(b" more").unwrap();
+        f.sync().unwrap();
+        drop(f);
+        assert!(matches!(
+            s.write_atomic(Path::new("x"), b"three"),
+            Err(Error::Unsupported { .. })
+        ));
+        assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two! more");
+        s.rename(Path::new("x"), Path::new("y")).unwrap();
+        assert!(!s.exists(Path::new("x")).unwrap());
+        assert_eq!(&s.map(Path::new("y")).unwrap()[..], b"two! more");
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_until_released_and_is_not_a_file() {
+        let (memory, s) = storage();
+        let other = ObjectStorage::new(memory, "stores/one").unwrap();
+        let held = s.try_lock(Path::new("LOCK")).unwrap();
+        assert!(matches!(
+            other.try_lock(Path::new("LOCK")),
+            Err(Error::Locked { .. })
+        ));
+        assert!(!s.exists(Path::new("LOCK")).unwrap());
+        assert!(s.list(Path::new("")).unwrap().contains(&"LOCK".to_string()));
+        drop(held);
+        assert!(other.try_lock(Path::new("LOCK")).is_ok());
+    }
+
+    #[test]
+    fn a_gap_between_segments_is_corruption() {
+        let (memory, s) = storage();
+        futures::executor::block_on(memory.put(
+            &ObjectPath::from("stores/one/f/0000000000000004"),
+            PutPayload::from(b"late".to_vec()),
+        ))
+        .unwrap();
+        assert!(matches!(s.len(Path::new("f")), Err(Error::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,159 @@
+//! A store on an object store (`ObjectStorage` over object_store's in-memory store): commits,
+//! reads at every version from another handle, verification, one writer at a time, readers
+//! that write nothing, and what purges refused without changing anything.
+#![cfg(feature = "object-store")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{canonical, orders, read_all_canonical, write_history};
+use reeldb::object_storage::ObjectStorage;
+use reeldb::object_storage::object_store::memory::InMemory;
+use reeldb::{Error, Store};
+
+/// A handle on the store under `prefix` of `memory`, as a process of its own would open it.
+fn open(memory: &Arc<InMemory>, prefix: &str) -> Store {
+    Store::open_in(
+        Arc::new(ObjectStorage::new(memory.clone(), prefix).unwrap()),
+        Path::new(&format!("memory:///{prefix}")),
+    )
+    .unwrap()
+}
+
+/// A store of four versions (a keyframe, then overlays of upserts and a delete each) on
+/// `memory` under `prefix`, and a local store written the same way.
+fn both_stores(memory: &Arc<InMemory>, prefix: &str, local: &Path) -> (Store, Store) {
+    let remote = Store::create_in(
+        Arc::new(ObjectStorage::new(memory.clone(), prefix).unwrap()),
+        Path::new(&format!("memory:///{prefix}")),
+    )
+    .unwrap();
+    let local = Store::create(local).unwrap();
+    write_history(&remote);
+    write_history(&local);
+    (remote, local)
+}
+
+#[test]
+fn every_version_committed_to_an_object_store_reads_as_on_a_local_disk() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, local) = both_stores(&memory, "warehouse/orders", &dir.path().join("s"));
+    let reopened = open(&memory, "warehouse/orders");
+    assert_eq!(reopened.latest_version().unwrap(), 4);
+    assert_eq!(read_all_canonical(&reopened), read_all_canonical(&local));
+    let t = reopened.snapshot(2).unwrap().table("orders").unwrap();
+    let row = t
+        .get(45i64)
+        .unwrap()
+        .expect("key 45 was upserted at version 2");
+    let local_row = local
+        .snapshot(2)
+        .unwrap()
+        .table("orders")
+        .unwrap()
+        .get(45i64)
+        .unwrap()
+        .unwrap();
+    assert_eq!(canonical(&[row]), canonical(&[local_row]));
+    assert!(t.get(1i64).unwrap().is_none(), "key 1 was deleted at 2");
+    let report = reopened.verify(1..=4, &mut |_| {}).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
+/// The names of the objects under `prefix` of `memory`, sorted.
+fn objects_under(memory: &InMemory, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    use reeldb::object_storage::object_store::ObjectStore;
+    let prefix = reeldb::object_storage::object_store::path::Path::from(prefix);
+    let mut names: Vec<String> = futures::executor::block_on(
+        memory
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect::<Vec<_>>(),
+    )
+    .unwrap();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_commit_adds_its_index_entry_as_a_segment_of_its_own() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    both_stores(&memory, "s", &dir.path().join("s"));
+    let entries: Vec<String> = (0..=4u64)
+        .map(|v| format!("s/catalog/versions.idx/{:016x}", 64 * v))
+        .collect();
+    assert_eq!(objects_under(&memory, "s/catalog/versions.idx"), entries);
+}
+
+#[test]
+fn a_second_writer_on_the_same_object_store_is_refused_while_the_first_is_open() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
+    let held = remote.writer().unwrap();
+    let other = open(&memory, "s");
+    assert!(matches!(other.writer(), Err(Error::WriterLocked(_))));
+    drop(held);
+    let mut w = other.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[1000], 9)).unwrap();
+    assert_eq!(tx.commit().unwrap(), 5);
+}
+
+#[test]
+fn stores_under_two_prefixes_of_one_bucket_are_apart() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    both_stores(&memory, "a", &dir.path().join("a"));
+    let b = Store::create_in(
+        Arc::new(ObjectStorage::new(memory.clone(), "b").unwrap()),
+        Path::new("memory:///b"),
+    )
+    .unwrap();
+    assert_eq!(b.latest_version().unwrap(), 0);
+    assert_eq!(open(&memory, "a").latest_version().unwrap(), 4);
+}
+
+#[test]
+fn readers_of_an_object_store_write_nothing() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    both_stores(&memory, "s", &dir.path().join("s"));
+    let before = objects_under(&memory, "s");
+    let reader = open(&memory, "s");
+    let snapshots: Vec<_> = (1..=4).map(|v| reader.snapshot(v).unwrap()).collect();
+    for s in &snapshots {
+        s.table("orders").unwrap().get(45i64).unwrap();
+    }
+    read_all_canonical(&reader);
+    assert_eq!(
+        objects_under(&memory, "s"),
+        before,
+        "no lease, no lock, no file"
+    );
+}
+
+#[test]
+fn what_purges_is_refused_on_an_object_store_and_changes_nothing() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
+    let before = objects_under(&memory, "s");
+    for refused in [
+        remote.maintenance().map(|_| ()),
+        remote.rewind(2).map(|_| ()),
+        remote.writer().unwrap().rewind(2).map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(Error::UnsupportedStorage { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(objects_under(&memory, "s"), before);
+}
