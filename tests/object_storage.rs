@@ -126,12 +126,16 @@ fn readers_of_an_object_store_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     both_stores(&memory, "s", &dir.path().join("s"));
     let before = objects_under(&memory, "s");
-    let reader = open(&memory, "s");
+    let storage = ObjectStorage::new(memory.clone(), "s").unwrap();
+    let reader = Store::open_in(Arc::new(storage.clone()), Path::new("memory:///s")).unwrap();
     let snapshots: Vec<_> = (1..=4).map(|v| reader.snapshot(v).unwrap()).collect();
     for s in &snapshots {
         s.table("orders").unwrap().get(45i64).unwrap();
     }
     read_all_canonical(&reader);
+    let asked = storage.requests();
+    assert_eq!(asked.writes(), 0, "{asked:?}");
+    assert!(asked.gets > 0, "{asked:?}");
     assert_eq!(
         objects_under(&memory, "s"),
         before,

@@ -244,10 +244,12 @@ fn readers_of_a_store_on_s3_write_nothing() {
     };
     let storage = moto.storage("quiet");
     let before = everything(&storage);
-    let reader = Store::open_url(url, &moto.options()).unwrap();
+    let reader = Store::open_in(Arc::new(storage.clone()), Path::new(url)).unwrap();
     let t = reader.snapshot(1).unwrap().table("orders").unwrap();
     assert!(t.get(7i64).unwrap().is_some());
     read_all_canonical(&reader);
+    let asked = storage.requests();
+    assert_eq!(asked.writes(), 0, "{asked:?}");
     assert_eq!(everything(&storage), before);
 }
 

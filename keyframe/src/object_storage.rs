@@ -36,6 +36,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,73 @@ pub struct ObjectStorage {
     runtime: Arc<Runtime>,
     /// Per file being appended to through this storage: its bytes not yet synced.
     tails: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<Tail>>>>>,
+    /// Per file, its segments as last listed (or synced) here: reads of bytes they cover
+    /// need no new listing.
+    listed: Arc<Mutex<HashMap<PathBuf, Vec<Segment>>>>,
+    /// The requests made so far, by this storage and its clones.
+    counts: Arc<Counts>,
+}
+
+/// The kinds of request [`ObjectStorage`] makes.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    List,
+    Get,
+    Put,
+    Delete,
+    Copy,
+}
+
+/// Running request counts.
+#[derive(Debug, Default)]
+struct Counts {
+    lists: AtomicU64,
+    gets: AtomicU64,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    copies: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// The requests an [`ObjectStorage`] (with its clones) made to its object store so far
+/// ([`ObjectStorage::requests`]); a request retried by the object store counts once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// Listings (one per page the object store fetches counts once here).
+    pub lists: u64,
+    /// Ranged or whole gets.
+    pub gets: u64,
+    /// Puts: segments, whole small files and lock objects.
+    pub puts: u64,
+    /// Deletes.
+    pub deletes: u64,
+    /// Copies (renames).
+    pub copies: u64,
+    /// Bytes the gets returned.
+    pub bytes_read: u64,
+    /// Bytes the puts sent.
+    pub bytes_written: u64,
+}
+
+impl Requests {
+    /// Requests that change the object store: puts, deletes and copies.
+    pub fn writes(&self) -> u64 {
+        self.puts + self.deletes + self.copies
+    }
+
+    /// What was requested between `earlier` and `self`.
+    pub fn since(&self, earlier: &Requests) -> Requests {
+        Requests {
+            lists: self.lists - earlier.lists,
+            gets: self.gets - earlier.gets,
+            puts: self.puts - earlier.puts,
+            deletes: self.deletes - earlier.deletes,
+            copies: self.copies - earlier.copies,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+        }
+    }
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -119,15 +187,40 @@ impl ObjectStorage {
             prefix: prefix.trim_matches('/').to_string(),
             runtime: Arc::new(Runtime(Some(runtime))),
             tails: Arc::new(Mutex::new(HashMap::new())),
+            listed: Arc::new(Mutex::new(HashMap::new())),
+            counts: Arc::new(Counts::default()),
         })
     }
 
-    /// Runs `work` on the runtime and waits for it.
+    /// The requests made so far by this storage and its clones.
+    pub fn requests(&self) -> Requests {
+        let c = &self.counts;
+        Requests {
+            lists: c.lists.load(Ordering::Relaxed),
+            gets: c.gets.load(Ordering::Relaxed),
+            puts: c.puts.load(Ordering::Relaxed),
+            deletes: c.deletes.load(Ordering::Relaxed),
+            copies: c.copies.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `work`, one request of `kind`, on the runtime and waits for it.
     fn run<T: Send + 'static>(
         &self,
+        kind: Request,
         path: &Path,
         work: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> Result<T> {
+        let counter = match kind {
+            Request::List => &self.counts.lists,
+            Request::Get => &self.counts.gets,
+            Request::Put => &self.counts.puts,
+            Request::Delete => &self.counts.deletes,
+            Request::Copy => &self.counts.copies,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let Some(runtime) = &self.runtime.0 else {
             return Err(Error::io(path, std::io::Error::other("runtime shut down")));
         };
@@ -169,7 +262,7 @@ impl ObjectStorage {
     fn children(&self, path: &Path) -> Result<Listing> {
         let key = self.key(path)?;
         let store = self.store.clone();
-        let listed = self.run(path, async move {
+        let listed = self.run(Request::List, path, async move {
             let prefix = (!key.as_ref().is_empty()).then_some(key);
             store.list_with_delimiter(prefix.as_ref()).await
         })?;
@@ -214,6 +307,35 @@ impl ObjectStorage {
         Ok(segments)
     }
 
+    /// Reads `range` of `path`'s segments, by the listing kept from before when it covers
+    /// the range (segments never change; a file cut back or removed meanwhile loses some,
+    /// and a read that then fails is retried once on a new listing), else by a new one.
+    fn read_listed(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let kept = lock(&self.listed)
+            .get(path)
+            .filter(|l| l.last().is_some_and(|s| s.start + s.len >= range.end))
+            .cloned();
+        if let Some(segments) = kept
+            && let Ok(bytes) = self.read_segments(path, &segments, range.clone())
+        {
+            return Ok(bytes);
+        }
+        let segments = self.segments(path)?;
+        lock(&self.listed).insert(path.to_path_buf(), segments.clone());
+        if segments.last().is_none_or(|s| s.start + s.len < range.end) {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"),
+            ));
+        }
+        self.read_segments(path, &segments, range)
+    }
+
+    /// Forgets what was listed of `path`.
+    fn forget_listing(&self, path: &Path) {
+        lock(&self.listed).remove(path);
+    }
+
     /// The unsynced tail of `path`, if an append file of this storage has one.
     fn tail(&self, path: &Path) -> Option<Arc<Mutex<Tail>>> {
         lock(&self.tails).get(path).cloned()
@@ -234,9 +356,25 @@ impl ObjectStorage {
             }
             let (store, key) = (self.store.clone(), self.segment_key(path, s.start)?);
             let within = from - s.start..to - s.start;
-            out.extend_from_slice(
-                &self.run(path, async move { store.get_range(&key, within).await })?,
-            );
+            let wanted = within.end - within.start;
+            let got = self.run(Request::Get, path, async move {
+                store.get_range(&key, within).await
+            })?;
+            if got.len() as u64 != wanted {
+                // The segment is shorter than listed: the file was cut back and written
+                // again since.
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("segment at {} shorter than listed", s.start),
+                    ),
+                ));
+            }
+            self.counts
+                .bytes_read
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
+            out.extend_from_slice(&got);
         }
         Ok(out.freeze())
     }
@@ -244,12 +382,17 @@ impl ObjectStorage {
     /// Deletes one object.
     fn delete(&self, path: &Path, key: ObjectPath) -> Result<()> {
         let store = self.store.clone();
-        self.run(path, async move { store.delete(&key).await })
+        self.run(
+            Request::Delete,
+            path,
+            async move { store.delete(&key).await },
+        )
     }
 
     /// Writes `data` as `path`'s only segment, replacing one there.
     fn replace_whole(&self, path: &Path, data: &[u8]) -> Result<()> {
         lock(&self.tails).remove(path);
+        self.forget_listing(path);
         if self.segments(path)?.iter().any(|s| s.start != 0) {
             return Err(Error::Unsupported {
                 path: path.to_path_buf(),
@@ -258,8 +401,15 @@ impl ObjectStorage {
         }
         let (store, key) = (self.store.clone(), self.segment_key(path, 0)?);
         let payload = PutPayload::from(data.to_vec());
-        self.run(path, async move { store.put(&key, payload).await })
-            .map(|_| ())
+        self.counts
+            .bytes_written
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.run(
+            Request::Put,
+            path,
+            async move { store.put(&key, payload).await },
+        )
+        .map(|_| ())
     }
 
     /// Creates the lock object of `path`; [`Error::Locked`] if it exists.
@@ -267,7 +417,7 @@ impl ObjectStorage {
         let key = self.key(path)?.join(LOCK_OBJECT);
         let store = self.store.clone();
         let put_key = key.clone();
-        let created = self.run(path, async move {
+        let created = self.run(Request::Put, path, async move {
             let opts = PutOptions::from(PutMode::Create);
             store.put_opts(&put_key, PutPayload::new(), opts).await
         });
@@ -377,10 +527,19 @@ impl AppendFile for ObjectAppendFile {
             self.storage.store.clone(),
             self.storage.segment_key(&self.path, start)?,
         );
-        self.storage.run(&self.path, async move {
+        self.storage
+            .counts
+            .bytes_written
+            .fetch_add(len, Ordering::Relaxed);
+        self.storage.run(Request::Put, &self.path, async move {
             let opts = PutOptions::from(PutMode::Create);
             store.put_opts(&key, PutPayload::from(bytes), opts).await
         })?;
+        if let Some(listed) = lock(&self.storage.listed).get_mut(&self.path)
+            && listed.last().map_or(0, |s| s.start + s.len) == start
+        {
+            listed.push(Segment { start, len });
+        }
         let mut tail = lock(&self.tail);
         tail.start += len;
         tail.bytes.drain(..len as usize);
@@ -431,9 +590,12 @@ impl Storage for ObjectStorage {
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Bytes> {
+        let end = offset + len as u64;
+        if self.tail(path).is_none() {
+            return self.read_listed(path, offset..end);
+        }
         let segments = self.segments(path)?;
         let stored = segments.last().map_or(0, |s| s.start + s.len);
-        let end = offset + len as u64;
         let short = || {
             Error::io(
                 path,
@@ -506,6 +668,7 @@ impl Storage for ObjectStorage {
 
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         lock(&self.tails).remove(path);
+        self.forget_listing(path);
         let segments = self.segments(path)?;
         if let Some(s) = segments
             .iter()
@@ -527,6 +690,7 @@ impl Storage for ObjectStorage {
 
     fn remove(&self, path: &Path) -> Result<()> {
         let unsynced = lock(&self.tails).remove(path).is_some();
+        self.forget_listing(path);
         let segments = self.segments(path)?;
         if segments.is_empty() && !unsynced {
             return Err(Error::io(
@@ -584,6 +748,8 @@ impl Storage for ObjectStorage {
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         // Unsynced bytes of either stay with an append file of the old name, as on a disk.
         lock(&self.tails).retain(|path, _| path != from && path != to);
+        self.forget_listing(from);
+        self.forget_listing(to);
         let segments = self.segments(from)?;
         if segments.is_empty() {
             return Err(Error::io(
@@ -600,7 +766,9 @@ impl Storage for ObjectStorage {
                 self.segment_key(from, s.start)?,
                 self.segment_key(to, s.start)?,
             );
-            self.run(from, async move { store.copy(&source, &target).await })?;
+            self.run(Request::Copy, from, async move {
+                store.copy(&source, &target).await
+            })?;
         }
         for s in segments.iter().rev() {
             self.delete(from, self.segment_key(from, s.start)?)?;
@@ -687,6 +855,34 @@ mod tests {
         assert!(!other.is_dir(p).unwrap());
         assert!(other.exists(p).unwrap());
         assert!(!other.exists(Path::new("packs/g.pack")).unwrap());
+    }
+
+    #[test]
+    fn a_kept_listing_serves_reads_until_the_file_is_cut_back_and_written_again() {
+        let (memory, s) = storage();
+        let p = Path::new("f");
+        let mut f = s.open_append(p).unwrap();
+        for part in [&b"abc"[..], b"def"] {
+            f.append(part).unwrap();
+            f.sync().unwrap();
+        }
+        drop(f);
+        let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+        assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcde");
+        let listed = reader.requests().lists;
+        assert_eq!(&reader.read_at(p, 0, 6).unwrap()[..], b"abcdef");
+        assert_eq!(
+            reader.requests().lists,
+            listed,
+            "the kept listing covers it"
+        );
+        s.truncate(p, 3).unwrap();
+        let mut f = s.open_append(p).unwrap();
+        f.append(b"XY").unwrap();
+        f.sync().unwrap();
+        assert_eq!(&reader.read_at(p, 3, 2).unwrap()[..], b"XY");
+        assert!(reader.read_at(p, 3, 3).is_err(), "past the new end");
+        assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcXY");
     }
 
     #[test]
