@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Barrier};
 
-use common::{orders, orders_schema, read_all_canonical};
+use common::{read_all_canonical, write_history};
 use reeldb::object_storage::ObjectStorage;
 use reeldb::object_storage::object_store::aws::AmazonS3Builder;
 use reeldb::storage::Storage;
@@ -163,19 +163,7 @@ fn a_library_store_on_s3_reads_at_every_version_from_a_new_handle() {
     let Some(moto) = Moto::start() else { return };
     let url = "s3://bkt/lib";
     let store = Store::create_url(url, &moto.options()).unwrap();
-    let mut w = store.writer().unwrap();
-    let mut tx = w.begin();
-    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
-    tx.upsert("orders", orders(&(0..500).collect::<Vec<_>>(), 0))
-        .unwrap();
-    tx.commit().unwrap();
-    for round in 1..4u64 {
-        let mut tx = w.begin();
-        let ids: Vec<i64> = (0..40).map(|i| i * 7 + round as i64).collect();
-        tx.upsert("orders", orders(&ids, round)).unwrap();
-        tx.commit().unwrap();
-    }
-    drop(w);
+    write_history(&store);
     let written = read_all_canonical(&store);
     let reader = Store::open_url(url, &moto.options()).unwrap();
     assert_eq!(read_all_canonical(&reader), written);
@@ -219,13 +207,7 @@ fn readers_of_a_store_on_s3_write_nothing() {
     let Some(moto) = Moto::start() else { return };
     let url = "s3://bkt/quiet";
     let store = Store::create_url(url, &moto.options()).unwrap();
-    let mut w = store.writer().unwrap();
-    let mut tx = w.begin();
-    tx.create_table("orders", orders_schema(), &["id"]).unwrap();
-    tx.upsert("orders", orders(&(0..50).collect::<Vec<_>>(), 0))
-        .unwrap();
-    tx.commit().unwrap();
-    drop(w);
+    write_history(&store);
     let everything = |s: &ObjectStorage| {
         let mut names = Vec::new();
         let mut dirs = vec![std::path::PathBuf::new()];

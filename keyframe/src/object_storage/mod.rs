@@ -36,7 +36,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -45,9 +44,13 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 pub use object_store;
+pub use requests::Requests;
 
 use crate::error::{Error, Result};
 use crate::storage::{AppendFile, LockGuard, Storage};
+use requests::{Counts, Request};
+
+mod requests;
 
 /// How long [`Storage::lock_shared`] and [`Storage::lock_exclusive`] wait for a held lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -68,68 +71,6 @@ pub struct ObjectStorage {
     listed: Arc<Mutex<HashMap<PathBuf, Vec<Segment>>>>,
     /// The requests made so far, by this storage and its clones.
     counts: Arc<Counts>,
-}
-
-/// The kinds of request [`ObjectStorage`] makes.
-#[derive(Debug, Clone, Copy)]
-enum Request {
-    List,
-    Get,
-    Put,
-    Delete,
-    Copy,
-}
-
-/// Running request counts.
-#[derive(Debug, Default)]
-struct Counts {
-    lists: AtomicU64,
-    gets: AtomicU64,
-    puts: AtomicU64,
-    deletes: AtomicU64,
-    copies: AtomicU64,
-    bytes_read: AtomicU64,
-    bytes_written: AtomicU64,
-}
-
-/// The requests an [`ObjectStorage`] (with its clones) made to its object store so far
-/// ([`ObjectStorage::requests`]); a request retried by the object store counts once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Requests {
-    /// Listings (one per page the object store fetches counts once here).
-    pub lists: u64,
-    /// Ranged or whole gets.
-    pub gets: u64,
-    /// Puts: segments, whole small files and lock objects.
-    pub puts: u64,
-    /// Deletes.
-    pub deletes: u64,
-    /// Copies (renames).
-    pub copies: u64,
-    /// Bytes the gets returned.
-    pub bytes_read: u64,
-    /// Bytes the puts sent.
-    pub bytes_written: u64,
-}
-
-impl Requests {
-    /// Requests that change the object store: puts, deletes and copies.
-    pub fn writes(&self) -> u64 {
-        self.puts + self.deletes + self.copies
-    }
-
-    /// What was requested between `earlier` and `self`.
-    pub fn since(&self, earlier: &Requests) -> Requests {
-        Requests {
-            lists: self.lists - earlier.lists,
-            gets: self.gets - earlier.gets,
-            puts: self.puts - earlier.puts,
-            deletes: self.deletes - earlier.deletes,
-            copies: self.copies - earlier.copies,
-            bytes_read: self.bytes_read - earlier.bytes_read,
-            bytes_written: self.bytes_written - earlier.bytes_written,
-        }
-    }
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -172,6 +113,34 @@ struct Segment {
     len: u64,
 }
 
+/// Where the segment named `name` starts, if `name` is a segment's (16 hex digits).
+fn segment_start(name: &str) -> Option<u64> {
+    (name.len() == 16)
+        .then(|| u64::from_str_radix(name, 16).ok())
+        .flatten()
+}
+
+/// The length of a file made of `segments` (in order).
+fn end_of(segments: &[Segment]) -> u64 {
+    segments.last().map_or(0, |s| s.start + s.len)
+}
+
+/// The error for a file `path` that does not exist.
+fn not_found(path: &Path) -> Error {
+    Error::io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    )
+}
+
+/// The error for a read past the end of `path`.
+fn past_end(path: &Path) -> Error {
+    Error::io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"),
+    )
+}
+
 impl ObjectStorage {
     /// Storage on `store`, every path under `prefix` (`""` for the store's root; parts are
     /// separated by `/`).
@@ -194,16 +163,7 @@ impl ObjectStorage {
 
     /// The requests made so far by this storage and its clones.
     pub fn requests(&self) -> Requests {
-        let c = &self.counts;
-        Requests {
-            lists: c.lists.load(Ordering::Relaxed),
-            gets: c.gets.load(Ordering::Relaxed),
-            puts: c.puts.load(Ordering::Relaxed),
-            deletes: c.deletes.load(Ordering::Relaxed),
-            copies: c.copies.load(Ordering::Relaxed),
-            bytes_read: c.bytes_read.load(Ordering::Relaxed),
-            bytes_written: c.bytes_written.load(Ordering::Relaxed),
-        }
+        self.counts.now()
     }
 
     /// Runs `work`, one request of `kind`, on the runtime and waits for it.
@@ -213,14 +173,7 @@ impl ObjectStorage {
         path: &Path,
         work: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let counter = match kind {
-            Request::List => &self.counts.lists,
-            Request::Get => &self.counts.gets,
-            Request::Put => &self.counts.puts,
-            Request::Delete => &self.counts.deletes,
-            Request::Copy => &self.counts.copies,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counts.request(kind);
         let Some(runtime) = &self.runtime.0 else {
             return Err(Error::io(path, std::io::Error::other("runtime shut down")));
         };
@@ -285,12 +238,7 @@ impl ObjectStorage {
             .children(path)?
             .objects
             .iter()
-            .filter_map(|(name, len)| {
-                let start = (name.len() == 16)
-                    .then(|| u64::from_str_radix(name, 16).ok())
-                    .flatten()?;
-                Some(Segment { start, len: *len })
-            })
+            .filter_map(|(name, len)| segment_start(name).map(|start| Segment { start, len: *len }))
             .collect();
         segments.sort_by_key(|s| s.start);
         let mut end = 0;
@@ -313,7 +261,7 @@ impl ObjectStorage {
     fn read_listed(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
         let kept = lock(&self.listed)
             .get(path)
-            .filter(|l| l.last().is_some_and(|s| s.start + s.len >= range.end))
+            .filter(|l| end_of(l) >= range.end)
             .cloned();
         if let Some(segments) = kept
             && let Ok(bytes) = self.read_segments(path, &segments, range.clone())
@@ -322,13 +270,48 @@ impl ObjectStorage {
         }
         let segments = self.segments(path)?;
         lock(&self.listed).insert(path.to_path_buf(), segments.clone());
-        if segments.last().is_none_or(|s| s.start + s.len < range.end) {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"),
-            ));
+        if end_of(&segments) < range.end {
+            return Err(past_end(path));
         }
         self.read_segments(path, &segments, range)
+    }
+
+    /// Reads `range` of `path`: from `segments`, then from the unsynced tail where the
+    /// range runs past them and the tail continues them.
+    fn read_with_tail(
+        &self,
+        path: &Path,
+        segments: &[Segment],
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes> {
+        let stored = end_of(segments);
+        if range.end <= stored {
+            return self.read_segments(path, segments, range);
+        }
+        let tail = self.tail(path).ok_or_else(|| past_end(path))?;
+        let tail = lock(&tail);
+        if tail.start != stored || range.end > stored + tail.bytes.len() as u64 {
+            return Err(past_end(path));
+        }
+        let from = range.start.min(stored);
+        let mut out = BytesMut::from(&self.read_segments(path, segments, from..stored)?[..]);
+        out.extend_from_slice(
+            &tail.bytes[(range.start.max(stored) - stored) as usize..(range.end - stored) as usize],
+        );
+        Ok(out.freeze())
+    }
+
+    /// Deletes the segment objects `segments` of `path`, the last first (a failure part-way
+    /// leaves a shorter file, never a gap).
+    fn delete_segments<'a>(
+        &self,
+        path: &Path,
+        segments: impl DoubleEndedIterator<Item = &'a Segment>,
+    ) -> Result<()> {
+        for s in segments.rev() {
+            self.delete(path, self.segment_key(path, s.start)?)?;
+        }
+        Ok(())
     }
 
     /// Forgets what was listed of `path`.
@@ -371,9 +354,7 @@ impl ObjectStorage {
                     ),
                 ));
             }
-            self.counts
-                .bytes_read
-                .fetch_add(got.len() as u64, Ordering::Relaxed);
+            self.counts.read(wanted);
             out.extend_from_slice(&got);
         }
         Ok(out.freeze())
@@ -401,9 +382,7 @@ impl ObjectStorage {
         }
         let (store, key) = (self.store.clone(), self.segment_key(path, 0)?);
         let payload = PutPayload::from(data.to_vec());
-        self.counts
-            .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.counts.written(data.len() as u64);
         self.run(
             Request::Put,
             path,
@@ -527,16 +506,13 @@ impl AppendFile for ObjectAppendFile {
             self.storage.store.clone(),
             self.storage.segment_key(&self.path, start)?,
         );
-        self.storage
-            .counts
-            .bytes_written
-            .fetch_add(len, Ordering::Relaxed);
+        self.storage.counts.written(len);
         self.storage.run(Request::Put, &self.path, async move {
             let opts = PutOptions::from(PutMode::Create);
             store.put_opts(&key, PutPayload::from(bytes), opts).await
         })?;
         if let Some(listed) = lock(&self.storage.listed).get_mut(&self.path)
-            && listed.last().map_or(0, |s| s.start + s.len) == start
+            && end_of(listed) == start
         {
             listed.push(Segment { start, len });
         }
@@ -567,11 +543,10 @@ impl Storage for ObjectStorage {
 
     fn is_dir(&self, path: &Path) -> Result<bool> {
         let Listing { objects, folders } = self.children(path)?;
-        let segment = |name: &str| name.len() == 16 && u64::from_str_radix(name, 16).is_ok();
         Ok(!folders.is_empty()
             || objects
                 .iter()
-                .any(|(name, _)| name != LOCK_OBJECT && !segment(name)))
+                .any(|(name, _)| name != LOCK_OBJECT && segment_start(name).is_none()))
     }
 
     fn len(&self, path: &Path) -> Result<u64> {
@@ -580,12 +555,9 @@ impl Storage for ObjectStorage {
             return Ok(tail.start + tail.bytes.len() as u64);
         }
         let segments = self.segments(path)?;
-        match segments.last() {
-            Some(s) => Ok(s.start + s.len),
-            None => Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            )),
+        match segments.is_empty() {
+            true => Err(not_found(path)),
+            false => Ok(end_of(&segments)),
         }
     }
 
@@ -595,56 +567,32 @@ impl Storage for ObjectStorage {
             return self.read_listed(path, offset..end);
         }
         let segments = self.segments(path)?;
-        let stored = segments.last().map_or(0, |s| s.start + s.len);
-        let short = || {
-            Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"),
-            )
-        };
-        if end <= stored {
-            return self.read_segments(path, &segments, offset..end);
-        }
-        let tail = self.tail(path).ok_or_else(short)?;
-        let tail = lock(&tail);
-        if tail.start != stored || end > tail.start + tail.bytes.len() as u64 {
-            return Err(short());
-        }
-        let mut out = BytesMut::from(&self.read_segments(path, &segments, offset..stored)?[..]);
-        let from = offset.max(stored) - stored;
-        out.extend_from_slice(&tail.bytes[from as usize..(end - stored) as usize]);
-        Ok(out.freeze())
+        self.read_with_tail(path, &segments, offset..end)
     }
 
     fn map(&self, path: &Path) -> Result<Bytes> {
         let segments = self.segments(path)?;
-        let stored = segments.last().map_or(0, |s| s.start + s.len);
-        if segments.is_empty() && self.tail(path).is_none() {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
-        }
-        let whole = self.read_segments(path, &segments, 0..stored)?;
-        match self.tail(path) {
+        let stored = end_of(&segments);
+        // The unsynced tail belongs to the file only while it continues the segments.
+        let end = match self.tail(path) {
             Some(tail) => {
                 let tail = lock(&tail);
-                if tail.start != stored {
-                    return Ok(whole);
+                match tail.start == stored {
+                    true => stored + tail.bytes.len() as u64,
+                    false => stored,
                 }
-                let mut out = BytesMut::from(&whole[..]);
-                out.extend_from_slice(&tail.bytes);
-                Ok(out.freeze())
             }
-            None => Ok(whole),
-        }
+            None if segments.is_empty() => return Err(not_found(path)),
+            None => stored,
+        };
+        self.read_with_tail(path, &segments, 0..end)
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn AppendFile>> {
         let tail = match self.tail(path) {
             Some(tail) => tail,
             None => {
-                let start = self.segments(path)?.last().map_or(0, |s| s.start + s.len);
+                let start = end_of(&self.segments(path)?);
                 let tail = Arc::new(Mutex::new(Tail {
                     start,
                     bytes: Vec::new(),
@@ -682,10 +630,7 @@ impl Storage for ObjectStorage {
                 ),
             });
         }
-        for s in segments.iter().rev().filter(|s| s.start >= len) {
-            self.delete(path, self.segment_key(path, s.start)?)?;
-        }
-        Ok(())
+        self.delete_segments(path, segments.iter().filter(|s| s.start >= len))
     }
 
     fn remove(&self, path: &Path) -> Result<()> {
@@ -693,15 +638,9 @@ impl Storage for ObjectStorage {
         self.forget_listing(path);
         let segments = self.segments(path)?;
         if segments.is_empty() && !unsynced {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
+            return Err(not_found(path));
         }
-        for s in segments.iter().rev() {
-            self.delete(path, self.segment_key(path, s.start)?)?;
-        }
-        Ok(())
+        self.delete_segments(path, segments.iter())
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
@@ -752,14 +691,9 @@ impl Storage for ObjectStorage {
         self.forget_listing(to);
         let segments = self.segments(from)?;
         if segments.is_empty() {
-            return Err(Error::io(
-                from,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
+            return Err(not_found(from));
         }
-        for old in self.segments(to)?.iter().rev() {
-            self.delete(to, self.segment_key(to, old.start)?)?;
-        }
+        self.delete_segments(to, self.segments(to)?.iter())?;
         for s in &segments {
             let (store, source, target) = (
                 self.store.clone(),
@@ -770,10 +704,7 @@ impl Storage for ObjectStorage {
                 store.copy(&source, &target).await
             })?;
         }
-        for s in segments.iter().rev() {
-            self.delete(from, self.segment_key(from, s.start)?)?;
-        }
-        Ok(())
+        self.delete_segments(from, segments.iter())
     }
 
     fn locks_outlive_their_process(&self) -> bool {
@@ -794,185 +725,4 @@ impl Storage for ObjectStorage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures::TryStreamExt;
-    use object_store::memory::InMemory;
-
-    fn storage() -> (Arc<InMemory>, ObjectStorage) {
-        let memory = Arc::new(InMemory::new());
-        let storage = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
-        (memory, storage)
-    }
-
-    /// Every object name under the store's prefix, sorted.
-    fn objects(memory: &InMemory) -> Vec<String> {
-        let mut names: Vec<String> = futures::executor::block_on(
-            memory
-                .list(Some(&ObjectPath::from("stores/one")))
-                .map_ok(|m| m.location.to_string())
-                .try_collect::<Vec<_>>(),
-        )
-        .unwrap();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn each_sync_writes_one_new_segment_and_reads_span_them() {
-        let (memory, s) = storage();
-        let p = Path::new("packs/f.pack");
-        let mut f = s.open_append(p).unwrap();
-        assert_eq!(f.append(b"hello ").unwrap(), 0);
-        f.sync().unwrap();
-        assert_eq!(f.append(b"wor").unwrap(), 6);
-        assert_eq!(f.append(b"ld").unwrap(), 9);
-        assert_eq!(
-            &s.read_at(p, 4, 5).unwrap()[..],
-            b"o wor",
-            "unsynced bytes are read through the same storage"
-        );
-        f.sync().unwrap();
-        assert_eq!(
-            objects(&memory),
-            vec![
-                "stores/one/packs/f.pack/0000000000000000",
-                "stores/one/packs/f.pack/0000000000000006",
-            ]
-        );
-        drop(f);
-        let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
-        assert_eq!(&other.map(p).unwrap()[..], b"hello world");
-        assert_eq!(&other.read_at(p, 4, 5).unwrap()[..], b"o wor");
-        assert_eq!(other.len(p).unwrap(), 11);
-        assert!(
-            other.read_at(p, 8, 5).is_err(),
-            "reading past the end fails"
-        );
-        assert_eq!(other.list(Path::new("packs")).unwrap(), vec!["f.pack"]);
-        assert_eq!(other.list(Path::new("")).unwrap(), vec!["packs"]);
-        assert!(other.is_dir(Path::new("packs")).unwrap());
-        assert!(!other.is_dir(p).unwrap());
-        assert!(other.exists(p).unwrap());
-        assert!(!other.exists(Path::new("packs/g.pack")).unwrap());
-    }
-
-    #[test]
-    fn a_kept_listing_serves_reads_until_the_file_is_cut_back_and_written_again() {
-        let (memory, s) = storage();
-        let p = Path::new("f");
-        let mut f = s.open_append(p).unwrap();
-        for part in [&b"abc"[..], b"def"] {
-            f.append(part).unwrap();
-            f.sync().unwrap();
-        }
-        drop(f);
-        let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
-        assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcde");
-        let listed = reader.requests().lists;
-        assert_eq!(&reader.read_at(p, 0, 6).unwrap()[..], b"abcdef");
-        assert_eq!(
-            reader.requests().lists,
-            listed,
-            "the kept listing covers it"
-        );
-        s.truncate(p, 3).unwrap();
-        let mut f = s.open_append(p).unwrap();
-        f.append(b"XY").unwrap();
-        f.sync().unwrap();
-        assert_eq!(&reader.read_at(p, 3, 2).unwrap()[..], b"XY");
-        assert!(reader.read_at(p, 3, 3).is_err(), "past the new end");
-        assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcXY");
-    }
-
-    #[test]
-    fn two_appenders_at_the_same_offset_conflict_and_the_loser_writes_nothing() {
-        let (memory, one) = storage();
-        let two = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
-        let p = Path::new("catalog/versions.idx");
-        let (mut a, mut b) = (one.open_append(p).unwrap(), two.open_append(p).unwrap());
-        a.append(b"first").unwrap();
-        b.append(b"second").unwrap();
-        a.sync().unwrap();
-        assert!(matches!(b.sync(), Err(Error::Conflict { .. })));
-        drop((a, b));
-        assert_eq!(&one.map(p).unwrap()[..], b"first");
-    }
-
-    #[test]
-    fn unsynced_bytes_outlive_their_append_file_in_its_storage_only() {
-        let (memory, s) = storage();
-        let p = Path::new("f");
-        let mut f = s.open_append(p).unwrap();
-        f.append(b"header").unwrap();
-        drop(f);
-        let mut f = s.open_append(p).unwrap();
-        assert_eq!(f.append(b" body").unwrap(), 6);
-        assert_eq!(&s.map(p).unwrap()[..], b"header body");
-        let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
-        assert!(!other.exists(p).unwrap(), "nothing was synced");
-        f.sync().unwrap();
-        assert_eq!(&other.map(p).unwrap()[..], b"header body");
-    }
-
-    #[test]
-    fn truncation_deletes_whole_segments_only() {
-        let (_, s) = storage();
-        let p = Path::new("f");
-        let mut f = s.open_append(p).unwrap();
-        for part in [&b"abc"[..], b"def", b"gh"] {
-            f.append(part).unwrap();
-            f.sync().unwrap();
-        }
-        drop(f);
-        assert!(matches!(s.truncate(p, 4), Err(Error::Unsupported { .. })));
-        s.truncate(p, 3).unwrap();
-        assert_eq!(&s.map(p).unwrap()[..], b"abc");
-    }
-
-    #[test]
-    fn a_small_file_is_replaced_whole_and_a_segmented_one_is_refused() {
-        let (_, s) = storage();
-        s.write_atomic(Path::new("x"), b"one").unwrap();
-        s.write_atomic(Path::new("x"), b"two!").unwrap();
-        assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
-        let mut f = s.open_append(Path::new("x")).unwrap();
-        f.append(b" more").unwrap();
-        f.sync().unwrap();
-        drop(f);
-        assert!(matches!(
-            s.write_atomic(Path::new("x"), b"three"),
-            Err(Error::Unsupported { .. })
-        ));
-        assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two! more");
-        s.rename(Path::new("x"), Path::new("y")).unwrap();
-        assert!(!s.exists(Path::new("x")).unwrap());
-        assert_eq!(&s.map(Path::new("y")).unwrap()[..], b"two! more");
-    }
-
-    #[test]
-    fn a_lock_is_exclusive_until_released_and_is_not_a_file() {
-        let (memory, s) = storage();
-        let other = ObjectStorage::new(memory, "stores/one").unwrap();
-        let held = s.try_lock(Path::new("LOCK")).unwrap();
-        assert!(matches!(
-            other.try_lock(Path::new("LOCK")),
-            Err(Error::Locked { .. })
-        ));
-        assert!(!s.exists(Path::new("LOCK")).unwrap());
-        assert!(s.list(Path::new("")).unwrap().contains(&"LOCK".to_string()));
-        drop(held);
-        assert!(other.try_lock(Path::new("LOCK")).is_ok());
-    }
-
-    #[test]
-    fn a_gap_between_segments_is_corruption() {
-        let (memory, s) = storage();
-        futures::executor::block_on(memory.put(
-            &ObjectPath::from("stores/one/f/0000000000000004"),
-            PutPayload::from(b"late".to_vec()),
-        ))
-        .unwrap();
-        assert!(matches!(s.len(Path::new("f")), Err(Error::Corrupt { .. })));
-    }
-}
+mod tests;

@@ -1,0 +1,103 @@
+//! What an [`ObjectStorage`](super::ObjectStorage) asks of its object store: running counts
+//! by kind of request and bytes, and [`Requests`], a reading of them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The kinds of request an `ObjectStorage` makes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Request {
+    List,
+    Get,
+    Put,
+    Delete,
+    Copy,
+}
+
+/// Running request counts, shared by a storage and its clones.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    lists: AtomicU64,
+    gets: AtomicU64,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    copies: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Counts {
+    /// Counts one request of `kind`.
+    pub(super) fn request(&self, kind: Request) {
+        let counter = match kind {
+            Request::List => &self.lists,
+            Request::Get => &self.gets,
+            Request::Put => &self.puts,
+            Request::Delete => &self.deletes,
+            Request::Copy => &self.copies,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` a get returned.
+    pub(super) fn read(&self, bytes: u64) {
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` a put sent.
+    pub(super) fn written(&self, bytes: u64) {
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub(super) fn now(&self) -> Requests {
+        Requests {
+            lists: self.lists.load(Ordering::Relaxed),
+            gets: self.gets.load(Ordering::Relaxed),
+            puts: self.puts.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
+            copies: self.copies.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The requests an `ObjectStorage` (with its clones) made to its object store so far
+/// (`ObjectStorage::requests`); a request retried by the object store counts once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// Listings (one call, however many pages the object store fetched for it).
+    pub lists: u64,
+    /// Ranged or whole gets.
+    pub gets: u64,
+    /// Puts: segments, whole small files and lock objects.
+    pub puts: u64,
+    /// Deletes.
+    pub deletes: u64,
+    /// Copies (renames).
+    pub copies: u64,
+    /// Bytes the gets returned.
+    pub bytes_read: u64,
+    /// Bytes the puts sent.
+    pub bytes_written: u64,
+}
+
+impl Requests {
+    /// Requests that change the object store: puts, deletes and copies.
+    pub fn writes(&self) -> u64 {
+        self.puts + self.deletes + self.copies
+    }
+
+    /// What was requested between `earlier` and `self`.
+    pub fn since(&self, earlier: &Requests) -> Requests {
+        Requests {
+            lists: self.lists - earlier.lists,
+            gets: self.gets - earlier.gets,
+            puts: self.puts - earlier.puts,
+            deletes: self.deletes - earlier.deletes,
+            copies: self.copies - earlier.copies,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+        }
+    }
+}

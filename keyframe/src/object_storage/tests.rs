@@ -1,0 +1,187 @@
+//! `ObjectStorage` as a specification, on object_store's in-memory store.
+
+use super::*;
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+
+fn storage() -> (Arc<InMemory>, ObjectStorage) {
+    let memory = Arc::new(InMemory::new());
+    let storage = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    (memory, storage)
+}
+
+/// Every object name under the store's prefix, sorted.
+fn objects(memory: &InMemory) -> Vec<String> {
+    let mut names: Vec<String> = futures::executor::block_on(
+        memory
+            .list(Some(&ObjectPath::from("stores/one")))
+            .map_ok(|m| m.location.to_string())
+            .try_collect::<Vec<_>>(),
+    )
+    .unwrap();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_sync_writes_one_new_segment_and_reads_span_them() {
+    let (memory, s) = storage();
+    let p = Path::new("packs/f.pack");
+    let mut f = s.open_append(p).unwrap();
+    assert_eq!(f.append(b"hello ").unwrap(), 0);
+    f.sync().unwrap();
+    assert_eq!(f.append(b"wor").unwrap(), 6);
+    assert_eq!(f.append(b"ld").unwrap(), 9);
+    assert_eq!(
+        &s.read_at(p, 4, 5).unwrap()[..],
+        b"o wor",
+        "unsynced bytes are read through the same storage"
+    );
+    assert_eq!(
+        &s.read_at(p, 7, 3).unwrap()[..],
+        b"orl",
+        "bytes wholly in the unsynced tail too"
+    );
+    f.sync().unwrap();
+    assert_eq!(
+        objects(&memory),
+        vec![
+            "stores/one/packs/f.pack/0000000000000000",
+            "stores/one/packs/f.pack/0000000000000006",
+        ]
+    );
+    drop(f);
+    let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&other.map(p).unwrap()[..], b"hello world");
+    assert_eq!(&other.read_at(p, 4, 5).unwrap()[..], b"o wor");
+    assert_eq!(other.len(p).unwrap(), 11);
+    assert!(
+        other.read_at(p, 8, 5).is_err(),
+        "reading past the end fails"
+    );
+    assert_eq!(other.list(Path::new("packs")).unwrap(), vec!["f.pack"]);
+    assert_eq!(other.list(Path::new("")).unwrap(), vec!["packs"]);
+    assert!(other.is_dir(Path::new("packs")).unwrap());
+    assert!(!other.is_dir(p).unwrap());
+    assert!(other.exists(p).unwrap());
+    assert!(!other.exists(Path::new("packs/g.pack")).unwrap());
+}
+
+#[test]
+fn a_kept_listing_serves_reads_until_the_file_is_cut_back_and_written_again() {
+    let (memory, s) = storage();
+    let p = Path::new("f");
+    let mut f = s.open_append(p).unwrap();
+    for part in [&b"abc"[..], b"def"] {
+        f.append(part).unwrap();
+        f.sync().unwrap();
+    }
+    drop(f);
+    let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcde");
+    let listed = reader.requests().lists;
+    assert_eq!(&reader.read_at(p, 0, 6).unwrap()[..], b"abcdef");
+    assert_eq!(
+        reader.requests().lists,
+        listed,
+        "the kept listing covers it"
+    );
+    s.truncate(p, 3).unwrap();
+    let mut f = s.open_append(p).unwrap();
+    f.append(b"XY").unwrap();
+    f.sync().unwrap();
+    assert_eq!(&reader.read_at(p, 3, 2).unwrap()[..], b"XY");
+    assert!(reader.read_at(p, 3, 3).is_err(), "past the new end");
+    assert_eq!(&reader.read_at(p, 1, 4).unwrap()[..], b"bcXY");
+}
+
+#[test]
+fn two_appenders_at_the_same_offset_conflict_and_the_loser_writes_nothing() {
+    let (memory, one) = storage();
+    let two = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    let p = Path::new("catalog/versions.idx");
+    let (mut a, mut b) = (one.open_append(p).unwrap(), two.open_append(p).unwrap());
+    a.append(b"first").unwrap();
+    b.append(b"second").unwrap();
+    a.sync().unwrap();
+    assert!(matches!(b.sync(), Err(Error::Conflict { .. })));
+    drop((a, b));
+    assert_eq!(&one.map(p).unwrap()[..], b"first");
+}
+
+#[test]
+fn unsynced_bytes_outlive_their_append_file_in_its_storage_only() {
+    let (memory, s) = storage();
+    let p = Path::new("f");
+    let mut f = s.open_append(p).unwrap();
+    f.append(b"header").unwrap();
+    drop(f);
+    let mut f = s.open_append(p).unwrap();
+    assert_eq!(f.append(b" body").unwrap(), 6);
+    assert_eq!(&s.map(p).unwrap()[..], b"header body");
+    let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert!(!other.exists(p).unwrap(), "nothing was synced");
+    f.sync().unwrap();
+    assert_eq!(&other.map(p).unwrap()[..], b"header body");
+}
+
+#[test]
+fn truncation_deletes_whole_segments_only() {
+    let (_, s) = storage();
+    let p = Path::new("f");
+    let mut f = s.open_append(p).unwrap();
+    for part in [&b"abc"[..], b"def", b"gh"] {
+        f.append(part).unwrap();
+        f.sync().unwrap();
+    }
+    drop(f);
+    assert!(matches!(s.truncate(p, 4), Err(Error::Unsupported { .. })));
+    s.truncate(p, 3).unwrap();
+    assert_eq!(&s.map(p).unwrap()[..], b"abc");
+}
+
+#[test]
+fn a_small_file_is_replaced_whole_and_a_segmented_one_is_refused() {
+    let (_, s) = storage();
+    s.write_atomic(Path::new("x"), b"one").unwrap();
+    s.write_atomic(Path::new("x"), b"two!").unwrap();
+    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
+    let mut f = s.open_append(Path::new("x")).unwrap();
+    f.append(b" more").unwrap();
+    f.sync().unwrap();
+    drop(f);
+    assert!(matches!(
+        s.write_atomic(Path::new("x"), b"three"),
+        Err(Error::Unsupported { .. })
+    ));
+    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two! more");
+    s.rename(Path::new("x"), Path::new("y")).unwrap();
+    assert!(!s.exists(Path::new("x")).unwrap());
+    assert_eq!(&s.map(Path::new("y")).unwrap()[..], b"two! more");
+}
+
+#[test]
+fn a_lock_is_exclusive_until_released_and_is_not_a_file() {
+    let (memory, s) = storage();
+    let other = ObjectStorage::new(memory, "stores/one").unwrap();
+    let held = s.try_lock(Path::new("LOCK")).unwrap();
+    assert!(matches!(
+        other.try_lock(Path::new("LOCK")),
+        Err(Error::Locked { .. })
+    ));
+    assert!(!s.exists(Path::new("LOCK")).unwrap());
+    assert!(s.list(Path::new("")).unwrap().contains(&"LOCK".to_string()));
+    drop(held);
+    assert!(other.try_lock(Path::new("LOCK")).is_ok());
+}
+
+#[test]
+fn a_gap_between_segments_is_corruption() {
+    let (memory, s) = storage();
+    futures::executor::block_on(memory.put(
+        &ObjectPath::from("stores/one/f/0000000000000004"),
+        PutPayload::from(b"late".to_vec()),
+    ))
+    .unwrap();
+    assert!(matches!(s.len(Path::new("f")), Err(Error::Corrupt { .. })));
+}
