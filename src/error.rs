@@ -189,6 +189,20 @@ pub enum Error {
     /// Another writer holds the store's lock.
     #[error("another writer holds the lock on {0}")]
     WriterLocked(String),
+    /// This writer lost the store's lock before its commit point (on an object store, its
+    /// lease lapsed unrenewed, or another writer took it over): nothing of the commit is
+    /// visible, and another writer may have committed since. The writer is unusable.
+    #[error(
+        "the commit of version {version} to {store} was abandoned: this writer lost the \
+         store's lock (its lease lapsed, or another writer took it over), and nothing of the \
+         commit is visible; open a new writer"
+    )]
+    WriterConflict {
+        /// The store.
+        store: String,
+        /// The version the commit would have been.
+        version: u64,
+    },
     /// Another maintenance run (compact, thin, clean, expire) or a rewind holds the store's
     /// maintenance lock.
     #[error(
@@ -196,8 +210,9 @@ pub enum Error {
          rewind); retry when it ends"
     )]
     MaintenanceLocked(String),
-    /// An earlier failure to make data durable left this writer unusable; open a new one.
-    #[error("writer poisoned by an earlier durability failure; reopen the store")]
+    /// An earlier failure to make data durable, or a lost lock ([`Error::WriterConflict`]),
+    /// left this writer unusable; open a new one.
+    #[error("writer poisoned by an earlier durability failure or a lost lock; reopen the store")]
     Poisoned,
     /// A source offset that does not grow.
     #[error("source offset {offered} does not grow past {last} (version {version})")]
@@ -306,6 +321,34 @@ impl From<reeldb_compactor::Error> for Error {
             },
             other => Error::Compactor(other),
         }
+    }
+}
+
+impl Error {
+    /// The storage error underneath, whichever layer passed it up.
+    pub(crate) fn storage_cause(&self) -> Option<&reeldb_keyframe::Error> {
+        match self {
+            Error::Keyframe(e)
+            | Error::Overlay(reeldb_overlay::Error::Keyframe(e))
+            | Error::Compactor(reeldb_compactor::Error::Keyframe(e))
+            | Error::Compactor(reeldb_compactor::Error::Overlay(
+                reeldb_overlay::Error::Keyframe(e),
+            )) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the error says this process lost the store to another writer: its lock
+    /// lapsed, another writer wrote where it meant to, or committed before it.
+    pub(crate) fn lost_the_store(&self) -> bool {
+        matches!(self, Error::WriterConflict { .. })
+            || matches!(
+                self.storage_cause(),
+                Some(
+                    reeldb_keyframe::Error::LockLost { .. }
+                        | reeldb_keyframe::Error::Conflict { .. }
+                )
+            )
     }
 }
 

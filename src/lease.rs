@@ -208,10 +208,6 @@ impl Drop for Leases {
     }
 }
 
-fn is_not_found(e: &reeldb_keyframe::Error) -> bool {
-    matches!(e, reeldb_keyframe::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-}
-
 /// Maintenance's view of the readers: held with the gate locked exclusively, so no reader
 /// pins a new version until it is dropped.
 pub(crate) struct ReaderCensus {
@@ -245,7 +241,7 @@ impl ReaderCensus {
                         .and_then(|len| storage.read_at(&path, 0, len as usize));
                     let bytes = match read {
                         Ok(b) => b,
-                        Err(e) if is_not_found(&e) => continue,
+                        Err(e) if e.is_not_found() => continue,
                         Err(e) => return Err(e.into()),
                     };
                     let versions = decode(&bytes).ok_or_else(|| Error::Corruption {

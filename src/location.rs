@@ -10,7 +10,10 @@
 //! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), then from explicit options, which win: any key
 //! object_store's `AmazonS3ConfigKey` takes (`access_key_id`, `region`, `endpoint`,
 //! `allow_http`, ...), plus `client_max_retries` and `client_retry_timeout` (seconds), the
-//! retry policy for failed requests (the crate's defaults: 10 retries within 180 s).
+//! retry policy for failed requests (the crate's defaults: 10 retries within 180 s), and
+//! `lock_ttl` (seconds, at least 1; default 60, or the environment's `REELDB_LOCK_TTL`),
+//! how long the lease of a lock lasts: the store's writer lock, left by a writer that died,
+//! is free again that long after its last renewal.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +95,14 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
     }
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let mut retry = RetryConfig::default();
+    let mut lock_ttl = match std::env::var("REELDB_LOCK_TTL") {
+        Ok(value) => Some(seconds(&value).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "REELDB_LOCK_TTL={value:?}: not a number of seconds"
+            ))
+        })?),
+        Err(_) => None,
+    };
     for (key, value) in options {
         let bad = || {
             Error::InvalidArgument(format!(
@@ -100,16 +111,14 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
         };
         match key.as_str() {
             "client_max_retries" => retry.max_retries = value.parse().map_err(|_| bad())?,
-            "client_retry_timeout" => {
-                let seconds: f64 = value.parse().map_err(|_| bad())?;
-                retry.retry_timeout =
-                    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
-            }
+            "client_retry_timeout" => retry.retry_timeout = seconds(value).ok_or_else(bad)?,
+            "lock_ttl" => lock_ttl = Some(seconds(value).ok_or_else(bad)?),
             _ => {
                 let config: AmazonS3ConfigKey = key.parse().map_err(|_| {
                     Error::InvalidArgument(format!(
                         "unknown storage option {key:?} for {url} (see object_store's \
-                         AmazonS3ConfigKey, or client_max_retries, client_retry_timeout)"
+                         AmazonS3ConfigKey, or client_max_retries, client_retry_timeout, \
+                         lock_ttl)"
                     ))
                 })?;
                 builder = builder.with_config(config, value);
@@ -120,12 +129,21 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
         .with_retry(retry)
         .build()
         .map_err(|e| refuse(e.to_string()))?;
-    let storage = ObjectStorage::new(Arc::new(store), prefix)?;
+    let mut storage = ObjectStorage::new(Arc::new(store), prefix)?;
+    if let Some(ttl) = lock_ttl {
+        storage = storage.with_lock_ttl(ttl);
+    }
     Ok(Located {
         storage: Arc::new(storage),
         shown: PathBuf::from(url),
         url: Some(url.to_string()),
     })
+}
+
+/// A duration given in seconds (a non-negative number, fractions allowed).
+#[cfg(feature = "object-store")]
+fn seconds(value: &str) -> Option<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value.parse().ok()?).ok()
 }
 
 /// Without feature `object-store`, an `s3://` location is refused.

@@ -106,6 +106,72 @@ fn a_second_writer_on_the_same_object_store_is_refused_while_the_first_is_open()
     assert_eq!(tx.commit().unwrap(), 5);
 }
 
+/// Deletes the store's writer lock object under `prefix`, as an operator would by hand.
+fn delete_writer_lock(memory: &InMemory, prefix: &str) {
+    use reeldb::object_storage::object_store::ObjectStoreExt;
+    let key = reeldb::object_storage::object_store::path::Path::from(format!("{prefix}/LOCK/lock"));
+    futures::executor::block_on(memory.delete(&key)).unwrap();
+}
+
+#[test]
+fn a_writer_that_lost_the_store_to_another_gets_writer_conflict_and_commits_nothing() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
+    let mut stalled = remote.writer().unwrap();
+    // The stalled writer's lock object goes (as a lapsed lease would): another writer takes
+    // the store and commits version 5.
+    delete_writer_lock(&memory, "s");
+    let other = open(&memory, "s");
+    let mut w = other.writer().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[1000], 9)).unwrap();
+    assert_eq!(tx.commit().unwrap(), 5);
+    let before = read_all_canonical(&open(&memory, "s"));
+
+    let mut tx = stalled.begin();
+    tx.upsert("orders", orders(&[2000], 9)).unwrap();
+    let e = tx.commit().unwrap_err();
+    assert!(matches!(e, Error::WriterConflict { version: 5, .. }), "{e}");
+    let mut tx = stalled.begin();
+    tx.upsert("orders", orders(&[2001], 9)).unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Poisoned)));
+
+    let after = open(&memory, "s");
+    assert_eq!(after.latest_version().unwrap(), 5);
+    assert_eq!(
+        read_all_canonical(&after),
+        before,
+        "the other writer's store, unchanged"
+    );
+    let report = after.verify(1..=5, &mut |_| {}).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // The other writer goes on.
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[1001], 9)).unwrap();
+    assert_eq!(tx.commit().unwrap(), 6);
+}
+
+#[test]
+fn a_writer_whose_lease_lapsed_commits_nothing_even_when_no_one_took_over() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    both_stores(&memory, "s", &dir.path().join("s"));
+    let storage = ObjectStorage::new(memory.clone(), "s")
+        .unwrap()
+        .with_lock_ttl(std::time::Duration::from_secs(1));
+    let store = Store::open_in(Arc::new(storage), Path::new("memory:///s")).unwrap();
+    let mut w = store.writer().unwrap();
+    delete_writer_lock(&memory, "s");
+    // The next renewal (a quarter of the lease on) finds the object gone.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mut tx = w.begin();
+    tx.upsert("orders", orders(&[2000], 9)).unwrap();
+    let e = tx.commit().unwrap_err();
+    assert!(matches!(e, Error::WriterConflict { version: 5, .. }), "{e}");
+    assert_eq!(open(&memory, "s").latest_version().unwrap(), 4);
+}
+
 #[test]
 fn stores_under_two_prefixes_of_one_bucket_are_apart() {
     let memory = Arc::new(InMemory::new());

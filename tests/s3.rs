@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use common::{read_all_canonical, write_history};
 use reeldb::object_storage::ObjectStorage;
@@ -86,6 +87,7 @@ impl Moto {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("REELDB_LOCK_TTL", "2".into()),
         ]
     }
 
@@ -156,6 +158,80 @@ fn a_store_made_with_the_cli_on_s3_reads_the_same_through_the_library() {
     assert_eq!(t.num_rows(), 2);
     assert!(t.get(3i64).unwrap().is_none(), "3 came at version 3");
     assert!(store.verify(1..=3, &mut |_| {}).unwrap().is_intact());
+}
+
+#[test]
+fn writers_in_processes_racing_on_s3_each_commit_a_version_of_their_own_or_are_refused() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = "s3://bkt/race";
+    let file = |name: &str| {
+        let p = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&p, format!("id,name\n1,{name}\n")).unwrap();
+        p.display().to_string()
+    };
+    let schema = file("schema");
+    for args in [
+        vec!["init", url],
+        vec!["create", "--key", "id", "--schema-from", &schema, url, "t"],
+    ] {
+        let (code, _, err) = reel(&moto, &args);
+        assert_eq!(code, Some(0), "reel {args:?}: {err}");
+    }
+    let (mut committed, mut refused) = (Vec::new(), 0);
+    for round in 0..3 {
+        let racers: Vec<(String, Child)> = (0..3)
+            .map(|i| {
+                let name = format!("r{round}w{i}");
+                let child = Command::new(env!("CARGO_BIN_EXE_reel"))
+                    .args(["commit", url, "--upsert", &format!("t={}", file(&name))])
+                    .envs(moto.env())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (name, child)
+            })
+            .collect();
+        for (name, child) in racers {
+            let out = child.wait_with_output().unwrap();
+            let (stdout, stderr) = (
+                String::from_utf8(out.stdout).unwrap(),
+                String::from_utf8(out.stderr).unwrap(),
+            );
+            if out.status.success() {
+                committed.push((stdout.trim().parse::<u64>().unwrap(), name));
+            } else {
+                assert!(
+                    stderr.contains("another writer holds the lock")
+                        || stderr.contains("lost the store's lock"),
+                    "{stderr}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    println!("committed {committed:?}, refused {refused}");
+    committed.sort();
+    let store = Store::open_url(url, &moto.options()).unwrap();
+    assert_eq!(store.latest_version().unwrap(), 1 + committed.len() as u64);
+    for (i, (version, name)) in committed.iter().enumerate() {
+        assert_eq!(*version, 2 + i as u64, "versions are distinct and in order");
+        let row = store
+            .snapshot(*version)
+            .unwrap()
+            .table("t")
+            .unwrap()
+            .get(1i64);
+        let value = arrow::util::display::array_value_to_string(row.unwrap().unwrap().column(1), 0);
+        assert_eq!(&value.unwrap(), name, "version {version} is its writer's");
+    }
+    assert!(
+        store
+            .verify(1..=1 + committed.len() as u64, &mut |_| {})
+            .unwrap()
+            .is_intact()
+    );
 }
 
 #[test]
@@ -279,6 +355,8 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
         p.display().to_string()
     };
     let first = file(0);
+    let mut options = moto.options();
+    options.push(("lock_ttl".into(), "2".into()));
     for args in [
         vec!["init", url],
         vec![
@@ -298,7 +376,7 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
     // its uploads.
     let (mut outcomes, mut content) = (Vec::new(), 0);
     for (round, delay_ms) in [30u64, 80, 130, 180, 230, 280, 330].into_iter().enumerate() {
-        let before = Store::open_url(url, &moto.options()).unwrap();
+        let before = Store::open_url(url, &options).unwrap();
         let was = before.latest_version().unwrap();
         let mut writer = Command::new(env!("CARGO_BIN_EXE_reel"))
             .args(["commit", url, "--upsert", &format!("t={}", file(round + 1))])
@@ -310,7 +388,7 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = writer.kill();
         writer.wait().unwrap();
-        let store = Store::open_url(url, &moto.options()).unwrap();
+        let store = Store::open_url(url, &options).unwrap();
         let latest = store.latest_version().unwrap();
         assert!(latest == was || latest == was + 1, "{was} -> {latest}");
         if latest > was {
@@ -332,22 +410,43 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
                 .sum();
             assert_eq!(rows as u64, t.num_rows(), "version {v} reads whole");
         }
-        match store.writer() {
-            Ok(w) => {
-                drop(w);
-                // No lock left behind: verification may take the catalog lock.
-                let report = store.verify(1..=latest.max(1), &mut |_| {}).unwrap();
-                assert!(report.is_intact(), "{report:?}");
-                outcomes.push((delay_ms, latest > was, "lock free"));
+        // A writer killed holding the store's lock leaves it to expire: a lease (2 s here)
+        // after its last renewal the next writer takes it over and settles what the dead
+        // one left half-written.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lock = "free";
+        let writer = loop {
+            match store.writer() {
+                Ok(w) => break w,
+                Err(Error::WriterLocked(_)) if Instant::now() < deadline => {
+                    lock = "expired";
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("{e}"),
             }
-            Err(Error::WriterLocked(_)) => {
-                // Killed holding the writer lock (and perhaps the catalog lock): their
-                // objects stay until deleted by hand, and no writer can open meanwhile.
-                outcomes.push((delay_ms, latest > was, "lock held"));
-                break;
-            }
-            Err(e) => panic!("{e}"),
-        }
+        };
+        drop(writer);
+        let report = store.verify(1..=latest.max(1), &mut |_| {}).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        outcomes.push((delay_ms, latest > was, lock));
     }
     println!("kills (delay ms, committed, lock): {outcomes:?}");
+    // Nothing lost: a writer that is not killed commits the next version whole.
+    let was = Store::open_url(url, &options)
+        .unwrap()
+        .latest_version()
+        .unwrap();
+    let (code, _, err) = reel(&moto, &["commit", url, "--upsert", &format!("t={first}")]);
+    assert_eq!(code, Some(0), "{err}");
+    let store = Store::open_url(url, &options).unwrap();
+    assert_eq!(store.latest_version().unwrap(), was + 1);
+    let row = store
+        .snapshot(was + 1)
+        .unwrap()
+        .table("t")
+        .unwrap()
+        .get(5i64)
+        .unwrap();
+    let name = arrow::util::display::array_value_to_string(row.unwrap().column(1), 0).unwrap();
+    assert!(name.starts_with("name-0-"), "{name}");
 }

@@ -30,6 +30,13 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A held lock was lost: on an object store, its lease expired unrenewed, or another
+    /// process took it over or deleted it. Its holder must stop writing.
+    #[error("the lock {path} was lost (its lease expired, or another process took it over)")]
+    LockLost {
+        /// The lock.
+        path: PathBuf,
+    },
     /// A file or object that must be created was created by someone else first: on an
     /// object store, another writer appended to the same file at the same offset.
     #[error("{path} was written by another writer first")]
@@ -96,6 +103,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// True for an [`Error::Io`] saying the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// Builds an [`Error::Corrupt`] for `path` at `offset`.

@@ -29,7 +29,13 @@ pub trait AppendFile: Send + Debug {
 }
 
 /// A held lock; dropping it releases the lock.
-pub trait LockGuard: Send + Debug {}
+pub trait LockGuard: Send + Debug {
+    /// Fails with [`Error::LockLost`] when the lock may no longer be held: on an object
+    /// store a lock is a lease that can expire. A local lock is held until dropped.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
 
 /// File operations on a store directory. Every path is relative to the store root.
 pub trait Storage: Send + Sync + Debug {

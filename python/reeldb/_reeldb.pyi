@@ -29,8 +29,9 @@ class SchemaError(ReelError):
     """Data does not fit the table: wrong columns or types, null or duplicate keys."""
 
 class WriterBusy(ReelError):
-    """Another writer holds the store's writer lock, or another maintenance run (or a rewind)
-    holds its maintenance lock."""
+    """Another writer holds the store's writer lock, or took it over from this one (on an
+    object store, whose locks are leases), or another maintenance run (or a rewind) holds
+    its maintenance lock."""
 
 def open(
     path: Union[str, PathLike[str]],

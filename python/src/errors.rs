@@ -35,8 +35,9 @@ create_exception!(
     reeldb,
     WriterBusy,
     ReelError,
-    "Another writer holds the store's writer lock, or another maintenance run (or a rewind) \
-     holds its maintenance lock."
+    "Another writer holds the store's writer lock, or took it over from this one (on an \
+     object store, whose locks are leases), or another maintenance run (or a rewind) holds \
+     its maintenance lock."
 );
 
 /// Adds the exception classes to the module.
@@ -69,7 +70,9 @@ pub fn to_py(error: Error) -> PyErr {
         | Error::KeyColumnChange { .. }
         | Error::NotAWidening { .. }
         | Error::BadDefault { .. } => SchemaError::new_err(message),
-        Error::WriterLocked(_) | Error::MaintenanceLocked(_) => WriterBusy::new_err(message),
+        Error::WriterLocked(_) | Error::WriterConflict { .. } | Error::MaintenanceLocked(_) => {
+            WriterBusy::new_err(message)
+        }
         Error::KeyNotFound { .. } => pyo3::exceptions::PyKeyError::new_err(message),
         _ => ReelError::new_err(message),
     }

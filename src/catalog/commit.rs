@@ -19,7 +19,7 @@ use reeldb_keyframe::storage::{LockGuard, Storage};
 
 use super::index::{ENTRY_LEN, IndexEntry, IndexReader};
 use super::{CATALOG_DIR, index_path, records_path};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Path of the catalog lock file.
 pub fn lock_path() -> std::path::PathBuf {
@@ -34,7 +34,7 @@ pub fn lock_path() -> std::path::PathBuf {
 #[derive(Debug)]
 pub struct CatalogWriter {
     storage: Arc<dyn Storage>,
-    _guard: Box<dyn LockGuard>,
+    guard: Box<dyn LockGuard>,
     /// The latest version's entry when the lock was taken.
     head: Option<IndexEntry>,
     /// The records file new records go to: the latest version's.
@@ -63,7 +63,7 @@ impl CatalogWriter {
             head,
             records_file,
             storage: storage.clone(),
-            _guard: guard,
+            guard,
         })
     }
 
@@ -86,7 +86,8 @@ impl CatalogWriter {
 
     /// Appends a version: `records` (table definitions, then the version record) at the end of
     /// records.log, then `entry` to versions.idx, which must end at the entry before it. Both
-    /// synced when `durable`. On failure both files are cut back.
+    /// synced when `durable`. On failure both files are cut back, unless the catalog lock was
+    /// lost or another writer wrote first (then they may be that writer's).
     pub fn append_version(
         &mut self,
         records: &[u8],
@@ -106,6 +107,7 @@ impl CatalogWriter {
             if durable {
                 log.sync()?;
             }
+            self.guard.check()?;
             let mut index = self.storage.open_append(&index_path())?;
             index.append(&entry.encode())?;
             if durable {
@@ -114,8 +116,19 @@ impl CatalogWriter {
             Ok(())
         };
         let result = step();
-        if result.is_err() {
-            self.cut_back()?;
+        if let Err(e) = &result {
+            // A lost lock or a segment another writer created first means the files'
+            // ends may be another writer's now: they are left as they are.
+            let lost = matches!(
+                e,
+                Error::Keyframe(
+                    reeldb_keyframe::Error::LockLost { .. }
+                        | reeldb_keyframe::Error::Conflict { .. }
+                )
+            );
+            if !lost {
+                self.cut_back()?;
+            }
         }
         result
     }

@@ -185,6 +185,20 @@ pub(super) fn append_to_catalog(
     durable: bool,
 ) -> Result<(IndexEntry, VersionRecord)> {
     let mut catalog = CatalogWriter::take(&writer.store.inner.storage)?;
+    // The commit point comes next: everything written so far assumed this writer still
+    // holds the store (its lock's lease on an object store).
+    writer.lock.check()?;
+    let (on_disk, own) = (
+        catalog.head().map(|e| e.version),
+        writer.head.as_ref().map(|(e, _)| e.version),
+    );
+    if on_disk != own {
+        // Only another writer commits versions (maintenance rewrites them in place).
+        return Err(Error::WriterConflict {
+            store: writer.store.path().display().to_string(),
+            version: own.map_or(1, |v| v + 1),
+        });
+    }
     let file = catalog.records_file();
     let moved = latest_on_disk(writer, catalog.head())?;
     let none = VersionRecord::default();

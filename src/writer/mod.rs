@@ -229,7 +229,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Writer {
     store: Store,
-    _lock: Box<dyn LockGuard>,
+    lock: Box<dyn LockGuard>,
     pub(crate) packs: PackWriter,
     head: Option<(IndexEntry, VersionRecord)>,
     pub(crate) options: WriterOptions,
@@ -261,7 +261,7 @@ impl Writer {
         let (head, packs) = settle(&store, &options)?;
         let mut writer = Writer {
             store,
-            _lock: lock,
+            lock,
             packs,
             head,
             options,
@@ -688,6 +688,15 @@ impl Transaction<'_> {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
+                if e.lost_the_store() {
+                    // What this writer wrote past the committed state may be the next
+                    // writer's now: it must write nothing more, not even a cut-back.
+                    writer.poisoned = true;
+                    return Err(Error::WriterConflict {
+                        store: writer.store.path().display().to_string(),
+                        version: prev.map_or(1, |p| p.version + 1),
+                    });
+                }
                 let durability = matches!(
                     &e,
                     Error::Keyframe(reeldb_keyframe::Error::Io { .. })

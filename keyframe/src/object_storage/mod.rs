@@ -20,11 +20,12 @@
 //!   several segments is not rewritten ([`Error::Unsupported`]).
 //! - [`Storage::truncate`] deletes the segments at or past the new length, which must be a
 //!   segment boundary (the engine cuts files back only to the lengths a commit synced).
-//! - Locks are objects `P/lock`, created only if absent and deleted when released. A
-//!   process that dies holding one leaves it behind: the lock stays held until the object
-//!   is deleted by hand. Waiting locks ([`Storage::lock_shared`],
+//! - Locks are objects `P/lock` holding a lease their holder renews (module `lock`): a
+//!   process that dies holding one leaves it to expire after the lease's length
+//!   ([`ObjectStorage::with_lock_ttl`], [`DEFAULT_LOCK_TTL`]), and [`LockGuard::check`]
+//!   tells a holder whose lease lapsed. Waiting locks ([`Storage::lock_shared`],
 //!   [`Storage::lock_exclusive`]) are exclusive and give up with [`Error::Locked`] after
-//!   [`LOCK_WAIT`].
+//!   twice the lease's length.
 //! - Directories are not objects: [`Storage::create_dir_all`] and [`Storage::sync_dir`] do
 //!   nothing, and a directory exists while something is stored under it.
 //! - [`Storage::map`] reads the whole file (every segment).
@@ -37,12 +38,14 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use lock::DEFAULT_LOCK_TTL;
+use lock::LOCK_OBJECT;
 pub use object_store;
 pub use requests::Requests;
 
@@ -50,13 +53,8 @@ use crate::error::{Error, Result};
 use crate::storage::{AppendFile, LockGuard, Storage};
 use requests::{Counts, Request};
 
+mod lock;
 mod requests;
-
-/// How long [`Storage::lock_shared`] and [`Storage::lock_exclusive`] wait for a held lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(30);
-
-/// The name of a lock object under the path it locks.
-const LOCK_OBJECT: &str = "lock";
 
 /// [`Storage`] on an object store (see the module docs).
 #[derive(Clone)]
@@ -71,6 +69,8 @@ pub struct ObjectStorage {
     listed: Arc<Mutex<HashMap<PathBuf, Vec<Segment>>>>,
     /// The requests made so far, by this storage and its clones.
     counts: Arc<Counts>,
+    /// How long a lock's lease lasts.
+    lock_ttl: Duration,
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -158,7 +158,15 @@ impl ObjectStorage {
             tails: Arc::new(Mutex::new(HashMap::new())),
             listed: Arc::new(Mutex::new(HashMap::new())),
             counts: Arc::new(Counts::default()),
+            lock_ttl: DEFAULT_LOCK_TTL,
         })
+    }
+
+    /// The same storage with locks whose leases last `ttl` (at least a second):
+    /// a lock whose holder died is free again `ttl` after its last renewal.
+    pub fn with_lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl.max(Duration::from_secs(1));
+        self
     }
 
     /// The requests made so far by this storage and its clones.
@@ -390,43 +398,6 @@ impl ObjectStorage {
         )
         .map(|_| ())
     }
-
-    /// Creates the lock object of `path`; [`Error::Locked`] if it exists.
-    fn create_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        let key = self.key(path)?.join(LOCK_OBJECT);
-        let store = self.store.clone();
-        let put_key = key.clone();
-        let created = self.run(Request::Put, path, async move {
-            let opts = PutOptions::from(PutMode::Create);
-            store.put_opts(&put_key, PutPayload::new(), opts).await
-        });
-        match created {
-            Ok(_) => Ok(Box::new(ObjectLock {
-                storage: self.clone(),
-                path: path.to_path_buf(),
-                key,
-            })),
-            Err(Error::Conflict { .. }) => Err(Error::Locked {
-                path: path.to_path_buf(),
-            }),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Takes the lock of `path`, waiting up to [`LOCK_WAIT`] while it is held.
-    fn wait_for_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        let deadline = Instant::now() + LOCK_WAIT;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match self.create_lock(path) {
-                Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
-    }
 }
 
 /// Locks a mutex, taking over one a panicking thread left: every holder leaves the map and
@@ -439,36 +410,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn object_error(path: &Path, e: object_store::Error) -> Error {
     use std::io::ErrorKind;
     match e {
-        object_store::Error::AlreadyExists { .. } => Error::Conflict {
-            path: path.to_path_buf(),
-        },
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            Error::Conflict {
+                path: path.to_path_buf(),
+            }
+        }
         object_store::Error::NotFound { .. } => {
             Error::io(path, std::io::Error::new(ErrorKind::NotFound, e))
         }
         other => Error::io(path, std::io::Error::other(other)),
-    }
-}
-
-/// A held lock object, deleted when dropped.
-struct ObjectLock {
-    storage: ObjectStorage,
-    path: PathBuf,
-    key: ObjectPath,
-}
-
-impl fmt::Debug for ObjectLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectLock({})", self.key)
-    }
-}
-
-impl LockGuard for ObjectLock {}
-
-impl Drop for ObjectLock {
-    /// A failed delete leaves the lock held (see the module docs: it must then be deleted
-    /// by hand); a drop cannot report it.
-    fn drop(&mut self) {
-        let _ = self.storage.delete(&self.path, self.key.clone());
     }
 }
 
