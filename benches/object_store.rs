@@ -3,9 +3,11 @@
 //! times beside the same store on local disk, in one run.
 //!
 //! `cargo bench --bench object_store` (`REELDB_BENCH_ROWS`, default 200,000 rows: the
-//! harness's table shape, 10 versions of 1% updates). The object store is object_store's
-//! in-memory one: request counts are what S3 would be asked (`ObjectStorage::requests`),
-//! times have no network in them.
+//! harness's table shape, 10 versions of 1% updates). It runs on object_store's in-memory
+//! store (request counts are what S3 would be asked, `ObjectStorage::requests`; times have no
+//! network in them) and then, when `REELDB_MOTO_PYTHON` names a Python with `moto[server]`,
+//! on a moto S3 server on loopback. Last, per version, a new handle reads through a local
+//! cache an earlier handle filled (`ObjectStorage::with_cache`), beside a new local handle.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -14,9 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use reeldb::object_storage::object_store::ObjectStore;
+use reeldb::object_storage::object_store::aws::AmazonS3Builder;
 use reeldb::object_storage::object_store::memory::InMemory;
 use reeldb::object_storage::{ObjectStorage, Requests};
 use reeldb::{ScanOptions, Store};
+use reeldb_testkit::{BUCKET, MotoServer};
 use support::{Rng, batch, get_all, new_row, probe_keys};
 
 const VERSIONS: i64 = 10;
@@ -63,46 +68,45 @@ fn report(step: &str, requests: Requests, object_s: f64, local_s: f64) {
     );
 }
 
-fn main() {
-    let rows = std::env::var("REELDB_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let memory = Arc::new(InMemory::new());
-    let name = Path::new("memory:///bench");
-    let remote = Store::create_in(
-        Arc::new(ObjectStorage::new(memory.clone(), "bench").unwrap()),
-        name,
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let local = Store::create(dir.path().join("s")).unwrap();
+/// Full scan of `table`: the rows.
+fn scan(table: &reeldb::Table) -> usize {
+    table
+        .scan(&ScanOptions::new())
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum()
+}
+
+/// Every step on the store under `prefix` of `objects` (written here) beside `local`.
+fn measure(
+    objects: Arc<dyn ObjectStore>,
+    local: &Store,
+    rows: usize,
+    probes: &[i64],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let name = Path::new("bench");
+    let storage = || ObjectStorage::new(objects.clone(), "bench").unwrap();
+    let remote = Store::create_in(Arc::new(storage()), name)?;
     let t = Instant::now();
     write(&remote, rows);
-    let write_object = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let state = write(&local, rows);
-    let write_local = t.elapsed().as_secs_f64();
-    let probes = probe_keys(&state);
-    println!("# Requests to an object store, {rows} rows, {VERSIONS} versions\n");
     println!(
-        "writing every version: {:.2} s to the in-memory object store, {:.2} s to local disk\n",
-        write_object, write_local
+        "writing every version: {:.2} s to the object store\n",
+        t.elapsed().as_secs_f64()
     );
     println!(
         "| step | lists | gets | bytes got | writes | time, object store | time, local disk |"
     );
     println!("|---|---|---|---|---|---|---|");
     for version in [1, VERSIONS as u64] {
-        let storage = ObjectStorage::new(memory.clone(), "bench").unwrap();
-        let local_handle = Store::open(local.path()).unwrap();
+        let storage = storage();
+        let local_handle = Store::open(local.path())?;
         let mut at = storage.requests();
         let t = Instant::now();
-        let handle = Store::open_in(Arc::new(storage.clone()), name).unwrap();
-        let table = handle.snapshot(version).unwrap().table("t").unwrap();
+        let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+        let table = handle.snapshot(version)?.table("t")?;
         let open_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let local_table = local_handle.snapshot(version).unwrap().table("t").unwrap();
+        let local_table = local_handle.snapshot(version)?.table("t")?;
         report(
             &format!("open v{version}, cold"),
             storage.requests().since(&at),
@@ -112,19 +116,10 @@ fn main() {
         for pass in ["cold", "warm"] {
             at = storage.requests();
             let t = Instant::now();
-            let n: usize = table
-                .scan(&ScanOptions::new())
-                .unwrap()
-                .map(|b| b.unwrap().num_rows())
-                .sum();
+            let n = scan(&table);
             let scan_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let m: usize = local_table
-                .scan(&ScanOptions::new())
-                .unwrap()
-                .map(|b| b.unwrap().num_rows())
-                .sum();
-            assert_eq!(n, m);
+            assert_eq!(n, scan(&local_table));
             report(
                 &format!("full scan v{version}, {pass}"),
                 storage.requests().since(&at),
@@ -133,22 +128,17 @@ fn main() {
             );
         }
         // Gets on a handle of their own, so the scan's decoded blocks do not serve them.
-        let storage = ObjectStorage::new(memory.clone(), "bench").unwrap();
-        let handle = Store::open_in(Arc::new(storage.clone()), name).unwrap();
-        let table = handle.snapshot(version).unwrap().table("t").unwrap();
-        let local_table = Store::open(local.path())
-            .unwrap()
-            .snapshot(version)
-            .unwrap()
-            .table("t")
-            .unwrap();
+        let storage = ObjectStorage::new(objects.clone(), "bench")?;
+        let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+        let table = handle.snapshot(version)?.table("t")?;
+        let local_table = Store::open(local.path())?.snapshot(version)?.table("t")?;
         for pass in ["cold", "warm"] {
             at = storage.requests();
             let t = Instant::now();
-            let found = get_all(&table, &probes);
+            let found = get_all(&table, probes);
             let get_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            assert_eq!(found, get_all(&local_table, &probes));
+            assert_eq!(found, get_all(&local_table, probes));
             report(
                 &format!("1,000 gets v{version}, {pass}"),
                 storage.requests().since(&at),
@@ -156,5 +146,80 @@ fn main() {
                 t.elapsed().as_secs_f64(),
             );
         }
+        // A new handle (as a new process) reading through a local cache that an earlier
+        // handle filled, beside a new handle on the local store; open included in both.
+        let cache = tempfile::tempdir()?;
+        let cached = || {
+            ObjectStorage::new(objects.clone(), "bench")
+                .unwrap()
+                .with_cache(cache.path(), 1 << 30)
+                .unwrap()
+        };
+        let filler = Store::open_in(Arc::new(cached()), name)?;
+        scan(&filler.snapshot(version)?.table("t")?);
+        get_all(&filler.snapshot(version)?.table("t")?, probes);
+        for step in ["full scan", "1,000 gets"] {
+            let storage = cached();
+            let t = Instant::now();
+            let table = Store::open_in(Arc::new(storage.clone()), name)?
+                .snapshot(version)?
+                .table("t")?;
+            let n = match step {
+                "full scan" => scan(&table),
+                _ => get_all(&table, probes),
+            };
+            let remote_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let local_table = Store::open(local.path())?.snapshot(version)?.table("t")?;
+            let m = match step {
+                "full scan" => scan(&local_table),
+                _ => get_all(&local_table, probes),
+            };
+            let local_s = t.elapsed().as_secs_f64();
+            assert_eq!(n, m);
+            let asked = storage.requests();
+            report(
+                &format!(
+                    "{step} v{version}, new handle, warm cache ({} segments from it)",
+                    asked.cache_hits
+                ),
+                asked,
+                remote_s,
+                local_s,
+            );
+        }
     }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rows = std::env::var("REELDB_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir()?;
+    let local = Store::create(dir.path().join("s"))?;
+    let t = Instant::now();
+    let state = write(&local, rows);
+    let probes = probe_keys(&state);
+    println!("# Requests to an object store, {rows} rows, {VERSIONS} versions\n");
+    println!(
+        "writing every version to local disk: {:.2} s\n",
+        t.elapsed().as_secs_f64()
+    );
+    println!("## object_store's in-memory store (no network)\n");
+    measure(Arc::new(InMemory::new()), &local, rows, &probes)?;
+    if let Some(moto) = MotoServer::start() {
+        println!("\n## a moto S3 server on loopback ({})\n", moto.endpoint());
+        let s3 = AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(moto.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()?;
+        measure(Arc::new(s3), &local, rows, &probes)?;
+    }
+    Ok(())
 }

@@ -74,7 +74,7 @@ pub mod sql;
 pub mod writer;
 
 pub use error::{Error, Result};
-pub use location::StorageOptions;
+pub use location::{DEFAULT_CACHE_SIZE, StorageOptions};
 pub use maintenance::expire::Expiry;
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};

@@ -13,7 +13,9 @@
 //! retry policy for failed requests (the crate's defaults: 10 retries within 180 s), and
 //! `lock_ttl` (seconds, at least 1; default 60, or the environment's `REELDB_LOCK_TTL`),
 //! how long the lease of a lock lasts: the store's writer lock, left by a writer that died,
-//! is free again that long after its last renewal.
+//! is free again that long after its last renewal. `cache_dir` names a local directory
+//! caching the objects read (created if missing; shared by the processes that name it), and
+//! `cache_size` bounds it in bytes (default [`DEFAULT_CACHE_SIZE`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +27,9 @@ use crate::error::{Error, Result};
 /// Options for a store's storage, as (key, value) pairs (see the module docs): Python's
 /// `storage_options`, as Lance and delta-rs take them.
 pub type StorageOptions = [(String, String)];
+
+/// The bound of a local object cache (storage option `cache_size`) unless given: 1 GiB.
+pub const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
 
 /// The storage a location names, and the name the store goes by.
 pub(crate) struct Located {
@@ -95,6 +100,7 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
     }
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let mut retry = RetryConfig::default();
+    let (mut cache_dir, mut cache_size) = (None, DEFAULT_CACHE_SIZE);
     let mut lock_ttl = match std::env::var("REELDB_LOCK_TTL") {
         Ok(value) => Some(seconds(&value).ok_or_else(|| {
             Error::InvalidArgument(format!(
@@ -113,12 +119,14 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
             "client_max_retries" => retry.max_retries = value.parse().map_err(|_| bad())?,
             "client_retry_timeout" => retry.retry_timeout = seconds(value).ok_or_else(bad)?,
             "lock_ttl" => lock_ttl = Some(seconds(value).ok_or_else(bad)?),
+            "cache_dir" => cache_dir = Some(PathBuf::from(value)),
+            "cache_size" => cache_size = value.parse().map_err(|_| bad())?,
             _ => {
                 let config: AmazonS3ConfigKey = key.parse().map_err(|_| {
                     Error::InvalidArgument(format!(
                         "unknown storage option {key:?} for {url} (see object_store's \
                          AmazonS3ConfigKey, or client_max_retries, client_retry_timeout, \
-                         lock_ttl)"
+                         lock_ttl, cache_dir, cache_size)"
                     ))
                 })?;
                 builder = builder.with_config(config, value);
@@ -132,6 +140,9 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
     let mut storage = ObjectStorage::new(Arc::new(store), prefix)?;
     if let Some(ttl) = lock_ttl {
         storage = storage.with_lock_ttl(ttl);
+    }
+    if let Some(dir) = cache_dir {
+        storage = storage.with_cache(&dir, cache_size)?;
     }
     Ok(Located {
         storage: Arc::new(storage),

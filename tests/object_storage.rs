@@ -227,3 +227,31 @@ fn what_purges_is_refused_on_an_object_store_and_changes_nothing() {
     }
     assert_eq!(objects_under(&memory, "s"), before);
 }
+
+#[test]
+fn a_new_handle_reading_through_a_warm_cache_gets_no_object() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    let cache = tempfile::tempdir().unwrap();
+    let read_through_cache = || {
+        let storage = ObjectStorage::new(memory.clone(), "s")
+            .unwrap()
+            .with_cache(cache.path(), 64 << 20)
+            .unwrap();
+        let store = Store::open_in(Arc::new(storage.clone()), Path::new("memory:///s")).unwrap();
+        (read_all_canonical(&store), storage.requests())
+    };
+    let (cold, cold_asked) = read_through_cache();
+    let (warm, warm_asked) = read_through_cache();
+    assert_eq!(cold, read_all_canonical(&local));
+    assert_eq!(warm, cold);
+    assert!(cold_asked.gets > 0, "{cold_asked:?}");
+    assert_eq!(warm_asked.gets, 0, "{warm_asked:?}");
+    // The cold handle read some segments twice, the second time from the cache.
+    assert_eq!(
+        warm_asked.cache_hits,
+        cold_asked.gets + cold_asked.cache_hits,
+        "{warm_asked:?}"
+    );
+}

@@ -10,9 +10,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -21,97 +20,20 @@ use reeldb::object_storage::ObjectStorage;
 use reeldb::object_storage::object_store::aws::AmazonS3Builder;
 use reeldb::storage::Storage;
 use reeldb::{Error, Store};
+use reeldb_testkit::MotoServer as Moto;
 
-/// A moto S3 server with one bucket, `bkt`, stopped when dropped.
-struct Moto {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-}
-
-impl Moto {
-    /// Starts one, or `None` (having said so) when no Python with moto is configured.
-    fn start() -> Option<Moto> {
-        let Some(python) = std::env::var_os("REELDB_MOTO_PYTHON") else {
-            assert!(
-                std::env::var_os("REELDB_REQUIRE_MOTO").is_none(),
-                "REELDB_REQUIRE_MOTO is set but REELDB_MOTO_PYTHON is not"
-            );
-            println!("s3: skipped, REELDB_MOTO_PYTHON names no Python with moto[server]");
-            return None;
-        };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testkit/moto_server.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg("bkt")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("moto_server.py printed {line:?}"));
-        let stdin = child.stdin.take();
-        Some(Moto { child, stdin, port })
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Storage options for a store on this server.
-    fn options(&self) -> Vec<(String, String)> {
-        [
-            ("endpoint", self.endpoint().as_str()),
-            ("allow_http", "true"),
-            ("region", "us-east-1"),
-            ("access_key_id", "test"),
-            ("secret_access_key", "test"),
-            ("client_max_retries", "2"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
-
-    /// The same, as the environment of a `reel` process.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("REELDB_LOCK_TTL", "2".into()),
-        ]
-    }
-
-    /// `ObjectStorage` on `prefix` of the bucket, as a store's own would be.
-    fn storage(&self, prefix: &str) -> ObjectStorage {
-        let s3 = AmazonS3Builder::new()
-            .with_bucket_name("bkt")
-            .with_endpoint(self.endpoint())
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .build()
-            .unwrap();
-        ObjectStorage::new(Arc::new(s3), prefix).unwrap()
-    }
-}
-
-impl Drop for Moto {
-    /// Closing its standard input ends it.
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
+/// `ObjectStorage` on `prefix` of the server's bucket, as a store's own would be.
+fn storage(moto: &Moto, prefix: &str) -> ObjectStorage {
+    let s3 = AmazonS3Builder::new()
+        .with_bucket_name("bkt")
+        .with_endpoint(moto.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap();
+    ObjectStorage::new(Arc::new(s3), prefix).unwrap()
 }
 
 /// Runs `reel` with the server's environment; returns (exit code, stdout, stderr).
@@ -255,7 +177,7 @@ fn of_appenders_racing_for_one_segment_on_s3_exactly_one_writes_it() {
         let outcomes: Vec<Result<(), reeldb_keyframe::Error>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..racers)
                 .map(|i| {
-                    let (storage, barrier, path) = (moto.storage(""), barrier.clone(), &path);
+                    let (storage, barrier, path) = (storage(&moto, ""), barrier.clone(), &path);
                     s.spawn(move || {
                         let mut f = storage.open_append(Path::new(path)).unwrap();
                         f.append(format!("writer {i}").as_bytes()).unwrap();
@@ -276,6 +198,54 @@ fn of_appenders_racing_for_one_segment_on_s3_exactly_one_writes_it() {
             "{outcomes:?}"
         );
     }
+}
+
+#[test]
+fn a_second_read_through_a_warm_local_cache_gets_no_object_from_s3() {
+    let Some(moto) = Moto::start() else { return };
+    let url = "s3://bkt/cached";
+    let store = Store::create_url(url, &moto.options()).unwrap();
+    write_history(&store);
+    let cache = tempfile::tempdir().unwrap();
+    let read = || {
+        let storage = storage(&moto, "cached")
+            .with_cache(cache.path(), 64 << 20)
+            .unwrap();
+        let reader = Store::open_in(Arc::new(storage.clone()), Path::new(url)).unwrap();
+        (read_all_canonical(&reader), storage.requests())
+    };
+    let (cold, cold_asked) = read();
+    let (warm, warm_asked) = read();
+    assert_eq!(warm, cold);
+    assert_eq!(cold, read_all_canonical(&store));
+    assert!(cold_asked.gets > 0, "{cold_asked:?}");
+    assert_eq!(
+        (warm_asked.gets, warm_asked.writes()),
+        (0, 0),
+        "{warm_asked:?}"
+    );
+
+    // The command line's --cache-dir: the same rows, cold and warm, from its own cache.
+    let cli_cache = tempfile::tempdir().unwrap();
+    let dir = cli_cache.path().display().to_string();
+    let scan = || reel(&moto, &["--cache-dir", &dir, "scan", url, "orders"]);
+    let (code, first, err) = scan();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(std::fs::read_dir(cli_cache.path()).unwrap().count() > 0);
+    assert_eq!(scan().1, first);
+    // It configures object stores only.
+    let local = tempfile::tempdir().unwrap();
+    let (code, _, err) = reel(
+        &moto,
+        &[
+            "--cache-dir",
+            &dir,
+            "init",
+            &local.path().display().to_string(),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cache_dir"), "{err}");
 }
 
 #[test]
@@ -300,7 +270,7 @@ fn readers_of_a_store_on_s3_write_nothing() {
         names.sort();
         names
     };
-    let storage = moto.storage("quiet");
+    let storage = storage(&moto, "quiet");
     let before = everything(&storage);
     let reader = Store::open_in(Arc::new(storage.clone()), Path::new(url)).unwrap();
     let t = reader.snapshot(1).unwrap().table("orders").unwrap();

@@ -339,7 +339,7 @@ def moto_endpoint():
     server.wait(timeout=30)
 
 
-def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint):
+def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint, tmp_path):
     options = {
         "endpoint": moto_endpoint,
         "allow_http": "true",
@@ -352,9 +352,11 @@ def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint):
     with db.writer() as w:
         w.upsert("orders", orders([1, 2, 3]))
         v = w.commit()
-    again = reeldb.open("s3://bkt/py/orders", create=False, storage_options=options)
+    cached = {**options, "cache_dir": str(tmp_path / "cache"), "lock_ttl": "5"}
+    again = reeldb.open("s3://bkt/py/orders", create=False, storage_options=cached)
     assert again.latest_version == v
     assert again.snapshot().scan("orders").read_all().num_rows == 3
+    assert any((tmp_path / "cache").iterdir()), "what was read is cached"
     with pytest.raises(reeldb.ReelError, match="s3://no-such-bucket/x"):
         reeldb.open("s3://no-such-bucket/x", storage_options=options)
 

@@ -51,8 +51,10 @@ pub use requests::Requests;
 
 use crate::error::{Error, Result};
 use crate::storage::{AppendFile, LockGuard, Storage};
+use cache::SegmentCache;
 use requests::{Counts, Request};
 
+mod cache;
 mod lock;
 mod requests;
 
@@ -71,6 +73,8 @@ pub struct ObjectStorage {
     counts: Arc<Counts>,
     /// How long a lock's lease lasts.
     lock_ttl: Duration,
+    /// The local cache of segments, if one was given.
+    cache: Option<Arc<SegmentCache>>,
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -100,17 +104,19 @@ impl Drop for Runtime {
     }
 }
 
-/// What is stored directly under a path: objects (name and size) and folders (names).
+/// What is stored directly under a path: objects (name, size, ETag) and folders (names).
 struct Listing {
-    objects: Vec<(String, u64)>,
+    objects: Vec<(String, u64, Option<Arc<str>>)>,
     folders: Vec<String>,
 }
 
-/// One segment of a file: where it starts and how long it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One segment of a file: where it starts, how long it is, and its ETag when the object
+/// store gave one (it names the segment's bytes in the local cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Segment {
     start: u64,
     len: u64,
+    e_tag: Option<Arc<str>>,
 }
 
 /// Where the segment named `name` starts, if `name` is a segment's (16 hex digits).
@@ -159,7 +165,17 @@ impl ObjectStorage {
             listed: Arc::new(Mutex::new(HashMap::new())),
             counts: Arc::new(Counts::default()),
             lock_ttl: DEFAULT_LOCK_TTL,
+            cache: None,
         })
+    }
+
+    /// The same storage reading through a local cache in `dir` of at most `limit` bytes
+    /// (module `cache`): a segment read once is read from there afterwards, by this process
+    /// and by any other that names the same directory. Segments larger than a tenth of the
+    /// limit are not cached.
+    pub fn with_cache(mut self, dir: &Path, limit: u64) -> Result<Self> {
+        self.cache = Some(Arc::new(SegmentCache::new(dir, limit)?));
+        Ok(self)
     }
 
     /// The same storage with locks whose leases last `ttl` (at least a second):
@@ -230,7 +246,10 @@ impl ObjectStorage {
         let objects = listed
             .objects
             .iter()
-            .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
+            .filter_map(|o| {
+                let name = o.location.filename()?.to_string();
+                Some((name, o.size, o.e_tag.as_deref().map(Arc::from)))
+            })
             .collect();
         let folders = listed
             .common_prefixes
@@ -246,7 +265,13 @@ impl ObjectStorage {
             .children(path)?
             .objects
             .iter()
-            .filter_map(|(name, len)| segment_start(name).map(|start| Segment { start, len: *len }))
+            .filter_map(|(name, len, e_tag)| {
+                segment_start(name).map(|start| Segment {
+                    start,
+                    len: *len,
+                    e_tag: e_tag.clone(),
+                })
+            })
             .collect();
         segments.sort_by_key(|s| s.start);
         let mut end = 0;
@@ -345,8 +370,12 @@ impl ObjectStorage {
             if from >= to {
                 continue;
             }
-            let (store, key) = (self.store.clone(), self.segment_key(path, s.start)?);
             let within = from - s.start..to - s.start;
+            if let Some(whole) = self.read_cached(path, s)? {
+                out.extend_from_slice(&whole[within.start as usize..within.end as usize]);
+                continue;
+            }
+            let (store, key) = (self.store.clone(), self.segment_key(path, s.start)?);
             let wanted = within.end - within.start;
             let got = self.run(Request::Get, path, async move {
                 store.get_range(&key, within).await
@@ -366,6 +395,43 @@ impl ObjectStorage {
             out.extend_from_slice(&got);
         }
         Ok(out.freeze())
+    }
+
+    /// The whole segment `s` of `path` through the local cache: from the cache, or got and
+    /// cached; `None` when there is no cache or it does not take `s` (too large, or no ETag
+    /// to tell its bytes from another segment's of the same name).
+    fn read_cached(&self, path: &Path, s: &Segment) -> Result<Option<Bytes>> {
+        let (Some(cache), Some(e_tag)) = (&self.cache, &s.e_tag) else {
+            return Ok(None);
+        };
+        if s.len > cache.largest() {
+            return Ok(None);
+        }
+        let key = self.segment_key(path, s.start)?;
+        let identity = format!("{}\n{key}\n{e_tag}\n{}", self.store, s.len);
+        if let Some(bytes) = cache.get(&identity).filter(|b| b.len() as u64 == s.len) {
+            self.counts.cache_hit(s.len);
+            return Ok(Some(bytes));
+        }
+        let store = self.store.clone();
+        let (got_tag, got) = self.run(Request::Get, path, async move {
+            let got = store.get(&key).await?;
+            let e_tag = got.meta.e_tag.clone();
+            Ok((e_tag, got.bytes().await?))
+        })?;
+        if got.len() as u64 != s.len || got_tag.as_deref() != Some(&**e_tag) {
+            // The segment is not the one listed: the file was cut back and written again.
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("segment at {} is not as listed", s.start),
+                ),
+            ));
+        }
+        self.counts.read(s.len);
+        cache.put(&identity, &got);
+        Ok(Some(got))
     }
 
     /// Deletes one object.
@@ -457,14 +523,18 @@ impl AppendFile for ObjectAppendFile {
             self.storage.segment_key(&self.path, start)?,
         );
         self.storage.counts.written(len);
-        self.storage.run(Request::Put, &self.path, async move {
+        let put = self.storage.run(Request::Put, &self.path, async move {
             let opts = PutOptions::from(PutMode::Create);
             store.put_opts(&key, PutPayload::from(bytes), opts).await
         })?;
         if let Some(listed) = lock(&self.storage.listed).get_mut(&self.path)
             && end_of(listed) == start
         {
-            listed.push(Segment { start, len });
+            listed.push(Segment {
+                start,
+                len,
+                e_tag: put.e_tag.as_deref().map(Arc::from),
+            });
         }
         let mut tail = lock(&self.tail);
         tail.start += len;
@@ -488,7 +558,7 @@ impl Storage for ObjectStorage {
             return Ok(true);
         }
         let Listing { objects, folders } = self.children(path)?;
-        Ok(!folders.is_empty() || objects.iter().any(|(name, _)| name != LOCK_OBJECT))
+        Ok(!folders.is_empty() || objects.iter().any(|(name, ..)| name != LOCK_OBJECT))
     }
 
     fn is_dir(&self, path: &Path) -> Result<bool> {
@@ -496,7 +566,7 @@ impl Storage for ObjectStorage {
         Ok(!folders.is_empty()
             || objects
                 .iter()
-                .any(|(name, _)| name != LOCK_OBJECT && segment_start(name).is_none()))
+                .any(|(name, ..)| name != LOCK_OBJECT && segment_start(name).is_none()))
     }
 
     fn len(&self, path: &Path) -> Result<u64> {
@@ -599,7 +669,7 @@ impl Storage for ObjectStorage {
         names.extend(
             objects
                 .into_iter()
-                .map(|(name, _)| name)
+                .map(|(name, ..)| name)
                 .filter(|name| name != LOCK_OBJECT),
         );
         for path in lock(&self.tails).keys() {

@@ -23,6 +23,8 @@ pub(super) struct Counts {
     copies: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    cache_hits: AtomicU64,
+    bytes_cached: AtomicU64,
 }
 
 impl Counts {
@@ -43,6 +45,12 @@ impl Counts {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Counts a segment of `bytes` read from the local cache instead of the object store.
+    pub(super) fn cache_hit(&self, bytes: u64) {
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        self.bytes_cached.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Counts `bytes` a put sent.
     pub(super) fn written(&self, bytes: u64) {
         self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
@@ -58,6 +66,8 @@ impl Counts {
             copies: self.copies.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            bytes_cached: self.bytes_cached.load(Ordering::Relaxed),
         }
     }
 }
@@ -80,6 +90,10 @@ pub struct Requests {
     pub bytes_read: u64,
     /// Bytes the puts sent.
     pub bytes_written: u64,
+    /// Segments read from the local cache (`ObjectStorage::with_cache`), no request made.
+    pub cache_hits: u64,
+    /// Bytes those segments held.
+    pub bytes_cached: u64,
 }
 
 impl Requests {
@@ -98,6 +112,8 @@ impl Requests {
             copies: self.copies - earlier.copies,
             bytes_read: self.bytes_read - earlier.bytes_read,
             bytes_written: self.bytes_written - earlier.bytes_written,
+            cache_hits: self.cache_hits - earlier.cache_hits,
+            bytes_cached: self.bytes_cached - earlier.bytes_cached,
         }
     }
 }

@@ -185,3 +185,38 @@ fn a_gap_between_segments_is_corruption() {
     .unwrap();
     assert!(matches!(s.len(Path::new("f")), Err(Error::Corrupt { .. })));
 }
+
+#[test]
+fn a_segment_read_once_through_a_cache_is_read_from_it_by_the_next_process() {
+    let (memory, s) = storage();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = || {
+        ObjectStorage::new(memory.clone(), "stores/one")
+            .unwrap()
+            .with_cache(cache.path(), 1 << 20)
+            .unwrap()
+    };
+    let p = Path::new("packs/f.pack");
+    let mut f = s.open_append(p).unwrap();
+    f.append(b"first ").unwrap();
+    f.sync().unwrap();
+    f.append(b"second").unwrap();
+    f.sync().unwrap();
+
+    let cold = cached();
+    assert_eq!(&cold.map(p).unwrap()[..], b"first second");
+    assert_eq!((cold.requests().gets, cold.requests().cache_hits), (2, 0));
+    let warm = cached();
+    assert_eq!(&warm.map(p).unwrap()[..], b"first second");
+    assert_eq!(&warm.read_at(p, 3, 6).unwrap()[..], b"st sec");
+    let r = warm.requests();
+    // `map` lists the file (to learn its length now), then nothing is got.
+    assert_eq!((r.lists, r.gets, r.cache_hits), (2, 0, 4));
+
+    // A file cut back and written again reuses a segment's name: its new bytes are read.
+    s.truncate(p, 6).unwrap();
+    let mut f = s.open_append(p).unwrap();
+    f.append(b"THIRD!").unwrap();
+    f.sync().unwrap();
+    assert_eq!(&cached().map(p).unwrap()[..], b"first THIRD!");
+}

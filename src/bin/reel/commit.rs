@@ -55,7 +55,7 @@ pub fn create(
     key: &[String],
     schema_from: &Path,
 ) -> Result<(), Error> {
-    let store = Store::open(store)?;
+    let store = crate::open_store(store)?;
     let schema = files::infer_schema(schema_from)?;
     let mut w = store.writer()?;
     let mut tx = w.begin();
@@ -76,7 +76,7 @@ fn split_pair<'a>(arg: &'a str, flag: &str) -> Result<(&'a str, &'a str), Error>
 /// `reel commit`: upserts, deletes, patches and replaces from files, metadata and a source
 /// offset.
 pub fn commit(out: &mut dyn Write, args: CommitArgs) -> Result<(), Error> {
-    let store = Store::open(&args.store)?;
+    let store = crate::open_store(&args.store)?;
     let mut w = store.writer_with(WriterOptions::default().sync(!args.no_sync))?;
     let latest = store.latest().ok();
     // Each table's schema as this commit leaves it (--evolve adds columns).

@@ -25,8 +25,23 @@ use reeldb::{Error, Snapshot, Store};
 #[derive(Debug, Parser)]
 #[command(name = "reel", version, about)]
 struct Cli {
+    /// A local directory caching what is read from an s3:// store (created if missing;
+    /// processes naming the same one share it).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// The cache's bound in bytes [default: 1 GiB].
+    #[arg(long, global = true, value_name = "BYTES", requires = "cache_dir")]
+    cache_size: Option<u64>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The storage options the command line gave (`--cache-dir`, `--cache-size`).
+static STORAGE_OPTIONS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Opens the store at `location` with the command line's storage options.
+fn open_store(location: &std::path::Path) -> Result<Store, Error> {
+    Store::open_url(location, STORAGE_OPTIONS.get().map_or(&[], |o| o))
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +246,14 @@ enum InfoFormat {
 
 fn main() {
     let cli = Cli::parse();
+    let mut options = Vec::new();
+    if let Some(dir) = &cli.cache_dir {
+        options.push(("cache_dir".to_string(), dir.display().to_string()));
+    }
+    if let Some(size) = cli.cache_size {
+        options.push(("cache_size".to_string(), size.to_string()));
+    }
+    let _ = STORAGE_OPTIONS.set(options);
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -243,7 +266,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let mut out = stdout.lock();
     match cli.command {
         Command::Init { store } => {
-            Store::create(&store)?;
+            Store::create_url(&store, STORAGE_OPTIONS.get().map_or(&[], |o| o))?;
             say(&mut out, format_args!("created store {}", store.display()))
         }
         Command::Create {
@@ -267,7 +290,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             format,
         } => schema::schema(&mut out, &store, &table, &at, format),
         Command::Versions { store, format } => {
-            read::versions(&mut out, &Store::open(&store)?, format)
+            read::versions(&mut out, &open_store(&store)?, format)
         }
         Command::Tables { store, at } => read::tables(&mut out, &store, &at),
         Command::Scan(args) => read::scan(&mut out, args),
@@ -278,7 +301,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             at,
             format,
         } => read::get(&mut out, &store, &table, &key, &at, format),
-        Command::Stats { store, format } => read::stats(&mut out, &Store::open(&store)?, format),
+        Command::Stats { store, format } => read::stats(&mut out, &open_store(&store)?, format),
         Command::Demo(args) => demo::run(&mut out, args),
         Command::Export {
             store,
@@ -291,16 +314,16 @@ fn run(cli: Cli) -> Result<(), Error> {
             table,
             file,
             key,
-        } => commit::import(&mut out, &Store::open(&store)?, &table, &file, &key),
+        } => commit::import(&mut out, &open_store(&store)?, &table, &file, &key),
         #[cfg(feature = "sql")]
         Command::Sql(args) => sql::run(&mut out, args),
         Command::Verify { store, version } => {
-            maintain::verify(&mut out, &Store::open(&store)?, version)
+            maintain::verify(&mut out, &open_store(&store)?, version)
         }
         Command::Compact {
             store,
             keyframe_every,
-        } => maintain::compact(&mut out, &Store::open(&store)?, keyframe_every),
+        } => maintain::compact(&mut out, &open_store(&store)?, keyframe_every),
         Command::Expire {
             store,
             keep_last,
@@ -319,7 +342,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             store,
             to,
             to_last_good,
-        } => maintain::rewind(&mut out, &Store::open(&store)?, to, to_last_good),
+        } => maintain::rewind(&mut out, &open_store(&store)?, to, to_last_good),
     }
 }
 

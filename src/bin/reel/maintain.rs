@@ -31,7 +31,7 @@ pub fn expire(
             ));
         }
     };
-    let store = Store::open(store)?;
+    let store = crate::open_store(store)?;
     let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
     let mut maintenance = store.maintenance()?;
     let expired = maintenance.expire(expiry, &keep)?;

@@ -36,7 +36,7 @@ pub struct ScanArgs {
 
 /// `reel tables`: each table at a version with its row count and key.
 pub fn tables(out: &mut dyn Write, store: &Path, at: &At) -> Result<(), Error> {
-    let snap = open_at(&Store::open(store)?, at)?;
+    let snap = open_at(&crate::open_store(store)?, at)?;
     for name in snap.table_names() {
         let t = snap.table(&name)?;
         say(
@@ -53,7 +53,7 @@ pub fn tables(out: &mut dyn Write, store: &Path, at: &At) -> Result<(), Error> {
 
 /// `reel scan`: a table's rows at a version, projected and filtered, in key order.
 pub fn scan(out: &mut dyn Write, args: ScanArgs) -> Result<(), Error> {
-    let store = Store::open(&args.store)?;
+    let store = crate::open_store(&args.store)?;
     let snap = open_at(&store, &args.at)?;
     let t = snap.table(&args.table)?;
     let mut opts = ScanOptions::new()
@@ -81,7 +81,7 @@ pub fn get(
     at: &At,
     format: RowFormat,
 ) -> Result<(), Error> {
-    let snap = open_at(&Store::open(store)?, at)?;
+    let snap = open_at(&crate::open_store(store)?, at)?;
     let t = snap.table(table)?;
     let key = Key(key
         .split(',')
@@ -104,7 +104,7 @@ pub fn export(
     at: &At,
     output: &Path,
 ) -> Result<(), Error> {
-    let snap = open_at(&Store::open(store)?, at)?;
+    let snap = open_at(&crate::open_store(store)?, at)?;
     let t = snap.table(table)?;
     let scan = t.scan(
         &ScanOptions::new()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use arrow::datatypes::{Field, SchemaRef};
 use clap::Args;
 use reeldb::writer::schema_change::{parse_type, type_name};
-use reeldb::{ColumnChange, Error, Store, Transaction};
+use reeldb::{ColumnChange, Error, Transaction};
 
 use crate::{At, InfoFormat, open_at, say};
 
@@ -90,7 +90,7 @@ fn bad_spec(spec: &str, form: &str) -> Error {
 /// `reel alter`: every change in one version, whose number it prints.
 pub fn alter(out: &mut dyn Write, args: AlterArgs) -> Result<(), Error> {
     let changes = changes(&args)?;
-    let store = Store::open(&args.store)?;
+    let store = crate::open_store(&args.store)?;
     let mut w = store.writer()?;
     let mut tx = w.begin();
     for change in changes {
@@ -106,7 +106,7 @@ pub fn lifecycle(
     store: &Path,
     change: impl FnOnce(&mut Transaction<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let store = Store::open(store)?;
+    let store = crate::open_store(store)?;
     let mut w = store.writer()?;
     let mut tx = w.begin();
     change(&mut tx)?;
@@ -122,7 +122,7 @@ pub fn schema(
     at: &At,
     format: InfoFormat,
 ) -> Result<(), Error> {
-    let snap = open_at(&Store::open(store)?, at)?;
+    let snap = open_at(&crate::open_store(store)?, at)?;
     let t = snap.table(table)?;
     let schema = t.schema();
     match format {

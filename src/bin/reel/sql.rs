@@ -41,7 +41,7 @@ query says otherwise: SELECT ... FROM t VERSION AS OF 12, or TIMESTAMP AS OF '20
 
 /// Runs `reel sql`.
 pub fn run(out: &mut dyn Write, args: SqlArgs) -> Result<(), Error> {
-    let store = Store::open(&args.store)?;
+    let store = crate::open_store(&args.store)?;
     let session = SqlSession::open(&store, args.version)?;
     match &args.query {
         Some(q) => {
