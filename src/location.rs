@@ -1,9 +1,16 @@
 //! Where a store lives, as a user names it: a local directory, given as a path or as a
-//! `file://` URL, or (feature `object-store`) a prefix of an S3 bucket, `s3://bucket/prefix`,
-//! on `ObjectStorage`. Any other URL (`gs://`, `az://`, `http://`, ...) is refused with
-//! [`Error::UnsupportedUrl`] before anything is created or read: taking `s3://bucket/prefix`
-//! as a path would create a local directory named `s3:` that the user believes is in object
-//! storage.
+//! `file://` URL, or (feature `object-store`) a prefix of an object store's bucket on
+//! `ObjectStorage`: `s3://bucket/prefix` (S3 and S3-compatible servers),
+//! `gs://bucket/prefix` (Google Cloud Storage) or `az://container/prefix` (Azure Blob
+//! Storage). Any other URL (`http://`, ...) is refused with [`Error::UnsupportedUrl`] before
+//! anything is created or read: taking `s3://bucket/prefix` as a path would create a local
+//! directory named `s3:` that the user believes is in object storage.
+//!
+//! A Google Cloud Storage location is configured from the `GOOGLE_*` environment variables
+//! and the options object_store's `GoogleConfigKey` takes (`service_account`,
+//! `application_credentials`, ...); an Azure one from the `AZURE_*` variables and the
+//! options of `AzureConfigKey` (`account_name`, `access_key`, `use_emulator`, ...). The
+//! options below that are not S3's apply to all three.
 //!
 //! An S3 location is configured the standard way, from the `AWS_*` environment variables
 //! object_store reads (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
@@ -45,15 +52,17 @@ pub(crate) struct Located {
 pub(crate) fn locate(location: &Path, options: &StorageOptions) -> Result<Located> {
     if let Some(text) = location.to_str()
         && let Some((scheme, rest)) = url_scheme(text)
-        && scheme.eq_ignore_ascii_case("s3")
+        && ["s3", "gs", "az"]
+            .iter()
+            .any(|known| scheme.eq_ignore_ascii_case(known))
     {
-        return object_store_location(text, rest, options);
+        return object_store_location(text, &scheme.to_ascii_lowercase(), rest, options);
     }
     let dir = local_dir(location)?;
     if let Some((key, _)) = options.first() {
         return Err(Error::InvalidArgument(format!(
             "storage option {key:?} given for the local store {}: storage options configure \
-             object stores (s3://) only",
+             object stores (s3://, gs://, az://) only",
             dir.display()
         )));
     }
@@ -81,12 +90,74 @@ pub(crate) fn first_request<T>(located: &Located, result: Result<T>) -> Result<T
     }
 }
 
-/// An `s3://bucket/prefix` location on `ObjectStorage`.
+/// The client of one kind of object store, being configured.
 #[cfg(feature = "object-store")]
-fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Result<Located> {
+enum Client {
+    S3(reeldb_keyframe::object_storage::object_store::aws::AmazonS3Builder),
+    Gcs(reeldb_keyframe::object_storage::object_store::gcp::GoogleCloudStorageBuilder),
+    Azure(reeldb_keyframe::object_storage::object_store::azure::MicrosoftAzureBuilder),
+}
+
+#[cfg(feature = "object-store")]
+impl Client {
+    /// The client for `scheme` (`s3`, `gs` or `az`) on `bucket` (a container, on Azure),
+    /// configured from the environment.
+    fn from_env(scheme: &str, bucket: &str) -> Client {
+        use reeldb_keyframe::object_storage::object_store::{aws, azure, gcp};
+        match scheme {
+            "gs" => {
+                Client::Gcs(gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket))
+            }
+            "az" => {
+                Client::Azure(azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket))
+            }
+            _ => Client::S3(aws::AmazonS3Builder::from_env().with_bucket_name(bucket)),
+        }
+    }
+
+    /// Sets the client's option `key`; `None` if this kind of client has no such option.
+    fn with(self, key: &str, value: &str) -> Option<Client> {
+        Some(match self {
+            Client::S3(b) => Client::S3(b.with_config(key.parse().ok()?, value)),
+            Client::Gcs(b) => Client::Gcs(b.with_config(key.parse().ok()?, value)),
+            Client::Azure(b) => Client::Azure(b.with_config(key.parse().ok()?, value)),
+        })
+    }
+
+    /// Where its options are listed.
+    fn option_names(&self) -> &'static str {
+        match self {
+            Client::S3(_) => "object_store's AmazonS3ConfigKey",
+            Client::Gcs(_) => "object_store's GoogleConfigKey",
+            Client::Azure(_) => "object_store's AzureConfigKey",
+        }
+    }
+
+    fn build(
+        self,
+        retry: reeldb_keyframe::object_storage::object_store::RetryConfig,
+    ) -> reeldb_keyframe::object_storage::object_store::Result<
+        Arc<dyn reeldb_keyframe::object_storage::object_store::ObjectStore>,
+    > {
+        Ok(match self {
+            Client::S3(b) => Arc::new(b.with_retry(retry).build()?),
+            Client::Gcs(b) => Arc::new(b.with_retry(retry).build()?),
+            Client::Azure(b) => Arc::new(b.with_retry(retry).build()?),
+        })
+    }
+}
+
+/// An `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix` location on
+/// `ObjectStorage`.
+#[cfg(feature = "object-store")]
+fn object_store_location(
+    url: &str,
+    scheme: &str,
+    rest: &str,
+    options: &StorageOptions,
+) -> Result<Located> {
     use reeldb_keyframe::object_storage::ObjectStorage;
     use reeldb_keyframe::object_storage::object_store::RetryConfig;
-    use reeldb_keyframe::object_storage::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 
     let refuse = |reason: String| Error::UnsupportedUrl {
         url: url.to_string(),
@@ -94,11 +165,11 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
     };
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(refuse(
-            "an s3:// URL names a bucket: s3://bucket/prefix".into(),
-        ));
+        return Err(refuse(format!(
+            "a {scheme}:// URL names a bucket (a container on Azure): {scheme}://bucket/prefix"
+        )));
     }
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut client = Client::from_env(scheme, bucket);
     let mut retry = RetryConfig::default();
     let (mut cache_dir, mut cache_size) = (None, DEFAULT_CACHE_SIZE);
     let mut lock_ttl = match std::env::var("REELDB_LOCK_TTL") {
@@ -122,22 +193,19 @@ fn object_store_location(url: &str, rest: &str, options: &StorageOptions) -> Res
             "cache_dir" => cache_dir = Some(PathBuf::from(value)),
             "cache_size" => cache_size = value.parse().map_err(|_| bad())?,
             _ => {
-                let config: AmazonS3ConfigKey = key.parse().map_err(|_| {
+                let names = client.option_names();
+                client = client.with(key, value).ok_or_else(|| {
                     Error::InvalidArgument(format!(
-                        "unknown storage option {key:?} for {url} (see object_store's \
-                         AmazonS3ConfigKey, or client_max_retries, client_retry_timeout, \
-                         lock_ttl, cache_dir, cache_size)"
+                        "unknown storage option {key:?} for {url} (see {names}, or \
+                         client_max_retries, client_retry_timeout, lock_ttl, cache_dir, \
+                         cache_size)"
                     ))
                 })?;
-                builder = builder.with_config(config, value);
             }
         }
     }
-    let store = builder
-        .with_retry(retry)
-        .build()
-        .map_err(|e| refuse(e.to_string()))?;
-    let mut storage = ObjectStorage::new(Arc::new(store), prefix)?;
+    let store = client.build(retry).map_err(|e| refuse(e.to_string()))?;
+    let mut storage = ObjectStorage::new(store, prefix)?;
     if let Some(ttl) = lock_ttl {
         storage = storage.with_lock_ttl(ttl);
     }
@@ -157,9 +225,14 @@ fn seconds(value: &str) -> Option<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(value.parse().ok()?).ok()
 }
 
-/// Without feature `object-store`, an `s3://` location is refused.
+/// Without feature `object-store`, an object store's location is refused.
 #[cfg(not(feature = "object-store"))]
-fn object_store_location(url: &str, _rest: &str, _options: &StorageOptions) -> Result<Located> {
+fn object_store_location(
+    url: &str,
+    _scheme: &str,
+    _rest: &str,
+    _options: &StorageOptions,
+) -> Result<Located> {
     Err(Error::UnsupportedUrl {
         url: url.to_string(),
         reason: "this build has no object storage (it was built without feature \
@@ -186,8 +259,8 @@ fn local_dir(location: &Path) -> Result<PathBuf> {
     if !scheme.eq_ignore_ascii_case("file") {
         return Err(refuse(
             "stores live in local directories (a path, or a file:// URL) or, in builds with \
-             feature object-store, in S3 buckets (s3://bucket/prefix); no other object store \
-             is supported yet",
+             feature object-store, in object stores: s3://bucket/prefix, gs://bucket/prefix, \
+             az://container/prefix",
         ));
     }
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -250,8 +323,8 @@ mod tests {
     #[test]
     fn other_urls_are_refused_naming_the_url() {
         for url in [
-            "gs://bucket/p",
-            "az://container/p",
+            "gs:///no-bucket",
+            "az://",
             "https://example.com/store",
             "file://otherhost/srv/store",
             "file:///srv/a%20store",
@@ -272,6 +345,61 @@ mod tests {
             locate(Path::new("/srv/store"), &options),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn an_unknown_option_of_each_object_store_names_where_its_options_are() {
+        let options = [("no_such_option".to_string(), "1".to_string())];
+        for (url, names) in [
+            ("s3://bucket/p", "AmazonS3ConfigKey"),
+            ("gs://bucket/p", "GoogleConfigKey"),
+            ("az://container/p", "AzureConfigKey"),
+        ] {
+            match locate(Path::new(url), &options) {
+                Err(Error::InvalidArgument(message)) => {
+                    assert!(
+                        message.contains(names) && message.contains(url),
+                        "{message}"
+                    )
+                }
+                Err(other) => panic!("{url}: {other:?}"),
+                Ok(_) => panic!("{url}: accepted"),
+            }
+        }
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn a_google_or_azure_store_that_does_not_answer_is_unreachable_naming_its_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let quick = [("client_max_retries", "0"), ("client_retry_timeout", "1")];
+        for (url, options) in [
+            (
+                "gs://bucket/p",
+                vec![("base_url", endpoint.as_str()), ("skip_signature", "true")],
+            ),
+            (
+                "az://container/p",
+                vec![("use_emulator", "true"), ("endpoint", endpoint.as_str())],
+            ),
+        ] {
+            let options: Vec<(String, String)> = options
+                .iter()
+                .chain(&quick)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            match crate::Store::open_url(url, &options) {
+                Err(Error::StorageUnreachable { url: named, .. }) => assert_eq!(named, url),
+                Err(other) => panic!("{url}: {other:?}"),
+                Ok(_) => panic!("{url}: opened"),
+            }
+        }
     }
 
     #[cfg(feature = "object-store")]

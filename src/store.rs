@@ -137,9 +137,10 @@ fn descriptor(features: u32) -> Vec<u8> {
 impl Store {
     /// Creates a new, empty store at `path` (the directory may exist but must be empty): a
     /// local directory, given as a path or a `file://` URL, or (feature `object-store`) an
-    /// S3 prefix, `s3://bucket/prefix`, configured from the `AWS_*` environment variables
-    /// (see [`Store::create_url`]); any other URL is an [`Error::UnsupportedUrl`] and creates
-    /// nothing.
+    /// object store's prefix, `s3://bucket/prefix`, `gs://bucket/prefix` or
+    /// `az://container/prefix`, configured from the environment (`AWS_*`, `GOOGLE_*`,
+    /// `AZURE_*`; see [`Store::create_url`]); any other URL is an [`Error::UnsupportedUrl`]
+    /// and creates nothing.
     pub fn create(path: impl AsRef<Path>) -> Result<Store> {
         Self::create_url(path, &[])
     }
@@ -172,8 +173,8 @@ impl Store {
     }
 
     /// Opens the store at `path`: a local directory, given as a path or a `file://` URL, or
-    /// (feature `object-store`) an S3 prefix, `s3://bucket/prefix` (see [`Store::create`]);
-    /// any other URL is an [`Error::UnsupportedUrl`].
+    /// (feature `object-store`) an object store's prefix (`s3://`, `gs://`, `az://`; see
+    /// [`Store::create`]); any other URL is an [`Error::UnsupportedUrl`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         Self::open_url(path, &[])
     }

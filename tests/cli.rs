@@ -291,7 +291,7 @@ fn a_store_url_this_build_cannot_open_is_refused_and_nothing_is_created() {
     for args in [
         vec!["init", "s3://bucket/prefix"],
         vec!["versions", "s3://bucket/prefix"],
-        vec!["scan", "gs://bucket/store", "orders"],
+        vec!["scan", "hdfs://namenode/store", "orders"],
         vec!["init", "file://otherhost/srv/store"],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))

@@ -38,8 +38,8 @@ def open(
     create: bool = True,
     storage_options: Optional[Dict[str, str]] = None,
 ) -> Store:
-    """Opens the store at `path` (a local directory, or `s3://bucket/prefix` in builds with
-    object storage), creating an empty one there first when there is none and `create` is
+    """Opens the store at `path` (a local directory, or an `s3://`, `gs://` or `az://`
+    prefix in builds with object storage), creating an empty one there first when there is none and `create` is
     true. `storage_options` configure an object store (`{"region": ..., "endpoint": ...}`,
     over the `AWS_*` environment variables; `lock_ttl`, the writer lock's lease in seconds;
     `cache_dir` and `cache_size`, a local cache of what is read)."""

@@ -16,8 +16,8 @@ use crate::errors::IntoPy;
 use crate::snapshot::Snapshot;
 use crate::writer::Writer;
 
-/// Opens the store at `path` (a local directory, or `s3://bucket/prefix` in builds with
-/// object storage), creating an empty one there first when there is none and `create` is
+/// Opens the store at `path` (a local directory, or an `s3://`, `gs://` or `az://` prefix
+/// in builds with object storage), creating an empty one there first when there is none and `create` is
 /// true. `storage_options` configure an object store (`{"region": ..., "endpoint": ...}`,
 /// over the `AWS_*` environment variables; `lock_ttl`, the writer lock's lease in seconds;
 /// `cache_dir` and `cache_size`, a local cache of what is read; README, "Object storage").

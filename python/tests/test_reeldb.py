@@ -306,8 +306,8 @@ def test_errors_are_typed_and_change_nothing(db, tmp_path):
 
 def test_an_unsupported_store_url_is_refused_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(reeldb.ReelError, match="gs://bucket/prefix"):
-        reeldb.open("gs://bucket/prefix")
+    with pytest.raises(reeldb.ReelError, match="hdfs://bucket/prefix"):
+        reeldb.open("hdfs://bucket/prefix")
     with pytest.raises(reeldb.ReelError, match="storage option"):
         reeldb.open(str(tmp_path / "local"), storage_options={"region": "eu-west-1"})
     assert list(tmp_path.iterdir()) == []

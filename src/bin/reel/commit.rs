@@ -13,7 +13,7 @@ use crate::{files, say, schema};
 /// `reel commit`'s arguments.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
-    /// Store directory, or s3://bucket/prefix.
+    /// Store directory, or s3://, gs:// or az:// URL.
     store: PathBuf,
     /// TABLE=FILE: rows to insert or overwrite.
     #[arg(long)]

@@ -48,12 +48,12 @@ fn open_store(location: &std::path::Path) -> Result<Store, Error> {
 enum Command {
     /// Create an empty store.
     Init {
-        /// Store directory, or s3://bucket/prefix (created; must be empty if it exists).
+        /// Store directory, or s3://, gs:// or az:// URL (created; must be empty if it exists).
         store: PathBuf,
     },
     /// Create a table (commits a new version and prints its number).
     Create {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,
@@ -71,14 +71,14 @@ enum Command {
     Alter(schema::AlterArgs),
     /// Drop a table in a new version (earlier versions still read it); prints the version.
     Drop {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,
     },
     /// Rename a table in a new version (earlier versions read the old name); prints it.
     Rename {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// The table's name.
         from: String,
@@ -87,7 +87,7 @@ enum Command {
     },
     /// Print a table's columns (name, type, nullability) and key at a version.
     Schema {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,
@@ -99,7 +99,7 @@ enum Command {
     },
     /// List versions.
     Versions {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
@@ -107,7 +107,7 @@ enum Command {
     },
     /// List the tables at a version with their row counts and keys.
     Tables {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         #[command(flatten)]
         at: At,
@@ -116,7 +116,7 @@ enum Command {
     Scan(read::ScanArgs),
     /// Print the row with a key (exit 1 when absent).
     Get {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,
@@ -130,7 +130,7 @@ enum Command {
     },
     /// Sizes on disk, logical bytes and block sharing.
     Stats {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
@@ -139,7 +139,7 @@ enum Command {
     /// Read and check everything the versions reference; name the newest intact version.
     /// Exits with status 2 when damage is found.
     Verify {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Check only this version (default: every version).
         #[arg(long)]
@@ -147,7 +147,7 @@ enum Command {
     },
     /// Retire old versions: they keep their numbers but can no longer be opened.
     Expire {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Keep only the newest N versions.
         #[arg(long, group = "which")]
@@ -164,7 +164,7 @@ enum Command {
     },
     /// Rewrite every closed generation as B-frames, thin keyframes, and clean the packs.
     Compact {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Keep one full keyframe per this many versions (0: keep every keyframe). Without
         /// it, keyframes are thinned while a thinned version reads at most as many residual
@@ -175,7 +175,7 @@ enum Command {
     /// Purge every version above a known-good one, so the store can be refilled from the
     /// event stream starting at the source offset that version recorded.
     Rewind {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// The version to keep as the latest.
         #[arg(
@@ -190,7 +190,7 @@ enum Command {
     },
     /// Write a table at a version to a file: Parquet, Arrow IPC, CSV or NDJSON by extension.
     Export {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,
@@ -203,7 +203,7 @@ enum Command {
     /// Load a file as a table's whole new state in one version (creating the table, with the
     /// file's schema, when it does not exist); prints the version.
     Import {
-        /// Store directory, or s3://bucket/prefix.
+        /// Store directory, or s3://, gs:// or az:// URL.
         store: PathBuf,
         /// Table name.
         table: String,

@@ -14,7 +14,7 @@ use crate::{At, InfoFormat, files, human, open_at, say};
 /// `reel scan`'s arguments.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Store directory, or s3://bucket/prefix.
+    /// Store directory, or s3://, gs:// or az:// URL.
     store: PathBuf,
     /// Table name.
     table: String,

@@ -15,7 +15,7 @@ use crate::{At, InfoFormat, open_at, say};
 /// `reel alter`'s arguments.
 #[derive(Debug, Args)]
 pub struct AlterArgs {
-    /// Store directory, or s3://bucket/prefix.
+    /// Store directory, or s3://, gs:// or az:// URL.
     store: PathBuf,
     /// Table name.
     table: String,

@@ -13,7 +13,7 @@ use crate::output::{self, RowFormat};
 /// Arguments of `reel sql`.
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// Store directory, or s3://bucket/prefix.
+    /// Store directory, or s3://, gs:// or az:// URL.
     store: PathBuf,
     /// The query (without one, an interactive shell starts).
     query: Option<String>,
