@@ -124,7 +124,7 @@ impl ObjectStorage {
             match self.put_lock(path, &key, &lease, PutMode::Create) {
                 Ok(version) => return Ok(self.hold(path, key, lease, version, sent)),
                 Err(Error::Conflict { .. }) => {}
-                Err(e) => return Err(e),
+                Err(e) => return self.landed_anyway(path, key, lease, sent, e),
             }
             let Some((current, version, written_ms)) = self.read_lock(path, &key)? else {
                 continue;
@@ -143,12 +143,32 @@ impl ObjectStorage {
                 // Someone else took it over first, or it was released: look again.
                 Err(Error::Conflict { .. }) => {}
                 Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+                Err(e) => return self.landed_anyway(path, key, lease, sent, e),
             }
         }
         Err(Error::Locked {
             path: path.to_path_buf(),
         })
+    }
+
+    /// After a put of `lease` (sent at `sent`) failed with `e`: the lock, if the put was
+    /// applied all the same (a request that timed out on its way back) and the object is
+    /// ours; else `e`. Without this, such a put would leave the lock held by no one for a
+    /// whole lease.
+    fn landed_anyway(
+        &self,
+        path: &Path,
+        key: ObjectPath,
+        lease: Lease,
+        sent: Instant,
+        e: Error,
+    ) -> Result<Box<dyn LockGuard>> {
+        match self.read_lock(path, &key) {
+            Ok(Some((Some(found), version, _))) if found == lease => {
+                Ok(self.hold(path, key, lease, version, sent))
+            }
+            _ => Err(e),
+        }
     }
 
     /// Takes the lock of `path`, waiting while it is held, up to twice the lease's length
@@ -266,20 +286,34 @@ async fn renew(
             let held = lock(&held);
             (held.version.clone(), held.renewals + 1)
         };
-        let payload = PutPayload::from(Lease { renewals, ..lease }.encode());
+        let renewal = Lease { renewals, ..lease };
+        let payload = PutPayload::from(renewal.encode());
         let sent = Instant::now();
         storage.counts.request(Request::Put);
-        let put = storage
+        let put = match storage
             .store
             .put_opts(&key, payload, PutOptions::from(PutMode::Update(version)))
-            .await;
+            .await
+        {
+            Ok(put) => Ok(UpdateVersion {
+                e_tag: put.e_tag,
+                version: put.version,
+            }),
+            // A renewal may have been applied though its answer was lost.
+            Err(e)
+                if !matches!(
+                    e,
+                    object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }
+                ) =>
+            {
+                applied_anyway(&storage, &key, &renewal).await.ok_or(e)
+            }
+            Err(e) => Err(e),
+        };
         let mut held = lock(&held);
         match put {
-            Ok(put) => {
-                held.version = UpdateVersion {
-                    e_tag: put.e_tag,
-                    version: put.version,
-                };
+            Ok(version) => {
+                held.version = version;
                 held.renewed = sent;
                 held.renewals = renewals;
             }
@@ -294,6 +328,23 @@ async fn renew(
             Err(_) => {}
         }
     }
+}
+
+/// The version of the lock object `key` if it holds `renewal` (a renewal whose answer was
+/// lost was applied all the same), else `None`.
+async fn applied_anyway(
+    storage: &ObjectStorage,
+    key: &ObjectPath,
+    renewal: &Lease,
+) -> Option<UpdateVersion> {
+    storage.counts.request(Request::Get);
+    let got = storage.store.get(key).await.ok()?;
+    let version = UpdateVersion {
+        e_tag: got.meta.e_tag.clone(),
+        version: got.meta.version.clone(),
+    };
+    let found = Lease::decode(&got.bytes().await.ok()?)?;
+    (found == *renewal).then_some(version)
 }
 
 /// A held lock object: renewed while held, deleted when dropped.
