@@ -85,8 +85,8 @@ fn measure(
     probes: &[i64],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let name = Path::new("bench");
-    let storage = || ObjectStorage::new(objects.clone(), "bench").unwrap();
-    let remote = Store::create_in(Arc::new(storage()), name)?;
+    let fresh = || ObjectStorage::new(objects.clone(), "bench").unwrap();
+    let remote = Store::create_in(Arc::new(fresh()), name)?;
     let t = Instant::now();
     write(&remote, rows);
     println!(
@@ -98,7 +98,7 @@ fn measure(
     );
     println!("|---|---|---|---|---|---|---|");
     for version in [1, VERSIONS as u64] {
-        let storage = storage();
+        let storage = fresh();
         let local_handle = Store::open(local.path())?;
         let mut at = storage.requests();
         let t = Instant::now();
@@ -128,7 +128,7 @@ fn measure(
             );
         }
         // Gets on a handle of their own, so the scan's decoded blocks do not serve them.
-        let storage = ObjectStorage::new(objects.clone(), "bench")?;
+        let storage = fresh();
         let handle = Store::open_in(Arc::new(storage.clone()), name)?;
         let table = handle.snapshot(version)?.table("t")?;
         let local_table = Store::open(local.path())?.snapshot(version)?.table("t")?;
@@ -149,12 +149,7 @@ fn measure(
         // A new handle (as a new process) reading through a local cache that an earlier
         // handle filled, beside a new handle on the local store; open included in both.
         let cache = tempfile::tempdir()?;
-        let cached = || {
-            ObjectStorage::new(objects.clone(), "bench")
-                .unwrap()
-                .with_cache(cache.path(), 1 << 30)
-                .unwrap()
-        };
+        let cached = || fresh().with_cache(cache.path(), 1 << 30).unwrap();
         let filler = Store::open_in(Arc::new(cached()), name)?;
         scan(&filler.snapshot(version)?.table("t")?);
         get_all(&filler.snapshot(version)?.table("t")?, probes);

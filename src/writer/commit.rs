@@ -188,17 +188,6 @@ pub(super) fn append_to_catalog(
     // The commit point comes next: everything written so far assumed this writer still
     // holds the store (its lock's lease on an object store).
     writer.lock.check()?;
-    let (on_disk, own) = (
-        catalog.head().map(|e| e.version),
-        writer.head.as_ref().map(|(e, _)| e.version),
-    );
-    if on_disk != own {
-        // Only another writer commits versions (maintenance rewrites them in place).
-        return Err(Error::WriterConflict {
-            store: writer.store.path().display().to_string(),
-            version: own.map_or(1, |v| v + 1),
-        });
-    }
     let file = catalog.records_file();
     let moved = latest_on_disk(writer, catalog.head())?;
     let none = VersionRecord::default();
@@ -255,6 +244,7 @@ pub(super) fn append_to_catalog(
 /// is not this writer's cached one (`None` when it is): maintenance replaced the index since
 /// this writer's last commit and moved it (listing the packs maintenance wrote, or rewritten
 /// into another records file); the moved record has the same tables, definitions aside.
+/// [`Error::WriterConflict`] when the index holds another latest version than this writer's.
 pub(super) fn latest_on_disk(
     writer: &Writer,
     on_disk: Option<IndexEntry>,
@@ -283,10 +273,11 @@ pub(super) fn latest_on_disk(
             }
             Ok(Some(moved))
         }
-        (d, _) => Err(Error::Internal(format!(
-            "versions.idx ends at version {} where this writer's latest is {}",
-            d.map_or(0, |e| e.version),
-            writer.version()
-        ))),
+        // Only another writer commits versions (maintenance rewrites them in place): this
+        // one lost the store to it.
+        _ => Err(Error::WriterConflict {
+            store: writer.store.path().display().to_string(),
+            version: writer.version() + 1,
+        }),
     }
 }

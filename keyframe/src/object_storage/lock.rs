@@ -213,25 +213,8 @@ impl ObjectStorage {
         path: &Path,
         key: &ObjectPath,
     ) -> Result<Option<(Option<Lease>, UpdateVersion, i64)>> {
-        let (store, key) = (self.store.clone(), key.clone());
-        let got = self.run(Request::Get, path, async move {
-            let got = store.get(&key).await?;
-            let meta = got.meta.clone();
-            Ok((meta, got.bytes().await?))
-        });
-        match got {
-            Ok((meta, bytes)) => {
-                self.counts.read(bytes.len() as u64);
-                let version = UpdateVersion {
-                    e_tag: meta.e_tag,
-                    version: meta.version,
-                };
-                Ok(Some((
-                    Lease::decode(&bytes),
-                    version,
-                    meta.last_modified.timestamp_millis(),
-                )))
-            }
+        match self.run(Request::Get, path, fetch_lock(self.clone(), key.clone())) {
+            Ok(found) => Ok(Some(found)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -330,6 +313,23 @@ async fn renew(
     }
 }
 
+/// Gets the lock object `key`: its lease (if it holds one), its version and when it was last
+/// written (milliseconds since the epoch).
+async fn fetch_lock(
+    storage: ObjectStorage,
+    key: ObjectPath,
+) -> object_store::Result<(Option<Lease>, UpdateVersion, i64)> {
+    let got = storage.store.get(&key).await?;
+    let version = UpdateVersion {
+        e_tag: got.meta.e_tag.clone(),
+        version: got.meta.version.clone(),
+    };
+    let written_ms = got.meta.last_modified.timestamp_millis();
+    let bytes = got.bytes().await?;
+    storage.counts.read(bytes.len() as u64);
+    Ok((Lease::decode(&bytes), version, written_ms))
+}
+
 /// The version of the lock object `key` if it holds `renewal` (a renewal whose answer was
 /// lost was applied all the same), else `None`.
 async fn applied_anyway(
@@ -338,13 +338,10 @@ async fn applied_anyway(
     renewal: &Lease,
 ) -> Option<UpdateVersion> {
     storage.counts.request(Request::Get);
-    let got = storage.store.get(key).await.ok()?;
-    let version = UpdateVersion {
-        e_tag: got.meta.e_tag.clone(),
-        version: got.meta.version.clone(),
-    };
-    let found = Lease::decode(&got.bytes().await.ok()?)?;
-    (found == *renewal).then_some(version)
+    match fetch_lock(storage.clone(), key.clone()).await.ok()? {
+        (Some(found), version, _) if found == *renewal => Some(version),
+        _ => None,
+    }
 }
 
 /// A held lock object: renewed while held, deleted when dropped.

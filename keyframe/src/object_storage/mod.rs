@@ -147,6 +147,18 @@ fn past_end(path: &Path) -> Error {
     )
 }
 
+/// The error for a segment of `path` at `start` that is not the one listed: the file was cut
+/// back and written again since (a read that gets it is retried on a new listing).
+fn not_as_listed(path: &Path, start: u64) -> Error {
+    Error::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("segment at {start} is not as listed"),
+        ),
+    )
+}
+
 impl ObjectStorage {
     /// Storage on `store`, every path under `prefix` (`""` for the store's root; parts are
     /// separated by `/`).
@@ -381,15 +393,7 @@ impl ObjectStorage {
                 store.get_range(&key, within).await
             })?;
             if got.len() as u64 != wanted {
-                // The segment is shorter than listed: the file was cut back and written
-                // again since.
-                return Err(Error::io(
-                    path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("segment at {} shorter than listed", s.start),
-                    ),
-                ));
+                return Err(not_as_listed(path, s.start));
             }
             self.counts.read(wanted);
             out.extend_from_slice(&got);
@@ -420,14 +424,7 @@ impl ObjectStorage {
             Ok((e_tag, got.bytes().await?))
         })?;
         if got.len() as u64 != s.len || got_tag.as_deref() != Some(&**e_tag) {
-            // The segment is not the one listed: the file was cut back and written again.
-            return Err(Error::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("segment at {} is not as listed", s.start),
-                ),
-            ));
+            return Err(not_as_listed(path, s.start));
         }
         self.counts.read(s.len);
         cache.put(&identity, &got);
