@@ -8,6 +8,8 @@
 //! network in them) and then, when `REELDB_MOTO_PYTHON` names a Python with `moto[server]`,
 //! on a moto S3 server on loopback. Last, per version, a new handle reads through a local
 //! cache an earlier handle filled (`ObjectStorage::with_cache`), beside a new local handle.
+//! Then, on each, `reel sync` (`Store::sync_into`) of a store of the same history into an
+//! empty prefix, again, after one more version, and back to local disk.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -187,6 +189,86 @@ fn measure(
     Ok(())
 }
 
+/// `reel sync` into an empty prefix of `objects`, again with nothing new, after one more
+/// version, and back out to an empty local directory: requests and bytes beside the bytes
+/// the local store holds (its files' committed lengths are all it holds: nothing else runs).
+fn measure_sync(
+    objects: Arc<dyn ObjectStore>,
+    rows: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let local = Store::create(dir.path().join("src"))?;
+    write(&local, rows);
+    let name = Path::new("mirror");
+    let fresh = || ObjectStorage::new(objects.clone(), "mirror").unwrap();
+    println!(
+        "| sync | mode | files written | bytes copied | puts | bytes put | gets | bytes got | time | local store bytes (added) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let row =
+        |step: &str, report: &reeldb::SyncReport, asked: Requests, s: f64, local_bytes: u64| {
+            println!(
+                "| {step} | {} | {} | {} | {} | {} | {} | {} | {:.1} ms | {local_bytes} |",
+                report.mode.as_str(),
+                report.files_written,
+                report.bytes_copied,
+                asked.puts,
+                asked.bytes_written,
+                asked.gets,
+                asked.bytes_read,
+                s * 1e3,
+            );
+        };
+    let store_bytes = || support::dir_bytes(&dir.path().join("src"));
+    for step in ["to an empty prefix", "again, nothing new"] {
+        let storage = fresh();
+        let t = Instant::now();
+        let report = local.sync_into(Arc::new(storage.clone()), name, false)?;
+        row(
+            step,
+            &report,
+            storage.requests(),
+            t.elapsed().as_secs_f64(),
+            store_bytes(),
+        );
+    }
+    let before = store_bytes();
+    let mut w = local.writer()?;
+    let mut rng = Rng(99);
+    let changed: Vec<i64> = (0..rows as i64 / 100).map(|i| i * 100).collect();
+    let new_rows: Vec<_> = changed
+        .iter()
+        .map(|_| new_row(&mut rng, VERSIONS, 100_000))
+        .collect();
+    let mut tx = w.begin();
+    tx.upsert("t", batch(&changed, &new_rows.iter().collect::<Vec<_>>()))?;
+    tx.commit()?;
+    drop(w);
+    let storage = fresh();
+    let t = Instant::now();
+    let report = local.sync_into(Arc::new(storage.clone()), name, false)?;
+    row(
+        "after one new version (1% of rows)",
+        &report,
+        storage.requests(),
+        t.elapsed().as_secs_f64(),
+        store_bytes() - before,
+    );
+    let storage = fresh();
+    let remote = Store::open_in(Arc::new(storage.clone()), name)?;
+    let back = dir.path().join("back");
+    let t = Instant::now();
+    let report = remote.sync_to(&back, &[], false)?;
+    row(
+        "back to an empty local directory",
+        &report,
+        storage.requests(),
+        t.elapsed().as_secs_f64(),
+        store_bytes(),
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows = std::env::var("REELDB_BENCH_ROWS")
         .ok()
@@ -204,6 +286,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("## object_store's in-memory store (no network)\n");
     measure(Arc::new(InMemory::new()), &local, rows, &probes)?;
+    println!();
+    measure_sync(Arc::new(InMemory::new()), rows)?;
     if let Some(moto) = MotoServer::start() {
         println!("\n## a moto S3 server on loopback ({})\n", moto.endpoint());
         let s3 = AmazonS3Builder::new()
@@ -214,7 +298,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_access_key_id("test")
             .with_secret_access_key("test")
             .build()?;
-        measure(Arc::new(s3), &local, rows, &probes)?;
+        let s3: Arc<dyn ObjectStore> = Arc::new(s3);
+        measure(s3.clone(), &local, rows, &probes)?;
+        println!();
+        measure_sync(s3, rows)?;
     }
     Ok(())
 }

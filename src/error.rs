@@ -203,6 +203,25 @@ pub enum Error {
         /// The version the commit would have been.
         version: u64,
     },
+    /// A sync's destination is not a copy of an earlier state of its source.
+    #[error(
+        "cannot sync into {store}: {reason}; sync into an empty destination instead (or \
+         delete this copy first)"
+    )]
+    SyncDiverged {
+        /// The destination.
+        store: String,
+        /// How it differs from the source.
+        reason: String,
+    },
+    /// A sync into this store was interrupted: records past its index are the unfinished
+    /// copy's, so nothing that would cut the catalog back (a writer, maintenance, a rewind)
+    /// or judge it (verification) may run until a sync finishes.
+    #[error(
+        "an unfinished `reel sync` was copying into this store (its SYNC file is there): run \
+         the same sync again to finish it"
+    )]
+    SyncUnfinished,
     /// Another maintenance run (compact, thin, clean, expire) or a rewind holds the store's
     /// maintenance lock.
     #[error(

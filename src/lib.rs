@@ -63,6 +63,7 @@ pub mod error;
 pub mod lease;
 mod location;
 pub mod store;
+pub mod sync;
 pub mod timestamp;
 pub mod value;
 // The read side (snapshots, overlay views, changes, filters) and the write side (the writer,
@@ -94,6 +95,7 @@ pub use reeldb_keyframe::object_storage;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
+pub use sync::{SyncMode, SyncReport};
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};
 pub use writer::schema_change::ColumnChange;

@@ -24,9 +24,14 @@ use reeldb_testkit::MotoServer as Moto;
 
 /// `ObjectStorage` on `prefix` of the server's bucket, as a store's own would be.
 fn storage(moto: &Moto, prefix: &str) -> ObjectStorage {
+    storage_at(&moto.endpoint(), prefix)
+}
+
+/// `ObjectStorage` on `prefix` of the bucket of the server at `endpoint`.
+fn storage_at(endpoint: &str, prefix: &str) -> ObjectStorage {
     let s3 = AmazonS3Builder::new()
         .with_bucket_name("bkt")
-        .with_endpoint(moto.endpoint())
+        .with_endpoint(endpoint)
         .with_allow_http(true)
         .with_region("us-east-1")
         .with_access_key_id("test")
@@ -419,4 +424,102 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
         .unwrap();
     let name = arrow::util::display::array_value_to_string(row.unwrap().column(1), 0).unwrap();
     assert!(name.starts_with("name-0-"), "{name}");
+}
+
+/// Run as a child by the sync kill test: syncs `REELDB_SYNC_SRC` into `REELDB_SYNC_PREFIX` of
+/// the server at `REELDB_SYNC_ENDPOINT`, dying at `REELDB_KILL_AT`.
+#[test]
+fn child_syncs_until_its_kill_point() {
+    let Ok(src) = std::env::var("REELDB_SYNC_SRC") else {
+        return;
+    };
+    let var = |name| std::env::var(name).unwrap();
+    let dst = reeldb_testkit::FaultyStorage::new(
+        storage_at(&var("REELDB_SYNC_ENDPOINT"), &var("REELDB_SYNC_PREFIX"))
+            .with_lock_ttl(Duration::from_secs(2)),
+    );
+    dst.plan()
+        .kill_at(reeldb_testkit::KillPoint::parse(&var("REELDB_KILL_AT")).unwrap());
+    let store = Store::open(&src).unwrap();
+    store
+        .sync_into(Arc::new(dst), Path::new("s3://bkt/killed"), false)
+        .unwrap();
+}
+
+#[test]
+fn a_sync_to_s3_killed_at_each_step_is_finished_by_the_next_and_syncs_back_the_same() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let src_arg = src.display().to_string();
+    let (code, _, err) = reel(
+        &moto,
+        &[
+            "demo",
+            "--orders",
+            "20000",
+            "--batches",
+            "10",
+            "--events",
+            "2000",
+            &src_arg,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let scan = |at: &str, table: &str| reel(&moto, &["scan", at, table, "--format", "csv"]).1;
+    let steps = [
+        "sync:overlays:1",
+        "sync:packs:1",
+        "sync:catalog/records:1",
+        "write:catalog/versions.idx:1",
+        "write:STORE:1",
+        "write:SYNC:2",
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        let prefix = format!("mirrors/{n}");
+        let url = format!("s3://bkt/{prefix}");
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_syncs_until_its_kill_point", "--nocapture"])
+            .env("REELDB_SYNC_SRC", &src_arg)
+            .env("REELDB_SYNC_ENDPOINT", moto.endpoint())
+            .env("REELDB_SYNC_PREFIX", &prefix)
+            .env("REELDB_KILL_AT", step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the sync did not die at {step}");
+        // The killed sync's locks are leases (2 s here): the next sync waits them out.
+        let started = Instant::now();
+        let (code, out, err) = loop {
+            let (code, out, err) = reel(&moto, &["sync", &src_arg, &url, "--verify"]);
+            let locked = err.contains("holds the lock") || err.contains("already running");
+            if code == Some(0) || !locked || started.elapsed().as_secs() > 20 {
+                break (code, out, err);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(code, Some(0), "after {step}: {out}{err}");
+        assert!(
+            out.contains("an unfinished sync resumed"),
+            "after {step}: {out}"
+        );
+        assert!(out.contains("all intact"), "after {step}: {out}");
+        assert_eq!(
+            scan(&url, "orders"),
+            scan(&src_arg, "orders"),
+            "after {step}"
+        );
+    }
+    let url = "s3://bkt/mirrors/0";
+    let back = dir.path().join("back");
+    let back_arg = back.display().to_string();
+    let (code, out, err) = reel(&moto, &["sync", url, &back_arg, "--verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("fresh:"), "{out}");
+    for table in ["orders", "accounts"] {
+        assert_eq!(scan(&back_arg, table), scan(&src_arg, table), "{table}");
+    }
+    let (_, out, _) = reel(&moto, &["sync", &src_arg, url]);
+    assert!(out.starts_with("up-to-date:"), "{out}");
 }

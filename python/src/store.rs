@@ -289,6 +289,39 @@ impl Database {
         Ok(d)
     }
 
+    /// Copies this store at its latest version into `dst` (a directory or an object-store
+    /// URL), copying only what `dst` lacks; run again to bring the copy up to date or to
+    /// finish an interrupted one (README, "Replication"). `storage_options` configure `dst`.
+    /// Returns a dict: `mode` ("fresh", "append", "replace" or "up-to-date"),
+    /// `from_version`, `to_version`, `files_written`, `bytes_copied`, `resumed`, and with
+    /// `verify`, `intact` (the versions copied verified whole).
+    #[pyo3(signature = (dst, verify = false, storage_options = None))]
+    fn sync<'py>(
+        &self,
+        py: Python<'py>,
+        dst: PathBuf,
+        verify: bool,
+        storage_options: Option<std::collections::BTreeMap<String, String>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store.clone();
+        let options: Vec<(String, String)> =
+            storage_options.unwrap_or_default().into_iter().collect();
+        let report = py
+            .detach(|| store.sync_to(&dst, &options, verify))
+            .py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("mode", report.mode.as_str())?;
+        d.set_item("from_version", report.from_version)?;
+        d.set_item("to_version", report.to_version)?;
+        d.set_item("files_written", report.files_written)?;
+        d.set_item("bytes_copied", report.bytes_copied)?;
+        d.set_item("resumed", report.resumed)?;
+        if let Some(checked) = &report.verified {
+            d.set_item("intact", checked.is_intact())?;
+        }
+        Ok(d)
+    }
+
     /// Sizes and sharing as a dict: versions, bytes_on_disk, logical_bytes (full copies of
     /// every version), sharing_ratio, block counts, the overlay, residual and bitmap bytes,
     /// and latest_rows per table.

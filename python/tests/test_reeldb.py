@@ -339,14 +339,19 @@ def moto_endpoint():
     server.wait(timeout=30)
 
 
-def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint, tmp_path):
-    options = {
-        "endpoint": moto_endpoint,
+def s3_options(endpoint):
+    """Storage options for the moto server at `endpoint`."""
+    return {
+        "endpoint": endpoint,
         "allow_http": "true",
         "region": "us-east-1",
         "access_key_id": "test",
         "secret_access_key": "test",
     }
+
+
+def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint, tmp_path):
+    options = s3_options(moto_endpoint)
     db = reeldb.open("s3://bkt/py/orders", storage_options=options)
     db.create_table("orders", ORDERS, key=["id"])
     with db.writer() as w:
@@ -359,6 +364,24 @@ def test_a_store_on_s3_round_trips_through_storage_options(moto_endpoint, tmp_pa
     assert any((tmp_path / "cache").iterdir()), "what was read is cached"
     with pytest.raises(reeldb.ReelError, match="s3://no-such-bucket/x"):
         reeldb.open("s3://no-such-bucket/x", storage_options=options)
+
+
+def test_a_store_synced_to_s3_and_back_reads_the_same_and_follows_new_versions(
+    moto_endpoint, db, tmp_path
+):
+    options = s3_options(moto_endpoint)
+    commit(db, upsert=orders([1, 2, 3]))
+    first = db.sync("s3://bkt/py/mirror", verify=True, storage_options=options)
+    assert (first["mode"], first["to_version"], first["intact"]) == ("fresh", 2, True)
+    commit(db, upsert=orders([4]))
+    second = db.sync("s3://bkt/py/mirror", storage_options=options)
+    assert (second["mode"], second["from_version"], second["to_version"]) == ("append", 2, 3)
+    assert 0 < second["bytes_copied"] < first["bytes_copied"]
+    mirror = reeldb.open("s3://bkt/py/mirror", create=False, storage_options=options)
+    back = mirror.sync(tmp_path / "back", verify=True)
+    assert back["intact"]
+    copy = reeldb.open(tmp_path / "back", create=False)
+    assert copy.snapshot().scan("orders").read_all() == db.snapshot().scan("orders").read_all()
 
 
 def test_damaged_bytes_raise_corruption_error(tmp_path):

@@ -21,7 +21,9 @@
 //! more than [`MAX_FLIPPED_BITS`] bits, and any loss whose proof was damaged too. A rewind
 //! purges versions whose records stay in records.log until the writer cuts them off, so it
 //! first appends a rewind marker ([`rewind_marker`]): records before the marker numbered
-//! above its target prove nothing.
+//! above its target prove nothing. Nor do records past the index of a store `reel sync` is
+//! copying into (its `SYNC` file is there): [`lost_after`] refuses to judge such a store
+//! ([`crate::Error::SyncUnfinished`]).
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -86,6 +88,8 @@ pub fn lost_after(
     storage: &dyn Storage,
     head: Option<&IndexEntry>,
 ) -> Result<Option<RangeInclusive<u64>>> {
+    // Records past the index of a store a sync is copying into prove nothing.
+    crate::sync::refuse_unfinished(storage)?;
     let (file, from, latest) = match head {
         Some(e) => (
             e.records_file,

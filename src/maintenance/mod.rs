@@ -148,6 +148,7 @@ impl Maintenance {
     /// commit until the run ends.
     pub(crate) fn open(store: Store, writer_quiet: bool) -> Result<Maintenance> {
         store.refuse_purges("maintenance")?;
+        crate::sync::refuse_unfinished(store.inner.storage.as_ref())?;
         let storage = store.inner.storage.clone();
         let lock = maintenance_lock(&store)?;
         // A rewind (none can run while the lock is held) may have let positions this

@@ -188,6 +188,18 @@ enum Command {
         #[arg(long)]
         to_last_good: bool,
     },
+    /// Copy a store at its latest version into another location (local or s3://, gs://,
+    /// az://), copying only what the copy lacks: run again to bring a copy up to date, or to
+    /// finish one that was interrupted. `--cache-dir` caches what is read from SRC.
+    Sync {
+        /// The store copied: directory, or s3://, gs:// or az:// URL.
+        src: PathBuf,
+        /// Where the copy is (created if missing; must be empty or an earlier copy of SRC).
+        dst: PathBuf,
+        /// Then verify the versions copied (exit status 2 on damage).
+        #[arg(long)]
+        verify: bool,
+    },
     /// Write a table at a version to a file: Parquet, Arrow IPC, CSV or NDJSON by extension.
     Export {
         /// Store directory, or s3://, gs:// or az:// URL.
@@ -343,6 +355,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             to,
             to_last_good,
         } => maintain::rewind(&mut out, &open_store(&store)?, to, to_last_good),
+        Command::Sync { src, dst, verify } => {
+            maintain::sync(&mut out, &open_store(&src)?, &dst, verify)
+        }
     }
 }
 

@@ -307,3 +307,55 @@ fn say_rewrite(out: &mut dyn Write, catalog: &reeldb::CatalogRewrite) -> Result<
         ),
     )
 }
+
+/// `reel sync`: copies `src` into `dst` and says what was copied; with `verify`, exits 2
+/// when a version copied is damaged.
+pub fn sync(
+    out: &mut dyn Write,
+    src: &Store,
+    dst: &std::path::Path,
+    verify: bool,
+) -> Result<(), Error> {
+    let report = src.sync_to(dst, &[], verify)?;
+    say(
+        out,
+        format_args!(
+            "{}: {} at version {} (was {}): {} files written, {} bytes copied{}",
+            report.mode.as_str(),
+            dst.display(),
+            report.to_version,
+            report.from_version,
+            report.files_written,
+            report.bytes_copied,
+            if report.resumed {
+                ", an unfinished sync resumed"
+            } else {
+                ""
+            }
+        ),
+    )?;
+    if let Some(checked) = &report.verified {
+        for check in &checked.versions {
+            if let Some(problem) = &check.problem {
+                say(out, format_args!("v{}: {problem}", check.version))?;
+            }
+        }
+        say(
+            out,
+            format_args!(
+                "{} versions verified, {}",
+                checked.versions.len(),
+                if checked.is_intact() {
+                    "all intact"
+                } else {
+                    "damage found"
+                }
+            ),
+        )?;
+        if !checked.is_intact() {
+            out.flush().map_err(output::write_error)?;
+            std::process::exit(2);
+        }
+    }
+    Ok(())
+}
