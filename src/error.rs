@@ -177,8 +177,8 @@ pub enum Error {
     /// readers publish no leases, so nothing could tell what they still read.
     #[error(
         "{operation} is not supported on {store}: it is on an object store, whose readers \
-         publish no leases, so nothing may purge what they read (maintenance and rewinds run \
-         on local stores only, for now)"
+         publish no leases (rewinds run on local stores only, for now: sync the store to \
+         local disk, rewind there, and sync it into an empty prefix)"
     )]
     UnsupportedStorage {
         /// What was refused.

@@ -10,7 +10,8 @@
 //! either seen pinned by maintenance or already gone when the reader checked.
 //!
 //! On storage whose locks outlive their process (an object store) nothing is published:
-//! readers there write nothing, and nothing that purges may run.
+//! readers there write nothing; maintenance there retires files for a retention period
+//! instead of deleting them (`maintenance::retire`), and rewinds are refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
@@ -34,7 +35,8 @@ pub(crate) struct Leases {
     storage: Arc<dyn Storage>,
     /// False on storage whose locks outlive their process (object stores): pins are then
     /// counted here only and nothing is written, since a lease there could not tell a live
-    /// reader from a dead one. Nothing purges such a store (see `Store::refuse_purges`).
+    /// reader from a dead one (maintenance retires files there instead: `maintenance::retire`;
+    /// rewinds are refused: `Store::refuse_purges`).
     publishing: bool,
     state: Mutex<State>,
 }

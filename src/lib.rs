@@ -77,6 +77,7 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use location::{DEFAULT_CACHE_SIZE, StorageOptions};
 pub use maintenance::expire::Expiry;
+pub use maintenance::retire::{DEFAULT_RETENTION, Reclaimed};
 pub use maintenance::rewind::Rewound;
 pub use maintenance::verify::{VerifyReport, VersionCheck};
 pub use maintenance::{

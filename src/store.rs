@@ -30,8 +30,11 @@ const STORE_MAGIC: [u8; 8] = *b"REELSTOR";
 /// Feature bit: the catalog was rewritten at least once, so index entries name records files
 /// other than records.log (builds before it would read records at the wrong offsets).
 pub const FEATURE_RECORDS_FILES: u32 = 1;
+/// Feature bit: on an object store, a file was rewritten whole as a new generation of
+/// segment objects (FORMAT.md, "On an object store"), which builds before it would not read.
+pub const FEATURE_SEGMENT_GENERATIONS: u32 = 2;
 /// Feature bits this build understands; a store with any other bit set is refused.
-const KNOWN_FEATURES: u32 = FEATURE_RECORDS_FILES;
+const KNOWN_FEATURES: u32 = FEATURE_RECORDS_FILES | FEATURE_SEGMENT_GENERATIONS;
 
 /// What kind of data a version is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +268,9 @@ impl Store {
     }
 
     /// Fails with [`Error::UnsupportedStorage`] naming `operation` when the store's storage
-    /// keeps locks past their process (an object store): its readers publish no leases, so
-    /// nothing that purges versions or files may run.
+    /// keeps locks past their process (an object store): its readers publish no leases, and
+    /// a rewind, which deletes files whose names a later commit may use again, cannot wait
+    /// out a retention period as maintenance does.
     pub(crate) fn refuse_purges(&self, operation: &str) -> Result<()> {
         if self.inner.storage.locks_outlive_their_process() {
             return Err(Error::UnsupportedStorage {

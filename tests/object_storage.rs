@@ -1,6 +1,7 @@
 //! A store on an object store (`ObjectStorage` over object_store's in-memory store): commits,
 //! reads at every version from another handle, verification, one writer at a time, readers
-//! that write nothing, and what purges refused without changing anything.
+//! that write nothing, a rewind refused without changing anything, and maintenance that
+//! retires what it no longer needs for a retention period before deleting it.
 #![cfg(feature = "object-store")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -117,8 +118,12 @@ fn delete_writer_lock(memory: &InMemory, prefix: &str) {
 fn a_writer_that_lost_the_store_to_another_gets_writer_conflict_and_commits_nothing() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
-    let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
-    let mut stalled = remote.writer().unwrap();
+    both_stores(&memory, "s", &dir.path().join("s"));
+    let short_lease = ObjectStorage::new(memory.clone(), "s")
+        .unwrap()
+        .with_lock_ttl(std::time::Duration::from_secs(1));
+    let stalled_store = Store::open_in(Arc::new(short_lease), Path::new("memory:///s")).unwrap();
+    let mut stalled = stalled_store.writer().unwrap();
     // The stalled writer's lock object goes (as a lapsed lease would): another writer takes
     // the store and commits version 5.
     delete_writer_lock(&memory, "s");
@@ -128,6 +133,8 @@ fn a_writer_that_lost_the_store_to_another_gets_writer_conflict_and_commits_noth
     tx.upsert("orders", orders(&[1000], 9)).unwrap();
     assert_eq!(tx.commit().unwrap(), 5);
     let before = read_all_canonical(&open(&memory, "s"));
+    // The stalled writer's next renewal (a quarter of its lease on) finds the lock taken.
+    std::thread::sleep(std::time::Duration::from_millis(600));
 
     let mut tx = stalled.begin();
     tx.upsert("orders", orders(&[2000], 9)).unwrap();
@@ -210,13 +217,12 @@ fn readers_of_an_object_store_write_nothing() {
 }
 
 #[test]
-fn what_purges_is_refused_on_an_object_store_and_changes_nothing() {
+fn a_rewind_is_refused_on_an_object_store_and_changes_nothing() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
     let before = objects_under(&memory, "s");
     for refused in [
-        remote.maintenance().map(|_| ()),
         remote.rewind(2).map(|_| ()),
         remote.writer().unwrap().rewind(2).map(|_| ()),
     ] {
@@ -226,6 +232,145 @@ fn what_purges_is_refused_on_an_object_store_and_changes_nothing() {
         );
     }
     assert_eq!(objects_under(&memory, "s"), before);
+}
+
+/// Commits rounds `rounds` to `store`, a keyframe every third version, so that generations
+/// close and compaction has work.
+fn commit_rounds(store: &Store, rounds: std::ops::Range<u64>) {
+    let mut w = store
+        .writer_with(
+            reeldb::WriterOptions::default()
+                .tree_shape(common::tiny_shape())
+                .min_overlay_rows(0)
+                .keyframe_every(3),
+        )
+        .unwrap();
+    for round in rounds {
+        let mut tx = w.begin();
+        let lo = (round as i64 * 17) % 170;
+        tx.upsert("orders", orders(&(lo..lo + 25).collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.delete("orders", common::ids(&[lo + 27])).unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+/// Version `v` of "orders" in `store`, canonical.
+fn rows_at(store: &Store, v: u64) -> arrow::array::RecordBatch {
+    let t = store.snapshot(v).unwrap().table("orders").unwrap();
+    canonical(
+        &t.scan(&reeldb::ScanOptions::new())
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn maintenance_on_an_object_store_keeps_what_it_retires_for_the_retention_then_deletes_it() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    commit_rounds(&remote, 4..12);
+    commit_rounds(&local, 4..12);
+    let latest = remote.latest_version().unwrap();
+    // A reader on another machine, with version 2 open before maintenance runs.
+    let reader = open(&memory, "s");
+    let held = reader.snapshot(2).unwrap();
+
+    let mut maintenance = remote.maintenance().unwrap();
+    let report = maintenance
+        .run(&reeldb::MaintenancePlan::default(), &mut |_, _, _| {})
+        .unwrap();
+    maintenance.expire(reeldb::Expiry::Before(3), &[]).unwrap();
+    let rewrite = maintenance.rewrite_catalog(0.0).unwrap();
+    drop(maintenance);
+    assert!(report.compaction.generations > 0, "{report:?}");
+    assert_eq!(report.compaction.node_logs_removed, 0, "{report:?}");
+    assert!(report.compaction.node_logs_held > 0, "{report:?}");
+    assert!(rewrite.rewritten && rewrite.files_held > 0, "{rewrite:?}");
+    let retired = objects_under(&memory, "s/retired");
+    assert!(!retired.is_empty());
+
+    // What the reader opened still reads, whole; every live version reads as locally.
+    let scan = held
+        .table("orders")
+        .unwrap()
+        .scan(&reeldb::ScanOptions::new());
+    let rows: Vec<_> = scan.unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(canonical(&rows), rows_at(&local, 2));
+    let fresh = open(&memory, "s");
+    for v in 3..=latest {
+        assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
+    }
+    assert!(matches!(
+        fresh.snapshot(2),
+        Err(Error::Expired { version: 2 })
+    ));
+
+    // Within the retention nothing is deleted; past it (0 here) a run deletes it all.
+    let files = || -> Vec<String> {
+        let all = objects_under(&memory, "s");
+        all.into_iter().filter(|o| !o.ends_with("/lock")).collect()
+    };
+    let before = files();
+    let mut again = remote.maintenance().unwrap();
+    let kept = again.reclaim().unwrap();
+    assert_eq!(kept.files_deleted, 0);
+    assert!(kept.files_retained > 0);
+    assert_eq!(files(), before);
+    again.set_retention(std::time::Duration::ZERO);
+    let reclaimed = again.reclaim().unwrap();
+    drop(again);
+    assert_eq!(
+        reclaimed.files_deleted, kept.files_retained,
+        "{reclaimed:?}"
+    );
+    assert!(objects_under(&memory, "s/retired").is_empty());
+    assert!(files().len() < before.len());
+    let fresh = open(&memory, "s");
+    for v in 3..=latest {
+        assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
+    }
+    assert!(fresh.verify(3..=latest, &mut |_| {}).unwrap().is_intact());
+}
+
+#[test]
+fn a_writer_beside_maintenance_on_an_object_store_appends_to_the_rewritten_index() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    let writer_handle = open(&memory, "s");
+    let mut w = writer_handle.writer().unwrap();
+    let commit = |w: &mut reeldb::Writer, round: u64| {
+        let mut tx = w.begin();
+        tx.upsert("orders", orders(&[round as i64 * 3], round))
+            .unwrap();
+        tx.commit().unwrap()
+    };
+    commit(&mut w, 5);
+    // Another process expires versions: versions.idx is rewritten whole.
+    let mut maintenance = remote.maintenance().unwrap();
+    maintenance.expire(reeldb::Expiry::Before(3), &[]).unwrap();
+    drop(maintenance);
+    assert!(
+        objects_under(&memory, "s/catalog/versions.idx")
+            .iter()
+            .all(|o| o.contains("/00000001-")),
+        "{:?}",
+        objects_under(&memory, "s/catalog/versions.idx")
+    );
+    let v = commit(&mut w, 6);
+    drop(w);
+    let fresh = open(&memory, "s");
+    assert_eq!(fresh.latest_version().unwrap(), v);
+    let mut lw = local.writer().unwrap();
+    commit(&mut lw, 5);
+    commit(&mut lw, 6);
+    for version in 3..=v {
+        assert_eq!(rows_at(&fresh, version), rows_at(&local, version));
+    }
+    assert!(fresh.verify(3..=v, &mut |_| {}).unwrap().is_intact());
 }
 
 #[test]

@@ -426,6 +426,24 @@ fn writers_killed_mid_commit_leave_every_version_whole() {
     assert!(name.starts_with("name-0-"), "{name}");
 }
 
+/// A small `reel demo` store (11 versions of two tables) in `dir`, on local disk.
+fn demo_store(moto: &Moto, dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("src");
+    let src_arg = src.display().to_string();
+    let args = [
+        "demo",
+        "--orders",
+        "20000",
+        "--batches",
+        "10",
+        "--events",
+        "2000",
+    ];
+    let (code, _, err) = reel(moto, &[&args[..], &[&src_arg]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    src
+}
+
 /// Run as a child by the sync kill test: syncs `REELDB_SYNC_SRC` into `REELDB_SYNC_PREFIX` of
 /// the server at `REELDB_SYNC_ENDPOINT`, dying at `REELDB_KILL_AT`.
 #[test]
@@ -450,22 +468,8 @@ fn child_syncs_until_its_kill_point() {
 fn a_sync_to_s3_killed_at_each_step_is_finished_by_the_next_and_syncs_back_the_same() {
     let Some(moto) = Moto::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
+    let src = demo_store(&moto, dir.path());
     let src_arg = src.display().to_string();
-    let (code, _, err) = reel(
-        &moto,
-        &[
-            "demo",
-            "--orders",
-            "20000",
-            "--batches",
-            "10",
-            "--events",
-            "2000",
-            &src_arg,
-        ],
-    );
-    assert_eq!(code, Some(0), "{err}");
     let scan = |at: &str, table: &str| reel(&moto, &["scan", at, table, "--format", "csv"]).1;
     let steps = [
         "sync:overlays:1",
@@ -522,4 +526,53 @@ fn a_sync_to_s3_killed_at_each_step_is_finished_by_the_next_and_syncs_back_the_s
     }
     let (_, out, _) = reel(&moto, &["sync", &src_arg, url]);
     assert!(out.starts_with("up-to-date:"), "{out}");
+}
+
+#[test]
+fn compact_and_expire_run_on_s3_and_what_they_retire_goes_after_the_retention() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = demo_store(&moto, dir.path());
+    let src_arg = src.display().to_string();
+    let url = "s3://bkt/maintained";
+    let (code, out, err) = reel(&moto, &["sync", &src_arg, url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let scan = |at: &str, table: &str, v: &str| {
+        reel(
+            &moto,
+            &["scan", at, table, "--version", v, "--format", "csv"],
+        )
+        .1
+    };
+    let latest = Store::open(&src)
+        .unwrap()
+        .latest_version()
+        .unwrap()
+        .to_string();
+    // Within the default retention (an hour) nothing is deleted.
+    let (code, out, err) = reel(&moto, &["compact", url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("kept until their retention passes"), "{out}");
+    let (code, out, err) = reel(
+        &moto,
+        &["expire", url, "--keep-last", "3", "--retention", "0s"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("versions expired"), "{out}");
+    assert!(
+        out.contains("retired files:") && out.contains(" deleted"),
+        "{out}"
+    );
+    let (code, out, err) = reel(&moto, &["verify", url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for table in ["orders", "accounts"] {
+        assert_eq!(
+            scan(url, table, &latest),
+            scan(&src_arg, table, &latest),
+            "{table}"
+        );
+    }
+    let (code, _, err) = reel(&moto, &["scan", url, "orders", "--version", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("expired"), "{err}");
 }

@@ -39,6 +39,17 @@ pub fn open(
     Ok(Database { store })
 }
 
+/// A duration given as seconds or a timedelta, if given.
+fn duration(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Duration>> {
+    value
+        .map(|o| match o.extract::<Duration>() {
+            Ok(d) => Ok(d),
+            Err(_) => Duration::try_from_secs_f64(o.extract::<f64>()?)
+                .map_err(|e| PyValueError::new_err(format!("{name}: {e}"))),
+        })
+        .transpose()
+}
+
 /// A ReelDB store (`reeldb.open(path)`).
 #[pyclass(name = "Store", module = "reeldb", frozen)]
 pub struct Database {
@@ -152,15 +163,19 @@ impl Database {
     /// thins keyframes: by default while a thinned version reads at most as many residual
     /// rows as its keyframe has; with `keyframe_every`, to one full keyframe per that many
     /// versions (always the newest; 0 keeps every keyframe), as `reel compact
-    /// --keyframe-every` does. Returns what it did as a dict.
-    #[pyo3(signature = (keyframe_every = None))]
+    /// --keyframe-every` does. On an object store, what it no longer needs stays readable
+    /// for `retention` (seconds or a timedelta; default an hour) and is deleted by a run
+    /// after that (`files_deleted`, `files_retained`). Returns what it did as a dict.
+    #[pyo3(signature = (keyframe_every = None, retention = None))]
     fn compact<'py>(
         &self,
         py: Python<'py>,
         keyframe_every: Option<u64>,
+        retention: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let retention = duration(retention, "retention")?.unwrap_or(reeldb::DEFAULT_RETENTION);
         let store = self.store.clone();
-        let (report, thinning, cleaning, catalog) = py
+        let (report, thinning, cleaning, catalog, reclaimed) = py
             .detach(|| -> reeldb::Result<_> {
                 let thinning = match keyframe_every {
                     None => KeyframeThinning::default(),
@@ -171,8 +186,10 @@ impl Database {
                     thinning,
                     ..MaintenancePlan::default()
                 };
-                let r = store.maintenance()?.run(&plan, &mut |_, _, _| {})?;
-                Ok((r.compaction, r.thinning, r.cleaning, r.catalog))
+                let mut maintenance = store.maintenance()?;
+                maintenance.set_retention(retention);
+                let r = maintenance.run(&plan, &mut |_, _, _| {})?;
+                Ok((r.compaction, r.thinning, r.cleaning, r.catalog, r.reclaimed))
             })
             .py_err()?;
         let d = PyDict::new(py);
@@ -195,6 +212,8 @@ impl Database {
         d.set_item("catalog_bytes_after", catalog.bytes_after)?;
         d.set_item("pack_bytes_before", cleaning.bytes_before)?;
         d.set_item("pack_bytes_after", cleaning.bytes_after)?;
+        d.set_item("files_deleted", reclaimed.files_deleted)?;
+        d.set_item("files_retained", reclaimed.files_retained)?;
         Ok(d)
     }
 
@@ -211,13 +230,7 @@ impl Database {
         older_than: Option<&Bound<'_, PyAny>>,
         keep_meta: Vec<String>,
     ) -> PyResult<Vec<u64>> {
-        let older_than = older_than
-            .map(|o| match o.extract::<Duration>() {
-                Ok(d) => Ok(d),
-                Err(_) => Duration::try_from_secs_f64(o.extract::<f64>()?)
-                    .map_err(|e| PyValueError::new_err(format!("older_than: {e}"))),
-            })
-            .transpose()?;
+        let older_than = duration(older_than, "older_than")?;
         let expiry = match (keep_last, before, older_than) {
             (Some(n), None, None) => Expiry::KeepLast(n),
             (None, Some(v), None) => Expiry::Before(v),

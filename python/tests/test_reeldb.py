@@ -378,6 +378,8 @@ def test_a_store_synced_to_s3_and_back_reads_the_same_and_follows_new_versions(
     assert (second["mode"], second["from_version"], second["to_version"]) == ("append", 2, 3)
     assert 0 < second["bytes_copied"] < first["bytes_copied"]
     mirror = reeldb.open("s3://bkt/py/mirror", create=False, storage_options=options)
+    done = mirror.compact(retention=0)
+    assert done["files_retained"] == 0
     back = mirror.sync(tmp_path / "back", verify=True)
     assert back["intact"]
     copy = reeldb.open(tmp_path / "back", create=False)

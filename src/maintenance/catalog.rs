@@ -157,7 +157,8 @@ impl Maintenance {
     }
 
     /// Deletes the records files the latest version's entry does not name, unless a live
-    /// reader pins a version or a writer is open.
+    /// reader pins a version or a writer is open (on an object store: retires them, see
+    /// `retire`).
     fn delete_retired_records(&mut self, report: &mut CatalogRewrite) -> Result<()> {
         let store = self.store().clone();
         let storage = store.inner.storage.clone();
@@ -186,12 +187,18 @@ impl Maintenance {
             report.files_held += retired.len();
             return Ok(());
         }
-        for name in &retired {
-            storage.remove(&Path::new(CATALOG_DIR).join(name))?;
-            report.files_deleted += 1;
+        let paths: Vec<_> = retired
+            .iter()
+            .map(|name| Path::new(CATALOG_DIR).join(name))
+            .collect();
+        match self.delete_or_retire(&paths)? {
+            true => {
+                report.files_deleted += paths.len();
+                storage.sync_dir(Path::new(CATALOG_DIR))?;
+            }
+            false => report.files_held += paths.len(),
         }
         drop((census, writer));
-        storage.sync_dir(Path::new(CATALOG_DIR))?;
         Ok(())
     }
 }

@@ -228,7 +228,8 @@ impl Maintenance {
         Ok(report)
     }
 
-    /// Deletes the retired packs, unless a live reader pins any version.
+    /// Deletes the retired packs, unless a live reader pins any version (on an object
+    /// store: retires them, see `retire`).
     pub(crate) fn delete_retired_packs(&mut self, report: &mut Cleaning) -> Result<()> {
         let store = self.store().clone();
         let storage = store.inner.storage.clone();
@@ -245,12 +246,15 @@ impl Maintenance {
             report.packs_held += old.len();
             return Ok(());
         }
-        for id in &old {
-            storage.remove(&pack_path(*id))?;
-            report.packs_deleted += 1;
-        }
         drop(census);
-        storage.sync_dir(Path::new(PACK_DIR))?;
+        let paths: Vec<_> = old.iter().map(|id| pack_path(*id)).collect();
+        match self.delete_or_retire(&paths)? {
+            true => {
+                report.packs_deleted += paths.len();
+                storage.sync_dir(Path::new(PACK_DIR))?;
+            }
+            false => report.packs_held += paths.len(),
+        }
         Ok(())
     }
 }

@@ -289,7 +289,8 @@ impl Maintenance {
     }
 
     /// Deletes the node logs of closed generations no live version reads, unless a live
-    /// reader pins a version of their generation.
+    /// reader pins a version of their generation (on an object store: retires them, see
+    /// `retire`).
     fn remove_unused_logs(&mut self, report: &mut Compaction) -> Result<()> {
         let store = self.store().clone();
         let storage = store.inner.storage.clone();
@@ -328,7 +329,7 @@ impl Maintenance {
         // names a purged version above the generations that follow it).
         let read_latest = records.last().map_or(0, |(e, _)| e.version);
         let census = ReaderCensus::take(storage.as_ref())?;
-        let mut removed = false;
+        let (mut doomed, mut bytes) = (Vec::new(), 0);
         for name in storage.list(dir)? {
             let path = dir.join(&name);
             let Some((table, g)) = super::rewind::log_id(&name) else {
@@ -348,14 +349,20 @@ impl Maintenance {
                 report.node_logs_held += 1;
                 continue;
             }
-            report.bytes_reclaimed += storage.len(&path)?;
-            storage.remove(&path)?;
-            report.node_logs_removed += 1;
-            removed = true;
+            bytes += storage.len(&path)?;
+            doomed.push(path);
         }
         drop(census);
-        if removed {
-            storage.sync_dir(dir)?;
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        match self.delete_or_retire(&doomed)? {
+            true => {
+                report.bytes_reclaimed += bytes;
+                report.node_logs_removed += doomed.len();
+                storage.sync_dir(dir)?;
+            }
+            false => report.node_logs_held += doomed.len(),
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod clean;
 pub mod compact;
 pub mod expire;
+pub mod retire;
 pub mod rewind;
 pub mod thin;
 pub mod verify;
@@ -40,6 +41,7 @@ use crate::catalog::tail;
 use crate::catalog::version::{self, VersionRecord};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use retire::{DEFAULT_RETENTION, Reclaimed};
 
 pub use catalog::CatalogRewrite;
 pub use clean::Cleaning;
@@ -62,11 +64,17 @@ pub struct Maintenance {
     pub(crate) packs: PackWriter,
     /// True when no writer can commit during this run: the caller holds the writer.
     writer_quiet: bool,
+    /// On an object store, the files retired so far (module `retire`); `None` on storage
+    /// where readers publish leases, and files are deleted at once.
+    retired: Option<retire::Retired>,
+    /// How long retired files stay readable before a run deletes them.
+    retention: std::time::Duration,
 }
 
 /// What `reel compact` (and Python's `Store.compact`) does, in this order: compact every
-/// closed generation, thin keyframes as `thinning` chooses, clean the packs, then rewrite the
-/// catalog once half of it is dead. The default thins by [`KeyframeThinning::ResidualBound`].
+/// closed generation, thin keyframes as `thinning` chooses, clean the packs, rewrite the
+/// catalog once half of it is dead, then (on an object store) delete the files retired at
+/// least the retention ago. The default thins by [`KeyframeThinning::ResidualBound`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MaintenancePlan {
     /// Which keyframes to keep.
@@ -104,6 +112,8 @@ pub struct MaintenanceReport {
     pub cleaning: Cleaning,
     /// The catalog rewrite.
     pub catalog: CatalogRewrite,
+    /// On an object store, the retired files deleted once their retention passed.
+    pub reclaimed: Reclaimed,
 }
 
 /// Takes the maintenance lock, failing at once with [`Error::MaintenanceLocked`].
@@ -147,10 +157,18 @@ impl Maintenance {
     /// Opens a maintenance run; `writer_quiet` when the caller holds the writer and will not
     /// commit until the run ends.
     pub(crate) fn open(store: Store, writer_quiet: bool) -> Result<Maintenance> {
-        store.refuse_purges("maintenance")?;
         crate::sync::refuse_unfinished(store.inner.storage.as_ref())?;
         let storage = store.inner.storage.clone();
         let lock = maintenance_lock(&store)?;
+        let retired = match storage.locks_outlive_their_process() {
+            // Index rewrites there make new generations of segments, which earlier builds
+            // would not read.
+            true => {
+                store.require_feature(crate::store::FEATURE_SEGMENT_GENERATIONS)?;
+                Some(retire::Retired::read(storage.as_ref())?)
+            }
+            false => None,
+        };
         // A rewind (none can run while the lock is held) may have let positions this
         // handle caches be written again.
         store.notice_rewinds()?;
@@ -166,7 +184,49 @@ impl Maintenance {
             _lock: lock,
             packs,
             writer_quiet,
+            retired,
+            retention: DEFAULT_RETENTION,
         })
+    }
+
+    /// Sets how long files this run retires stay readable, and how long ago a file must
+    /// have been retired for [`Maintenance::reclaim`] to delete it (on an object store, where
+    /// readers hold no leases; see `retire`). Default [`DEFAULT_RETENTION`].
+    pub fn set_retention(&mut self, retention: std::time::Duration) {
+        self.retention = retention;
+    }
+
+    /// On an object store, deletes the files retired at least the retention ago (see
+    /// `retire`); elsewhere nothing is retired, and this does nothing.
+    pub fn reclaim(&mut self) -> Result<Reclaimed> {
+        let storage = self.store.inner.storage.clone();
+        match &mut self.retired {
+            None => Ok(Reclaimed::default()),
+            Some(retired) => {
+                let report = retire::reclaim(storage.as_ref(), self.retention)?;
+                *retired = retire::Retired::read(storage.as_ref())?;
+                Ok(report)
+            }
+        }
+    }
+
+    /// Deletes `paths` (files no live version reads and no reader the caller sees holds)
+    /// and returns true; on an object store retires them instead (see `retire`) and returns
+    /// false.
+    pub(crate) fn delete_or_retire(&mut self, paths: &[std::path::PathBuf]) -> Result<bool> {
+        let storage = self.store.inner.storage.clone();
+        match &mut self.retired {
+            Some(retired) => {
+                retired.retire(storage.as_ref(), paths)?;
+                Ok(false)
+            }
+            None => {
+                for p in paths {
+                    storage.remove(p)?;
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// The store maintained.
@@ -190,11 +250,13 @@ impl Maintenance {
         };
         let cleaning = self.clean(plan.clean_at_garbage)?;
         let catalog = self.rewrite_catalog(catalog::REWRITE_AT_DEAD)?;
+        let reclaimed = self.reclaim()?;
         Ok(MaintenanceReport {
             compaction,
             thinning,
             cleaning,
             catalog,
+            reclaimed,
         })
     }
 

@@ -14,6 +14,9 @@ pub(super) fn write_version(
     source_offset: Option<u64>,
     force_keyframe: bool,
 ) -> Result<u64> {
+    // A writer whose lock lapsed writes nothing, not even data past the committed ends of
+    // the files (on an object store, where they would be in the next writer's way).
+    writer.lock.check()?;
     let prev = writer.head.as_ref().map(|(e, r)| (*e, r));
     let version = prev.map_or(1, |(e, _)| e.version + 1);
     let now = chrono::Utc::now().timestamp_micros();

@@ -15,9 +15,14 @@
 //! `reeldb` crate) therefore leaves nothing other processes can read.
 //!
 //! What object stores lack is emulated, and the limits are stated where they apply:
-//! - [`Storage::write_atomic`] and [`Storage::overwrite`] replace a file of at most one
-//!   segment by writing its one segment again (an object store's put is atomic). A file of
-//!   several segments is not rewritten ([`Error::Unsupported`]).
+//! - [`Storage::write_atomic`] and [`Storage::overwrite`] replace a file of one segment (of
+//!   generation 0) by writing that segment again (an object store's put is atomic), and any
+//!   other file by a new generation of segments (module `segments`): its first segment,
+//!   created only if absent, is the file from then on, and the older objects are deleted.
+//!   An appender that listed the file before must list it again to append to the new
+//!   generation: taking a lock forgets every listing and every tail with nothing unsynced
+//!   that no append file holds, so appends made under a lock (the engine's catalog appends
+//!   and rewrites both hold the catalog lock) go to the file as it is.
 //! - [`Storage::truncate`] deletes the segments at or past the new length, which must be a
 //!   segment boundary (the engine cuts files back only to the lengths a commit synced).
 //! - Locks are objects `P/lock` holding a lease their holder renews (module `lock`): a
@@ -53,10 +58,12 @@ use crate::error::{Error, Result};
 use crate::storage::{AppendFile, LockGuard, Storage};
 use cache::SegmentCache;
 use requests::{Counts, Request};
+use segments::{Listing, Segment, all_in, current_in, end_of, name_of};
 
 mod cache;
 mod lock;
 mod requests;
+mod segments;
 
 /// [`Storage`] on an object store (see the module docs).
 #[derive(Clone)]
@@ -86,6 +93,8 @@ impl fmt::Debug for ObjectStorage {
 /// The bytes appended to a file and not yet written as a segment.
 #[derive(Debug, Default)]
 struct Tail {
+    /// The generation of the file's segments (module `segments`).
+    generation: u32,
     /// Where they start: the length of the file's segments.
     start: u64,
     bytes: Vec<u8>,
@@ -102,33 +111,6 @@ impl Drop for Runtime {
             runtime.shutdown_background();
         }
     }
-}
-
-/// What is stored directly under a path: objects (name, size, ETag) and folders (names).
-struct Listing {
-    objects: Vec<(String, u64, Option<Arc<str>>)>,
-    folders: Vec<String>,
-}
-
-/// One segment of a file: where it starts, how long it is, and its ETag when the object
-/// store gave one (it names the segment's bytes in the local cache).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Segment {
-    start: u64,
-    len: u64,
-    e_tag: Option<Arc<str>>,
-}
-
-/// Where the segment named `name` starts, if `name` is a segment's (16 hex digits).
-fn segment_start(name: &str) -> Option<u64> {
-    (name.len() == 16)
-        .then(|| u64::from_str_radix(name, 16).ok())
-        .flatten()
-}
-
-/// The length of a file made of `segments` (in order).
-fn end_of(segments: &[Segment]) -> u64 {
-    segments.last().map_or(0, |s| s.start + s.len)
 }
 
 /// The error for a file `path` that does not exist.
@@ -242,9 +224,9 @@ impl ObjectStorage {
         Ok(ObjectPath::from(parts.join("/")))
     }
 
-    /// The object of the segment of `path` starting at `start`.
-    fn segment_key(&self, path: &Path, start: u64) -> Result<ObjectPath> {
-        Ok(self.key(path)?.join(format!("{start:016x}").as_str()))
+    /// The object of the segment of `path` of generation `generation` starting at `start`.
+    fn segment_key(&self, path: &Path, generation: u32, start: u64) -> Result<ObjectPath> {
+        Ok(self.key(path)?.join(name_of(generation, start).as_str()))
     }
 
     /// The names directly under `path`: objects and common prefixes.
@@ -271,33 +253,10 @@ impl ObjectStorage {
         Ok(Listing { objects, folders })
     }
 
-    /// The segments of `path`, in order, checked to run back to back from 0.
+    /// The segments of `path` (its newest generation's), in order, checked to run back to
+    /// back from 0.
     fn segments(&self, path: &Path) -> Result<Vec<Segment>> {
-        let mut segments: Vec<Segment> = self
-            .children(path)?
-            .objects
-            .iter()
-            .filter_map(|(name, len, e_tag)| {
-                segment_start(name).map(|start| Segment {
-                    start,
-                    len: *len,
-                    e_tag: e_tag.clone(),
-                })
-            })
-            .collect();
-        segments.sort_by_key(|s| s.start);
-        let mut end = 0;
-        for s in &segments {
-            if s.start != end {
-                return Err(Error::corrupt(
-                    path,
-                    end,
-                    format!("segments end at {end} but the next starts at {}", s.start),
-                ));
-            }
-            end = s.start + s.len;
-        }
-        Ok(segments)
+        current_in(path, &self.children(path)?)
     }
 
     /// Reads `range` of `path`'s segments, by the listing kept from before when it covers
@@ -354,9 +313,27 @@ impl ObjectStorage {
         segments: impl DoubleEndedIterator<Item = &'a Segment>,
     ) -> Result<()> {
         for s in segments.rev() {
-            self.delete(path, self.segment_key(path, s.start)?)?;
+            self.delete(path, self.segment_key(path, s.generation, s.start)?)?;
         }
         Ok(())
+    }
+
+    /// Deletes `segments`, every segment object of `path`: older generations' first, then
+    /// the file's own, the last first, so that a failure part-way leaves a shorter file,
+    /// never an older generation as the file.
+    fn delete_every_segment(&self, path: &Path, mut segments: Vec<Segment>) -> Result<()> {
+        let newest = segments.iter().map(|s| s.generation).max().unwrap_or(0);
+        segments.sort_by_key(|s| (s.generation != newest, s.start));
+        self.delete_segments(path, segments.iter())
+    }
+
+    /// Forgets every listing, and every tail with nothing unsynced that no append file
+    /// holds: what another process may have changed while no lock was held (see the module
+    /// docs).
+    fn forget_settled(&self) {
+        lock(&self.listed).clear();
+        lock(&self.tails)
+            .retain(|_, tail| Arc::strong_count(tail) > 1 || !lock(tail).bytes.is_empty());
     }
 
     /// Forgets what was listed of `path`.
@@ -387,7 +364,10 @@ impl ObjectStorage {
                 out.extend_from_slice(&whole[within.start as usize..within.end as usize]);
                 continue;
             }
-            let (store, key) = (self.store.clone(), self.segment_key(path, s.start)?);
+            let (store, key) = (
+                self.store.clone(),
+                self.segment_key(path, s.generation, s.start)?,
+            );
             let wanted = within.end - within.start;
             let got = self.run(Request::Get, path, async move {
                 store.get_range(&key, within).await
@@ -411,7 +391,7 @@ impl ObjectStorage {
         if s.len > cache.largest() {
             return Ok(None);
         }
-        let key = self.segment_key(path, s.start)?;
+        let key = self.segment_key(path, s.generation, s.start)?;
         let identity = format!("{}\n{key}\n{e_tag}\n{}", self.store, s.len);
         if let Some(bytes) = cache.get(&identity).filter(|b| b.len() as u64 == s.len) {
             self.counts.cache_hit(s.len);
@@ -441,25 +421,35 @@ impl ObjectStorage {
         )
     }
 
-    /// Writes `data` as `path`'s only segment, replacing one there.
+    /// Writes `data` as the whole of `path`: over its one segment at 0 when it has no other
+    /// (and is of generation 0), else as the first segment of a new generation, created
+    /// only if absent (of two rewriters, the second gets [`Error::Conflict`]); the older
+    /// generations' objects are then deleted (those a failure leaves are ignored, and
+    /// deleted by the next rewrite).
     fn replace_whole(&self, path: &Path, data: &[u8]) -> Result<()> {
         lock(&self.tails).remove(path);
         self.forget_listing(path);
-        if self.segments(path)?.iter().any(|s| s.start != 0) {
-            return Err(Error::Unsupported {
-                path: path.to_path_buf(),
-                what: "replacing a file written in several segments".into(),
-            });
-        }
-        let (store, key) = (self.store.clone(), self.segment_key(path, 0)?);
+        let listing = self.children(path)?;
+        let current = current_in(path, &listing)?;
+        let generation = match current.last() {
+            Some(s) if s.generation > 0 || s.start > 0 => s.generation + 1,
+            _ => 0,
+        };
+        let (store, key) = (self.store.clone(), self.segment_key(path, generation, 0)?);
         let payload = PutPayload::from(data.to_vec());
+        let mode = match generation {
+            0 => PutMode::Overwrite,
+            _ => PutMode::Create,
+        };
         self.counts.written(data.len() as u64);
-        self.run(
-            Request::Put,
-            path,
-            async move { store.put(&key, payload).await },
-        )
-        .map(|_| ())
+        self.run(Request::Put, path, async move {
+            store.put_opts(&key, payload, PutOptions::from(mode)).await
+        })?;
+        if generation > 0 {
+            let older = all_in(&listing);
+            self.delete_segments(path, older.iter())?;
+        }
+        Ok(())
     }
 }
 
@@ -507,17 +497,17 @@ impl AppendFile for ObjectAppendFile {
     }
 
     fn sync(&mut self) -> Result<()> {
-        let (start, bytes) = {
+        let (generation, start, bytes) = {
             let tail = lock(&self.tail);
             if tail.bytes.is_empty() {
                 return Ok(());
             }
-            (tail.start, tail.bytes.clone())
+            (tail.generation, tail.start, tail.bytes.clone())
         };
         let len = bytes.len() as u64;
         let (store, key) = (
             self.storage.store.clone(),
-            self.storage.segment_key(&self.path, start)?,
+            self.storage.segment_key(&self.path, generation, start)?,
         );
         self.storage.counts.written(len);
         let put = self.storage.run(Request::Put, &self.path, async move {
@@ -528,6 +518,7 @@ impl AppendFile for ObjectAppendFile {
             && end_of(listed) == start
         {
             listed.push(Segment {
+                generation,
                 start,
                 len,
                 e_tag: put.e_tag.as_deref().map(Arc::from),
@@ -563,7 +554,7 @@ impl Storage for ObjectStorage {
         Ok(!folders.is_empty()
             || objects
                 .iter()
-                .any(|(name, ..)| name != LOCK_OBJECT && segment_start(name).is_none()))
+                .any(|(name, ..)| name != LOCK_OBJECT && segments::parse_name(name).is_none()))
     }
 
     fn len(&self, path: &Path) -> Result<u64> {
@@ -609,9 +600,10 @@ impl Storage for ObjectStorage {
         let tail = match self.tail(path) {
             Some(tail) => tail,
             None => {
-                let start = end_of(&self.segments(path)?);
+                let segments = self.segments(path)?;
                 let tail = Arc::new(Mutex::new(Tail {
-                    start,
+                    generation: segments.last().map_or(0, |s| s.generation),
+                    start: end_of(&segments),
                     bytes: Vec::new(),
                 }));
                 lock(&self.tails)
@@ -634,7 +626,11 @@ impl Storage for ObjectStorage {
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         lock(&self.tails).remove(path);
         self.forget_listing(path);
-        let segments = self.segments(path)?;
+        let listing = self.children(path)?;
+        if len == 0 {
+            return self.delete_every_segment(path, all_in(&listing));
+        }
+        let segments = current_in(path, &listing)?;
         if let Some(s) = segments
             .iter()
             .find(|s| s.start < len && len < s.start + s.len)
@@ -653,11 +649,11 @@ impl Storage for ObjectStorage {
     fn remove(&self, path: &Path) -> Result<()> {
         let unsynced = lock(&self.tails).remove(path).is_some();
         self.forget_listing(path);
-        let segments = self.segments(path)?;
+        let segments = all_in(&self.children(path)?);
         if segments.is_empty() && !unsynced {
             return Err(not_found(path));
         }
-        self.delete_segments(path, segments.iter())
+        self.delete_every_segment(path, segments)
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
@@ -686,15 +682,21 @@ impl Storage for ObjectStorage {
     }
 
     fn try_lock(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        self.create_lock(path)
+        let guard = self.create_lock(path)?;
+        self.forget_settled();
+        Ok(guard)
     }
 
     fn lock_shared(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        self.wait_for_lock(path)
+        let guard = self.wait_for_lock(path)?;
+        self.forget_settled();
+        Ok(guard)
     }
 
     fn lock_exclusive(&self, path: &Path) -> Result<Box<dyn LockGuard>> {
-        self.wait_for_lock(path)
+        let guard = self.wait_for_lock(path)?;
+        self.forget_settled();
+        Ok(guard)
     }
 
     fn overwrite(&self, path: &Path, data: &[u8]) -> Result<()> {
@@ -710,18 +712,18 @@ impl Storage for ObjectStorage {
         if segments.is_empty() {
             return Err(not_found(from));
         }
-        self.delete_segments(to, self.segments(to)?.iter())?;
+        self.delete_every_segment(to, all_in(&self.children(to)?))?;
         for s in &segments {
             let (store, source, target) = (
                 self.store.clone(),
-                self.segment_key(from, s.start)?,
-                self.segment_key(to, s.start)?,
+                self.segment_key(from, s.generation, s.start)?,
+                self.segment_key(to, 0, s.start)?,
             );
             self.run(Request::Copy, from, async move {
                 store.copy(&source, &target).await
             })?;
         }
-        self.delete_segments(from, segments.iter())
+        self.delete_every_segment(from, all_in(&self.children(from)?))
     }
 
     fn locks_outlive_their_process(&self) -> bool {

@@ -141,23 +141,26 @@ fn truncation_deletes_whole_segments_only() {
 }
 
 #[test]
-fn a_small_file_is_replaced_whole_and_a_segmented_one_is_refused() {
-    let (_, s) = storage();
+fn a_small_file_is_replaced_in_place_and_a_segmented_one_by_a_new_generation() {
+    let (memory, s) = storage();
     s.write_atomic(Path::new("x"), b"one").unwrap();
     s.write_atomic(Path::new("x"), b"two!").unwrap();
     assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
+    assert_eq!(objects(&memory), vec!["stores/one/x/0000000000000000"]);
     let mut f = s.open_append(Path::new("x")).unwrap();
     f.append(b" more").unwrap();
     f.sync().unwrap();
     drop(f);
-    assert!(matches!(
-        s.write_atomic(Path::new("x"), b"three"),
-        Err(Error::Unsupported { .. })
-    ));
-    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two! more");
+    s.write_atomic(Path::new("x"), b"three").unwrap();
+    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"three");
+    assert_eq!(
+        objects(&memory),
+        vec!["stores/one/x/00000001-0000000000000000"]
+    );
+    append_segments(&s, Path::new("x"), &[b" more"]);
     s.rename(Path::new("x"), Path::new("y")).unwrap();
     assert!(!s.exists(Path::new("x")).unwrap());
-    assert_eq!(&s.map(Path::new("y")).unwrap()[..], b"two! more");
+    assert_eq!(&s.map(Path::new("y")).unwrap()[..], b"three more");
 }
 
 #[test]
@@ -219,4 +222,90 @@ fn a_segment_read_once_through_a_cache_is_read_from_it_by_the_next_process() {
     f.append(b"THIRD!").unwrap();
     f.sync().unwrap();
     assert_eq!(&cached().map(p).unwrap()[..], b"first THIRD!");
+}
+
+/// Appends `parts` to `path` through `s`, one segment each.
+fn append_segments(s: &ObjectStorage, path: &Path, parts: &[&[u8]]) {
+    let mut f = s.open_append(path).unwrap();
+    for part in parts {
+        f.append(part).unwrap();
+        f.sync().unwrap();
+    }
+}
+
+#[test]
+fn a_file_of_several_segments_written_whole_is_a_new_generation_and_the_old_objects_go() {
+    let (memory, s) = storage();
+    let p = Path::new("catalog/versions.idx");
+    append_segments(&s, p, &[b"head", b"e1", b"e2"]);
+    let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&reader.read_at(p, 0, 8).unwrap()[..], b"heade1e2");
+    s.write_atomic(p, b"HEADE1").unwrap();
+    assert_eq!(
+        objects(&memory),
+        vec!["stores/one/catalog/versions.idx/00000001-0000000000000000"]
+    );
+    assert_eq!(&reader.map(p).unwrap()[..], b"HEADE1");
+    assert_eq!(reader.len(p).unwrap(), 6);
+    s.write_atomic(p, b"again").unwrap();
+    assert_eq!(&reader.map(p).unwrap()[..], b"again");
+    assert_eq!(
+        objects(&memory),
+        vec!["stores/one/catalog/versions.idx/00000002-0000000000000000"]
+    );
+}
+
+#[test]
+fn a_generation_another_rewriter_made_is_the_file_and_the_next_rewrite_goes_above_it() {
+    let (memory, s) = storage();
+    let p = Path::new("f");
+    append_segments(&s, p, &[b"ab", b"cd"]);
+    futures::executor::block_on(memory.put(
+        &ObjectPath::from("stores/one/f/00000001-0000000000000000"),
+        PutPayload::from(b"theirs".to_vec()),
+    ))
+    .unwrap();
+    assert_eq!(&s.map(p).unwrap()[..], b"theirs");
+    s.write_atomic(p, b"mine").unwrap();
+    assert_eq!(&s.map(p).unwrap()[..], b"mine");
+    assert_eq!(
+        objects(&memory),
+        vec!["stores/one/f/00000002-0000000000000000"]
+    );
+}
+
+#[test]
+fn an_appender_that_listed_an_older_generation_appends_to_the_new_one_after_a_lock() {
+    let (memory, writer) = storage();
+    let p = Path::new("catalog/versions.idx");
+    append_segments(&writer, p, &[b"head", b"e1"]);
+    let rewriter = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    let lock = rewriter.lock_exclusive(Path::new("catalog/LOCK")).unwrap();
+    rewriter.write_atomic(p, b"HEADE1").unwrap();
+    drop(lock);
+    let lock = writer.lock_exclusive(Path::new("catalog/LOCK")).unwrap();
+    assert_eq!(writer.len(p).unwrap(), 6);
+    append_segments(&writer, p, &[b"e2"]);
+    drop(lock);
+    let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&reader.map(p).unwrap()[..], b"HEADE1e2");
+    assert!(
+        objects(&memory)
+            .iter()
+            .any(|o| o.ends_with("versions.idx/00000001-0000000000000006"))
+    );
+}
+
+#[test]
+fn removing_or_emptying_a_rewritten_file_deletes_every_generation() {
+    let (memory, s) = storage();
+    for p in [Path::new("a"), Path::new("b")] {
+        append_segments(&s, p, &[b"12", b"34"]);
+        s.write_atomic(p, b"whole").unwrap();
+        append_segments(&s, p, &[b"+"]);
+    }
+    s.remove(Path::new("a")).unwrap();
+    s.truncate(Path::new("b"), 0).unwrap();
+    assert_eq!(objects(&memory), Vec::<String>::new());
+    assert!(!s.exists(Path::new("a")).unwrap());
 }

@@ -161,6 +161,10 @@ enum Command {
         /// Keep versions whose metadata has this key (repeatable).
         #[arg(long)]
         keep_meta: Vec<String>,
+        /// On an object store: how long files no longer needed stay readable before a run
+        /// deletes them, for readers that opened versions earlier (e.g. 1h, 30m, 0s).
+        #[arg(long, default_value = "1h")]
+        retention: String,
     },
     /// Rewrite every closed generation as B-frames, thin keyframes, and clean the packs.
     Compact {
@@ -171,6 +175,10 @@ enum Command {
         /// rows as its keyframe has (see ARCHITECTURE.md, "Keyframe thinning").
         #[arg(long)]
         keyframe_every: Option<u64>,
+        /// On an object store: how long files no longer needed stay readable before a run
+        /// deletes them, for readers that opened versions earlier (e.g. 1h, 30m, 0s).
+        #[arg(long, default_value = "1h")]
+        retention: String,
     },
     /// Purge every version above a known-good one, so the store can be refilled from the
     /// event stream starting at the source offset that version recorded.
@@ -335,20 +343,21 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Compact {
             store,
             keyframe_every,
-        } => maintain::compact(&mut out, &open_store(&store)?, keyframe_every),
+            retention,
+        } => maintain::compact(&mut out, &open_store(&store)?, keyframe_every, &retention),
         Command::Expire {
             store,
             keep_last,
             before,
             older_than,
             keep_meta,
+            retention,
         } => maintain::expire(
             &mut out,
             &store,
-            keep_last,
-            before,
-            older_than.as_deref(),
+            (keep_last, before, older_than.as_deref()),
             &keep_meta,
+            &retention,
         ),
         Command::Rewind {
             store,

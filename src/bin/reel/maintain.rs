@@ -16,11 +16,11 @@ use crate::{human, output, say};
 pub fn expire(
     out: &mut dyn Write,
     store: &Path,
-    keep_last: Option<u64>,
-    before: Option<u64>,
-    older_than: Option<&str>,
+    (keep_last, before, older_than): (Option<u64>, Option<u64>, Option<&str>),
     keep_meta: &[String],
+    retention: &str,
 ) -> Result<(), Error> {
+    let retention = parse_duration(retention)?;
     let expiry = match (keep_last, before, older_than) {
         (Some(n), None, None) => Expiry::KeepLast(n),
         (None, Some(v), None) => Expiry::Before(v),
@@ -34,9 +34,11 @@ pub fn expire(
     let store = crate::open_store(store)?;
     let keep: Vec<&str> = keep_meta.iter().map(String::as_str).collect();
     let mut maintenance = store.maintenance()?;
+    maintenance.set_retention(retention);
     let expired = maintenance.expire(expiry, &keep)?;
     let catalog = maintenance.rewrite_catalog(reeldb::maintenance::catalog::REWRITE_AT_DEAD)?;
     say_rewrite(out, &catalog)?;
+    say_reclaimed(out, &maintenance.reclaim()?)?;
     say(
         out,
         format_args!(
@@ -78,7 +80,9 @@ pub fn compact(
     out: &mut dyn Write,
     store: &Store,
     keyframe_every: Option<u64>,
+    retention: &str,
 ) -> Result<(), Error> {
+    let retention = parse_duration(retention)?;
     let before = store.stats()?.bytes_on_disk;
     let thinning = match keyframe_every {
         None => KeyframeThinning::default(),
@@ -95,14 +99,19 @@ pub fn compact(
         thinning,
         cleaning,
         catalog,
-    } = store.maintenance()?.run(&plan, &mut |step, done, total| {
-        pb.set_message(match step {
-            MaintenanceStep::Compaction => "compact",
-            MaintenanceStep::Thinning => "thin",
-        });
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    })?;
+        reclaimed,
+    } = {
+        let mut maintenance = store.maintenance()?;
+        maintenance.set_retention(retention);
+        maintenance.run(&plan, &mut |step, done, total| {
+            pb.set_message(match step {
+                MaintenanceStep::Compaction => "compact",
+                MaintenanceStep::Thinning => "thin",
+            });
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        })?
+    };
     pb.finish_and_clear();
     let after = store.stats()?.bytes_on_disk;
     say(
@@ -124,7 +133,7 @@ pub fn compact(
     say(
         out,
         format_args!(
-            "{} node logs deleted ({}), {} kept for live readers",
+            "{} node logs deleted ({}), {} kept for live readers (or retired)",
             report.node_logs_removed,
             human(report.bytes_reclaimed),
             report.node_logs_held
@@ -152,7 +161,7 @@ pub fn compact(
         say(
             out,
             format_args!(
-                "log cleaning: {} of live records copied into new packs ({} before); {} old packs deleted, {} kept for live readers",
+                "log cleaning: {} of live records copied into new packs ({} before); {} old packs deleted, {} kept for live readers (or retired)",
                 human(cleaning.bytes_after),
                 human(cleaning.bytes_before),
                 cleaning.packs_deleted,
@@ -170,9 +179,24 @@ pub fn compact(
         )?;
     }
     say_rewrite(out, &catalog)?;
+    say_reclaimed(out, &reclaimed)?;
     say(
         out,
         format_args!("bytes on disk: {} -> {}", human(before), human(after)),
+    )
+}
+
+/// Says what deleting retired files did (on an object store; nothing to say elsewhere).
+fn say_reclaimed(out: &mut dyn Write, reclaimed: &reeldb::Reclaimed) -> Result<(), Error> {
+    if *reclaimed == reeldb::Reclaimed::default() {
+        return Ok(());
+    }
+    say(
+        out,
+        format_args!(
+            "retired files: {} deleted, {} kept until their retention passes",
+            reclaimed.files_deleted, reclaimed.files_retained
+        ),
     )
 }
 
