@@ -8,8 +8,8 @@
 //! length up to the length the source's latest version commits (no byte past it, so nothing
 //! a crashed or running writer of the source left unfinished is copied), then writes the
 //! source's versions.idx whole: the commit point, after which the destination reads the new
-//! versions. A fresh copy writes STORE after that, so a destination is a store only once a
-//! first copy finished.
+//! versions (STORE goes first when the source's feature bits changed). A fresh copy writes
+//! STORE after the index, so a destination is a store only once a first copy finished.
 //!
 //! While it copies, the destination holds a `SYNC` file (written before the first byte,
 //! removed after the commit point): catalog records past the destination's index are an
@@ -21,7 +21,10 @@
 //! The destination must be empty, an earlier copy of the source, or a copy the source's
 //! maintenance or expiry moved on from (its versions are the same, read from other records):
 //! the lock files it takes (LOCK and MAINTENANCE) keep writers, maintenance and other syncs
-//! out. A source rewound since the last sync, or a destination committed to, is
+//! out while it runs, and it checks them before its commit point. A copy is known by its
+//! `SYNCED` file, which names the versions.idx the last sync wrote: a destination whose
+//! index is another (committed to, compacted or expired since: its files then hold bytes
+//! and pack names of its own), or a source rewound since the last sync, is
 //! [`Error::SyncDiverged`], and nothing is copied.
 
 use std::collections::BTreeMap;
@@ -43,6 +46,10 @@ use crate::store::{LOCK_FILE, STORE_FILE, Store};
 /// The file a destination holds while a sync copies into it (see the module docs).
 pub const SYNC_FILE: &str = "SYNC";
 const SYNC_MAGIC: [u8; 8] = *b"REELSYNC";
+/// The file naming the versions.idx the last sync wrote into a destination: a copy whose
+/// index is another was changed since (committed to, or maintained), and is not synced into.
+pub const SYNCED_FILE: &str = "SYNCED";
+const SYNCED_MAGIC: [u8; 8] = *b"REELSYND";
 /// The most bytes one append copies: a segment object, on an object store.
 const COPY_CHUNK: u64 = 64 << 20;
 
@@ -118,9 +125,10 @@ impl Store {
         let source = Source::read(self)?;
         let target = shown.display().to_string();
         dst.create_dir_all(Path::new(""))?;
-        let _locks = destination_locks(dst.as_ref(), &target)?;
-        let resumed = match read_marker(dst.as_ref())? {
-            Some(rewinds) if rewinds != source.rewinds && !dst.exists(Path::new(STORE_FILE))? => {
+        let locks = destination_locks(dst.as_ref(), &target)?;
+        let marker = read_marker(dst.as_ref())?;
+        let resumed = match marker {
+            Some(m) if m.rewinds != source.rewinds && !dst.exists(Path::new(STORE_FILE))? => {
                 // An unfinished first copy of the source before a rewind: its bytes may not
                 // be prefixes of the files now.
                 clear_copy(dst.as_ref())?;
@@ -128,7 +136,7 @@ impl Store {
             }
             found => found.is_some(),
         };
-        let (mode, from_version) = classify(&source, dst.clone(), shown)?;
+        let (mode, from_version) = classify(&source, dst.clone(), shown, marker)?;
         let mut report = SyncReport {
             mode,
             from_version,
@@ -139,9 +147,10 @@ impl Store {
             verified: None,
         };
         if mode != SyncMode::UpToDate {
-            copy(self, &source, dst.as_ref(), mode, &mut report)?;
+            copy(self, &source, dst.as_ref(), mode, &locks, &mut report)?;
         } else if resumed {
             // An interrupted sync that got past its commit point.
+            dst.write_atomic(Path::new(SYNCED_FILE), &synced(&source.index))?;
             dst.remove(Path::new(SYNC_FILE))?;
         }
         if verify && source.latest > 0 {
@@ -162,9 +171,13 @@ fn copy(
     source: &Source,
     dst: &dyn Storage,
     mode: SyncMode,
+    locks: &[Box<dyn LockGuard>],
     report: &mut SyncReport,
 ) -> Result<()> {
-    dst.write_atomic(Path::new(SYNC_FILE), &marker(source.rewinds))?;
+    dst.write_atomic(
+        Path::new(SYNC_FILE),
+        &marker(source.rewinds, checksum(&source.index)),
+    )?;
     for dir in [CATALOG_DIR, reeldb_keyframe::pack::PACK_DIR] {
         dst.create_dir_all(Path::new(dir))?;
     }
@@ -189,20 +202,41 @@ fn copy(
     for dir in &dirs {
         dst.sync_dir(dir)?;
     }
+    // Directories made by this copy (overlays/, say) are entries of the root.
+    dst.sync_dir(Path::new(""))?;
+    let descriptor = catalog::read_exact(
+        store.inner.storage.as_ref(),
+        Path::new(STORE_FILE),
+        0,
+        store.inner.storage.len(Path::new(STORE_FILE))? as usize,
+    )?;
+    // Feature bits the source set since (a catalog rewrite's, say) come before the index
+    // that needs them; a first copy's descriptor comes last, making it a store.
+    let had = match mode {
+        SyncMode::Fresh => None,
+        _ => Some(dst.read_at(Path::new(STORE_FILE), 0, descriptor.len())?),
+    };
+    let write_descriptor = |report: &mut SyncReport| -> Result<()> {
+        dst.write_atomic(Path::new(STORE_FILE), &descriptor)?;
+        report.files_written += 1;
+        report.bytes_copied += descriptor.len() as u64;
+        Ok(())
+    };
+    if had.is_some_and(|had| had != descriptor) {
+        write_descriptor(report)?;
+    }
+    // A sync whose locks lapsed (on an object store) commits nothing: another writer or
+    // sync may have the copy now.
+    for lock in locks {
+        lock.check()?;
+    }
     dst.write_atomic(&index_path(), &source.index)?;
     report.files_written += 1;
     report.bytes_copied += source.index.len() as u64;
     if mode == SyncMode::Fresh {
-        let descriptor = catalog::read_exact(
-            store.inner.storage.as_ref(),
-            Path::new(STORE_FILE),
-            0,
-            store.inner.storage.len(Path::new(STORE_FILE))? as usize,
-        )?;
-        dst.write_atomic(Path::new(STORE_FILE), &descriptor)?;
-        report.files_written += 1;
-        report.bytes_copied += descriptor.len() as u64;
+        write_descriptor(report)?;
     }
+    dst.write_atomic(Path::new(SYNCED_FILE), &synced(&source.index))?;
     dst.remove(Path::new(SYNC_FILE))?;
     dst.sync_dir(Path::new(""))?;
     Ok(())
@@ -316,13 +350,20 @@ fn destination_locks(dst: &dyn Storage, target: &str) -> Result<[Box<dyn LockGua
 }
 
 /// How `dst` stands to the source, and its latest version.
-fn classify(source: &Source, dst: Arc<dyn Storage>, shown: &Path) -> Result<(SyncMode, u64)> {
+fn classify(
+    source: &Source,
+    dst: Arc<dyn Storage>,
+    shown: &Path,
+    marker: Option<Marker>,
+) -> Result<(SyncMode, u64)> {
     let target = shown.display().to_string();
     if !dst.exists(Path::new(STORE_FILE))? {
         let foreign: Vec<String> = dst
             .list(Path::new(""))?
             .into_iter()
-            .filter(|n| ![LOCK_FILE, MAINTENANCE_LOCK_FILE, SYNC_FILE].contains(&n.as_str()))
+            .filter(|n| {
+                ![LOCK_FILE, MAINTENANCE_LOCK_FILE, SYNC_FILE, SYNCED_FILE].contains(&n.as_str())
+            })
             .filter(|n| {
                 ![CATALOG_DIR, OVERLAY_DIR, reeldb_keyframe::pack::PACK_DIR].contains(&n.as_str())
             })
@@ -334,14 +375,25 @@ fn classify(source: &Source, dst: Arc<dyn Storage>, shown: &Path) -> Result<(Syn
         }
         return Ok((SyncMode::Fresh, 0));
     }
-    let copy = Store::open_in(dst, shown)?;
-    let index = copy.index();
-    let latest = index.latest()?.map_or(0, |e| e.version);
-    let entries = index.entries(latest)?;
     let diverged = |reason: String| Error::SyncDiverged {
         store: target.clone(),
         reason,
     };
+    // Only an index a sync wrote says the copy's files are the source's prefixes: maintenance
+    // or a commit on the copy appends bytes of its own (and names packs the source may use).
+    let index_bytes = dst.read_at(&index_path(), 0, dst.len(&index_path())? as usize)?;
+    let written = [read_synced(dst.as_ref())?, marker.map(|m| m.index_hash)];
+    if !written.contains(&Some(checksum(&index_bytes))) {
+        return Err(diverged(
+            "its versions are not the ones the last sync wrote (it was committed to, \
+             compacted or expired since, or not made by reel sync)"
+                .into(),
+        ));
+    }
+    let copy = Store::open_in(dst, shown)?;
+    let index = copy.index();
+    let latest = index.latest()?.map_or(0, |e| e.version);
+    let entries = index.entries(latest)?;
     if index.rewinds()? != source.rewinds {
         return Err(diverged(format!(
             "the source was rewound since the last sync ({} rewinds, the copy saw {})",
@@ -429,19 +481,33 @@ fn copy_prefix(store: &Store, dst: &dyn Storage, path: &Path, len: u64) -> Resul
     Ok(len - have)
 }
 
-/// The `SYNC` file's bytes: magic, format version, the source's rewinds, checksum.
-fn marker(rewinds: u64) -> Vec<u8> {
+/// What an unfinished sync's `SYNC` file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marker {
+    /// The source's rewinds when it began.
+    rewinds: u64,
+    /// The xxh3-64 of the versions.idx it was to write.
+    index_hash: u64,
+}
+
+/// The `SYNC` file's bytes: magic, format version, reserved, the source's rewinds, the hash
+/// of the index to be written, checksum.
+fn marker(rewinds: u64, index_hash: u64) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.raw(&SYNC_MAGIC).u32(FORMAT_VERSION).u32(0).u64(rewinds);
+    e.raw(&SYNC_MAGIC)
+        .u32(FORMAT_VERSION)
+        .u32(0)
+        .u64(rewinds)
+        .u64(index_hash);
     let mut out = e.finish();
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
-/// The source's rewinds an unfinished sync's `SYNC` file records, if there is one. A file
-/// that does not read as one records nothing known: `u64::MAX`.
-fn read_marker(dst: &dyn Storage) -> Result<Option<u64>> {
+/// An unfinished sync's `SYNC` file, if there is one. A file that does not read as one says
+/// nothing known: rewinds `u64::MAX`, no index.
+fn read_marker(dst: &dyn Storage) -> Result<Option<Marker>> {
     let path = Path::new(SYNC_FILE);
     if !dst.exists(path)? {
         return Ok(None);
@@ -453,11 +519,50 @@ fn read_marker(dst: &dyn Storage) -> Result<Option<u64>> {
         let _format = d.u32().ok()?;
         let _reserved = d.u32().ok()?;
         let rewinds = d.u64().ok()?;
+        let index_hash = d.u64().ok()?;
         let sum = d.u64().ok()?;
-        (magic == SYNC_MAGIC && bytes.len() == 32 && checksum(&bytes[..24]) == sum)
-            .then_some(rewinds)
+        (magic == SYNC_MAGIC && bytes.len() == 40 && checksum(&bytes[..32]) == sum).then_some(
+            Marker {
+                rewinds,
+                index_hash,
+            },
+        )
     })();
-    Ok(Some(parsed.unwrap_or(u64::MAX)))
+    Ok(Some(parsed.unwrap_or(Marker {
+        rewinds: u64::MAX,
+        index_hash: 0,
+    })))
+}
+
+/// The `SYNCED` file's bytes: magic, the xxh3-64 of the index a sync wrote, checksum.
+fn synced(index: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.raw(&SYNCED_MAGIC).u64(checksum(index));
+    let mut out = e.finish();
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// The index hash the `SYNCED` file names, if there is one that reads as one.
+fn read_synced(dst: &dyn Storage) -> Result<Option<u64>> {
+    let path = Path::new(SYNCED_FILE);
+    if !dst.exists(path)? {
+        return Ok(None);
+    }
+    let bytes = dst.read_at(path, 0, dst.len(path)? as usize)?;
+    let mut d = Decoder::new(&bytes);
+    let magic: Option<[u8; 8]> = d.fixed().ok();
+    let hash = d.u64().ok();
+    let sum = d.u64().ok();
+    Ok(match (magic, hash, sum) {
+        (Some(m), Some(h), Some(sum))
+            if m == SYNCED_MAGIC && bytes.len() == 24 && checksum(&bytes[..16]) == sum =>
+        {
+            Some(h)
+        }
+        _ => None,
+    })
 }
 
 /// Fails with [`Error::SyncUnfinished`] while `storage` holds a `SYNC` file.

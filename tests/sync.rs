@@ -228,7 +228,7 @@ fn a_copy_of_a_source_maintained_since_takes_the_rewritten_versions() {
 }
 
 #[test]
-fn a_copy_of_a_rewound_source_or_one_committed_to_is_refused_unchanged() {
+fn a_copy_committed_to_or_maintained_or_of_a_rewound_source_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(&dir.path().join("src"));
     let dst = dir.path().join("dst");
@@ -238,6 +238,18 @@ fn a_copy_of_a_rewound_source_or_one_committed_to_is_refused_unchanged() {
     let err = src.sync_to(&dst, &[], false).unwrap_err();
     assert!(matches!(err, Error::SyncDiverged { .. }), "{err}");
     assert_eq!(file_bytes(&dst), before);
+
+    // A copy maintained since holds records of its own past the source's.
+    let maintained = dir.path().join("maintained");
+    src.sync_to(&maintained, &[], false).unwrap();
+    let mut maintenance = Store::open(&maintained).unwrap().maintenance().unwrap();
+    maintenance.expire(Expiry::Before(2), &[]).unwrap();
+    drop(maintenance);
+    commit_one(&src, 7);
+    let before = file_bytes(&maintained);
+    let err = src.sync_to(&maintained, &[], false).unwrap_err();
+    assert!(matches!(err, Error::SyncDiverged { .. }), "{err}");
+    assert_eq!(file_bytes(&maintained), before);
 
     let dst2 = dir.path().join("dst2");
     src.sync_to(&dst2, &[], false).unwrap();
@@ -290,10 +302,10 @@ mod object_store {
         let report = src.sync_into(second.clone(), name, false).unwrap();
         assert_eq!(report.mode, SyncMode::Append);
         let requests = second.requests();
-        // One put per file grown, the index, the SYNC file and the two lock objects (whose
-        // bytes are not counted).
-        assert_eq!(requests.puts, report.files_written as u64 + 3);
-        assert_eq!(requests.bytes_written, report.bytes_copied + 32);
+        // One put per file grown, the index, the SYNC and SYNCED files and the two lock
+        // objects (whose bytes are not counted).
+        assert_eq!(requests.puts, report.files_written as u64 + 4);
+        assert_eq!(requests.bytes_written, report.bytes_copied + 40 + 24);
         let copy = Store::open_in(dst(), name).unwrap();
         assert_eq!(read_all_canonical(&copy), read_all_canonical(&src));
 

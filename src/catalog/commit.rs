@@ -144,6 +144,9 @@ impl CatalogWriter {
             log.append(records)?;
             log.sync()?;
         }
+        // Whoever took the catalog lock over (its lease lapsed, on an object store) may
+        // have appended versions this index would drop.
+        self.guard.check()?;
         Ok(self.storage.write_atomic(&index_path(), index)?)
     }
 

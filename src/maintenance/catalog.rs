@@ -203,12 +203,28 @@ impl Maintenance {
     }
 }
 
-/// The number of the next records file: above every records file in `catalog/`.
+/// The number of the next records file: above every records file in `catalog/` and every
+/// one a retirement record still lists (on an object store, see `retire`), so a number is
+/// not used again while a record could still delete the file by it.
 fn next_records_file(store: &crate::store::Store) -> Result<u64> {
-    let names = store.inner.storage.list(Path::new(CATALOG_DIR))?;
+    let storage = store.inner.storage.as_ref();
+    let names = storage.list(Path::new(CATALOG_DIR))?;
+    let retired = match storage.locks_outlive_their_process() {
+        true => super::retire::Retired::read(storage)?
+            .at
+            .into_keys()
+            .collect(),
+        false => Vec::new(),
+    };
+    let retired_names = retired
+        .iter()
+        .filter(|p| p.parent() == Some(Path::new(CATALOG_DIR)))
+        .filter_map(|p| p.file_name()?.to_str());
     Ok(names
         .iter()
-        .filter_map(|n| records_file_of(n))
+        .map(String::as_str)
+        .chain(retired_names)
+        .filter_map(records_file_of)
         .max()
         .unwrap_or(0)
         + 1)
