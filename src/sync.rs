@@ -490,6 +490,26 @@ struct Marker {
     index_hash: u64,
 }
 
+/// `body` followed by its xxh3-64: how `SYNC` and `SYNCED` are written.
+fn sealed(body: Vec<u8>) -> Vec<u8> {
+    let mut out = body;
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// The body of the sealed file `path` (`len` bytes with its checksum) in `dst`: `None` when
+/// there is no such file, `Some(None)` when it does not read as one.
+fn read_sealed(dst: &dyn Storage, path: &Path, len: usize) -> Result<Option<Option<Vec<u8>>>> {
+    if !dst.exists(path)? {
+        return Ok(None);
+    }
+    let bytes = dst.read_at(path, 0, dst.len(path)? as usize)?;
+    let body = &bytes[..bytes.len().saturating_sub(8)];
+    let intact = bytes.len() == len && checksum(body).to_le_bytes() == bytes[len - 8..];
+    Ok(Some(intact.then(|| body.to_vec())))
+}
+
 /// The `SYNC` file's bytes: magic, format version, reserved, the source's rewinds, the hash
 /// of the index to be written, checksum.
 fn marker(rewinds: u64, index_hash: u64) -> Vec<u8> {
@@ -499,35 +519,25 @@ fn marker(rewinds: u64, index_hash: u64) -> Vec<u8> {
         .u32(0)
         .u64(rewinds)
         .u64(index_hash);
-    let mut out = e.finish();
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
+    sealed(e.finish())
 }
 
 /// An unfinished sync's `SYNC` file, if there is one. A file that does not read as one says
 /// nothing known: rewinds `u64::MAX`, no index.
 fn read_marker(dst: &dyn Storage) -> Result<Option<Marker>> {
-    let path = Path::new(SYNC_FILE);
-    if !dst.exists(path)? {
+    let Some(body) = read_sealed(dst, Path::new(SYNC_FILE), 40)? else {
         return Ok(None);
-    }
-    let bytes = dst.read_at(path, 0, dst.len(path)? as usize)?;
-    let mut d = Decoder::new(&bytes);
-    let parsed = (|| {
+    };
+    let parsed = body.and_then(|body| {
+        let mut d = Decoder::new(&body);
         let magic: [u8; 8] = d.fixed().ok()?;
-        let _format = d.u32().ok()?;
-        let _reserved = d.u32().ok()?;
-        let rewinds = d.u64().ok()?;
-        let index_hash = d.u64().ok()?;
-        let sum = d.u64().ok()?;
-        (magic == SYNC_MAGIC && bytes.len() == 40 && checksum(&bytes[..32]) == sum).then_some(
-            Marker {
-                rewinds,
-                index_hash,
-            },
-        )
-    })();
+        let (_format, _reserved) = (d.u32().ok()?, d.u32().ok()?);
+        let (rewinds, index_hash) = (d.u64().ok()?, d.u64().ok()?);
+        (magic == SYNC_MAGIC).then_some(Marker {
+            rewinds,
+            index_hash,
+        })
+    });
     Ok(Some(parsed.unwrap_or(Marker {
         rewinds: u64::MAX,
         index_hash: 0,
@@ -538,31 +548,17 @@ fn read_marker(dst: &dyn Storage) -> Result<Option<Marker>> {
 fn synced(index: &[u8]) -> Vec<u8> {
     let mut e = Encoder::new();
     e.raw(&SYNCED_MAGIC).u64(checksum(index));
-    let mut out = e.finish();
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
+    sealed(e.finish())
 }
 
 /// The index hash the `SYNCED` file names, if there is one that reads as one.
 fn read_synced(dst: &dyn Storage) -> Result<Option<u64>> {
-    let path = Path::new(SYNCED_FILE);
-    if !dst.exists(path)? {
-        return Ok(None);
-    }
-    let bytes = dst.read_at(path, 0, dst.len(path)? as usize)?;
-    let mut d = Decoder::new(&bytes);
-    let magic: Option<[u8; 8]> = d.fixed().ok();
-    let hash = d.u64().ok();
-    let sum = d.u64().ok();
-    Ok(match (magic, hash, sum) {
-        (Some(m), Some(h), Some(sum))
-            if m == SYNCED_MAGIC && bytes.len() == 24 && checksum(&bytes[..16]) == sum =>
-        {
-            Some(h)
-        }
-        _ => None,
-    })
+    let body = read_sealed(dst, Path::new(SYNCED_FILE), 24)?.flatten();
+    Ok(body.and_then(|body| {
+        let mut d = Decoder::new(&body);
+        let magic: [u8; 8] = d.fixed().ok()?;
+        (magic == SYNCED_MAGIC).then(|| d.u64().ok()).flatten()
+    }))
 }
 
 /// Fails with [`Error::SyncUnfinished`] while `storage` holds a `SYNC` file.

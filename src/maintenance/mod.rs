@@ -203,8 +203,8 @@ impl Maintenance {
         match &mut self.retired {
             None => Ok(Reclaimed::default()),
             Some(retired) => {
-                let report = retire::reclaim(storage.as_ref(), self.retention)?;
-                *retired = retire::Retired::read(storage.as_ref())?;
+                let (report, left) = retire::reclaim(storage.as_ref(), self.retention)?;
+                *retired = left;
                 Ok(report)
             }
         }

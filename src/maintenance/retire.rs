@@ -127,14 +127,19 @@ fn records(storage: &dyn Storage) -> Result<Vec<(String, u64, Vec<PathBuf>)>> {
 impl Retired {
     /// The files retired so far.
     pub(crate) fn read(storage: &dyn Storage) -> Result<Retired> {
+        Ok(Retired::of(&records(storage)?))
+    }
+
+    /// The files `records` retire, each at the earliest time one of them does.
+    fn of(records: &[(String, u64, Vec<PathBuf>)]) -> Retired {
         let mut at = BTreeMap::new();
-        for (_, ms, paths) in records(storage)? {
+        for (_, ms, paths) in records {
             for p in paths {
-                let first = at.entry(p).or_insert(ms);
-                *first = (*first).min(ms);
+                let first = at.entry(p.clone()).or_insert(*ms);
+                *first = (*first).min(*ms);
             }
         }
-        Ok(Retired { at })
+        Retired { at }
     }
 
     /// Retires those of `paths` not retired yet, in one new record; returns how many.
@@ -162,13 +167,13 @@ impl Retired {
 }
 
 /// Deletes the files retired at least `retention` ago, then the records all of whose files
-/// are gone.
-pub(crate) fn reclaim(storage: &dyn Storage, retention: Duration) -> Result<Reclaimed> {
+/// are gone; returns what it did and the files still retired.
+pub(crate) fn reclaim(storage: &dyn Storage, retention: Duration) -> Result<(Reclaimed, Retired)> {
     let now = now_ms();
     let due = |ms: u64| ms.saturating_add(retention.as_millis() as u64) <= now;
     let all = records(storage)?;
     let mut report = Reclaimed::default();
-    let retired = Retired::read(storage)?;
+    let mut retired = Retired::of(&all);
     for (path, &ms) in &retired.at {
         if !due(ms) {
             report.files_retained += 1;
@@ -188,7 +193,8 @@ pub(crate) fn reclaim(storage: &dyn Storage, retention: Duration) -> Result<Recl
             storage.remove(&Path::new(RETIRED_DIR).join(name))?;
         }
     }
-    Ok(report)
+    retired.at.retain(|_, ms| !due(*ms));
+    Ok((report, retired))
 }
 
 #[cfg(test)]
