@@ -99,18 +99,45 @@ fn measure(
         "| step | lists | gets | bytes got | writes | time, object store | time, local disk |"
     );
     println!("|---|---|---|---|---|---|---|");
+    // The latest version, as `Store::latest` finds it: the newest version head, confirmed.
+    let storage = fresh();
+    let t = Instant::now();
+    let latest = Store::open_in(Arc::new(storage.clone()), name)?.latest()?;
+    let open_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    assert_eq!(
+        Store::open(local.path())?.latest()?.version(),
+        latest.version()
+    );
+    report(
+        "open latest (store and snapshot), cold",
+        storage.requests(),
+        open_s,
+        t.elapsed().as_secs_f64(),
+    );
     for version in [1, VERSIONS as u64] {
         let storage = fresh();
         let local_handle = Store::open(local.path())?;
-        let mut at = storage.requests();
         let t = Instant::now();
         let handle = Store::open_in(Arc::new(storage.clone()), name)?;
-        let table = handle.snapshot(version)?.table("t")?;
+        let snapshot = handle.snapshot(version)?;
         let open_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let local_table = local_handle.snapshot(version)?.table("t")?;
+        let local_snapshot = local_handle.snapshot(version)?;
         report(
-            &format!("open v{version}, cold"),
+            &format!("open v{version} (store and snapshot), cold"),
+            storage.requests(),
+            open_s,
+            t.elapsed().as_secs_f64(),
+        );
+        let mut at = storage.requests();
+        let t = Instant::now();
+        let table = snapshot.table("t")?;
+        let open_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let local_table = local_snapshot.table("t")?;
+        report(
+            &format!("open table of v{version}, cold"),
             storage.requests().since(&at),
             open_s,
             t.elapsed().as_secs_f64(),
@@ -301,7 +328,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s3: Arc<dyn ObjectStore> = Arc::new(s3);
         measure(s3.clone(), &local, rows, &probes)?;
         println!();
-        measure_sync(s3, rows)?;
+        measure_sync(s3.clone(), rows)?;
+        println!();
+        measure_many_versions(s3)?;
+    } else {
+        println!();
+        measure_many_versions(Arc::new(InMemory::new()))?;
     }
+    Ok(())
+}
+
+/// Requests per open as versions accumulate: a small table committed `MANY` times (one row
+/// changed each), its opens measured at 10 versions and at `MANY`.
+fn measure_many_versions(objects: Arc<dyn ObjectStore>) -> Result<(), Box<dyn std::error::Error>> {
+    const MANY: u64 = 1_000;
+    let name = Path::new("many");
+    let fresh = || ObjectStorage::new(objects.clone(), "many").unwrap();
+    let store = Store::create_in(Arc::new(fresh()), name)?;
+    let mut rng = Rng(5);
+    let rows: Vec<_> = (0..100).map(|_| new_row(&mut rng, 0, 1_000)).collect();
+    let ids: Vec<i64> = (0..100).collect();
+    let mut w = store.writer()?;
+    let mut tx = w.begin();
+    tx.create_table("t", support::schema(), &["id"])?;
+    tx.upsert("t", batch(&ids, &rows.iter().collect::<Vec<_>>()))?;
+    tx.commit()?;
+    println!("| versions | open | lists | gets | bytes got | writes | time |");
+    println!("|---|---|---|---|---|---|---|");
+    let t = Instant::now();
+    for v in 2..=MANY {
+        let id = rng.below(100) as i64;
+        let row = new_row(&mut rng, v as i64, 1_000);
+        let mut tx = w.begin();
+        tx.upsert("t", batch(&[id], &[&row]))?;
+        tx.commit()?;
+        if v == 10 || v == MANY {
+            for at in [None, Some(1), Some(v / 2)] {
+                let storage = fresh();
+                let t = Instant::now();
+                let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+                let opened = match at {
+                    None => handle.latest()?.version(),
+                    Some(at) => handle.snapshot(at)?.version(),
+                };
+                let asked = storage.requests();
+                let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
+                println!(
+                    "| {v} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
+                    asked.lists,
+                    asked.gets,
+                    asked.bytes_read as f64 / 1024.0,
+                    asked.writes(),
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+    println!(
+        "\n{MANY} commits of one row: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -33,8 +33,13 @@ pub const FEATURE_RECORDS_FILES: u32 = 1;
 /// Feature bit: on an object store, a file was rewritten whole as a new generation of
 /// segment objects (FORMAT.md, "On an object store"), which builds before it would not read.
 pub const FEATURE_SEGMENT_GENERATIONS: u32 = 2;
+/// Feature bit: on an object store, versions have heads (`catalog::head`) that every
+/// writer, maintenance run and sync keeps in step with versions.idx; builds before it would
+/// leave them stale.
+pub const FEATURE_VERSION_HEADS: u32 = 4;
 /// Feature bits this build understands; a store with any other bit set is refused.
-const KNOWN_FEATURES: u32 = FEATURE_RECORDS_FILES | FEATURE_SEGMENT_GENERATIONS;
+const KNOWN_FEATURES: u32 =
+    FEATURE_RECORDS_FILES | FEATURE_SEGMENT_GENERATIONS | FEATURE_VERSION_HEADS;
 
 /// What kind of data a version is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +119,12 @@ pub(crate) struct StoreInner {
     defs: RwLock<HashMap<CatalogRef, Arc<LoadedDef>>>,
     logs: RwLock<HashMap<PathBuf, Arc<reeldb_overlay::NodeLog>>>,
     pub(crate) leases: Arc<Leases>,
-    /// The index header's rewind count when this handle last looked (see `forget_positions`).
-    seen_rewinds: Mutex<u64>,
+    /// The index header's rewind count when this handle last looked (see `forget_positions`);
+    /// `None` until it first looks (an open through a version head does not).
+    seen_rewinds: Mutex<Option<u64>>,
+    /// Whether opens read version heads (`catalog::head`): on an object store whose
+    /// descriptor has [`FEATURE_VERSION_HEADS`].
+    pub(crate) heads: bool,
     /// What the last writer of this handle knew of each table's open generation, for the
     /// next writer (`writer::overlay_commit::GenerationState`).
     pub(crate) parked_generations: crate::writer::overlay_commit::ParkedGenerations,
@@ -135,6 +144,27 @@ fn descriptor(features: u32) -> Vec<u8> {
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
+}
+
+/// The store descriptor `d` with feature bit `feature` set (`on`) or cleared.
+pub(crate) fn with_feature(d: &[u8], feature: u32, on: bool) -> Result<Vec<u8>> {
+    if d.len() < 16 {
+        return Err(Error::Corruption {
+            path: STORE_FILE.into(),
+            offset: 0,
+            reason: "bad store descriptor".into(),
+        });
+    }
+    let features = u32::from_le_bytes([d[12], d[13], d[14], d[15]]);
+    let mut out = descriptor(match on {
+        true => features | feature,
+        false => features & !feature,
+    });
+    // The format version is the descriptor's own.
+    out[8..12].copy_from_slice(&d[8..12]);
+    let sum = checksum(&out[..16]);
+    out[16..24].copy_from_slice(&sum.to_le_bytes());
+    Ok(out)
 }
 
 impl Store {
@@ -171,7 +201,12 @@ impl Store {
         storage.create_dir_all(Path::new(reeldb_keyframe::pack::PACK_DIR))?;
         storage.write_atomic(&catalog::records_path(0), &records::header())?;
         storage.write_atomic(&catalog::index_path(), &catalog::index::header())?;
-        storage.write_atomic(Path::new(STORE_FILE), &descriptor(0))?;
+        // On an object store versions get heads from the first commit on.
+        let features = match storage.locks_outlive_their_process() {
+            true => FEATURE_VERSION_HEADS,
+            false => 0,
+        };
+        storage.write_atomic(Path::new(STORE_FILE), &descriptor(features))?;
         Self::open_in(storage, path)
     }
 
@@ -193,10 +228,9 @@ impl Store {
     /// Opens a store on any [`Storage`].
     pub fn open_in(storage: Arc<dyn Storage>, path: &Path) -> Result<Store> {
         let shown = path.display().to_string();
-        if !storage.exists(Path::new(STORE_FILE))? {
+        let Some(d) = storage.read_small(Path::new(STORE_FILE))? else {
             return Err(Error::NotAStore(shown));
-        }
-        let d = crate::catalog::read_exact(storage.as_ref(), Path::new(STORE_FILE), 0, 24)?;
+        };
         let bad = || Error::Corruption {
             path: STORE_FILE.into(),
             offset: 0,
@@ -219,18 +253,25 @@ impl Store {
                 current: FORMAT_VERSION,
             });
         }
-        IndexReader::new(storage.as_ref()).check_header()?;
-        // The current records file's header: the one the latest entry names. When the latest
-        // entry cannot be read (damage a rewind is meant to repair), or there is none and
-        // records.log was retired, the later reads say what is wrong.
-        match IndexReader::new(storage.as_ref()).latest() {
-            Ok(Some(e)) => {
-                records::check_header(storage.as_ref(), &catalog::records_path(e.records_file))?
+        let heads = features & FEATURE_VERSION_HEADS != 0 && storage.locks_outlive_their_process();
+        // Through heads an open reads no more than a version's head: the catalog files are
+        // checked as they are read (each record's frame and checksum, each entry's).
+        let mut seen_rewinds = None;
+        if !heads {
+            IndexReader::new(storage.as_ref()).check_header()?;
+            // The current records file's header: the one the latest entry names. When the
+            // latest entry cannot be read (damage a rewind is meant to repair), or there is
+            // none and records.log was retired, the later reads say what is wrong.
+            match IndexReader::new(storage.as_ref()).latest() {
+                Ok(Some(e)) => {
+                    records::check_header(storage.as_ref(), &catalog::records_path(e.records_file))?
+                }
+                Ok(None) if storage.exists(&catalog::records_path(0))? => {
+                    records::check_header(storage.as_ref(), &catalog::records_path(0))?
+                }
+                _ => {}
             }
-            Ok(None) if storage.exists(&catalog::records_path(0))? => {
-                records::check_header(storage.as_ref(), &catalog::records_path(0))?
-            }
-            _ => {}
+            seen_rewinds = Some(IndexReader::new(storage.as_ref()).rewinds()?);
         }
         Ok(Store {
             inner: Arc::new(StoreInner {
@@ -240,7 +281,8 @@ impl Store {
                     cache: DecodedCache::default(),
                 }),
                 leases: Leases::new(storage.clone()),
-                seen_rewinds: Mutex::new(IndexReader::new(storage.as_ref()).rewinds()?),
+                seen_rewinds: Mutex::new(seen_rewinds),
+                heads,
                 parked_generations: Default::default(),
                 storage,
                 defs: RwLock::new(HashMap::new()),
@@ -260,6 +302,18 @@ impl Store {
             storage.write_atomic(Path::new(STORE_FILE), &descriptor(features | feature))?;
         }
         Ok(())
+    }
+
+    /// [`Store::require_feature`] for a caller that does not hold the catalog lock: taken
+    /// for the change, so that two processes setting different bits keep both.
+    pub(crate) fn require_feature_locked(&self, feature: u32) -> Result<()> {
+        let storage = self.inner.storage.as_ref();
+        let d = crate::catalog::read_exact(storage, Path::new(STORE_FILE), 12, 4)?;
+        if u32::from_le_bytes([d[0], d[1], d[2], d[3]]) & feature != 0 {
+            return Ok(());
+        }
+        let _catalog = storage.lock_exclusive(&catalog::commit::lock_path())?;
+        self.require_feature(feature)
     }
 
     /// The store's directory (for a store on other storage, the name it was opened under).
@@ -346,10 +400,10 @@ impl Store {
             .seen_rewinds
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if *seen != now {
+        if seen.is_some_and(|seen| seen != now) {
             self.forget_positions();
-            *seen = now;
         }
+        *seen = Some(now);
         Ok(())
     }
 
@@ -496,7 +550,13 @@ impl Store {
             CatalogKind::TableDef,
             None,
         )?;
-        let def: TableDef = version::decode(&payload, &path.display().to_string(), r.offset)?;
+        self.keep_def(r, &payload)
+    }
+
+    /// Decodes the definition `payload`, read from `r`, and keeps it for [`Store::load_def`].
+    pub(crate) fn keep_def(&self, r: CatalogRef, payload: &[u8]) -> Result<Arc<LoadedDef>> {
+        let path = catalog::records_path(r.file);
+        let def: TableDef = version::decode(payload, &path.display().to_string(), r.offset)?;
         let layout = Arc::new(def.layout(r.offset)?);
         let loaded = Arc::new(LoadedDef { def, layout });
         if let Ok(mut defs) = self.inner.defs.write() {

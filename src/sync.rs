@@ -36,12 +36,12 @@ use reeldb_keyframe::storage::{LockGuard, Storage};
 
 use crate::catalog::index::{ENTRY_LEN, IndexEntry};
 use crate::catalog::records::RECORDS_HEADER_LEN;
-use crate::catalog::{self, CATALOG_DIR, OVERLAY_DIR, index_path, records_path};
+use crate::catalog::{self, CATALOG_DIR, OVERLAY_DIR, head, index_path, records_path};
 use crate::error::{Error, Result};
 use crate::location::{StorageOptions, first_request, locate};
 use crate::maintenance::MAINTENANCE_LOCK_FILE;
 use crate::maintenance::verify::VerifyReport;
-use crate::store::{LOCK_FILE, STORE_FILE, Store};
+use crate::store::{FEATURE_VERSION_HEADS, LOCK_FILE, STORE_FILE, Store};
 
 /// The file a destination holds while a sync copies into it (see the module docs).
 pub const SYNC_FILE: &str = "SYNC";
@@ -153,6 +153,14 @@ impl Store {
             dst.write_atomic(Path::new(SYNCED_FILE), &synced(&source.index))?;
             dst.remove(Path::new(SYNC_FILE))?;
         }
+        if mode == SyncMode::UpToDate
+            && dst.locks_outlive_their_process()
+            && source.latest > 0
+            && head::read(dst.as_ref(), source.latest)?.is_none()
+        {
+            // One an earlier sync could not write.
+            write_heads(self, &source, dst.as_ref(), &[source.latest]);
+        }
         if verify && source.latest > 0 {
             let copy = Store::open_in(dst, shown)?;
             let first = match mode {
@@ -210,6 +218,9 @@ fn copy(
         0,
         store.inner.storage.len(Path::new(STORE_FILE))? as usize,
     )?;
+    // A copy on an object store gets version heads (written below), one on a disk none.
+    let heads = dst.locks_outlive_their_process();
+    let descriptor = crate::store::with_feature(&descriptor, FEATURE_VERSION_HEADS, heads)?;
     // Feature bits the source set since (a catalog rewrite's, say) come before the index
     // that needs them; a first copy's descriptor comes last, making it a store.
     let had = match mode {
@@ -230,6 +241,21 @@ fn copy(
     for lock in locks {
         lock.check()?;
     }
+    // The heads of versions whose entries change go before the index that changes them.
+    let old_index = match mode {
+        SyncMode::Fresh => Vec::new(),
+        _ => dst
+            .read_at(&index_path(), 0, dst.len(&index_path())? as usize)?
+            .to_vec(),
+    };
+    let mut new_heads = Vec::new();
+    if heads {
+        let changed = head::changed(&old_index, &source.index);
+        head::remove_each(dst, &changed)?;
+        let old_latest = (old_index.len() as u64 / ENTRY_LEN).saturating_sub(1);
+        new_heads = changed;
+        new_heads.extend(old_latest + 1..=source.latest);
+    }
     dst.write_atomic(&index_path(), &source.index)?;
     report.files_written += 1;
     report.bytes_copied += source.index.len() as u64;
@@ -239,7 +265,42 @@ fn copy(
     dst.write_atomic(Path::new(SYNCED_FILE), &synced(&source.index))?;
     dst.remove(Path::new(SYNC_FILE))?;
     dst.sync_dir(Path::new(""))?;
+    if heads {
+        // The latest version's head names the index's generation, which this changed.
+        new_heads.push(source.latest);
+        write_heads(store, source, dst, &new_heads);
+    }
     Ok(())
+}
+
+/// Writes the heads of `versions` into the copy `dst` (skipping expired ones and version
+/// 0), their records read from the source. Like a writer's (see `catalog::head`), after the
+/// commit point and not the sync's failure: a version whose head could not be written opens
+/// through versions.idx, and the next sync writes the latest version's if it is missing.
+fn write_heads(store: &Store, source: &Source, dst: &dyn Storage, versions: &[u64]) {
+    let Ok(generation) = dst.generation(&index_path()) else {
+        return;
+    };
+    let mut versions = versions.to_vec();
+    versions.sort_unstable();
+    versions.dedup();
+    // Records are read from the source (where they are local, or as near as anywhere).
+    let known = std::collections::HashMap::new();
+    for v in versions {
+        let Some(e) = v
+            .checked_sub(1)
+            .and_then(|i| source.entries.get(i as usize))
+        else {
+            continue;
+        };
+        if e.expired {
+            continue;
+        }
+        let written = head::encode(store.inner.storage.as_ref(), e, generation, &known)
+            .and_then(|bytes| Ok(dst.write_atomic(&head::head_path(v), &bytes)?));
+        // Not the sync's failure (see above).
+        let _ = written;
+    }
 }
 
 /// What a sync copies from: the source's index at its latest version, that version pinned.
@@ -443,6 +504,12 @@ fn has_store_files(dst: &dyn Storage) -> Result<bool> {
 
 /// Deletes every file of an unfinished first copy.
 fn clear_copy(dst: &dyn Storage) -> Result<()> {
+    let heads = head::heads_dir();
+    if dst.is_dir(&heads)? {
+        for name in dst.list(&heads)? {
+            dst.remove(&heads.join(name))?;
+        }
+    }
     for dir in [CATALOG_DIR, OVERLAY_DIR, reeldb_keyframe::pack::PACK_DIR] {
         let dir = Path::new(dir);
         if !dst.is_dir(dir)? {

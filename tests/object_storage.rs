@@ -374,7 +374,7 @@ fn a_writer_beside_maintenance_on_an_object_store_appends_to_the_rewritten_index
 }
 
 #[test]
-fn a_new_handle_reading_through_a_warm_cache_gets_no_object() {
+fn a_new_handle_reading_through_a_warm_cache_gets_no_data_object() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     let (_, local) = both_stores(&memory, "s", &dir.path().join("s"));
@@ -392,11 +392,15 @@ fn a_new_handle_reading_through_a_warm_cache_gets_no_object() {
     assert_eq!(cold, read_all_canonical(&local));
     assert_eq!(warm, cold);
     assert!(cold_asked.gets > 0, "{cold_asked:?}");
-    assert_eq!(warm_asked.gets, 0, "{warm_asked:?}");
+    // STORE and the four versions' heads are got at every open (small, and a head may be
+    // written again in place, so never cached); nothing else is.
+    let direct = 1 + 4;
+    assert_eq!(warm_asked.gets, direct, "{warm_asked:?}");
+    assert!(warm_asked.bytes_read < 8 << 10, "{warm_asked:?}");
     // The cold handle read some segments twice, the second time from the cache.
     assert_eq!(
         warm_asked.cache_hits,
-        cold_asked.gets + cold_asked.cache_hits,
+        cold_asked.gets - direct + cold_asked.cache_hits,
         "{warm_asked:?}"
     );
 }

@@ -281,6 +281,7 @@ fn a_destination_holding_other_files_is_refused() {
 mod object_store {
     use super::*;
     use reeldb::object_storage::ObjectStorage;
+    use reeldb::object_storage::object_store::ObjectStoreExt;
     use reeldb::object_storage::object_store::memory::InMemory;
 
     #[test]
@@ -302,10 +303,20 @@ mod object_store {
         let report = src.sync_into(second.clone(), name, false).unwrap();
         assert_eq!(report.mode, SyncMode::Append);
         let requests = second.requests();
-        // One put per file grown, the index, the SYNC and SYNCED files and the two lock
-        // objects (whose bytes are not counted).
-        assert_eq!(requests.puts, report.files_written as u64 + 4);
-        assert_eq!(requests.bytes_written, report.bytes_copied + 40 + 24);
+        // One put per file grown, the index, the SYNC and SYNCED files, the new version's
+        // head and the two lock objects (whose bytes are not counted).
+        assert_eq!(requests.puts, report.files_written as u64 + 5);
+        let head = futures::executor::block_on(memory.head(
+            &reeldb::object_storage::object_store::path::Path::from(format!(
+                "mirror/catalog/heads/{:016x}/0000000000000000",
+                u64::MAX - 5
+            )),
+        ))
+        .unwrap();
+        assert_eq!(
+            requests.bytes_written,
+            report.bytes_copied + 40 + 24 + head.size
+        );
         let copy = Store::open_in(dst(), name).unwrap();
         assert_eq!(read_all_canonical(&copy), read_all_canonical(&src));
 

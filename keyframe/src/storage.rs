@@ -87,6 +87,42 @@ pub trait Storage: Send + Sync + Debug {
     fn locks_outlive_their_process(&self) -> bool {
         false
     }
+    /// The bytes of `path`, a file written whole ([`Storage::write_atomic`],
+    /// [`Storage::overwrite`]) and never appended to, or `None` when there is no such file:
+    /// how a small file is read in one request, with no listing. Where files are kept as
+    /// several objects only the first is read, so a file written otherwise may come back
+    /// cut short: callers read only files that carry their own length or checksum.
+    fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.map(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    /// The first name directly in `dir` in byte order, `None` when there is none (or no
+    /// `dir`): on an object store one listing request however many names `dir` holds.
+    fn first_name(&self, dir: &Path) -> Result<Option<String>> {
+        if !self.exists(dir)? {
+            return Ok(None);
+        }
+        Ok(self.list(dir)?.into_iter().next())
+    }
+    /// A number naming what `path` holds now: it changes when the file is written whole
+    /// again as new objects, never as it is appended to (0 where a rewrite replaces the
+    /// file in place).
+    fn generation(&self, _path: &Path) -> Result<u64> {
+        Ok(0)
+    }
+    /// Whether `path`, in generation `generation` (see [`Storage::generation`]), still
+    /// ends at `len`: false once bytes were appended past `len` or the file was written
+    /// whole again. On an object store one listing request of what lies past `len`,
+    /// however long the file; it does not tell a file cut back below `len` (the engine
+    /// never cuts committed bytes there: rewinds are refused).
+    fn ends_at(&self, path: &Path, len: u64, generation: u64) -> Result<bool> {
+        Ok(self.generation(path)? == generation && self.len(path)? == len)
+    }
 }
 
 /// [`Storage`] on a local directory, reading through memory maps.

@@ -12,13 +12,14 @@
 //! commit references (pack records, node-log nodes) is written and synced before the lock is
 //! taken.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use reeldb_keyframe::storage::{LockGuard, Storage};
 
 use super::index::{ENTRY_LEN, IndexEntry, IndexReader};
-use super::{CATALOG_DIR, index_path, records_path};
+use super::{CATALOG_DIR, head, index_path, records_path};
 use crate::error::{Error, Result};
 
 /// Path of the catalog lock file.
@@ -43,6 +44,8 @@ pub struct CatalogWriter {
     records_len: u64,
     /// Length of versions.idx when the lock was taken.
     index_len: u64,
+    /// Whether versions get heads (module `head`): on an object store.
+    heads: bool,
 }
 
 impl CatalogWriter {
@@ -62,6 +65,7 @@ impl CatalogWriter {
             index_len: storage.len(&index_path())?,
             head,
             records_file,
+            heads: storage.locks_outlive_their_process(),
             storage: storage.clone(),
             guard,
         })
@@ -116,6 +120,17 @@ impl CatalogWriter {
             Ok(())
         };
         let result = step();
+        if result.is_ok() && durable && self.heads {
+            // The record (and any new definitions) just appended, and the definitions the
+            // version before's head copies, need not be read back.
+            let mut known = head::appended_records(records, self.records_len);
+            if let Some(before) = self.head
+                && let Ok(Some(bytes)) = self.storage.read_small(&head::head_path(before.version))
+            {
+                known.extend(head::framed_records(&bytes, self.records_file));
+            }
+            self.write_heads(&[entry.version], Some(entry), &known);
+        }
         if let Err(e) = &result {
             // A lost lock or a segment another writer created first means the files'
             // ends may be another writer's now: they are left as they are.
@@ -147,7 +162,63 @@ impl CatalogWriter {
         // Whoever took the catalog lock over (its lease lapsed, on an object store) may
         // have appended versions this index would drop.
         self.guard.check()?;
-        Ok(self.storage.write_atomic(&index_path(), index)?)
+        // The heads of versions whose entries change go first: none may outlive its entry.
+        let changed = match self.heads {
+            true => {
+                let old = super::read_exact(
+                    self.storage.as_ref(),
+                    &index_path(),
+                    0,
+                    self.index_len as usize,
+                )?;
+                let changed = head::changed(&old, index);
+                head::remove_each(self.storage.as_ref(), &changed)?;
+                changed
+            }
+            false => Vec::new(),
+        };
+        self.storage.write_atomic(&index_path(), index)?;
+        if self.heads {
+            // The latest version's head names the index's generation, which this changed.
+            let mut again = changed;
+            again.extend(self.head.map(|e| e.version));
+            let known = head::appended_records(records, self.records_len);
+            self.write_heads(&again, None, &known);
+        }
+        Ok(())
+    }
+
+    /// Writes the heads of `versions` as versions.idx now holds them (`entry`: the one just
+    /// appended, else each is read; `known`: framed records of the current records file
+    /// that need not be read back), skipping expired versions. A head is a copy that only
+    /// speeds opens up, written after its commit point: one that cannot be written (a
+    /// failed request, a lapsed lease) leaves its version to be opened through versions.idx,
+    /// so failures here are not the commit's.
+    fn write_heads(
+        &self,
+        versions: &[u64],
+        entry: Option<&IndexEntry>,
+        known: &HashMap<u64, Vec<u8>>,
+    ) {
+        let storage = self.storage.as_ref();
+        let Ok(generation) = storage.generation(&index_path()) else {
+            return;
+        };
+        for &v in versions {
+            let write = || -> Result<()> {
+                let e = match entry {
+                    Some(e) if e.version == v => *e,
+                    _ => IndexReader::new(storage).entry(v)?,
+                };
+                if !e.expired {
+                    self.guard.check()?;
+                    head::write(storage, &e, generation, known)?;
+                }
+                Ok(())
+            };
+            // Not the commit's failure (see above); the version opens through versions.idx.
+            let _ = write();
+        }
     }
 
     /// Cuts records.log and versions.idx back to their lengths when the lock was taken.

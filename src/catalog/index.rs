@@ -207,6 +207,9 @@ impl<'a> IndexReader<'a> {
         }
         match self.entry(n) {
             Ok(e) => Ok(Some(e)),
+            // A rewind (or a writer cutting back a torn tail) shortened the index since its
+            // length was measured: the latest entry is an earlier one now.
+            Err(Error::Corruption { .. }) if self.storage.len(&self.path)? < len => self.latest(),
             Err(Error::Corruption { .. }) => {
                 let at = ENTRY_LEN * n;
                 let bytes = super::read_exact(self.storage, &self.path, at, ENTRY_LEN as usize)?;

@@ -5,9 +5,12 @@
 //! `versions.idx` holds one fixed-size entry per version, so version v is found at a computed
 //! offset (O(1)) and versions by time or source offset by binary search (O(log versions)).
 //! Appending a version's index entry, after everything it references is durable, is the commit
-//! point: an entry that is torn or missing means the version does not exist.
+//! point: an entry that is torn or missing means the version does not exist. On an object
+//! store each version also gets a head (`catalog/heads/`, module `head`): a copy of what an
+//! open reads, so that it costs a constant number of requests.
 
 pub mod commit;
+pub mod head;
 pub mod index;
 pub mod records;
 pub mod tail;

@@ -125,22 +125,44 @@ pub fn read(
     kind: CatalogKind,
     whole_checksum: Option<u64>,
 ) -> Result<Vec<u8>> {
+    if (len as usize) < FRAME_HEADER + 8 || len > MAX_RECORD_LEN {
+        return Err(Error::Corruption {
+            path: path.display().to_string(),
+            offset,
+            reason: format!("record length {len} out of bounds"),
+        });
+    }
+    let buf = super::read_exact(storage, path, offset, len as usize)?;
+    unframe(&buf, path, offset, kind, whole_checksum)
+}
+
+/// The payload of `buf`, the framed record of `kind` read from `offset` of `path`, after
+/// checking its frame (and, when given, `whole_checksum`: see [`read`]).
+pub fn unframe(
+    buf: &[u8],
+    path: &Path,
+    offset: u64,
+    kind: CatalogKind,
+    whole_checksum: Option<u64>,
+) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::Corruption {
         path: path.display().to_string(),
         offset,
         reason,
     };
-    if (len as usize) < FRAME_HEADER + 8 || len > MAX_RECORD_LEN {
-        return Err(corrupt(format!("record length {len} out of bounds")));
+    if buf.len() < FRAME_HEADER + 8 || buf.len() > MAX_RECORD_LEN as usize {
+        return Err(corrupt(format!(
+            "record length {} out of bounds",
+            buf.len()
+        )));
     }
-    let buf = super::read_exact(storage, path, offset, len as usize)?;
     let body = buf.len() - 8;
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&buf[body..]);
     if checksum(&buf[..body]) != u64::from_le_bytes(sum) {
         return Err(corrupt("record checksum mismatch".into()));
     }
-    if whole_checksum.is_some_and(|c| c != checksum(&buf)) {
+    if whole_checksum.is_some_and(|c| c != checksum(buf)) {
         return Err(corrupt(
             "record does not match its index entry's checksum".into(),
         ));

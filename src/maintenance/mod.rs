@@ -164,7 +164,8 @@ impl Maintenance {
             // Index rewrites there make new generations of segments, which earlier builds
             // would not read.
             true => {
-                store.require_feature(crate::store::FEATURE_SEGMENT_GENERATIONS)?;
+                store.require_feature_locked(crate::store::FEATURE_SEGMENT_GENERATIONS)?;
+                store.require_feature_locked(crate::store::FEATURE_VERSION_HEADS)?;
                 Some(retire::Retired::read(storage.as_ref())?)
             }
             false => None,

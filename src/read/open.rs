@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::index::{IndexEntry, NO_OFFSET};
+use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET};
+use crate::catalog::{self, head};
 use crate::error::{Error, Result};
 use crate::read::snapshot::Snapshot;
 use crate::store::Store;
@@ -35,14 +36,43 @@ impl Store {
 
     /// The latest version.
     pub fn latest(&self) -> Result<Snapshot> {
+        if self.inner.heads
+            && let Some(v) = head::newest(self.inner.storage.as_ref())?
+            && let Some(h) = head::read(self.inner.storage.as_ref(), v)?
+            // The newest head is the latest version's while versions.idx ends at its entry.
+            && self.inner.storage.ends_at(
+                &catalog::index_path(),
+                ENTRY_LEN * (v + 1),
+                h.index_generation,
+            )?
+        {
+            return self.snapshot_of_head(h);
+        }
         let e = self.latest_entry()?.ok_or(Error::Empty)?;
         self.snapshot_of(&e)
     }
 
-    /// Version `version`. Costs the same for any version: one index entry, one record.
+    /// Version `version`. Costs the same for any version: one index entry, one record (on
+    /// an object store, the version's head alone when it has one).
     pub fn snapshot(&self, version: u64) -> Result<Snapshot> {
+        if self.inner.heads
+            && let Some(h) = head::read(self.inner.storage.as_ref(), version)?
+        {
+            return self.snapshot_of_head(h);
+        }
         let e = self.entry(version)?;
         self.snapshot_of(&e)
+    }
+
+    /// The snapshot a version head describes (see `catalog::head`): its definitions kept for
+    /// the tables' opens. On an object store there are no leases to publish (a reader that
+    /// opened a version reads it for the retention instead), so nothing is read again.
+    fn snapshot_of_head(&self, h: head::VersionHead) -> Result<Snapshot> {
+        for (r, payload) in &h.defs {
+            self.keep_def(*r, payload)?;
+        }
+        let (pin, ()) = self.inner.leases.pin(h.entry.version, || Ok(()))?;
+        Ok(Snapshot::new(self.clone(), h.record, pin))
     }
 
     /// The last version committed at or before `time`.

@@ -258,6 +258,10 @@ impl Writer {
         let lock = storage
             .try_lock(Path::new(LOCK_FILE))
             .map_err(|e| lock_error(e, &store.path().display().to_string()))?;
+        if storage.locks_outlive_their_process() {
+            // Its commits write version heads (a store an earlier build created lacks the bit).
+            store.require_feature_locked(crate::store::FEATURE_VERSION_HEADS)?;
+        }
         let (head, packs) = settle(&store, &options)?;
         let mut writer = Writer {
             store,

@@ -160,4 +160,24 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn locks_outlive_their_process(&self) -> bool {
         self.inner.locks_outlive_their_process()
     }
+
+    fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {
+        self.plan.check(OpKind::Read, path)?;
+        self.inner.read_small(path)
+    }
+
+    fn first_name(&self, dir: &Path) -> Result<Option<String>> {
+        self.plan.check(OpKind::Read, dir)?;
+        self.inner.first_name(dir)
+    }
+
+    fn generation(&self, path: &Path) -> Result<u64> {
+        self.plan.check(OpKind::Read, path)?;
+        self.inner.generation(path)
+    }
+
+    fn ends_at(&self, path: &Path, len: u64, generation: u64) -> Result<bool> {
+        self.plan.check(OpKind::Read, path)?;
+        self.inner.ends_at(path, len, generation)
+    }
 }

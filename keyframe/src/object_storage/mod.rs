@@ -16,8 +16,9 @@
 //!
 //! What object stores lack is emulated, and the limits are stated where they apply:
 //! - [`Storage::write_atomic`] and [`Storage::overwrite`] replace a file of one segment (of
-//!   generation 0) by writing that segment again (an object store's put is atomic), and any
-//!   other file by a new generation of segments (module `segments`): its first segment,
+//!   generation 0, as long as the new bytes) by writing that segment again (an object
+//!   store's put is atomic), and any other file by a new generation of segments (module
+//!   `segments`): its first segment,
 //!   created only if absent, is the file from then on, and the older objects are deleted.
 //!   An appender that listed the file before must list it again to append to the new
 //!   generation: taking a lock forgets every listing and every tail with nothing unsynced
@@ -422,7 +423,8 @@ impl ObjectStorage {
     }
 
     /// Writes `data` as the whole of `path`: over its one segment at 0 when it has no other
-    /// (and is of generation 0), else as the first segment of a new generation, created
+    /// (and is of generation 0, and as long as `data`), else as the first segment of a new
+    /// generation, created
     /// only if absent (of two rewriters, the second gets [`Error::Conflict`]); the older
     /// generations' objects are then deleted (those a failure leaves are ignored, and
     /// deleted by the next rewrite).
@@ -431,8 +433,13 @@ impl ObjectStorage {
         self.forget_listing(path);
         let listing = self.children(path)?;
         let current = current_in(path, &listing)?;
+        // In place only over one segment of generation 0 as long as the new bytes (a
+        // descriptor, a marker, a version head): a file whose length changes gets a new
+        // generation, so that `ends_at` tells the rewrite from the file as it was.
         let generation = match current.last() {
-            Some(s) if s.generation > 0 || s.start > 0 => s.generation + 1,
+            Some(s) if s.generation > 0 || s.start > 0 || s.len != data.len() as u64 => {
+                s.generation + 1
+            }
             _ => 0,
         };
         let (store, key) = (self.store.clone(), self.segment_key(path, generation, 0)?);
@@ -728,6 +735,74 @@ impl Storage for ObjectStorage {
 
     fn locks_outlive_their_process(&self) -> bool {
         true
+    }
+
+    fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {
+        if self.tail(path).is_some() {
+            return self.map(path).map(Some);
+        }
+        let (store, key) = (self.store.clone(), self.segment_key(path, 0, 0)?);
+        let got = self.run(Request::Get, path, async move {
+            match store.get(&key).await {
+                Ok(got) => Ok(Some(got.bytes().await?)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        if let Some(bytes) = &got {
+            self.counts.read(bytes.len() as u64);
+        }
+        Ok(got)
+    }
+
+    fn first_name(&self, dir: &Path) -> Result<Option<String>> {
+        use futures::StreamExt;
+        let key = self.key(dir)?;
+        let store = self.store.clone();
+        let first = self.run(Request::List, dir, async move {
+            let prefix = (!key.as_ref().is_empty()).then_some(key);
+            store.list(prefix.as_ref()).next().await.transpose()
+        })?;
+        let within = self.key(dir)?;
+        Ok(first.and_then(|meta| {
+            let name = meta.location.prefix_match(&within)?.next()?;
+            Some(name.as_ref().to_string())
+        }))
+    }
+
+    fn generation(&self, path: &Path) -> Result<u64> {
+        if let Some(tail) = self.tail(path) {
+            return Ok(u64::from(lock(&tail).generation));
+        }
+        Ok(self
+            .segments(path)?
+            .last()
+            .map_or(0, |s| u64::from(s.generation)))
+    }
+
+    fn ends_at(&self, path: &Path, len: u64, generation: u64) -> Result<bool> {
+        use futures::StreamExt;
+        let generation = u32::try_from(generation)
+            .map_err(|_| Error::io(path, std::io::Error::other("a generation past 32 bits")))?;
+        if len == 0 {
+            return Ok(self.generation(path)? == u64::from(generation) && self.len(path)? == 0);
+        }
+        // Names sort by generation, then start: what sorts after the name a segment
+        // starting at `len - 1` would have is a segment starting at `len` or later, or one
+        // of a newer generation.
+        let (store, prefix, after) = (
+            self.store.clone(),
+            self.key(path)?,
+            self.segment_key(path, generation, len.saturating_sub(1))?,
+        );
+        let later = self.run(Request::List, path, async move {
+            store
+                .list_with_offset(Some(&prefix), &after)
+                .next()
+                .await
+                .transpose()
+        })?;
+        Ok(later.is_none())
     }
 
     fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()> {

@@ -141,22 +141,48 @@ fn truncation_deletes_whole_segments_only() {
 }
 
 #[test]
-fn a_small_file_is_replaced_in_place_and_a_segmented_one_by_a_new_generation() {
+fn a_small_file_is_replaced_in_place_and_a_segmented_or_resized_one_by_a_new_generation() {
     let (memory, s) = storage();
     s.write_atomic(Path::new("x"), b"one").unwrap();
-    s.write_atomic(Path::new("x"), b"two!").unwrap();
-    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two!");
+    s.write_atomic(Path::new("x"), b"two").unwrap();
+    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"two");
     assert_eq!(objects(&memory), vec!["stores/one/x/0000000000000000"]);
-    let mut f = s.open_append(Path::new("x")).unwrap();
-    f.append(b" more").unwrap();
-    f.sync().unwrap();
-    drop(f);
-    s.write_atomic(Path::new("x"), b"three").unwrap();
-    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"three");
+    assert_eq!(s.generation(Path::new("x")).unwrap(), 0);
+    // Other bytes of another length: a new generation, which `ends_at` tells apart.
+    assert!(s.ends_at(Path::new("x"), 3, 0).unwrap());
+    s.write_atomic(Path::new("x"), b"four").unwrap();
+    assert!(!s.ends_at(Path::new("x"), 3, 0).unwrap());
     assert_eq!(
         objects(&memory),
         vec!["stores/one/x/00000001-0000000000000000"]
     );
+    let mut f = s.open_append(Path::new("x")).unwrap();
+    f.append(b" more").unwrap();
+    f.sync().unwrap();
+    drop(f);
+    assert!(!s.ends_at(Path::new("x"), 4, 1).unwrap());
+    assert!(s.ends_at(Path::new("x"), 9, 1).unwrap());
+    s.write_atomic(Path::new("x"), b"three").unwrap();
+    assert_eq!(&s.map(Path::new("x")).unwrap()[..], b"three");
+    assert_eq!(
+        objects(&memory),
+        vec!["stores/one/x/00000002-0000000000000000"]
+    );
+    assert_eq!(s.generation(Path::new("x")).unwrap(), 2);
+    assert_eq!(
+        s.read_small(Path::new("x")).unwrap(),
+        None,
+        "not generation 0"
+    );
+    assert_eq!(
+        s.read_small(Path::new("missing")).unwrap(),
+        None,
+        "no such file"
+    );
+    s.write_atomic(Path::new("w"), b"w").unwrap();
+    assert_eq!(s.first_name(Path::new("")).unwrap().as_deref(), Some("w"));
+    assert_eq!(s.first_name(Path::new("none")).unwrap(), None);
+    s.remove(Path::new("w")).unwrap();
     append_segments(&s, Path::new("x"), &[b" more"]);
     s.rename(Path::new("x"), Path::new("y")).unwrap();
     assert!(!s.exists(Path::new("x")).unwrap());
