@@ -255,3 +255,15 @@ fn a_sync_to_an_object_store_gives_every_version_a_head() {
     let copy = Store::open(&back).unwrap();
     assert_eq!(latest_rows(&copy), (6, rows_at(&local, 6)));
 }
+
+#[test]
+fn a_commit_not_yet_synced_is_the_latest_for_its_own_process_only() {
+    let memory = Arc::new(InMemory::new());
+    let store = Store::create_in(Arc::new(storage(&memory)), shown()).unwrap();
+    commit(&store, 1..3);
+    commit_with(&store, 3..4, reeldb::WriterOptions::default().sync(false));
+    // Its bytes wait in this process's storage: it reads them, as a page cache shows them.
+    assert_eq!(store.latest().unwrap().version(), 3);
+    let other = Store::open_in(Arc::new(storage(&memory)), shown()).unwrap();
+    assert_eq!(other.latest().unwrap().version(), 2);
+}

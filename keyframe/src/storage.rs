@@ -116,8 +116,8 @@ pub trait Storage: Send + Sync + Debug {
         Ok(0)
     }
     /// Whether `path`, in generation `generation` (see [`Storage::generation`]), still
-    /// ends at `len`: false once bytes were appended past `len` or the file was written
-    /// whole again. On an object store one listing request of what lies past `len`,
+    /// ends at `len`: false once bytes were appended past `len` (synced or not, through
+    /// this storage) or the file was written whole again. On an object store one listing request of what lies past `len`,
     /// however long the file; it does not tell a file cut back below `len` (the engine
     /// never cuts committed bytes there: rewinds are refused).
     fn ends_at(&self, path: &Path, len: u64, generation: u64) -> Result<bool> {

@@ -787,6 +787,13 @@ impl Storage for ObjectStorage {
         if len == 0 {
             return Ok(self.generation(path)? == u64::from(generation) && self.len(path)? == 0);
         }
+        // Bytes appended through this storage and not synced yet are the file's here too.
+        if let Some(tail) = self.tail(path) {
+            let tail = lock(&tail);
+            if tail.generation != generation || tail.start + tail.bytes.len() as u64 > len {
+                return Ok(false);
+            }
+        }
         // Names sort by generation, then start: what sorts after the name a segment
         // starting at `len - 1` would have is a segment starting at `len` or later, or one
         // of a newer generation.
