@@ -128,10 +128,15 @@ pub fn encode(
 
 /// The framed records of `head`, the bytes of a version head, by their offset in records
 /// file `records_file`: what [`encode`] may take from the head of the version before
-/// instead of reading them again (unchecked here; [`encode`] checks what it takes).
+/// instead of reading them again. None from a head that fails its checksum, whose offsets
+/// could be wrong ([`encode`] checks each record's own frame).
 pub fn framed_records(head: &[u8], records_file: u64) -> HashMap<u64, Vec<u8>> {
     let mut out = HashMap::new();
-    if head.len() < FIXED_LEN + 8 {
+    if head.len() < FIXED_LEN + 8 || head[..8] != HEAD_MAGIC {
+        return out;
+    }
+    let body = head.len() - 8;
+    if checksum(&head[..body]).to_le_bytes() != head[body..] {
         return out;
     }
     let mut d = Decoder::new(&head[FIXED_LEN..head.len() - 8]);
@@ -343,6 +348,21 @@ mod tests {
         assert_eq!(changed(&new, &old), vec![2]);
         assert!(changed(&old, &old).is_empty());
         assert!(changed(&[], &old).is_empty());
+    }
+
+    #[test]
+    fn records_are_taken_only_from_an_intact_head() {
+        let def = records::frame(CatalogKind::TableDef, b"definition");
+        let mut e = Encoder::new();
+        e.raw(&HEAD_MAGIC).u32(FORMAT_VERSION).u32(1).u64(0);
+        e.raw(&[0; ENTRY_LEN as usize]).u64(3).u64(40).bytes(&def);
+        let mut head = e.finish();
+        let sum = checksum(&head);
+        head.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(framed_records(&head, 3).get(&40), Some(&def));
+        assert!(framed_records(&head, 4).is_empty(), "another records file");
+        head[FIXED_LEN + 9] ^= 1;
+        assert!(framed_records(&head, 3).is_empty(), "a damaged offset");
     }
 
     #[test]
