@@ -10,7 +10,8 @@
 //! cache an earlier handle filled (`ObjectStorage::with_cache`), beside a new local handle.
 //! Then, on each, `reel sync` (`Store::sync_into`) of a store of the same history into an
 //! empty prefix, again, after one more version, and back to local disk. Last, the requests
-//! of opens of a small table at 10, 1,000 and 10,000 versions (in-memory store).
+//! of opens and of commits of a small table at 10, 1,000 and 10,000 versions
+//! (`REELDB_BENCH_VERSIONS`; in-memory store).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -338,13 +339,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Requests per open as versions accumulate: a small table committed `MANY` times (one row
-/// changed each), its opens measured at 10, 1,000 and `MANY` versions.
+/// Requests per open and per commit as versions accumulate: a small table committed `many`
+/// times (one row changed each), its opens measured at 10, 1,000 and `many` versions, and the
+/// writer's requests for the commit of that version (`REELDB_BENCH_VERSIONS`, default 10,000).
 fn measure_many_versions(objects: Arc<dyn ObjectStore>) -> Result<(), Box<dyn std::error::Error>> {
-    const MANY: u64 = 10_000;
+    let many: u64 = std::env::var("REELDB_BENCH_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let samples = [10, 1_000, many];
     let name = Path::new("many");
     let fresh = || ObjectStorage::new(objects.clone(), "many").unwrap();
-    let store = Store::create_in(Arc::new(fresh()), name)?;
+    let writer_storage = fresh();
+    let store = Store::create_in(Arc::new(writer_storage.clone()), name)?;
     let mut rng = Rng(5);
     let rows: Vec<_> = (0..100).map(|_| new_row(&mut rng, 0, 1_000)).collect();
     let ids: Vec<i64> = (0..100).collect();
@@ -353,39 +360,65 @@ fn measure_many_versions(objects: Arc<dyn ObjectStore>) -> Result<(), Box<dyn st
     tx.create_table("t", support::schema(), &["id"])?;
     tx.upsert("t", batch(&ids, &rows.iter().collect::<Vec<_>>()))?;
     tx.commit()?;
-    println!("| versions | open | lists | gets | bytes got | writes | time |");
-    println!("|---|---|---|---|---|---|---|");
+    let mut opens = Vec::new();
+    let mut commits = Vec::new();
     let t = Instant::now();
-    for v in 2..=MANY {
+    let (mut since, mut sampled) = (Instant::now(), 1);
+    for v in 2..=many {
         let id = rng.below(100) as i64;
         let row = new_row(&mut rng, v as i64, 1_000);
+        let before = writer_storage.requests();
+        let commit = Instant::now();
         let mut tx = w.begin();
         tx.upsert("t", batch(&[id], &[&row]))?;
         tx.commit()?;
-        if [10, 1_000, MANY].contains(&v) {
-            for at in [None, Some(1), Some(v / 2)] {
-                let storage = fresh();
-                let t = Instant::now();
-                let handle = Store::open_in(Arc::new(storage.clone()), name)?;
-                let opened = match at {
-                    None => handle.latest()?.version(),
-                    Some(at) => handle.snapshot(at)?.version(),
-                };
-                let asked = storage.requests();
-                let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
-                println!(
-                    "| {v} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
-                    asked.lists,
-                    asked.gets,
-                    asked.bytes_read as f64 / 1024.0,
-                    asked.writes(),
-                    t.elapsed().as_secs_f64() * 1e3
-                );
-            }
+        let took = commit.elapsed();
+        if !samples.contains(&v) {
+            continue;
         }
+        let asked = writer_storage.requests().since(&before);
+        commits.push(format!(
+            "| {v} | {} | {} | {} | {} | {} | {:.2} ms | {:.2} ms |",
+            asked.lists,
+            asked.names_listed,
+            asked.gets,
+            asked.puts,
+            asked.deletes,
+            took.as_secs_f64() * 1e3,
+            since.elapsed().as_secs_f64() * 1e3 / (v - sampled) as f64,
+        ));
+        for at in [None, Some(1), Some(v / 2)] {
+            let storage = fresh();
+            let t = Instant::now();
+            let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+            let opened = match at {
+                None => handle.latest()?.version(),
+                Some(at) => handle.snapshot(at)?.version(),
+            };
+            let asked = storage.requests();
+            let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
+            opens.push(format!(
+                "| {v} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
+                asked.lists,
+                asked.gets,
+                asked.bytes_read as f64 / 1024.0,
+                asked.writes(),
+                t.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        (since, sampled) = (Instant::now(), v);
     }
+    println!("| versions | open | lists | gets | bytes got | writes | time |");
+    println!("|---|---|---|---|---|---|---|");
+    opens.iter().for_each(|line| println!("{line}"));
     println!(
-        "\n{MANY} commits of one row: {:.2} s",
+        "\nThe writer's commit of that version, and the mean commit since the sample before:\n"
+    );
+    println!("| version | lists | names listed | gets | puts | deletes | time | mean time |");
+    println!("|---|---|---|---|---|---|---|---|");
+    commits.iter().for_each(|line| println!("{line}"));
+    println!(
+        "\n{many} commits of one row: {:.2} s",
         t.elapsed().as_secs_f64()
     );
     Ok(())

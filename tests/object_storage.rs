@@ -1,7 +1,8 @@
 //! A store on an object store (`ObjectStorage` over object_store's in-memory store): commits,
 //! reads at every version from another handle, verification, one writer at a time, readers
-//! that write nothing, a rewind refused without changing anything, and maintenance that
-//! retires what it no longer needs for a retention period before deleting it.
+//! that write nothing, a rewind refused without changing anything, maintenance that
+//! retires what it no longer needs for a retention period before deleting it, and commits
+//! whose listings do not grow with the number of versions.
 #![cfg(feature = "object-store")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -403,4 +404,34 @@ fn a_new_handle_reading_through_a_warm_cache_gets_no_data_object() {
         cold_asked.gets - direct + cold_asked.cache_hits,
         "{warm_asked:?}"
     );
+}
+
+#[test]
+fn a_commit_lists_no_more_names_at_sixty_versions_than_at_six() {
+    let memory = Arc::new(InMemory::new());
+    let storage = ObjectStorage::new(memory.clone(), "s").unwrap();
+    let store = Store::create_in(Arc::new(storage.clone()), Path::new("memory:///s")).unwrap();
+    let mut w = store.writer().unwrap();
+    let mut commit = |round: u64| {
+        let before = storage.requests();
+        let mut tx = w.begin();
+        if round == 1 {
+            tx.create_table("orders", common::orders_schema(), &["id"])
+                .unwrap();
+        }
+        tx.upsert("orders", orders(&[round as i64 % 7], round))
+            .unwrap();
+        tx.commit().unwrap();
+        storage.requests().since(&before)
+    };
+    let early: Vec<_> = (1..=6).map(&mut commit).collect();
+    let late: Vec<_> = (7..=60).map(&mut commit).collect();
+    let (early, late) = (early.last().unwrap(), late.last().unwrap());
+    // Each catalog file gains a segment per commit; what a commit lists must not.
+    assert_eq!(late.lists, early.lists);
+    assert_eq!(
+        late.names_listed, early.names_listed,
+        "{early:?} / {late:?}"
+    );
+    assert_eq!(late.gets, early.gets);
 }

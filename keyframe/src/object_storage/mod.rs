@@ -21,9 +21,10 @@
 //!   `segments`): its first segment,
 //!   created only if absent, is the file from then on, and the older objects are deleted.
 //!   An appender that listed the file before must list it again to append to the new
-//!   generation: taking a lock forgets every listing and every tail with nothing unsynced
-//!   that no append file holds, so appends made under a lock (the engine's catalog appends
-//!   and rewrites both hold the catalog lock) go to the file as it is.
+//!   generation: taking a lock forgets every tail with nothing unsynced that no append file
+//!   holds and makes every kept listing one to confirm before use (module `listings`), so
+//!   appends made under a lock (the engine's catalog appends and rewrites both hold the
+//!   catalog lock) go to the file as it is.
 //! - [`Storage::truncate`] deletes the segments at or past the new length, which must be a
 //!   segment boundary (the engine cuts files back only to the lengths a commit synced).
 //! - Locks are objects `P/lock` holding a lease their holder renews (module `lock`): a
@@ -58,10 +59,12 @@ pub use requests::Requests;
 use crate::error::{Error, Result};
 use crate::storage::{AppendFile, LockGuard, Storage};
 use cache::SegmentCache;
+use listings::Kept;
 use requests::{Counts, Request};
 use segments::{Listing, Segment, all_in, current_in, end_of, name_of};
 
 mod cache;
+mod listings;
 mod lock;
 mod probes;
 mod requests;
@@ -75,9 +78,8 @@ pub struct ObjectStorage {
     runtime: Arc<Runtime>,
     /// Per file being appended to through this storage: its bytes not yet synced.
     tails: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<Tail>>>>>,
-    /// Per file, its segments as last listed (or synced) here: reads of bytes they cover
-    /// need no new listing.
-    listed: Arc<Mutex<HashMap<PathBuf, Vec<Segment>>>>,
+    /// Per file, its segments as last listed (or synced) here (module `listings`).
+    listed: Arc<Mutex<HashMap<PathBuf, Kept>>>,
     /// The requests made so far, by this storage and its clones.
     counts: Arc<Counts>,
     /// How long a lock's lease lasts.
@@ -239,6 +241,8 @@ impl ObjectStorage {
             let prefix = (!key.as_ref().is_empty()).then_some(key);
             store.list_with_delimiter(prefix.as_ref()).await
         })?;
+        self.counts
+            .listed((listed.objects.len() + listed.common_prefixes.len()) as u64);
         let objects = listed
             .objects
             .iter()
@@ -253,33 +257,6 @@ impl ObjectStorage {
             .filter_map(|p| p.filename().map(str::to_string))
             .collect();
         Ok(Listing { objects, folders })
-    }
-
-    /// The segments of `path` (its newest generation's), in order, checked to run back to
-    /// back from 0.
-    fn segments(&self, path: &Path) -> Result<Vec<Segment>> {
-        current_in(path, &self.children(path)?)
-    }
-
-    /// Reads `range` of `path`'s segments, by the listing kept from before when it covers
-    /// the range (segments never change; a file cut back or removed meanwhile loses some,
-    /// and a read that then fails is retried once on a new listing), else by a new one.
-    fn read_listed(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
-        let kept = lock(&self.listed)
-            .get(path)
-            .filter(|l| end_of(l) >= range.end)
-            .cloned();
-        if let Some(segments) = kept
-            && let Ok(bytes) = self.read_segments(path, &segments, range.clone())
-        {
-            return Ok(bytes);
-        }
-        let segments = self.segments(path)?;
-        lock(&self.listed).insert(path.to_path_buf(), segments.clone());
-        if end_of(&segments) < range.end {
-            return Err(past_end(path));
-        }
-        self.read_segments(path, &segments, range)
     }
 
     /// Reads `range` of `path`: from `segments`, then from the unsynced tail where the
@@ -327,20 +304,6 @@ impl ObjectStorage {
         let newest = segments.iter().map(|s| s.generation).max().unwrap_or(0);
         segments.sort_by_key(|s| (s.generation != newest, s.start));
         self.delete_segments(path, segments.iter())
-    }
-
-    /// Forgets every listing, and every tail with nothing unsynced that no append file
-    /// holds: what another process may have changed while no lock was held (see the module
-    /// docs).
-    fn forget_settled(&self) {
-        lock(&self.listed).clear();
-        lock(&self.tails)
-            .retain(|_, tail| Arc::strong_count(tail) > 1 || !lock(tail).bytes.is_empty());
-    }
-
-    /// Forgets what was listed of `path`.
-    fn forget_listing(&self, path: &Path) {
-        lock(&self.listed).remove(path);
     }
 
     /// The unsynced tail of `path`, if an append file of this storage has one.
@@ -523,9 +486,9 @@ impl AppendFile for ObjectAppendFile {
             store.put_opts(&key, PutPayload::from(bytes), opts).await
         })?;
         if let Some(listed) = lock(&self.storage.listed).get_mut(&self.path)
-            && end_of(listed) == start
+            && end_of(&listed.segments) == start
         {
-            listed.push(Segment {
+            listed.segments.push(Segment {
                 generation,
                 start,
                 len,
@@ -551,6 +514,10 @@ impl Storage for ObjectStorage {
 
     fn exists(&self, path: &Path) -> Result<bool> {
         if self.tail(path).is_some() {
+            return Ok(true);
+        }
+        // A file listed before: confirming its listing is cheaper than listing it again.
+        if lock(&self.listed).contains_key(path) && !self.segments(path)?.is_empty() {
             return Ok(true);
         }
         let Listing { objects, folders } = self.children(path)?;

@@ -40,6 +40,7 @@ impl ObjectStorage {
             let prefix = (!key.as_ref().is_empty()).then_some(key);
             store.list(prefix.as_ref()).next().await.transpose()
         })?;
+        self.counts.listed(u64::from(first.is_some()));
         let within = self.key(dir)?;
         Ok(first.and_then(|meta| {
             let name = meta.location.prefix_match(&within)?.next()?;
@@ -88,6 +89,7 @@ impl ObjectStorage {
                 .await
                 .transpose()
         })?;
+        self.counts.listed(u64::from(later.is_some()));
         Ok(later.is_none())
     }
 }

@@ -17,6 +17,7 @@ pub(super) enum Request {
 #[derive(Debug, Default)]
 pub(super) struct Counts {
     lists: AtomicU64,
+    names_listed: AtomicU64,
     gets: AtomicU64,
     puts: AtomicU64,
     deletes: AtomicU64,
@@ -40,6 +41,11 @@ impl Counts {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `names` objects and folders a listing returned.
+    pub(super) fn listed(&self, names: u64) {
+        self.names_listed.fetch_add(names, Ordering::Relaxed);
+    }
+
     /// Counts `bytes` a get returned.
     pub(super) fn read(&self, bytes: u64) {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
@@ -60,6 +66,7 @@ impl Counts {
     pub(super) fn now(&self) -> Requests {
         Requests {
             lists: self.lists.load(Ordering::Relaxed),
+            names_listed: self.names_listed.load(Ordering::Relaxed),
             gets: self.gets.load(Ordering::Relaxed),
             puts: self.puts.load(Ordering::Relaxed),
             deletes: self.deletes.load(Ordering::Relaxed),
@@ -78,6 +85,9 @@ impl Counts {
 pub struct Requests {
     /// Listings (one call, however many pages the object store fetched for it).
     pub lists: u64,
+    /// Objects and folders the listings returned (S3 returns at most 1,000 per request, so
+    /// a listing of more pages through them).
+    pub names_listed: u64,
     /// Ranged or whole gets.
     pub gets: u64,
     /// Puts: segments, whole small files and lock objects.
@@ -106,6 +116,7 @@ impl Requests {
     pub fn since(&self, earlier: &Requests) -> Requests {
         Requests {
             lists: self.lists - earlier.lists,
+            names_listed: self.names_listed - earlier.names_listed,
             gets: self.gets - earlier.gets,
             puts: self.puts - earlier.puts,
             deletes: self.deletes - earlier.deletes,

@@ -239,8 +239,9 @@ fn a_segment_read_once_through_a_cache_is_read_from_it_by_the_next_process() {
     assert_eq!(&warm.map(p).unwrap()[..], b"first second");
     assert_eq!(&warm.read_at(p, 3, 6).unwrap()[..], b"st sec");
     let r = warm.requests();
-    // `map` lists the file (to learn its length now), then nothing is got.
-    assert_eq!((r.lists, r.gets, r.cache_hits), (2, 0, 4));
+    // `map` lists the file (to learn its length now), the read uses that listing, and
+    // nothing is got.
+    assert_eq!((r.lists, r.gets, r.cache_hits), (1, 0, 4));
 
     // A file cut back and written again reuses a segment's name: its new bytes are read.
     s.truncate(p, 6).unwrap();
@@ -334,4 +335,79 @@ fn removing_or_emptying_a_rewritten_file_deletes_every_generation() {
     s.truncate(Path::new("b"), 0).unwrap();
     assert_eq!(objects(&memory), Vec::<String>::new());
     assert!(!s.exists(Path::new("a")).unwrap());
+}
+
+#[test]
+fn a_kept_listing_is_brought_up_to_date_by_listing_only_from_its_last_segment_on() {
+    let (memory, writer) = storage();
+    let p = Path::new("catalog/versions.idx");
+    let parts: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 4]).collect();
+    append_segments(
+        &writer,
+        p,
+        &parts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
+    let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(reader.len(p).unwrap(), 200);
+    assert_eq!(reader.requests().names_listed, 50);
+
+    append_segments(&writer, p, &[b"more", b"last"]);
+    let before = reader.requests();
+    assert_eq!(reader.len(p).unwrap(), 208);
+    let asked = reader.requests().since(&before);
+    assert_eq!(
+        (asked.lists, asked.names_listed),
+        (1, 3),
+        "its last segment and the two appended"
+    );
+    assert_eq!(
+        &reader.read_at(p, 196, 12).unwrap()[..],
+        b"\x31\x31\x31\x31morelast"
+    );
+    assert_eq!(reader.requests().since(&before).lists, 1);
+}
+
+#[test]
+fn a_kept_listing_of_a_file_cut_back_rewritten_or_removed_elsewhere_is_listed_again() {
+    let (memory, writer) = storage();
+    let p = Path::new("f");
+    append_segments(&writer, p, &[b"ab", b"cd", b"ef"]);
+    let reader = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&reader.map(p).unwrap()[..], b"abcdef");
+
+    // Cut back below the last segment and appended again: same names, other objects.
+    writer.truncate(p, 2).unwrap();
+    append_segments(&writer, p, &[b"CD", b"EF"]);
+    assert_eq!(&reader.map(p).unwrap()[..], b"abCDEF");
+
+    // Rewritten whole: a newer generation.
+    writer.write_atomic(p, b"whole").unwrap();
+    assert_eq!(&reader.map(p).unwrap()[..], b"whole");
+    append_segments(&writer, p, &[b"+1", b"+2"]);
+    assert_eq!(&reader.map(p).unwrap()[..], b"whole+1+2");
+
+    writer.remove(p).unwrap();
+    assert!(!reader.exists(p).unwrap());
+    assert!(reader.len(p).is_err());
+}
+
+#[test]
+fn under_a_lock_a_kept_listing_is_confirmed_before_a_read_trusts_it() {
+    let (memory, s) = storage();
+    let p = Path::new("f");
+    append_segments(&s, p, &[b"ab", b"cd"]);
+    let other = ObjectStorage::new(memory.clone(), "stores/one").unwrap();
+    assert_eq!(&other.read_at(p, 0, 4).unwrap()[..], b"abcd");
+    s.truncate(p, 2).unwrap();
+    append_segments(&s, p, &[b"CD"]);
+    // Another process may have changed the file while no lock was held: under one, the
+    // kept listing is confirmed before a read uses it.
+    let _lock = other.lock_exclusive(Path::new("LOCK")).unwrap();
+    let before = other.requests();
+    assert_eq!(&other.read_at(p, 0, 4).unwrap()[..], b"abCD");
+    assert_eq!(
+        other.requests().since(&before).lists,
+        2,
+        "confirmed, then listed"
+    );
 }
