@@ -195,7 +195,7 @@ fn stores_under_two_prefixes_of_one_bucket_are_apart() {
 }
 
 #[test]
-fn readers_of_an_object_store_write_nothing() {
+fn readers_of_an_object_store_write_nothing_not_even_to_verify() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     both_stores(&memory, "s", &dir.path().join("s"));
@@ -207,6 +207,8 @@ fn readers_of_an_object_store_write_nothing() {
         s.table("orders").unwrap().get(45i64).unwrap();
     }
     read_all_canonical(&reader);
+    let report = reader.verify(1..=4, &mut |_| {}).unwrap();
+    assert!(report.is_intact(), "{report:?}");
     let asked = storage.requests();
     assert_eq!(asked.writes(), 0, "{asked:?}");
     assert!(asked.gets > 0, "{asked:?}");
@@ -434,4 +436,39 @@ fn a_commit_lists_no_more_names_at_sixty_versions_than_at_six() {
         "{early:?} / {late:?}"
     );
     assert_eq!(late.gets, early.gets);
+}
+
+#[test]
+fn a_get_on_an_object_store_reads_a_few_windows_of_the_pack_not_the_pack() {
+    let memory = Arc::new(InMemory::new());
+    let store = Store::create_in(
+        Arc::new(ObjectStorage::new(memory.clone(), "big").unwrap()),
+        Path::new("memory:///big"),
+    )
+    .unwrap();
+    let ids: Vec<i64> = (0..400_000).collect();
+    let mut w = store.writer().unwrap();
+    let mut tx = w.begin();
+    tx.create_table("orders", common::orders_schema(), &["id"])
+        .unwrap();
+    tx.upsert("orders", orders(&ids, 1)).unwrap();
+    tx.commit().unwrap();
+    drop(w);
+    let pack_bytes = store.stats().unwrap().bytes_on_disk;
+
+    let window = 64 << 10;
+    let storage = ObjectStorage::new(memory.clone(), "big")
+        .unwrap()
+        .with_read_window(window);
+    let reader = Store::open_in(Arc::new(storage.clone()), Path::new("memory:///big")).unwrap();
+    let t = reader.latest().unwrap().table("orders").unwrap();
+    let row = t.get(123_456i64).unwrap().expect("key 123456 was written");
+    assert_eq!(row, orders(&[123_456], 1));
+    let asked = storage.requests();
+    assert!(pack_bytes > 16 * window, "{pack_bytes}");
+    assert!(
+        asked.bytes_read < pack_bytes / 4,
+        "a get read {} of {pack_bytes} bytes: {asked:?}",
+        asked.bytes_read
+    );
 }

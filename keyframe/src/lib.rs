@@ -28,6 +28,7 @@ pub mod node;
 #[cfg(feature = "object-store")]
 pub mod object_storage;
 pub mod pack;
+mod pack_reader;
 mod point;
 pub mod predicate;
 pub mod record;

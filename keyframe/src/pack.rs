@@ -1,5 +1,6 @@
-//! Pack files: append-only files of records. [`PackReader`] maps them for readers;
-//! [`PackWriter`] appends new records for one appender, storing each content hash once.
+//! Pack files: append-only files of records. [`PackReader`] (module `pack_reader`) reads them
+//! for readers; [`PackWriter`] appends new records for one appender, storing each content
+//! hash once.
 //!
 //! ```text
 //! pack file: magic "REELPACK", format_version u32, pack_id u32, then records back to back
@@ -13,13 +14,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{ContentHash, Decoder, Encoder, FORMAT_VERSION, PACK_HEADER_LEN, PACK_MAGIC};
 use crate::node::RecordRef;
+pub use crate::pack_reader::PackReader;
 use crate::record::{self, RecordKind};
 use crate::storage::{AppendFile, Storage};
 
@@ -91,77 +91,6 @@ pub fn pack_path(id: u32) -> PathBuf {
 /// The pack id a pack file name stands for.
 pub fn pack_id_of(name: &str) -> Option<u32> {
     name.strip_suffix(".pack")?.parse().ok()
-}
-
-/// Reads records from pack files through memory maps shared by every reader of a store.
-#[derive(Debug)]
-pub struct PackReader {
-    storage: Arc<dyn Storage>,
-    maps: RwLock<HashMap<u32, Bytes>>,
-}
-
-impl PackReader {
-    /// A reader over the packs of `storage`.
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        PackReader {
-            storage,
-            maps: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn mapped(&self, pack: u32, need: u64) -> Result<Bytes> {
-        if let Ok(maps) = self.maps.read()
-            && let Some(m) = maps.get(&pack)
-            && m.len() as u64 >= need
-        {
-            return Ok(m.clone());
-        }
-        let path = pack_path(pack);
-        let map = self.storage.map(&path)?;
-        if (map.len() as u64) < need {
-            return Err(Error::corrupt(
-                path,
-                need,
-                format!("reference past the end of the pack ({} bytes)", map.len()),
-            ));
-        }
-        check_header(&map[..PACK_HEADER_LEN as usize], pack)
-            .map_err(|reason| Error::corrupt(&path, 0, reason))?;
-        if let Ok(mut maps) = self.maps.write() {
-            maps.insert(pack, map.clone());
-        }
-        Ok(map)
-    }
-
-    /// Drops every map, so the next read of each pack maps the file as it is now (after a
-    /// rewind removed packs and their ids may be used again).
-    pub fn forget_maps(&self) {
-        if let Ok(mut maps) = self.maps.write() {
-            maps.clear();
-        }
-    }
-
-    /// Reads, verifies and decompresses the record `r`, which must be of `kind`.
-    pub fn read(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
-        let end = r.offset + u64::from(r.len);
-        let map = self.mapped(r.pack, end)?;
-        let bytes = &map[r.offset as usize..end as usize];
-        record::decode(bytes, kind, r.hash)
-            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))
-    }
-}
-
-impl PackReader {
-    /// The payload of the column block `r`, as a slice of the pack's memory map (no copy),
-    /// after checking its framing and content address; see [`record::payload_of_block`].
-    pub fn read_block(&self, r: &RecordRef) -> Result<Bytes> {
-        let end = r.offset + u64::from(r.len);
-        let map = self.mapped(r.pack, end)?;
-        let record = map.slice(r.offset as usize..end as usize);
-        let range = record::payload_of_block(&record, r.hash)
-            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))?;
-        Ok(record.slice(range))
-    }
 }
 
 /// Appends records to the packs of one [`PackRange`], deduplicating by content hash.

@@ -87,6 +87,13 @@ pub trait Storage: Send + Sync + Debug {
     fn locks_outlive_their_process(&self) -> bool {
         false
     }
+    /// The size of the aligned windows in which readers of records in large files (packs)
+    /// should read them, or `None` to map such a file whole. A local disk maps (its page
+    /// cache reads what is touched); an object store reads windows, as a whole-file get of a
+    /// large pack fetches far more than a point read needs.
+    fn read_window(&self) -> Option<u64> {
+        None
+    }
     /// The bytes of `path`, a file written whole ([`Storage::write_atomic`],
     /// [`Storage::overwrite`]) and never appended to, or `None` when there is no such file:
     /// how a small file is read in one request, with no listing. Where files are kept as

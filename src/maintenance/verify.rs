@@ -55,15 +55,30 @@ impl VerifyReport {
 
 impl Store {
     /// The acknowledged versions (first, last) the index lost, if records.log proves any (see
-    /// [`VerifyReport::lost_versions`]); read under the catalog lock, so no commit is under
-    /// way. Also for a store whose index lost every entry, which has no versions to verify.
+    /// [`VerifyReport::lost_versions`]). Also for a store whose index lost every entry, which
+    /// has no versions to verify. On a local disk they are read under the catalog lock, so
+    /// no commit is under way. On an object store, where a reader writes nothing (a lock is
+    /// an object), a commit may be under way: its records may lie past an index entry that
+    /// a commit after it has not yet written, so what looks lost counts only when the latest
+    /// entry was the same before and after the records were read (tried five times; a
+    /// writer committing through all of them leaves it unreported).
     pub fn lost_versions(&self) -> Result<Option<(u64, u64)>> {
-        let _catalog = CatalogWriter::take(&self.inner.storage)?;
-        let head = self.latest_entry()?;
-        Ok(
-            tail::lost_after(self.inner.storage.as_ref(), head.as_ref())?
-                .map(|r| (*r.start(), *r.end())),
-        )
+        let storage = self.inner.storage.as_ref();
+        let lost_after = |head: Option<&crate::catalog::index::IndexEntry>| {
+            tail::lost_after(storage, head).map(|r| r.map(|r| (*r.start(), *r.end())))
+        };
+        if !storage.locks_outlive_their_process() {
+            let _catalog = CatalogWriter::take(&self.inner.storage)?;
+            return lost_after(self.latest_entry()?.as_ref());
+        }
+        for _ in 0..5 {
+            let head = self.latest_entry()?;
+            let lost = lost_after(head.as_ref())?;
+            if lost.is_none() || self.latest_entry()? == head {
+                return Ok(lost);
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -161,6 +161,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.locks_outlive_their_process()
     }
 
+    fn read_window(&self) -> Option<u64> {
+        self.inner.read_window()
+    }
+
     fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {
         self.plan.check(OpKind::Read, path)?;
         self.inner.read_small(path)

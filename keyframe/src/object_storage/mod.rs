@@ -70,6 +70,12 @@ mod probes;
 mod requests;
 mod segments;
 
+/// The windows packs are read in by default ([`Storage::read_window`],
+/// [`ObjectStorage::with_read_window`]): 1 MiB, object_store's own
+/// distance for coalescing ranged gets (`OBJECT_STORE_COALESCE_DEFAULT`), where one more
+/// request costs about what its bytes would.
+pub const READ_WINDOW: u64 = 1 << 20;
+
 /// [`Storage`] on an object store (see the module docs).
 #[derive(Clone)]
 pub struct ObjectStorage {
@@ -86,6 +92,8 @@ pub struct ObjectStorage {
     lock_ttl: Duration,
     /// The local cache of segments, if one was given.
     cache: Option<Arc<SegmentCache>>,
+    /// The size of the windows packs are read in ([`Storage::read_window`]).
+    read_window: u64,
 }
 
 impl fmt::Debug for ObjectStorage {
@@ -164,6 +172,7 @@ impl ObjectStorage {
             counts: Arc::new(Counts::default()),
             lock_ttl: DEFAULT_LOCK_TTL,
             cache: None,
+            read_window: READ_WINDOW,
         })
     }
 
@@ -183,6 +192,15 @@ impl ObjectStorage {
         self
     }
 
+    /// The same storage reading packs in windows of `window` bytes (at least 4 KiB) instead
+    /// of [`READ_WINDOW`]: smaller ones read less for a point read, larger ones make fewer
+    /// requests for a scan. A storage with a local cache ([`ObjectStorage::with_cache`])
+    /// reads packs whole, as the cache holds whole segments.
+    pub fn with_read_window(mut self, window: u64) -> Self {
+        self.read_window = window.max(4 << 10);
+        self
+    }
+
     /// The requests made so far by this storage and its clones.
     pub fn requests(&self) -> Requests {
         self.counts.now()
@@ -195,7 +213,18 @@ impl ObjectStorage {
         path: &Path,
         work: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> Result<T> {
-        self.counts.request(kind);
+        self.run_many(kind, 1, path, work)
+    }
+
+    /// Runs `work`, `count` requests of `kind` at once, on the runtime and waits for it.
+    fn run_many<T: Send + 'static>(
+        &self,
+        kind: Request,
+        count: u64,
+        path: &Path,
+        work: impl Future<Output = object_store::Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        (0..count).for_each(|_| self.counts.request(kind));
         let Some(runtime) = &self.runtime.0 else {
             return Err(Error::io(path, std::io::Error::other("runtime shut down")));
         };
@@ -311,14 +340,18 @@ impl ObjectStorage {
         lock(&self.tails).get(path).cloned()
     }
 
-    /// Reads `range` of `path`'s segments.
+    /// Reads `range` of `path`'s segments: those the local cache holds from there, the rest
+    /// by one ranged get each, issued at once. A range within one segment comes back as
+    /// the bytes got (no copy).
     fn read_segments(
         &self,
         path: &Path,
         segments: &[Segment],
         range: std::ops::Range<u64>,
     ) -> Result<Bytes> {
-        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        let mut pieces: Vec<Bytes> = Vec::new();
+        // (piece, segment start, object, range within the segment)
+        let mut wanted = Vec::new();
         for s in segments {
             let (from, to) = (range.start.max(s.start), range.end.min(s.start + s.len));
             if from >= to {
@@ -326,23 +359,39 @@ impl ObjectStorage {
             }
             let within = from - s.start..to - s.start;
             if let Some(whole) = self.read_cached(path, s)? {
-                out.extend_from_slice(&whole[within.start as usize..within.end as usize]);
+                pieces.push(whole.slice(within.start as usize..within.end as usize));
                 continue;
             }
-            let (store, key) = (
-                self.store.clone(),
-                self.segment_key(path, s.generation, s.start)?,
-            );
-            let wanted = within.end - within.start;
-            let got = self.run(Request::Get, path, async move {
-                store.get_range(&key, within).await
-            })?;
-            if got.len() as u64 != wanted {
-                return Err(not_as_listed(path, s.start));
-            }
-            self.counts.read(wanted);
-            out.extend_from_slice(&got);
+            let key = self.segment_key(path, s.generation, s.start)?;
+            wanted.push((pieces.len(), s.start, key, within));
+            pieces.push(Bytes::new());
         }
+        if !wanted.is_empty() {
+            let store = self.store.clone();
+            let gets: Vec<_> = wanted
+                .iter()
+                .map(|(_, _, key, within)| (key.clone(), within.clone()))
+                .collect();
+            let got = self.run_many(Request::Get, gets.len() as u64, path, async move {
+                futures::future::try_join_all(gets.into_iter().map(|(key, within)| {
+                    let store = store.clone();
+                    async move { store.get_range(&key, within).await }
+                }))
+                .await
+            })?;
+            for ((i, start, _, within), bytes) in wanted.into_iter().zip(got) {
+                if bytes.len() as u64 != within.end - within.start {
+                    return Err(not_as_listed(path, start));
+                }
+                self.counts.read(bytes.len() as u64);
+                pieces[i] = bytes;
+            }
+        }
+        if pieces.len() == 1 {
+            return Ok(pieces.swap_remove(0));
+        }
+        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
         Ok(out.freeze())
     }
 
@@ -703,6 +752,12 @@ impl Storage for ObjectStorage {
 
     fn locks_outlive_their_process(&self) -> bool {
         true
+    }
+
+    fn read_window(&self) -> Option<u64> {
+        // Through a local cache a segment is got whole anyway, once: packs are read whole,
+        // so each cached segment is read from the cache once, not once per window.
+        self.cache.is_none().then_some(self.read_window)
     }
 
     fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {

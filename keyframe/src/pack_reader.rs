@@ -1,0 +1,331 @@
+//! [`PackReader`]: reads records from pack files for every reader of a store. On a local disk
+//! it maps each pack whole (the page cache does the rest); on storage that reads in windows
+//! ([`Storage::read_window`], an object store) it gets the aligned windows of a pack that
+//! the records read fall in, one request per run of missing windows, and keeps them, so a
+//! point read of a large pack fetches a window or two, not the pack. A pack's header is
+//! checked when the window holding it is read; every record is checked by its own framing
+//! and content hash, wherever it is read from.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::format::PACK_HEADER_LEN;
+use crate::node::RecordRef;
+use crate::pack::{check_header, pack_path};
+use crate::record::{self, RecordKind};
+use crate::storage::Storage;
+
+/// Reads records from pack files through maps or windows shared by every reader of a store.
+#[derive(Debug)]
+pub struct PackReader {
+    storage: Arc<dyn Storage>,
+    /// The size of the windows packs are read in, `None` to map them whole.
+    window: Option<u64>,
+    maps: RwLock<HashMap<u32, Bytes>>,
+    windows: RwLock<HashMap<u32, PackWindows>>,
+    /// Held while windows are read, so that readers on several threads wanting the same
+    /// window (a parallel scan) read it once.
+    reading: Mutex<()>,
+}
+
+/// What was read of one pack in windows.
+#[derive(Debug, Default)]
+struct PackWindows {
+    /// The pack's length when last measured.
+    len: u64,
+    /// Its windows read so far, by number (window `n` starts at `n` times the window size;
+    /// the last of a pack may be shorter, and is read again when a record runs past it).
+    read: HashMap<u64, Bytes>,
+}
+
+impl PackReader {
+    /// A reader over the packs of `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        PackReader {
+            window: storage.read_window(),
+            storage,
+            maps: RwLock::new(HashMap::new()),
+            windows: RwLock::new(HashMap::new()),
+            reading: Mutex::new(()),
+        }
+    }
+
+    /// A reader over the packs of `storage` that reads them in windows of `window` bytes.
+    #[cfg(test)]
+    fn with_window(storage: Arc<dyn Storage>, window: u64) -> Self {
+        PackReader {
+            window: Some(window),
+            ..PackReader::new(storage)
+        }
+    }
+
+    /// Drops every map and window, so the next read of each pack reads the file as it is now
+    /// (after a rewind removed packs and their ids may be used again).
+    pub fn forget_maps(&self) {
+        if let Ok(mut maps) = self.maps.write() {
+            maps.clear();
+        }
+        if let Ok(mut windows) = self.windows.write() {
+            windows.clear();
+        }
+    }
+
+    /// Reads, verifies and decompresses the record `r`, which must be of `kind`.
+    pub fn read(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
+        let bytes = self.bytes(r.pack, r.offset..r.offset + u64::from(r.len))?;
+        record::decode(&bytes, kind, r.hash)
+            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))
+    }
+
+    /// The payload of the column block `r`, as a slice of the pack's map or window (no copy
+    /// unless the record spans two windows), after checking its framing and content address;
+    /// see [`record::payload_of_block`].
+    pub fn read_block(&self, r: &RecordRef) -> Result<Bytes> {
+        let record = self.bytes(r.pack, r.offset..r.offset + u64::from(r.len))?;
+        let range = record::payload_of_block(&record, r.hash)
+            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))?;
+        Ok(record.slice(range))
+    }
+
+    /// Bytes `range` of pack `pack`.
+    fn bytes(&self, pack: u32, range: Range<u64>) -> Result<Bytes> {
+        match self.window {
+            None => {
+                let map = self.mapped(pack, range.end)?;
+                Ok(map.slice(range.start as usize..range.end as usize))
+            }
+            Some(window) => self.windowed(pack, range, window),
+        }
+    }
+
+    fn mapped(&self, pack: u32, need: u64) -> Result<Bytes> {
+        if let Ok(maps) = self.maps.read()
+            && let Some(m) = maps.get(&pack)
+            && m.len() as u64 >= need
+        {
+            return Ok(m.clone());
+        }
+        let path = pack_path(pack);
+        let map = self.storage.map(&path)?;
+        if (map.len() as u64) < need {
+            return Err(past_end(pack, need, map.len() as u64));
+        }
+        check_header(&map[..PACK_HEADER_LEN as usize], pack)
+            .map_err(|reason| Error::corrupt(&path, 0, reason))?;
+        if let Ok(mut maps) = self.maps.write() {
+            maps.insert(pack, map.clone());
+        }
+        Ok(map)
+    }
+
+    /// Bytes `range` of pack `pack` from its windows of `window` bytes, reading those
+    /// missing first.
+    fn windowed(&self, pack: u32, range: Range<u64>, window: u64) -> Result<Bytes> {
+        let numbers =
+            range.start / window..range.end.div_ceil(window).max(range.start / window + 1);
+        // A window holds what the range needs of it when it runs to the window's end or to
+        // the range's.
+        let holds =
+            |n: u64, w: &Bytes| n * window + w.len() as u64 >= range.end.min((n + 1) * window);
+        let missing = || match self.windows.read() {
+            Ok(all) => match all.get(&pack) {
+                Some(p) => (
+                    numbers
+                        .clone()
+                        .filter(|n| !p.read.get(n).is_some_and(|w| holds(*n, w)))
+                        .collect::<Vec<_>>(),
+                    p.len,
+                ),
+                None => (numbers.clone().collect(), 0),
+            },
+            Err(_) => (numbers.clone().collect(), 0),
+        };
+        let (mut wanted, _) = missing();
+        // Another thread may be reading them: once it is done, only what is still missing.
+        let _reading = match wanted.is_empty() {
+            true => None,
+            false => Some(self.reading.lock().unwrap_or_else(|p| p.into_inner())),
+        };
+        let mut known_len = 0;
+        if !wanted.is_empty() {
+            (wanted, known_len) = missing();
+        }
+        if !wanted.is_empty() {
+            let path = pack_path(pack);
+            if known_len < range.end {
+                known_len = self.storage.len(&path)?;
+                if known_len < range.end {
+                    return Err(past_end(pack, range.end, known_len));
+                }
+            }
+            let mut got = Vec::new();
+            for run in runs(&wanted) {
+                let start = run.start * window;
+                let end = (run.end * window).min(known_len);
+                let bytes = self.storage.read_at(&path, start, (end - start) as usize)?;
+                for n in run {
+                    let from = ((n * window).min(end) - start) as usize;
+                    let to = (((n + 1) * window).min(end) - start) as usize;
+                    got.push((n, bytes.slice(from..to)));
+                }
+            }
+            if let Some((_, first)) = got.iter().find(|(n, _)| *n == 0) {
+                let header = first.get(..PACK_HEADER_LEN as usize).unwrap_or(first);
+                check_header(header, pack).map_err(|reason| Error::corrupt(&path, 0, reason))?;
+            }
+            let mut all = self.windows.write().unwrap_or_else(|p| p.into_inner());
+            let p = all.entry(pack).or_default();
+            p.len = p.len.max(known_len);
+            p.read.extend(got);
+        }
+        let all = self.windows.read().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = all.get(&pack) else {
+            return Err(past_end(pack, range.end, 0));
+        };
+        let piece = |n: u64| -> Result<Bytes> {
+            let w = p
+                .read
+                .get(&n)
+                .ok_or_else(|| past_end(pack, range.end, p.len))?;
+            let base = n * window;
+            let from = range.start.max(base) - base;
+            let to = range.end.min(base + w.len() as u64) - base;
+            if from > to || !holds(n, w) {
+                return Err(past_end(pack, range.end, p.len));
+            }
+            Ok(w.slice(from as usize..to as usize))
+        };
+        if numbers.end - numbers.start == 1 {
+            return piece(numbers.start);
+        }
+        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        for n in numbers {
+            out.extend_from_slice(&piece(n)?);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// The error for a record reaching `need` in pack `pack`, which is `len` bytes long.
+fn past_end(pack: u32, need: u64, len: u64) -> Error {
+    Error::corrupt(
+        pack_path(pack),
+        need,
+        format!("reference past the end of the pack ({len} bytes)"),
+    )
+}
+
+/// `numbers` (ascending) as runs of consecutive numbers.
+fn runs(numbers: &[u64]) -> Vec<Range<u64>> {
+    let mut runs: Vec<Range<u64>> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some(r) if r.end == n => r.end += 1,
+            _ => runs.push(n..n + 1),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::content_hash;
+    use crate::pack::PackWriter;
+    use crate::storage::LocalStorage;
+
+    /// Records of 1 to 300 bytes appended to a pack and synced: their refs and payloads.
+    fn write_records(storage: &Arc<dyn Storage>, n: usize) -> Vec<(RecordRef, Vec<u8>)> {
+        let mut w = PackWriter::open(storage.clone(), &[]).unwrap();
+        let out: Vec<_> = (0..n)
+            .map(|i| {
+                let raw: Vec<u8> = (0..1 + (i * 37) % 300).map(|b| (b ^ i) as u8).collect();
+                let r = w
+                    .put(RecordKind::ColumnBlock, &raw, content_hash(&raw))
+                    .unwrap();
+                (r, raw)
+            })
+            .collect();
+        w.sync(true).unwrap();
+        out
+    }
+
+    #[test]
+    fn records_read_in_windows_are_the_records_read_from_a_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = write_records(&storage, 200);
+        let mapped = PackReader::new(storage.clone());
+        for window in [64, 100, 4096, 1 << 20] {
+            let windowed = PackReader::with_window(storage.clone(), window);
+            // Backwards, so windows are read out of order and records span ones read before.
+            for (r, raw) in records.iter().rev() {
+                assert_eq!(&windowed.read(r, RecordKind::ColumnBlock).unwrap(), raw);
+                assert_eq!(
+                    windowed.read_block(r).unwrap(),
+                    mapped.read_block(r).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_read_short_at_the_end_of_a_pack_is_read_again_once_the_pack_grew() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let mut w = PackWriter::open(storage.clone(), &[]).unwrap();
+        let first = w
+            .put(RecordKind::ColumnBlock, b"first", content_hash(b"first"))
+            .unwrap();
+        let committed = w.sync(true).unwrap();
+        let reader = PackReader::with_window(storage.clone(), 1 << 20);
+        assert_eq!(
+            reader.read(&first, RecordKind::ColumnBlock).unwrap(),
+            b"first"
+        );
+        let mut w = PackWriter::open(storage.clone(), &committed).unwrap();
+        let second = w
+            .put(RecordKind::ColumnBlock, b"second", content_hash(b"second"))
+            .unwrap();
+        w.sync(true).unwrap();
+        assert_eq!(second.pack, first.pack, "appended to the same pack");
+        assert_eq!(
+            reader.read(&second, RecordKind::ColumnBlock).unwrap(),
+            b"second"
+        );
+    }
+
+    #[test]
+    fn a_reference_past_the_end_or_a_damaged_header_is_corruption_in_windows_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = write_records(&storage, 3);
+        let (r, _) = records[2];
+        let past = RecordRef {
+            offset: r.offset + 1000,
+            ..r
+        };
+        let reader = PackReader::with_window(storage.clone(), 64);
+        let err = reader.read(&past, RecordKind::ColumnBlock).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains("past the end of the pack"),
+            "{err}"
+        );
+
+        let path = pack_path(r.pack);
+        let mut bytes = storage.map(&path).unwrap().to_vec();
+        bytes[0] ^= 0xff;
+        storage.write_atomic(&path, &bytes).unwrap();
+        // The header is checked when the window holding it is read; a record in another
+        // window is checked by its own framing and content hash.
+        let reader = PackReader::with_window(storage.clone(), 64);
+        let (first, _) = records[0];
+        let err = reader.read(&first, RecordKind::ColumnBlock).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { offset: 0, .. }), "{err}");
+    }
+}
