@@ -1,6 +1,6 @@
-//! Requests to an object store per open, per full scan and per 1,000 gets, each from a fresh
-//! handle (cold: nothing listed or decoded yet) and again on the same handle (warm), with the
-//! times beside the same store on local disk, in one run.
+//! Requests to an object store per open, per full scan, per 1,000 gets and per get, each
+//! from a fresh handle (cold: nothing listed or decoded yet) and again on the same handle
+//! (warm), with the times beside the same store on local disk, in one run.
 //!
 //! `cargo bench --bench object_store` (`REELDB_BENCH_ROWS`, default 200,000 rows: the
 //! harness's table shape, 10 versions of 1% updates). It runs on object_store's in-memory
@@ -177,6 +177,23 @@ fn measure(
                 t.elapsed().as_secs_f64(),
             );
         }
+        // One get on a handle of its own: the windows on its path (1 MiB each), not the pack.
+        let storage = fresh();
+        let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+        let table = handle.snapshot(version)?.table("t")?;
+        let local_table = Store::open(local.path())?.snapshot(version)?.table("t")?;
+        at = storage.requests();
+        let t = Instant::now();
+        let found = get_all(&table, &probes[..1]);
+        let get_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        assert_eq!(found, get_all(&local_table, &probes[..1]));
+        report(
+            &format!("1 get v{version}, cold"),
+            storage.requests().since(&at),
+            get_s,
+            t.elapsed().as_secs_f64(),
+        );
         // A new handle (as a new process) reading through a local cache that an earlier
         // handle filled, beside a new handle on the local store; open included in both.
         let cache = tempfile::tempdir()?;

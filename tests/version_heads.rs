@@ -1,7 +1,8 @@
 //! Version heads on an object store (`catalog::head`, FORMAT.md "Version heads"): an open
 //! reads a constant number of objects however many versions there are; a head is only ever
 //! a copy, so a missing, damaged or stale one leaves the version to be opened through
-//! versions.idx, reading the same rows; maintenance and sync keep heads in step.
+//! versions.idx, reading the same rows; maintenance and sync keep heads in step; verify names
+//! damaged heads and fails a version whose head copies another entry.
 #![cfg(feature = "object-store")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -266,4 +267,53 @@ fn a_commit_not_yet_synced_is_the_latest_for_its_own_process_only() {
     assert_eq!(store.latest().unwrap().version(), 3);
     let other = Store::open_in(Arc::new(storage(&memory)), shown()).unwrap();
     assert_eq!(other.latest().unwrap().version(), 2);
+}
+
+#[test]
+fn verify_names_a_damaged_head_and_fails_a_version_whose_head_copies_another_entry() {
+    let memory = Arc::new(InMemory::new());
+    let store = Store::create_in(Arc::new(storage(&memory)), shown()).unwrap();
+    commit(&store, 1..4);
+    let head_of = |v: u64| {
+        futures::executor::block_on(async {
+            memory.get(&head_object(v)).await.unwrap().bytes().await
+        })
+        .unwrap()
+        .to_vec()
+    };
+    let report = store.verify(1..=3, &mut |_| {}).unwrap();
+    assert!(
+        report.is_intact() && report.damaged_heads.is_empty(),
+        "{report:?}"
+    );
+
+    let before = head_of(2);
+    let mut flipped = before.clone();
+    flipped[100] ^= 0x40;
+    put(&memory, &head_object(2), flipped);
+    let fresh = Store::open_in(Arc::new(storage(&memory)), shown()).unwrap();
+    let report = fresh.verify(1..=3, &mut |_| {}).unwrap();
+    assert_eq!(report.damaged_heads, vec![2]);
+    assert!(report.is_intact(), "a damaged head costs speed, not rows");
+
+    // A catalog rewrite moves every record (and writes the heads again); version 2's head
+    // from before it is intact but copies an entry versions.idx no longer holds.
+    put(&memory, &head_object(2), before.clone());
+    let mut maintenance = store.maintenance().unwrap();
+    assert!(maintenance.rewrite_catalog(0.0).unwrap().rewritten);
+    drop(maintenance);
+    assert_ne!(head_of(2), before);
+    put(&memory, &head_object(2), before);
+    let fresh = Store::open_in(Arc::new(storage(&memory)), shown()).unwrap();
+    let report = fresh.verify(1..=3, &mut |_| {}).unwrap();
+    assert!(!report.is_intact());
+    let problem = report.versions[1]
+        .problem
+        .as_ref()
+        .expect("version 2 fails");
+    assert!(
+        problem.to_string().contains("copies another index entry"),
+        "{problem}"
+    );
+    assert!(report.versions[0].problem.is_none() && report.versions[2].problem.is_none());
 }

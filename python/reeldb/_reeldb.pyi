@@ -90,7 +90,8 @@ class Store:
         """Drops every version above `version`: to, purged, source_offset."""
     def verify(self, first: int = 1, last: Optional[int] = None) -> Dict[str, Any]:
         """Checks every stored byte of the versions: intact, newest_intact, versions, ...,
-        lost_versions (committed versions whose index entries are lost, or None)."""
+        lost_versions (committed versions whose index entries are lost, or None),
+        damaged_heads (versions whose head, on an object store, is damaged)."""
     def stats(self) -> Dict[str, Any]:
         """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..., and
         column_space: bytes per table, column and encoding (dicts with table, column,

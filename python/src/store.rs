@@ -266,8 +266,10 @@ impl Database {
 
     /// Checks every stored byte of versions `first..=last` (all by default). Returns a dict:
     /// `intact`, `newest_intact`, `versions` (one dict per version: `version` and `problem`,
-    /// None when intact), `leaves_checked`, `ignored_index_tail` and `lost_versions` (a
-    /// (first, last) pair of committed versions whose index entries are lost, or None).
+    /// None when intact), `leaves_checked`, `ignored_index_tail`, `lost_versions` (a
+    /// (first, last) pair of committed versions whose index entries are lost, or None) and
+    /// `damaged_heads` (versions whose head, on an object store, is damaged: opens of them
+    /// read the index instead).
     #[pyo3(signature = (first = 1, last = None))]
     fn verify<'py>(
         &self,
@@ -298,6 +300,7 @@ impl Database {
         d.set_item("versions", versions)?;
         d.set_item("leaves_checked", report.leaves_checked)?;
         d.set_item("ignored_index_tail", report.ignored_index_tail)?;
+        d.set_item("damaged_heads", report.damaged_heads)?;
         d.set_item("lost_versions", report.lost_versions)?;
         Ok(d)
     }

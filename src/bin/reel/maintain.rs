@@ -305,6 +305,16 @@ pub fn verify(out: &mut dyn Write, store: &Store, version: Option<u64>) -> Resul
             ),
         )?;
     }
+    if !report.damaged_heads.is_empty() {
+        say(
+            out,
+            format_args!(
+                "note: the heads of versions {:?} are damaged; opens of them read versions.idx \
+                 instead (slower, the same rows)",
+                report.damaged_heads
+            ),
+        )?;
+    }
     match report.newest_intact {
         Some(v) => say(out, format_args!("newest intact version: {v}"))?,
         None => say(out, format_args!("no intact version"))?,
