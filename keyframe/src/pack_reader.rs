@@ -164,13 +164,35 @@ impl PackReader {
             }
             let mut got = Vec::new();
             for run in runs(&wanted) {
-                let start = run.start * window;
+                // A window read short before (it ran to a segment's end) is read on from there.
+                let had = self
+                    .windows
+                    .read()
+                    .ok()
+                    .and_then(|all| all.get(&pack)?.read.get(&run.start).cloned())
+                    .unwrap_or_default();
+                let start = run.start * window + had.len() as u64;
                 let end = (run.end * window).min(known_len);
-                let bytes = self.storage.read_at(&path, start, (end - start) as usize)?;
+                let need = range.end.min(end).max(start);
+                // At least what the range needs; the rest of the run where it costs nothing.
+                let bytes = self.storage.read_at_least(
+                    &path,
+                    start,
+                    (need - start) as usize,
+                    (end - start) as usize,
+                )?;
+                let read_to = start + bytes.len() as u64;
                 for n in run {
-                    let from = ((n * window).min(end) - start) as usize;
-                    let to = (((n + 1) * window).min(end) - start) as usize;
-                    got.push((n, bytes.slice(from..to)));
+                    let (from, to) = ((n * window).max(start), ((n + 1) * window).min(read_to));
+                    if from >= to {
+                        break;
+                    }
+                    let piece = bytes.slice((from - start) as usize..(to - start) as usize);
+                    let whole = match n * window < start {
+                        true => Bytes::from([&had[..], &piece[..]].concat()),
+                        false => piece,
+                    };
+                    got.push((n, whole));
                 }
             }
             if let Some((_, first)) = got.iter().find(|(n, _)| *n == 0) {
@@ -296,6 +318,49 @@ mod tests {
         assert_eq!(
             reader.read(&second, RecordKind::ColumnBlock).unwrap(),
             b"second"
+        );
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn on_an_object_store_a_window_stops_at_the_segment_a_record_ends_in_and_goes_on_later() {
+        use crate::object_storage::ObjectStorage;
+        use object_store::memory::InMemory;
+        let memory = Arc::new(InMemory::new());
+        let storage: Arc<dyn Storage> = Arc::new(ObjectStorage::new(memory.clone(), "s").unwrap());
+        // Two commits' records: two segments of the pack.
+        let mut w = PackWriter::open(storage.clone(), &[]).unwrap();
+        let first = w
+            .put(RecordKind::ColumnBlock, &[7; 500], content_hash(&[7; 500]))
+            .unwrap();
+        let committed = w.sync(true).unwrap();
+        let mut w = PackWriter::open(storage.clone(), &committed).unwrap();
+        let second = w
+            .put(RecordKind::ColumnBlock, &[8; 300], content_hash(&[8; 300]))
+            .unwrap();
+        w.sync(true).unwrap();
+        let first_segment = committed[0].1;
+
+        // A reader of its own, as another process: nothing of the writer's kept.
+        let objects = ObjectStorage::new(memory, "s").unwrap();
+        let reader = PackReader::new(Arc::new(objects.clone()));
+        let before = objects.requests();
+        assert_eq!(
+            reader.read(&first, RecordKind::ColumnBlock).unwrap(),
+            [7; 500]
+        );
+        let asked = objects.requests().since(&before);
+        assert_eq!((asked.gets, asked.bytes_read), (1, first_segment));
+        assert_eq!(
+            reader.read(&second, RecordKind::ColumnBlock).unwrap(),
+            [8; 300]
+        );
+        let asked = objects.requests().since(&before);
+        let pack_len = storage.len(&pack_path(first.pack)).unwrap();
+        assert_eq!(
+            (asked.gets, asked.bytes_read),
+            (2, pack_len),
+            "the window goes on from where it stopped"
         );
     }
 

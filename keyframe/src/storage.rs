@@ -87,6 +87,14 @@ pub trait Storage: Send + Sync + Debug {
     fn locks_outlive_their_process(&self) -> bool {
         false
     }
+    /// Reads at least `need` and at most `len` bytes of `path` from `offset`: all `len`
+    /// unless stopping earlier saves a request (on an object store, at the end of the
+    /// segment holding the last byte needed, when the rest lies in other segments). How a
+    /// window of a pack is read ([`Storage::read_window`]).
+    fn read_at_least(&self, path: &Path, offset: u64, need: usize, len: usize) -> Result<Bytes> {
+        let _ = need;
+        self.read_at(path, offset, len)
+    }
     /// The size of the aligned windows in which readers of records in large files (packs)
     /// should read them, or `None` to map such a file whole. A local disk maps (its page
     /// cache reads what is touched); an object store reads windows, as a whole-file get of a

@@ -161,6 +161,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.locks_outlive_their_process()
     }
 
+    fn read_at_least(&self, path: &Path, offset: u64, need: usize, len: usize) -> Result<Bytes> {
+        self.plan.check(OpKind::Read, path)?;
+        self.inner.read_at_least(path, offset, need, len)
+    }
+
     fn read_window(&self) -> Option<u64> {
         self.inner.read_window()
     }

@@ -66,6 +66,36 @@ impl ObjectStorage {
         self.read_segments(path, &segments, range)
     }
 
+    /// [`Storage::read_at_least`](crate::storage::Storage::read_at_least): `len` bytes of
+    /// `path` from `offset`, cut at the end of the segment holding the last of the first
+    /// `need` (the segments after it would each cost a get of their own).
+    pub(super) fn read_to_segment_end(
+        &self,
+        path: &Path,
+        offset: u64,
+        need: usize,
+        len: usize,
+    ) -> Result<Bytes> {
+        use crate::storage::Storage;
+        let (need_end, end) = (offset + need as u64, offset + len as u64);
+        if self.tail(path).is_some() || need == 0 {
+            return self.read_at(path, offset, len);
+        }
+        let kept = lock(&self.listed)
+            .get(path)
+            .filter(|k| k.current && end_of(&k.segments) >= need_end)
+            .map(|k| k.segments.clone());
+        let segments = match kept {
+            Some(segments) => segments,
+            None => self.segments(path)?,
+        };
+        let stop = segments
+            .iter()
+            .find(|s| s.start < need_end && need_end <= s.start + s.len)
+            .map_or(end, |s| s.start + s.len);
+        self.read_listed(path, offset..stop.clamp(need_end, end))
+    }
+
     /// Keeps `segments` as the current listing of `path`.
     pub(super) fn keep(&self, path: &Path, segments: Vec<Segment>) {
         let kept = Kept {

@@ -754,6 +754,10 @@ impl Storage for ObjectStorage {
         true
     }
 
+    fn read_at_least(&self, path: &Path, offset: u64, need: usize, len: usize) -> Result<Bytes> {
+        self.read_to_segment_end(path, offset, need, len)
+    }
+
     fn read_window(&self) -> Option<u64> {
         // Through a local cache a segment is got whole anyway, once: packs are read whole,
         // so each cached segment is read from the cache once, not once per window.

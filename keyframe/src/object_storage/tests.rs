@@ -411,3 +411,19 @@ fn under_a_lock_a_kept_listing_is_confirmed_before_a_read_trusts_it() {
         "confirmed, then listed"
     );
 }
+
+#[test]
+fn a_read_of_at_least_some_bytes_stops_at_the_end_of_the_segment_holding_them() {
+    let (_, s) = storage();
+    let p = Path::new("packs/f.pack");
+    append_segments(&s, p, &[&[1u8; 100], &[2u8; 10], &[3u8; 10]]);
+    let reader = ObjectStorage::new(s.store.clone(), "stores/one").unwrap();
+    let before = reader.requests();
+    let got = reader.read_at_least(p, 0, 50, 120).unwrap();
+    assert_eq!(&got[..], &[1u8; 100][..]);
+    assert_eq!(reader.requests().since(&before).gets, 1);
+    let got = reader.read_at_least(p, 90, 15, 30).unwrap();
+    assert_eq!(got.len(), 20, "to the end of the segment holding byte 104");
+    assert_eq!(&got[10..], &[2u8; 10][..]);
+    assert_eq!(reader.read_at_least(p, 0, 120, 120).unwrap().len(), 120);
+}
