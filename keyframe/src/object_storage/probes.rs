@@ -74,9 +74,14 @@ impl ObjectStorage {
                 return Ok(false);
             }
         }
-        // Names sort by generation, then start: what sorts after the name a segment
-        // starting at `len - 1` would have is a segment starting at `len` or later, or one
-        // of a newer generation.
+        // A generation-0 segment starting at 4 GiB or later sorts after generation 1's
+        // names (its ninth digit against their `-`): the file is listed whole.
+        if generation == 0 && len > 1 << 32 {
+            return Ok(self.current_generation(path)? == 0 && self.len(path)? == len);
+        }
+        // Below that, names sort by generation, then start: what sorts after the name a
+        // segment starting at `len - 1` would have is a segment starting at `len` or later,
+        // or one of a newer generation.
         let (store, prefix, after) = (
             self.store.clone(),
             self.key(path)?,
