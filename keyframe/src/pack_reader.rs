@@ -125,102 +125,37 @@ impl PackReader {
     /// Bytes `range` of pack `pack` from its windows of `window` bytes, reading those
     /// missing first.
     fn windowed(&self, pack: u32, range: Range<u64>, window: u64) -> Result<Bytes> {
-        let numbers =
-            range.start / window..range.end.div_ceil(window).max(range.start / window + 1);
-        // A window holds what the range needs of it when it runs to the window's end or to
-        // the range's.
-        let holds =
-            |n: u64, w: &Bytes| n * window + w.len() as u64 >= range.end.min((n + 1) * window);
-        let missing = || match self.windows.read() {
-            Ok(all) => match all.get(&pack) {
-                Some(p) => (
-                    numbers
-                        .clone()
-                        .filter(|n| !p.read.get(n).is_some_and(|w| holds(*n, w)))
-                        .collect::<Vec<_>>(),
-                    p.len,
-                ),
-                None => (numbers.clone().collect(), 0),
-            },
-            Err(_) => (numbers.clone().collect(), 0),
-        };
-        let (mut wanted, _) = missing();
+        if let Some(bytes) = self.held_in_windows(pack, &range, window) {
+            return Ok(bytes);
+        }
         // Another thread may be reading them: once it is done, only what is still missing.
-        let _reading = match wanted.is_empty() {
-            true => None,
-            false => Some(self.reading.lock().unwrap_or_else(|p| p.into_inner())),
-        };
-        let mut known_len = 0;
-        if !wanted.is_empty() {
-            (wanted, known_len) = missing();
+        let _reading = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bytes) = self.held_in_windows(pack, &range, window) {
+            return Ok(bytes);
         }
-        if !wanted.is_empty() {
-            let path = pack_path(pack);
-            if known_len < range.end {
-                known_len = self.storage.len(&path)?;
-                if known_len < range.end {
-                    return Err(past_end(pack, range.end, known_len));
-                }
-            }
-            let mut got = Vec::new();
-            for run in runs(&wanted) {
-                // A window read short before (it ran to a segment's end) is read on from there.
-                let had = self
-                    .windows
-                    .read()
-                    .ok()
-                    .and_then(|all| all.get(&pack)?.read.get(&run.start).cloned())
-                    .unwrap_or_default();
-                let start = run.start * window + had.len() as u64;
-                let end = (run.end * window).min(known_len);
-                let need = range.end.min(end).max(start);
-                // At least what the range needs; the rest of the run where it costs nothing.
-                let bytes = self.storage.read_at_least(
-                    &path,
-                    start,
-                    (need - start) as usize,
-                    (end - start) as usize,
-                )?;
-                let read_to = start + bytes.len() as u64;
-                for n in run {
-                    let (from, to) = ((n * window).max(start), ((n + 1) * window).min(read_to));
-                    if from >= to {
-                        break;
-                    }
-                    let piece = bytes.slice((from - start) as usize..(to - start) as usize);
-                    let whole = match n * window < start {
-                        true => Bytes::from([&had[..], &piece[..]].concat()),
-                        false => piece,
-                    };
-                    got.push((n, whole));
-                }
-            }
-            if let Some((_, first)) = got.iter().find(|(n, _)| *n == 0) {
-                let header = first.get(..PACK_HEADER_LEN as usize).unwrap_or(first);
-                check_header(header, pack).map_err(|reason| Error::corrupt(&path, 0, reason))?;
-            }
-            let mut all = self.windows.write().unwrap_or_else(|p| p.into_inner());
-            let p = all.entry(pack).or_default();
-            p.len = p.len.max(known_len);
-            p.read.extend(got);
-        }
+        self.read_windows(pack, &range, window)?;
+        self.held_in_windows(pack, &range, window).ok_or_else(|| {
+            let len = self
+                .windows
+                .read()
+                .ok()
+                .and_then(|all| Some(all.get(&pack)?.len));
+            past_end(pack, range.end, len.unwrap_or(0))
+        })
+    }
+
+    /// Bytes `range` of pack `pack` when the windows read so far hold them (no copy unless
+    /// the range spans windows).
+    fn held_in_windows(&self, pack: u32, range: &Range<u64>, window: u64) -> Option<Bytes> {
         let all = self.windows.read().unwrap_or_else(|p| p.into_inner());
-        let Some(p) = all.get(&pack) else {
-            return Err(past_end(pack, range.end, 0));
+        let read = &all.get(&pack)?.read;
+        let piece = |n: u64| -> Option<Bytes> {
+            let (w, base) = (read.get(&n)?, n * window);
+            let (from, to) = (range.start.max(base), range.end.min(base + window));
+            (base + w.len() as u64 >= to)
+                .then(|| w.slice((from - base) as usize..(to - base) as usize))
         };
-        let piece = |n: u64| -> Result<Bytes> {
-            let w = p
-                .read
-                .get(&n)
-                .ok_or_else(|| past_end(pack, range.end, p.len))?;
-            let base = n * window;
-            let from = range.start.max(base) - base;
-            let to = range.end.min(base + w.len() as u64) - base;
-            if from > to || !holds(n, w) {
-                return Err(past_end(pack, range.end, p.len));
-            }
-            Ok(w.slice(from as usize..to as usize))
-        };
+        let numbers = window_numbers(range, window);
         if numbers.end - numbers.start == 1 {
             return piece(numbers.start);
         }
@@ -228,8 +163,83 @@ impl PackReader {
         for n in numbers {
             out.extend_from_slice(&piece(n)?);
         }
-        Ok(out.freeze())
+        Some(out.freeze())
     }
+
+    /// Reads the windows of pack `pack` that `range` needs and the windows read so far do
+    /// not hold, each run of them in one read.
+    fn read_windows(&self, pack: u32, range: &Range<u64>, window: u64) -> Result<()> {
+        let path = pack_path(pack);
+        // Per window missing or short: what was read of it (empty when nothing).
+        let (wanted, mut known_len) = {
+            let all = self.windows.read().unwrap_or_else(|p| p.into_inner());
+            let p = all.get(&pack);
+            let wanted: Vec<(u64, Bytes)> = window_numbers(range, window)
+                .map(|n| {
+                    (
+                        n,
+                        p.and_then(|p| p.read.get(&n).cloned()).unwrap_or_default(),
+                    )
+                })
+                .filter(|(n, w)| n * window + (w.len() as u64) < range.end.min((n + 1) * window))
+                .collect();
+            (wanted, p.map_or(0, |p| p.len))
+        };
+        if known_len < range.end {
+            known_len = self.storage.len(&path)?;
+            if known_len < range.end {
+                return Err(past_end(pack, range.end, known_len));
+            }
+        }
+        let numbers: Vec<u64> = wanted.iter().map(|(n, _)| *n).collect();
+        let mut got = Vec::new();
+        for run in runs(&numbers) {
+            // A window read short before (it ran to a segment's end) is read on from there.
+            let had = wanted
+                .iter()
+                .find(|(n, _)| *n == run.start)
+                .map(|(_, w)| w.clone())
+                .unwrap_or_default();
+            let start = run.start * window + had.len() as u64;
+            let end = (run.end * window).min(known_len);
+            let need = range.end.min(end).max(start);
+            // At least what the range needs; the rest of the run where it costs nothing.
+            let bytes = self.storage.read_at_least(
+                &path,
+                start,
+                (need - start) as usize,
+                (end - start) as usize,
+            )?;
+            let read_to = start + bytes.len() as u64;
+            for n in run {
+                let (from, to) = ((n * window).max(start), ((n + 1) * window).min(read_to));
+                if from >= to {
+                    break;
+                }
+                let piece = bytes.slice((from - start) as usize..(to - start) as usize);
+                let whole = match n * window < start {
+                    true => Bytes::from([&had[..], &piece[..]].concat()),
+                    false => piece,
+                };
+                got.push((n, whole));
+            }
+        }
+        if let Some((_, first)) = got.iter().find(|(n, _)| *n == 0) {
+            let header = first.get(..PACK_HEADER_LEN as usize).unwrap_or(first);
+            check_header(header, pack).map_err(|reason| Error::corrupt(&path, 0, reason))?;
+        }
+        let mut all = self.windows.write().unwrap_or_else(|p| p.into_inner());
+        let p = all.entry(pack).or_default();
+        p.len = p.len.max(known_len);
+        p.read.extend(got);
+        Ok(())
+    }
+}
+
+/// The numbers of the windows of `window` bytes that `range` falls in (at least one).
+fn window_numbers(range: &Range<u64>, window: u64) -> Range<u64> {
+    let first = range.start / window;
+    first..range.end.div_ceil(window).max(first + 1)
 }
 
 /// The error for a record reaching `need` in pack `pack`, which is `len` bytes long.

@@ -49,11 +49,7 @@ impl ObjectStorage {
     /// (segments never change; a file cut back or removed meanwhile loses some, and a read
     /// that then fails is retried once on a new listing), else after bringing it up to date.
     pub(super) fn read_listed(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
-        let kept = lock(&self.listed)
-            .get(path)
-            .filter(|k| k.current && end_of(&k.segments) >= range.end)
-            .map(|k| k.segments.clone());
-        if let Some(segments) = kept {
+        if let Some(segments) = self.current_listing(path, range.end) {
             match self.read_segments(path, &segments, range.clone()) {
                 Ok(bytes) => return Ok(bytes),
                 Err(_) => self.forget_listing(path),
@@ -81,11 +77,7 @@ impl ObjectStorage {
         if self.tail(path).is_some() || need == 0 {
             return self.read_at(path, offset, len);
         }
-        let kept = lock(&self.listed)
-            .get(path)
-            .filter(|k| k.current && end_of(&k.segments) >= need_end)
-            .map(|k| k.segments.clone());
-        let segments = match kept {
+        let segments = match self.current_listing(path, need_end) {
             Some(segments) => segments,
             None => self.segments(path)?,
         };
@@ -94,6 +86,14 @@ impl ObjectStorage {
             .find(|s| s.start < need_end && need_end <= s.start + s.len)
             .map_or(end, |s| s.start + s.len);
         self.read_listed(path, offset..stop.clamp(need_end, end))
+    }
+
+    /// The current listing of `path` when it covers its first `end` bytes.
+    fn current_listing(&self, path: &Path, end: u64) -> Option<Vec<Segment>> {
+        lock(&self.listed)
+            .get(path)
+            .filter(|k| k.current && end_of(&k.segments) >= end)
+            .map(|k| k.segments.clone())
     }
 
     /// Keeps `segments` as the current listing of `path`.
