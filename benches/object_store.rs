@@ -195,7 +195,8 @@ fn measure(
             t.elapsed().as_secs_f64(),
         );
         // A new handle (as a new process) reading through a local cache that an earlier
-        // handle filled, beside a new handle on the local store; open included in both.
+        // handle filled, beside a new handle on the local store: its open, then the step
+        // on the table opened, then both together.
         let cache = tempfile::tempdir()?;
         let cached = || fresh().with_cache(cache.path(), 1 << 30).unwrap();
         let filler = Store::open_in(Arc::new(cached()), name)?;
@@ -207,28 +208,38 @@ fn measure(
             let table = Store::open_in(Arc::new(storage.clone()), name)?
                 .snapshot(version)?
                 .table("t")?;
-            let n = match step {
-                "full scan" => scan(&table),
-                _ => get_all(&table, probes),
-            };
-            let remote_s = t.elapsed().as_secs_f64();
+            let open_s = t.elapsed().as_secs_f64();
+            let opened = storage.requests();
             let t = Instant::now();
             let local_table = Store::open(local.path())?.snapshot(version)?.table("t")?;
-            let m = match step {
-                "full scan" => scan(&local_table),
-                _ => get_all(&local_table, probes),
+            let local_open_s = t.elapsed().as_secs_f64();
+            let run = |table: &reeldb::Table| match step {
+                "full scan" => scan(table),
+                _ => get_all(table, probes),
             };
+            let t = Instant::now();
+            let n = run(&table);
+            let remote_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            assert_eq!(n, run(&local_table));
             let local_s = t.elapsed().as_secs_f64();
-            assert_eq!(n, m);
             let asked = storage.requests();
+            let handle = format!("v{version}, new handle, warm cache");
+            report(&format!("open {handle}"), opened, open_s, local_open_s);
             report(
                 &format!(
-                    "{step} v{version}, new handle, warm cache ({} segments from it)",
-                    asked.cache_hits
+                    "{step} {handle} ({} segments, {} listings from it)",
+                    asked.cache_hits, asked.listings_remembered
                 ),
-                asked,
+                asked.since(&opened),
                 remote_s,
                 local_s,
+            );
+            report(
+                &format!("open and {step} {handle}"),
+                asked,
+                open_s + remote_s,
+                local_open_s + local_s,
             );
         }
     }

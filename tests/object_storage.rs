@@ -400,11 +400,68 @@ fn a_new_handle_reading_through_a_warm_cache_gets_no_data_object() {
     let direct = 1 + 4;
     assert_eq!(warm_asked.gets, direct, "{warm_asked:?}");
     assert!(warm_asked.bytes_read < 8 << 10, "{warm_asked:?}");
+    // Nor is a pack or node log listed: the cache remembers their segments. Only the latest
+    // version is found by listing (its newest head, then versions.idx past it).
+    // Nor is a pack or node log listed: the cache remembers their segments (a pack and two
+    // node logs here), and the one listing left is the one that finds the versions.
+    assert_eq!(warm_asked.listings_remembered, 3, "{warm_asked:?}");
+    assert_eq!(cold_asked.lists, 1 + 3, "{cold_asked:?}");
+    assert_eq!(warm_asked.lists, 1, "{warm_asked:?}");
     // The cold handle read some segments twice, the second time from the cache.
     assert_eq!(
         warm_asked.cache_hits,
         cold_asked.gets - direct + cold_asked.cache_hits,
         "{warm_asked:?}"
+    );
+}
+
+#[test]
+fn a_store_created_again_where_a_cached_one_was_reads_its_own_rows_through_the_cache() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let through_cache = || {
+        let storage = ObjectStorage::new(memory.clone(), "s")
+            .unwrap()
+            .with_cache(cache.path(), 64 << 20)
+            .unwrap();
+        Store::open_in(Arc::new(storage), Path::new("memory:///s")).unwrap()
+    };
+    let (_, local) = both_stores(&memory, "s", &dir.path().join("first"));
+    assert_eq!(
+        read_all_canonical(&through_cache()),
+        read_all_canonical(&local)
+    );
+    // The store is deleted, and another, smaller one created under the same prefix: the
+    // cache remembers the first one's pack and node logs under the same names.
+    for name in objects_under(&memory, "s") {
+        use reeldb::object_storage::object_store::ObjectStoreExt;
+        let key = reeldb::object_storage::object_store::path::Path::from(name);
+        futures::executor::block_on(memory.delete(&key)).unwrap();
+    }
+    let write_again = |store: &Store| {
+        let mut w = store
+            .writer_with(reeldb::WriterOptions::default().tree_shape(common::tiny_shape()))
+            .unwrap();
+        let mut tx = w.begin();
+        tx.create_table("orders", common::orders_schema(), &["id"])
+            .unwrap();
+        tx.upsert("orders", orders(&(0..90).collect::<Vec<_>>(), 9))
+            .unwrap();
+        tx.commit().unwrap();
+    };
+    let again = Store::create_in(
+        Arc::new(ObjectStorage::new(memory.clone(), "s").unwrap()),
+        Path::new("memory:///s"),
+    )
+    .unwrap();
+    write_again(&again);
+    let local_again = Store::create(dir.path().join("again")).unwrap();
+    write_again(&local_again);
+    assert_eq!(
+        read_all_canonical(&through_cache()),
+        read_all_canonical(&local_again),
+        "the stale listing fails the records' checks and the pack is listed again"
     );
 }
 

@@ -76,19 +76,37 @@ impl PackReader {
 
     /// Reads, verifies and decompresses the record `r`, which must be of `kind`.
     pub fn read(&self, r: &RecordRef, kind: RecordKind) -> Result<Vec<u8>> {
-        let bytes = self.bytes(r.pack, r.offset..r.offset + u64::from(r.len))?;
-        record::decode(&bytes, kind, r.hash)
-            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))
+        self.checked(r, |bytes| record::decode(bytes, kind, r.hash))
     }
 
     /// The payload of the column block `r`, as a slice of the pack's map or window (no copy
     /// unless the record spans two windows), after checking its framing and content address;
     /// see [`record::payload_of_block`].
     pub fn read_block(&self, r: &RecordRef) -> Result<Bytes> {
-        let record = self.bytes(r.pack, r.offset..r.offset + u64::from(r.len))?;
-        let range = record::payload_of_block(&record, r.hash)
-            .map_err(|reason| Error::corrupt(pack_path(r.pack), r.offset, reason))?;
-        Ok(record.slice(range))
+        self.checked(r, |record| {
+            record::payload_of_block(record, r.hash).map(|range| record.slice(range))
+        })
+    }
+
+    /// `check` of the bytes of record `r`. A map may come from what the storage learned of
+    /// the pack before ([`Storage::map_prefix`]), so when the check fails on one, the pack
+    /// is forgotten and mapped again, and the record checked once more.
+    fn checked<T>(
+        &self,
+        r: &RecordRef,
+        check: impl Fn(&Bytes) -> std::result::Result<T, String>,
+    ) -> Result<T> {
+        let range = r.offset..r.offset + u64::from(r.len);
+        let corrupt = |reason| Error::corrupt(pack_path(r.pack), r.offset, reason);
+        let first = check(&self.bytes(r.pack, range.clone())?);
+        if first.is_ok() || self.window.is_some() {
+            return first.map_err(corrupt);
+        }
+        self.storage.forget(&pack_path(r.pack));
+        if let Ok(mut maps) = self.maps.write() {
+            maps.remove(&r.pack);
+        }
+        check(&self.bytes(r.pack, range)?).map_err(corrupt)
     }
 
     /// Bytes `range` of pack `pack`.
@@ -110,7 +128,7 @@ impl PackReader {
             return Ok(m.clone());
         }
         let path = pack_path(pack);
-        let map = self.storage.map(&path)?;
+        let map = self.storage.map_prefix(&path, need)?;
         if (map.len() as u64) < need {
             return Err(past_end(pack, need, map.len() as u64));
         }

@@ -102,6 +102,21 @@ pub trait Storage: Send + Sync + Debug {
     fn read_window(&self) -> Option<u64> {
         None
     }
+    /// At least the first `need` bytes of `path`, a file only ever appended to whose
+    /// records each reference checks (a pack, a node log): as [`Storage::map`], except
+    /// that the storage may answer from what it learned of the file earlier, in this
+    /// process or, through a local cache, in another, without asking its backing store.
+    /// What it returns may then be stale (the file removed and written again since), so a
+    /// caller whose check of a record fails calls [`Storage::forget`] and reads once more.
+    fn map_prefix(&self, path: &Path, need: u64) -> Result<Bytes> {
+        let _ = need;
+        self.map(path)
+    }
+    /// Forgets what this storage learned of `path` (here and in a local cache), so the
+    /// next read of it asks the backing store. Nothing to forget on a local disk.
+    fn forget(&self, path: &Path) {
+        let _ = path;
+    }
     /// The bytes of `path`, a file written whole ([`Storage::write_atomic`],
     /// [`Storage::overwrite`]) and never appended to, or `None` when there is no such file:
     /// how a small file is read in one request, with no listing. Where files are kept as

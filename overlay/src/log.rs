@@ -102,7 +102,7 @@ impl NodeLog {
         {
             return Ok(m.clone());
         }
-        let m = self.storage.map(&self.path)?;
+        let m = self.storage.map_prefix(&self.path, need)?;
         if (m.len() as u64) < need {
             return Err(self.corrupt(
                 need,
@@ -138,8 +138,24 @@ impl NodeLog {
         Ok(body.slice(4..))
     }
 
-    /// Verifies the frame at `r`; returns the map and the range of its body.
+    /// Verifies the frame at `r`; returns the map and the range of its body. A map may come
+    /// from what the storage learned of the log before ([`Storage::map_prefix`]), so when
+    /// the check fails the log is forgotten and mapped again, and the frame checked once more.
     fn read_frame(&self, r: NodeRef) -> Result<(Bytes, std::ops::Range<usize>)> {
+        self.read_frame_once(r).or_else(|first| {
+            // Only a failed check: a failed read is the storage's error, not stale bytes.
+            if r.offset < LOG_HEADER_LEN || !matches!(first, Error::Corrupt { .. }) {
+                return Err(first);
+            }
+            self.storage.forget(&self.path);
+            if let Ok(mut slot) = self.map.write() {
+                *slot = Bytes::new();
+            }
+            self.read_frame_once(r)
+        })
+    }
+
+    fn read_frame_once(&self, r: NodeRef) -> Result<(Bytes, std::ops::Range<usize>)> {
         if r.offset < LOG_HEADER_LEN {
             return Err(self.corrupt(r.offset, "frame reference into the header"));
         }

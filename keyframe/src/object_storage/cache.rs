@@ -7,7 +7,9 @@
 //! segment's bytes followed by a 16-byte trailer, the bytes' length and their xxh3-64, both
 //! u64 little-endian; a file whose trailer does not match is deleted and the segment fetched
 //! again, so a damaged cache costs a request, never a wrong byte. Files are written to a
-//! temporary name and renamed, so another process never reads half of one.
+//! temporary name and renamed, so another process never reads half of one, and never
+//! written in place, so a hit is mapped rather than copied. The same directory holds the
+//! listings module `remembered` keeps, as entries of their own.
 //!
 //! The cache holds at most its limit of bytes, as this process counts them: past it, the
 //! files used longest ago (by modification time, which a hit refreshes) are deleted until
@@ -25,6 +27,7 @@ use bytes::Bytes;
 use super::lock;
 use crate::error::{Error, Result};
 use crate::format::checksum;
+use crate::storage::{LocalStorage, Storage};
 
 /// Length of a cache file's trailer: the segment's length and checksum.
 const TRAILER_LEN: usize = 16;
@@ -54,16 +57,25 @@ impl SegmentCache {
         self.limit / 10
     }
 
-    /// The cache file of the segment `identity` names.
-    fn file(&self, identity: &str) -> PathBuf {
+    /// The name of the cache file of the segment `identity` names.
+    fn name(identity: &str) -> String {
         let name = xxhash_rust::xxh3::xxh3_128(identity.as_bytes());
-        self.dir.join(format!("{name:032x}.seg"))
+        format!("{name:032x}.seg")
     }
 
-    /// The segment `identity` names, if cached and intact (a damaged file is deleted).
+    /// The cache file of the segment `identity` names.
+    fn file(&self, identity: &str) -> PathBuf {
+        self.dir.join(Self::name(identity))
+    }
+
+    /// The segment `identity` names, if cached and intact (a damaged file is deleted). The
+    /// file is mapped, not copied: cache files are replaced by renames and removed, never
+    /// written in place, so a map stays whole.
     pub(super) fn get(&self, identity: &str) -> Option<Bytes> {
         let path = self.file(identity);
-        let mut bytes = fs::read(&path).ok()?;
+        let bytes = LocalStorage::new(&self.dir)
+            .map(Path::new(&Self::name(identity)))
+            .ok()?;
         let body_len = bytes.len().checked_sub(TRAILER_LEN);
         let intact = body_len.is_some_and(|n| {
             let trailer = &bytes[n..];
@@ -74,13 +86,18 @@ impl SegmentCache {
             let _ = fs::remove_file(&path);
             return None;
         }
-        bytes.truncate(body_len.unwrap_or(0));
+        let bytes = bytes.slice(..body_len.unwrap_or(0));
         // A hit makes the file the most recently used; failing to mark it only makes it
         // an earlier candidate for eviction.
         if let Ok(file) = fs::File::options().write(true).open(&path) {
             let _ = file.set_modified(SystemTime::now());
         }
-        Some(Bytes::from(bytes))
+        Some(bytes)
+    }
+
+    /// Drops the entry `identity` names, if there is one.
+    pub(super) fn remove(&self, identity: &str) {
+        let _ = fs::remove_file(self.file(identity));
     }
 
     /// Caches `bytes` as the segment `identity` names, then evicts past the limit.

@@ -35,7 +35,9 @@
 //!   twice the lease's length.
 //! - Directories are not objects: [`Storage::create_dir_all`] and [`Storage::sync_dir`] do
 //!   nothing, and a directory exists while something is stored under it.
-//! - [`Storage::map`] reads the whole file (every segment).
+//! - [`Storage::map`] reads the whole file (every segment). [`Storage::map_prefix`], for
+//!   packs and node logs, may answer through a local cache from the segments remembered
+//!   there, with no request (module `remembered`).
 //!
 //! The object store's calls are async; they run on a small tokio runtime this storage owns,
 //! and every [`Storage`] call waits for its own.
@@ -67,7 +69,9 @@ mod cache;
 mod listings;
 mod lock;
 mod probes;
+mod remembered;
 mod requests;
+mod segment_reads;
 mod segments;
 
 /// The windows packs are read in by default ([`Storage::read_window`],
@@ -338,91 +342,6 @@ impl ObjectStorage {
     /// The unsynced tail of `path`, if an append file of this storage has one.
     fn tail(&self, path: &Path) -> Option<Arc<Mutex<Tail>>> {
         lock(&self.tails).get(path).cloned()
-    }
-
-    /// Reads `range` of `path`'s segments: those the local cache holds from there, the rest
-    /// by one ranged get each, issued at once. A range within one segment comes back as
-    /// the bytes got (no copy).
-    fn read_segments(
-        &self,
-        path: &Path,
-        segments: &[Segment],
-        range: std::ops::Range<u64>,
-    ) -> Result<Bytes> {
-        let mut pieces: Vec<Bytes> = Vec::new();
-        // (piece, segment start, object, range within the segment)
-        let mut wanted = Vec::new();
-        for s in segments {
-            let (from, to) = (range.start.max(s.start), range.end.min(s.start + s.len));
-            if from >= to {
-                continue;
-            }
-            let within = from - s.start..to - s.start;
-            if let Some(whole) = self.read_cached(path, s)? {
-                pieces.push(whole.slice(within.start as usize..within.end as usize));
-                continue;
-            }
-            let key = self.segment_key(path, s.generation, s.start)?;
-            wanted.push((pieces.len(), s.start, key, within));
-            pieces.push(Bytes::new());
-        }
-        if !wanted.is_empty() {
-            let store = self.store.clone();
-            let gets: Vec<_> = wanted
-                .iter()
-                .map(|(_, _, key, within)| (key.clone(), within.clone()))
-                .collect();
-            let got = self.run_many(Request::Get, gets.len() as u64, path, async move {
-                futures::future::try_join_all(gets.into_iter().map(|(key, within)| {
-                    let store = store.clone();
-                    async move { store.get_range(&key, within).await }
-                }))
-                .await
-            })?;
-            for ((i, start, _, within), bytes) in wanted.into_iter().zip(got) {
-                if bytes.len() as u64 != within.end - within.start {
-                    return Err(not_as_listed(path, start));
-                }
-                self.counts.read(bytes.len() as u64);
-                pieces[i] = bytes;
-            }
-        }
-        if pieces.len() == 1 {
-            return Ok(pieces.swap_remove(0));
-        }
-        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
-        pieces.iter().for_each(|p| out.extend_from_slice(p));
-        Ok(out.freeze())
-    }
-
-    /// The whole segment `s` of `path` through the local cache: from the cache, or got and
-    /// cached; `None` when there is no cache or it does not take `s` (too large, or no ETag
-    /// to tell its bytes from another segment's of the same name).
-    fn read_cached(&self, path: &Path, s: &Segment) -> Result<Option<Bytes>> {
-        let (Some(cache), Some(e_tag)) = (&self.cache, &s.e_tag) else {
-            return Ok(None);
-        };
-        if s.len > cache.largest() {
-            return Ok(None);
-        }
-        let key = self.segment_key(path, s.generation, s.start)?;
-        let identity = format!("{}\n{key}\n{e_tag}\n{}", self.store, s.len);
-        if let Some(bytes) = cache.get(&identity).filter(|b| b.len() as u64 == s.len) {
-            self.counts.cache_hit(s.len);
-            return Ok(Some(bytes));
-        }
-        let store = self.store.clone();
-        let (got_tag, got) = self.run(Request::Get, path, async move {
-            let got = store.get(&key).await?;
-            let e_tag = got.meta.e_tag.clone();
-            Ok((e_tag, got.bytes().await?))
-        })?;
-        if got.len() as u64 != s.len || got_tag.as_deref() != Some(&**e_tag) {
-            return Err(not_as_listed(path, s.start));
-        }
-        self.counts.read(s.len);
-        cache.put(&identity, &got);
-        Ok(Some(got))
     }
 
     /// Deletes one object.
@@ -762,6 +681,14 @@ impl Storage for ObjectStorage {
         // Through a local cache a segment is got whole anyway, once: packs are read whole,
         // so each cached segment is read from the cache once, not once per window.
         self.cache.is_none().then_some(self.read_window)
+    }
+
+    fn map_prefix(&self, path: &Path, need: u64) -> Result<Bytes> {
+        self.map_remembered(path, need)
+    }
+
+    fn forget(&self, path: &Path) {
+        self.forget_remembered(path)
     }
 
     fn read_small(&self, path: &Path) -> Result<Option<Bytes>> {

@@ -26,6 +26,7 @@ pub(super) struct Counts {
     bytes_written: AtomicU64,
     cache_hits: AtomicU64,
     bytes_cached: AtomicU64,
+    listings_remembered: AtomicU64,
 }
 
 impl Counts {
@@ -57,6 +58,11 @@ impl Counts {
         self.bytes_cached.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Counts a file mapped by a listing remembered in the local cache, not listed.
+    pub(super) fn listing_remembered(&self) {
+        self.listings_remembered.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts `bytes` a put sent.
     pub(super) fn written(&self, bytes: u64) {
         self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
@@ -75,6 +81,7 @@ impl Counts {
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             bytes_cached: self.bytes_cached.load(Ordering::Relaxed),
+            listings_remembered: self.listings_remembered.load(Ordering::Relaxed),
         }
     }
 }
@@ -104,6 +111,8 @@ pub struct Requests {
     pub cache_hits: u64,
     /// Bytes those segments held.
     pub bytes_cached: u64,
+    /// Files mapped by the segments the local cache remembered of them, with no listing.
+    pub listings_remembered: u64,
 }
 
 impl Requests {
@@ -125,6 +134,7 @@ impl Requests {
             bytes_written: self.bytes_written - earlier.bytes_written,
             cache_hits: self.cache_hits - earlier.cache_hits,
             bytes_cached: self.bytes_cached - earlier.bytes_cached,
+            listings_remembered: self.listings_remembered - earlier.listings_remembered,
         }
     }
 }

@@ -10,6 +10,15 @@ fn storage() -> (Arc<InMemory>, ObjectStorage) {
     (memory, storage)
 }
 
+/// A storage on the same store as [`storage`]'s reading through a cache in `dir`, as a
+/// process of its own would open it.
+fn cached(memory: &Arc<InMemory>, dir: &Path) -> ObjectStorage {
+    ObjectStorage::new(memory.clone(), "stores/one")
+        .unwrap()
+        .with_cache(dir, 1 << 20)
+        .unwrap()
+}
+
 /// Every object name under the store's prefix, sorted.
 fn objects(memory: &InMemory) -> Vec<String> {
     let mut names: Vec<String> = futures::executor::block_on(
@@ -219,12 +228,7 @@ fn a_gap_between_segments_is_corruption() {
 fn a_segment_read_once_through_a_cache_is_read_from_it_by_the_next_process() {
     let (memory, s) = storage();
     let cache = tempfile::tempdir().unwrap();
-    let cached = || {
-        ObjectStorage::new(memory.clone(), "stores/one")
-            .unwrap()
-            .with_cache(cache.path(), 1 << 20)
-            .unwrap()
-    };
+    let cached = || cached(&memory, cache.path());
     let p = Path::new("packs/f.pack");
     let mut f = s.open_append(p).unwrap();
     f.append(b"first ").unwrap();
@@ -249,6 +253,47 @@ fn a_segment_read_once_through_a_cache_is_read_from_it_by_the_next_process() {
     f.append(b"THIRD!").unwrap();
     f.sync().unwrap();
     assert_eq!(&cached().map(p).unwrap()[..], b"first THIRD!");
+}
+
+#[test]
+fn an_append_only_file_mapped_through_a_warm_cache_is_not_listed_until_it_must_be() {
+    let (memory, s) = storage();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = || cached(&memory, cache.path());
+    let p = Path::new("packs/f.pack");
+    append_segments(&s, p, &[b"first ", b"second"]);
+    assert_eq!(&cached().map_prefix(p, 12).unwrap()[..], b"first second");
+
+    // Another process, through the same cache: no request at all.
+    let warm = cached();
+    assert_eq!(&warm.map_prefix(p, 12).unwrap()[..], b"first second");
+    let r = warm.requests();
+    assert_eq!((r.lists, r.gets, r.listings_remembered), (0, 0, 1), "{r:?}");
+
+    // The file grew: asking for more than was remembered lists it, and remembers that.
+    append_segments(&s, p, &[b" third"]);
+    let grown = cached();
+    assert_eq!(&grown.map_prefix(p, 18).unwrap()[..], b"first second third");
+    assert_eq!(grown.requests().lists, 1);
+    let next = cached();
+    assert_eq!(next.map_prefix(p, 18).unwrap().len(), 18);
+    assert_eq!(next.requests().lists, 0);
+
+    // Removed and written again: what is remembered is stale until forgotten.
+    s.remove(p).unwrap();
+    append_segments(&s, p, &[b"other bytes entirely"]);
+    let stale = cached();
+    assert_eq!(&stale.map_prefix(p, 18).unwrap()[..], b"first second third");
+    stale.forget(p);
+    assert_eq!(
+        &stale.map_prefix(p, 18).unwrap()[..],
+        b"other bytes entirely"
+    );
+    assert_eq!(
+        &cached().map_prefix(p, 18).unwrap()[..],
+        b"other bytes entirely",
+        "forgetting drops the remembered listing for every process"
+    );
 }
 
 /// Appends `parts` to `path` through `s`, one segment each.
