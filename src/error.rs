@@ -173,19 +173,6 @@ pub enum Error {
         /// The key, printed.
         key: String,
     },
-    /// What purges versions or files cannot run on this store's storage: on an object store
-    /// readers publish no leases, so nothing could tell what they still read.
-    #[error(
-        "{operation} is not supported on {store}: it is on an object store, whose readers \
-         publish no leases (rewinds run on local stores only, for now: sync the store to \
-         local disk, rewind there, and sync it into an empty prefix)"
-    )]
-    UnsupportedStorage {
-        /// What was refused.
-        operation: String,
-        /// The store.
-        store: String,
-    },
     /// Another writer holds the store's lock.
     #[error("another writer holds the lock on {0}")]
     WriterLocked(String),

@@ -11,7 +11,8 @@
 //!
 //! On storage whose locks outlive their process (an object store) nothing is published:
 //! readers there write nothing; maintenance there retires files for a retention period
-//! instead of deleting them (`maintenance::retire`), and rewinds are refused.
+//! instead of deleting them (`maintenance::retire`), and a rewind there sees only the pins
+//! of its own handle (`maintenance::rewind`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
@@ -36,7 +37,7 @@ pub(crate) struct Leases {
     /// False on storage whose locks outlive their process (object stores): pins are then
     /// counted here only and nothing is written, since a lease there could not tell a live
     /// reader from a dead one (maintenance retires files there instead: `maintenance::retire`;
-    /// rewinds are refused: `Store::refuse_purges`).
+    /// a rewind there purges versions other processes may hold: `maintenance::rewind`).
     publishing: bool,
     state: Mutex<State>,
 }
@@ -159,6 +160,16 @@ impl Leases {
         drop(state);
         let value = check()?;
         Ok((pin, value))
+    }
+
+    /// The versions this handle's snapshots pin above `version`: what a purge must not take
+    /// from this process, even where nothing is published.
+    pub(crate) fn pinned_above(&self, version: u64) -> Vec<u64> {
+        self.state()
+            .pinned
+            .range(version + 1..)
+            .map(|(v, _)| *v)
+            .collect()
     }
 
     fn release(&self, version: u64) {

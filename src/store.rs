@@ -321,20 +321,6 @@ impl Store {
         &self.inner.path
     }
 
-    /// Fails with [`Error::UnsupportedStorage`] naming `operation` when the store's storage
-    /// keeps locks past their process (an object store): its readers publish no leases, and
-    /// a rewind, which deletes files whose names a later commit may use again, cannot wait
-    /// out a retention period as maintenance does.
-    pub(crate) fn refuse_purges(&self, operation: &str) -> Result<()> {
-        if self.inner.storage.locks_outlive_their_process() {
-            return Err(Error::UnsupportedStorage {
-                operation: operation.to_string(),
-                store: self.path().display().to_string(),
-            });
-        }
-        Ok(())
-    }
-
     pub(crate) fn index(&self) -> IndexReader<'_> {
         IndexReader::new(self.inner.storage.as_ref())
     }

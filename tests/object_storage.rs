@@ -1,6 +1,6 @@
 //! A store on an object store (`ObjectStorage` over object_store's in-memory store): commits,
 //! reads at every version from another handle, verification, one writer at a time, readers
-//! that write nothing, a rewind refused without changing anything, maintenance that
+//! that write nothing, rewinds beside a reader of what they purge, maintenance that
 //! retires what it no longer needs for a retention period before deleting it, and commits
 //! whose listings do not grow with the number of versions.
 #![cfg(feature = "object-store")]
@@ -219,22 +219,144 @@ fn readers_of_an_object_store_write_nothing_not_even_to_verify() {
     );
 }
 
+/// Two versions of other rows than `write_history`'s third and fourth: what a store
+/// rewound to version 2 is refilled with.
+fn refill(store: &Store) {
+    let mut w = store
+        .writer_with(
+            reeldb::WriterOptions::default()
+                .tree_shape(common::tiny_shape())
+                .min_overlay_rows(0),
+        )
+        .unwrap();
+    for round in [7u64, 8] {
+        let mut tx = w.begin();
+        let lo = round as i64 * 11;
+        tx.upsert("orders", orders(&(lo..lo + 40).collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.delete("orders", common::ids(&[lo - 1])).unwrap();
+        tx.commit().unwrap();
+    }
+}
+
 #[test]
-fn a_rewind_is_refused_on_an_object_store_and_changes_nothing() {
+fn a_rewind_on_an_object_store_purges_the_versions_above_and_the_store_refills_from_there() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    // A reader in another process holds version 4, which the rewind purges: it publishes
+    // nothing there, so the rewind cannot wait for it.
+    let holder = open(&memory, "s");
+    let held = holder.snapshot(4).unwrap();
+    let held_rows = try_rows_of(&held, "orders").unwrap();
+
+    let rewound = remote.rewind(2).unwrap();
+    assert_eq!((rewound.to, rewound.purged), (2, 2));
+    local.rewind(2).unwrap();
+    let fresh = open(&memory, "s");
+    assert_eq!(fresh.latest_version().unwrap(), 2);
+    assert_eq!(fresh.latest().unwrap().version(), 2);
+    for v in [3, 4] {
+        assert!(
+            matches!(fresh.snapshot(v), Err(Error::UnknownVersion { .. })),
+            "version {v} is purged, its head with it"
+        );
+    }
+
+    refill(&remote);
+    refill(&local);
+    for reader in [open(&memory, "s"), holder.clone()] {
+        assert_eq!(reader.latest_version().unwrap(), 4);
+        for v in 1..=4 {
+            assert_eq!(rows_at(&reader, v), rows_at(&local, v), "version {v}");
+        }
+    }
+    assert_ne!(
+        rows_at(&local, 4),
+        held_rows,
+        "version 4 holds other rows now"
+    );
+    // The reader of the purged version reads it as it was, or fails: never other rows.
+    if let Ok(rows) = try_rows_of(&held, "orders") {
+        assert_eq!(rows, held_rows);
+    }
+    assert!(
+        open(&memory, "s")
+            .verify(1..=4, &mut |_| {})
+            .unwrap()
+            .is_intact()
+    );
+
+    // Through the writer too.
+    let mut w = remote.writer().unwrap();
+    assert_eq!(w.rewind(3).unwrap().purged, 1);
+    drop(w);
+    let mut lw = local.writer().unwrap();
+    lw.rewind(3).unwrap();
+    drop(lw);
+    assert_eq!(open(&memory, "s").latest_version().unwrap(), 3);
+    assert_eq!(rows_at(&open(&memory, "s"), 3), rows_at(&local, 3));
+}
+
+/// A table "extra" of three Int64 columns, `first` and `second` after the key.
+fn extra(first: &str, second: &str, ids: std::ops::Range<i64>) -> arrow::array::RecordBatch {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new(first, DataType::Int64, false),
+        Field::new(second, DataType::Int64, false),
+    ]);
+    let column = |f: fn(i64) -> i64| Arc::new(Int64Array::from_iter_values(ids.clone().map(f)));
+    arrow::array::RecordBatch::try_new(
+        Arc::new(schema),
+        vec![column(|i| i), column(|i| i * 10), column(|i| i * 100)],
+    )
+    .unwrap()
+}
+
+/// The rows of `table` in `snapshot`, in one batch sorted by the first column, under the
+/// names the table's definition gives them.
+fn try_rows_of(
+    snapshot: &reeldb::Snapshot,
+    table: &str,
+) -> Result<arrow::array::RecordBatch, Error> {
+    let t = snapshot.table(table)?;
+    let batches = t
+        .scan(&reeldb::ScanOptions::new())?
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = arrow::compute::concat_batches(&t.schema(), &batches).unwrap();
+    let order = arrow::compute::sort_to_indices(all.column(0), None, None).unwrap();
+    Ok(arrow::compute::take_record_batch(&all, &order).unwrap())
+}
+
+#[test]
+fn a_reader_of_a_version_a_rewind_purged_never_reads_another_versions_definitions() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
-    let before = objects_under(&memory, "s");
-    for refused in [
-        remote.rewind(2).map(|_| ()),
-        remote.writer().unwrap().rewind(2).map(|_| ()),
-    ] {
-        assert!(
-            matches!(refused, Err(Error::UnsupportedStorage { .. })),
-            "{refused:?}"
-        );
+    // Version 5 creates table "extra" (id, a, b); a reader in another process holds it.
+    let create = |first: &str, second: &str| {
+        let mut w = remote.writer().unwrap();
+        let mut tx = w.begin();
+        let rows = extra(first, second, 0..50);
+        tx.create_table("extra", rows.schema(), &["id"]).unwrap();
+        tx.upsert("extra", rows).unwrap();
+        tx.commit().unwrap()
+    };
+    assert_eq!(create("a", "b"), 5);
+    let holder = open(&memory, "s");
+    let held = holder.snapshot(5).unwrap();
+    // Rewound to 4, and version 5 created again with the two columns' names swapped: a
+    // definition as long as the first, which must not take its place in the records file.
+    remote.rewind(4).unwrap();
+    assert_eq!(create("b", "a"), 5);
+    let now = try_rows_of(&holder.snapshot(5).unwrap(), "extra").unwrap();
+    assert_eq!(now, extra("b", "a", 0..50));
+    // The holder's purged version 5 reads as it was, or fails: never as the new one.
+    if let Ok(rows) = try_rows_of(&held, "extra") {
+        assert_eq!(rows, extra("a", "b", 0..50));
     }
-    assert_eq!(objects_under(&memory, "s"), before);
 }
 
 /// Commits rounds `rounds` to `store`, a keyframe every third version, so that generations

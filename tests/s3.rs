@@ -579,3 +579,43 @@ fn compact_and_expire_run_on_s3_and_what_they_retire_goes_after_the_retention() 
     assert_eq!(code, Some(1));
     assert!(err.contains("expired"), "{err}");
 }
+
+#[test]
+fn a_store_on_s3_rewound_with_the_cli_reads_as_its_source_did_at_that_version() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = demo_store(&moto, dir.path());
+    let src_arg = src.display().to_string();
+    let url = "s3://bkt/rewound";
+    let (code, out, err) = reel(&moto, &["sync", &src_arg, url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let latest = Store::open(&src).unwrap().latest_version().unwrap();
+    let to = (latest - 2).to_string();
+    let scan = |at: &str, v: &str| {
+        reel(
+            &moto,
+            &["scan", at, "orders", "--version", v, "--format", "csv"],
+        )
+    };
+
+    let (code, out, err) = reel(&moto, &["rewind", url, "--to", &to]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = reel(&moto, &["verify", url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, rows, err) = scan(url, &to);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(rows.lines().count() > 1, "{rows}");
+    assert_eq!(rows, scan(&src_arg, &to).1);
+    let (code, _, err) = scan(url, &(latest - 1).to_string());
+    assert_eq!(code, Some(1), "version {} is purged", latest - 1);
+    assert!(err.contains("version"), "{err}");
+    // What is left syncs back out whole.
+    let copy = dir.path().join("copy").display().to_string();
+    let (code, out, err) = reel(&moto, &["sync", url, &copy]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        Store::open(&copy).unwrap().latest_version().unwrap(),
+        latest - 2
+    );
+    assert_eq!(scan(&copy, &to).1, rows);
+}

@@ -89,8 +89,10 @@ impl PackReader {
     }
 
     /// `check` of the bytes of record `r`. A map may come from what the storage learned of
-    /// the pack before ([`Storage::map_prefix`]), so when the check fails on one, the pack
-    /// is forgotten and mapped again, and the record checked once more.
+    /// the pack before ([`Storage::map_prefix`]), and maps and windows kept here may be of
+    /// a pack removed and written again since (on an object store, by a rewind another
+    /// process made): when the check fails, the pack is forgotten (here and by the
+    /// storage) and read again, and the record checked once more.
     fn checked<T>(
         &self,
         r: &RecordRef,
@@ -99,12 +101,15 @@ impl PackReader {
         let range = r.offset..r.offset + u64::from(r.len);
         let corrupt = |reason| Error::corrupt(pack_path(r.pack), r.offset, reason);
         let first = check(&self.bytes(r.pack, range.clone())?);
-        if first.is_ok() || self.window.is_some() {
+        if first.is_ok() {
             return first.map_err(corrupt);
         }
         self.storage.forget(&pack_path(r.pack));
         if let Ok(mut maps) = self.maps.write() {
             maps.remove(&r.pack);
+        }
+        if let Ok(mut windows) = self.windows.write() {
+            windows.remove(&r.pack);
         }
         check(&self.bytes(r.pack, range)?).map_err(corrupt)
     }

@@ -147,9 +147,11 @@ pub trait Storage: Send + Sync + Debug {
     }
     /// Whether `path`, in generation `generation` (see [`Storage::generation`]), still
     /// ends at `len`: false once bytes were appended past `len` (synced or not, through
-    /// this storage) or the file was written whole again. On an object store one listing request of what lies past `len`,
-    /// however long the file (a file of generation 0 past 4 GiB is listed whole); it does not tell a file cut back below `len` (the engine
-    /// never cuts committed bytes there: rewinds are refused).
+    /// this storage) or the file was written whole again. On an object store one listing
+    /// request of what lies past `len`, however long the file (a file of generation 0 past
+    /// 4 GiB is listed whole); it does not tell a file cut back below `len` (the engine
+    /// never cuts committed entries off versions.idx, the one file it asks this of: a
+    /// rewind writes it whole, as a new generation).
     fn ends_at(&self, path: &Path, len: u64, generation: u64) -> Result<bool> {
         Ok(self.generation(path)? == generation && self.len(path)? == len)
     }

@@ -106,6 +106,14 @@ pub fn lost_after(
         .map(|n| latest + 1..=n - 1))
 }
 
+/// The end of the last rewind marker past `from` in records file `file`, if there is one.
+pub fn last_marker_end(storage: &dyn Storage, file: u64, from: u64) -> Result<Option<u64>> {
+    Ok(records::walk(storage, &records_path(file), from)?
+        .iter()
+        .rfind(|f| f.kind == CatalogKind::Rewind as u8)
+        .map(|f| f.offset + f.framed.len() as u64))
+}
+
 /// The highest-numbered records file in `catalog/` (0 when there is none but records.log).
 fn newest_records_file(storage: &dyn Storage) -> Result<u64> {
     let dir = std::path::Path::new(super::CATALOG_DIR);

@@ -10,8 +10,8 @@
 //! past, the record last. A reader that opened a version before its files were retired can
 //! read it for the retention period; one that reads longer may find a file gone (an error,
 //! never another version's rows). Names so retired are never written again: pack ids and
-//! records-file numbers only grow, and a closed generation's node log is not reopened (a
-//! rewind, which could reuse them, is refused on object stores).
+//! records-file numbers only grow, and a closed generation's node log is not reopened. (A
+//! rewind deletes what it purges at once instead: see `maintenance::rewind`.)
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};

@@ -4,16 +4,27 @@
 //! Under the reader gate (see `lease`), a rewind refuses if a live reader pins a version it
 //! would purge; otherwise it replaces the version index by one that ends at the target
 //! version, with the header's rewind count raised, in one atomic, durable write: the commit
-//! point. Then it cuts records.log back to the target version, as a writer opening after a
-//! crash does, and removes the node logs no remaining version reaches. Pack files and node
-//! logs are never cut (a reader may map them): purged bytes stay unreferenced until log
+//! point. Then it cuts the records file back to the target version, as a writer opening
+//! after a crash does, removes the packs created after it (as unfinished commits' packs are)
+//! and the node logs no remaining version reaches. Packs and node logs kept are never cut
+//! (a reader may map them): bytes only purged versions used stay unreferenced until log
 //! cleaning, and the next commit starts a new pack. Readers drop their caches keyed by file
-//! position when they see the new rewind count, since records.log positions are written again.
+//! position when they see the new rewind count, since records-file positions are written
+//! again.
+//!
+//! On an object store readers publish no leases, so a rewind there cannot see (and does
+//! not wait for) other processes' readers of the versions it purges. Those may go on
+//! reading a purged version or fail (a pack or node log it needs removed, or written again
+//! under the same name), but never read other rows: every pack record and node frame is
+//! checked against the reference that names it, and the records file is cut back no
+//! further than the rewind marker, so no record a purged version references is ever
+//! replaced by another (its table definitions, referenced by position, stay as they were).
+//! The heads of the purged versions are removed before the commit point.
 //!
 //! Only the index entries up to the target are read before the commit point, so a store
 //! whose newest versions are damaged can still be rewound past them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use reeldb_keyframe::storage::Storage;
@@ -22,7 +33,7 @@ use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
 use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::tail;
 use crate::catalog::version::{self, VersionRecord};
-use crate::catalog::{OVERLAY_DIR, index_path, records_path};
+use crate::catalog::{self, OVERLAY_DIR, head, index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
 use crate::maintenance::maintenance_lock;
@@ -48,7 +59,6 @@ impl Store {
     /// Fails with [`Error::VersionsInUse`], changing nothing, while a live reader in any
     /// process holds a version it would purge. `to` may be 0: the store is then empty again.
     pub fn rewind(&self, to: u64) -> Result<Rewound> {
-        self.refuse_purges("a rewind")?;
         let storage = self.inner.storage.clone();
         let _lock = storage.try_lock(Path::new(LOCK_FILE)).map_err(|e| {
             lock_error(
@@ -72,7 +82,6 @@ impl Writer {
     /// failure after the purge poisons the writer (the next writer to open finishes the cut).
     pub fn rewind(&mut self, to: u64) -> Result<Rewound> {
         self.check_usable()?;
-        self.store().refuse_purges("a rewind")?;
         let _maintenance = maintenance_lock(self.store())?;
         let purged = match purge_above(self.store(), to) {
             Ok(p) => p,
@@ -129,7 +138,12 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         }
         return Ok(0);
     }
-    let held: Vec<u64> = census.pinned.range(to + 1..).copied().collect();
+    // On an object store no reader publishes a lease, so the census sees none: this handle's
+    // own pins still count.
+    let mut held: Vec<u64> = census.pinned.range(to + 1..).copied().collect();
+    held.extend(store.inner.leases.pinned_above(to));
+    held.sort_unstable();
+    held.dedup();
     if !held.is_empty() {
         return Err(Error::VersionsInUse { versions: held });
     }
@@ -165,7 +179,23 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     if to == 0 && file != 0 {
         storage.write_atomic(&records_path(0), &records::header())?;
     }
+    // The heads of the versions whose entries go or change go first: none may outlive its
+    // entry (an open would follow it to a purged version). The latest's head then names the
+    // index's new generation.
+    if store.inner.heads {
+        let old = catalog::read_exact(storage.as_ref(), &index_path(), 0, len as usize)?;
+        head::remove_each(storage.as_ref(), &head::changed(&old, &bytes))?;
+    }
     storage.write_atomic(&index_path(), &bytes)?;
+    if store.inner.heads
+        && let Some(last) = kept.last()
+    {
+        // A head only speeds opens up: failing to write one is not the rewind's failure.
+        let _ = storage
+            .generation(&index_path())
+            .map_err(Error::from)
+            .and_then(|g| head::write(storage.as_ref(), last, g, &HashMap::new()));
+    }
     drop(census);
     store.forget_positions();
     Ok(latest - to)

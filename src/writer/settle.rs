@@ -30,10 +30,19 @@ pub(crate) fn settle(
     if storage.len(&index_path())? > index_len {
         storage.truncate(&index_path(), index_len)?;
     }
-    let records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
+    let mut records_len = head.as_ref().map_or(RECORDS_HEADER_LEN, |(e, _)| {
         e.record_offset + u64::from(e.record_len)
     });
-    let records = records_path(head.as_ref().map_or(0, |(e, _)| e.records_file));
+    let file = head.as_ref().map_or(0, |(e, _)| e.records_file);
+    let records = records_path(file);
+    // On an object store, readers of the versions a rewind purged may still read their
+    // records (table definitions are referenced by position): no other record may take
+    // their place, so the cut stops at the rewind marker after them.
+    if storage.locks_outlive_their_process()
+        && let Some(end) = tail::last_marker_end(storage.as_ref(), file, records_len)?
+    {
+        records_len = records_len.max(end);
+    }
     if !storage.exists(&records)? {
         // Rewound to nothing after a catalog rewrite retired records.log: it starts afresh.
         storage.write_atomic(&records, &records::header())?;
