@@ -331,6 +331,62 @@ fn try_rows_of(
 }
 
 #[test]
+fn a_reader_of_a_version_a_rewind_purged_reads_it_whole_when_its_generation_stays() {
+    let memory = Arc::new(InMemory::new());
+    let remote = Store::create_in(
+        Arc::new(ObjectStorage::new(memory.clone(), "s").unwrap()),
+        Path::new("memory:///s"),
+    )
+    .unwrap();
+    // Packs of one record each, so every version's blocks lie in packs of their own.
+    let commit = |rounds: std::ops::Range<u64>| {
+        let mut w = remote
+            .writer_with(
+                reeldb::WriterOptions::default()
+                    .tree_shape(common::tiny_shape())
+                    .min_overlay_rows(0)
+                    .max_pack_len(1),
+            )
+            .unwrap();
+        for round in rounds {
+            let mut tx = w.begin();
+            if round == 0 {
+                tx.create_table("orders", common::orders_schema(), &["id"])
+                    .unwrap();
+            }
+            // A few rows a version after the first, so versions 2 to 4 are overlays.
+            let ids = match round {
+                0 => 0..200,
+                r => r as i64 * 7..r as i64 * 7 + 5,
+            };
+            tx.upsert("orders", orders(&ids.collect::<Vec<_>>(), round))
+                .unwrap();
+            tx.commit().unwrap();
+        }
+    };
+    commit(0..4);
+    assert!(
+        objects_under(&memory, "s/overlays")
+            .iter()
+            .all(|o| o.contains("t1-g1.olog")),
+        "one generation"
+    );
+    let truth = rows_at(&open(&memory, "s"), 4);
+    // Another process opens version 4 and has read nothing of it when the rewind comes.
+    let held = open(&memory, "s").snapshot(4).unwrap();
+    remote.rewind(2).unwrap();
+    commit(10..13);
+    assert_eq!(open(&memory, "s").latest_version().unwrap(), 5);
+    assert_eq!(
+        try_rows_of(&held, "orders")
+            .map(|r| canonical(&[r]))
+            .unwrap(),
+        truth,
+        "the packs version 4 alone used stay for the retention"
+    );
+}
+
+#[test]
 fn a_reader_of_a_version_a_rewind_purged_never_reads_another_versions_definitions() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();

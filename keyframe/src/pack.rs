@@ -115,6 +115,9 @@ pub struct PackWriter {
     appended: (u64, u64),
     /// Whether the last committed pack may take more records (not when cleaning retires it).
     reuse_last: bool,
+    /// The highest id of the packs past the committed ones left in place when the writer
+    /// opened (see [`PackWriter::open_in`]): new packs are numbered above it.
+    left: Option<u32>,
 }
 
 impl PackWriter {
@@ -126,7 +129,11 @@ impl PackWriter {
 
     /// Opens the packs of `range` for appending, given the committed length of each pack
     /// (of any range). Pack files of `range` past its last committed one (what unfinished
-    /// commits created) are removed: the caller is that range's only appender.
+    /// commits created, or a rewind purged) are removed: the caller is that range's only
+    /// appender. Where locks outlive their process (an object store, whose readers publish
+    /// no leases) they are left in place instead, for a reader that may still read them,
+    /// and new packs are numbered above them; log cleaning retires them once a newer pack
+    /// is committed.
     pub fn open_in(
         storage: Arc<dyn Storage>,
         committed: &[(u32, u64)],
@@ -137,8 +144,9 @@ impl PackWriter {
             .copied()
             .filter(|(id, _)| range.contains(*id))
             .collect();
-        remove_unfinished(storage.as_ref(), &committed, range)?;
+        let left = remove_unfinished(storage.as_ref(), &committed, range)?;
         Ok(PackWriter {
+            left,
             storage,
             range,
             index: HashMap::new(),
@@ -176,7 +184,8 @@ impl PackWriter {
             self.active
                 .iter()
                 .map(|(id, _)| *id)
-                .chain(self.committed.iter().map(|(id, _)| *id)),
+                .chain(self.committed.iter().map(|(id, _)| *id))
+                .chain(self.left),
         )
     }
 
@@ -350,15 +359,18 @@ pub fn retired(storage: &dyn Storage, committed: &[(u32, u64)]) -> Result<Vec<u3
 
 /// Checks that every committed pack of `range` holds its committed length and removes the
 /// pack files of `range` past its last committed one (what unfinished commits created;
-/// nothing references them). `committed` holds only packs of `range`.
+/// no committed version references them), or on an object store leaves them (see
+/// [`PackWriter::open_in`]) and returns the highest id left. `committed` holds only packs
+/// of `range`.
 fn remove_unfinished(
     storage: &dyn Storage,
     committed: &[(u32, u64)],
     range: PackRange,
-) -> Result<()> {
+) -> Result<Option<u32>> {
     storage.create_dir_all(Path::new(PACK_DIR))?;
     let max_committed = range.max_in(committed).unwrap_or(0);
     let mut changed_dir = false;
+    let mut left = None;
     for name in storage.list(Path::new(PACK_DIR))? {
         let path = Path::new(PACK_DIR).join(&name);
         if !pack_id_of(&name).is_some_and(|id| range.contains(id)) {
@@ -378,6 +390,12 @@ fn remove_unfinished(
             // Packs past every committed one are what unfinished commits left; packs below
             // are retired by log cleaning and deleted once no reader can reach them.
             None if pack_id_of(&name).is_some_and(|id| id < max_committed) => {}
+            // Where readers publish no leases (an object store), one may still read a pack a
+            // rewind purged: it stays, below the next pack created, until log cleaning
+            // retires it for the retention (its id is never used again).
+            None if storage.locks_outlive_their_process() => {
+                left = left.max(pack_id_of(&name));
+            }
             None => {
                 storage.remove(&path)?;
                 changed_dir = true;
@@ -396,7 +414,7 @@ fn remove_unfinished(
     if changed_dir {
         storage.sync_dir(Path::new(PACK_DIR))?;
     }
-    Ok(())
+    Ok(left)
 }
 
 /// Checks a pack header.

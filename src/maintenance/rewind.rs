@@ -5,17 +5,19 @@
 //! would purge; otherwise it replaces the version index by one that ends at the target
 //! version, with the header's rewind count raised, in one atomic, durable write: the commit
 //! point. Then it cuts the records file back to the target version, as a writer opening
-//! after a crash does, removes the packs created after it (as unfinished commits' packs are)
-//! and the node logs no remaining version reaches. Packs and node logs kept are never cut
+//! after a crash does, removes the packs created after it (as unfinished commits' packs are;
+//! on an object store they stay, for log cleaning to retire) and the node logs no remaining
+//! version reaches. Packs and node logs kept are never cut
 //! (a reader may map them): bytes only purged versions used stay unreferenced until log
 //! cleaning, and the next commit starts a new pack. Readers drop their caches keyed by file
 //! position when they see the new rewind count, since records-file positions are written
 //! again.
 //!
 //! On an object store readers publish no leases, so a rewind there cannot see (and does
-//! not wait for) other processes' readers of the versions it purges. Those may go on
-//! reading a purged version or fail (a pack or node log it needs removed, or written again
-//! under the same name), but never read other rows: every pack record and node frame is
+//! not wait for) other processes' readers of the versions it purges. Those read on for the
+//! retention while their generation stays (purged packs are retired, not deleted), and may
+//! otherwise fail (a node log removed, or written again under the same name), but never
+//! read other rows: every pack record and node frame is
 //! checked against the reference that names it, and the records file is cut back no
 //! further than the rewind marker, so no record a purged version references is ever
 //! replaced by another (its table definitions, referenced by position, stay as they were).

@@ -472,3 +472,35 @@ fn a_read_of_at_least_some_bytes_stops_at_the_end_of_the_segment_holding_them() 
     assert_eq!(&got[10..], &[2u8; 10][..]);
     assert_eq!(reader.read_at_least(p, 0, 120, 120).unwrap().len(), 120);
 }
+
+#[test]
+fn packs_past_the_committed_ones_stay_on_an_object_store_and_new_ones_are_numbered_above() {
+    use crate::format::content_hash;
+    use crate::pack::{PackWriter, pack_path};
+    use crate::record::RecordKind;
+    let (memory, s) = storage();
+    let storage: Arc<dyn Storage> = Arc::new(s);
+    let put = |w: &mut PackWriter, raw: &[u8]| {
+        w.put(RecordKind::ColumnBlock, raw, content_hash(raw))
+            .unwrap()
+    };
+    let mut w = PackWriter::open(storage.clone(), &[]).unwrap();
+    put(&mut w, b"committed");
+    let committed = w.sync(true).unwrap();
+    // Two packs past it: what a rewind purged, or an unfinished commit left.
+    for (id, raw) in [(2u32, b"purged one"), (3, b"purged two")] {
+        let mut f = storage.open_append(&pack_path(id)).unwrap();
+        f.append(raw).unwrap();
+        f.sync().unwrap();
+    }
+    let before = objects(&memory);
+    let w = PackWriter::open(storage.clone(), &committed).unwrap();
+    assert_eq!(objects(&memory), before, "a reader may still read them");
+    assert_eq!(w.next_pack_id(), 4, "their ids are never used again");
+    let retired = crate::pack::retired(storage.as_ref(), &[(1, 100), (4, 100)]).unwrap();
+    assert_eq!(
+        retired,
+        [2, 3],
+        "once a newer pack is committed, cleaning retires them"
+    );
+}
