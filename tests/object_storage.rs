@@ -262,6 +262,14 @@ fn a_rewind_on_an_object_store_purges_the_versions_above_and_the_store_refills_f
             "version {v} is purged, its head with it"
         );
     }
+    // Heads are named by u64::MAX - v: versions 1 and 2 are left.
+    let heads = objects_under(&memory, "s/catalog/heads");
+    let left: Vec<u64> = heads
+        .iter()
+        .filter_map(|o| o.rsplit('/').nth(1))
+        .map(|name| u64::MAX - u64::from_str_radix(name, 16).unwrap())
+        .collect();
+    assert_eq!(left, [2, 1], "{heads:?}");
 
     refill(&remote);
     refill(&local);
@@ -514,6 +522,55 @@ fn maintenance_on_an_object_store_keeps_what_it_retires_for_the_retention_then_d
         assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
     }
     assert!(fresh.verify(3..=latest, &mut |_| {}).unwrap().is_intact());
+}
+
+#[test]
+fn a_rewind_past_compacted_generations_on_an_object_store_loses_no_refilled_log_to_reclaim() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    commit_rounds(&remote, 4..12);
+    commit_rounds(&local, 4..12);
+    let mut maintenance = remote.maintenance().unwrap();
+    let report = maintenance
+        .run(&reeldb::MaintenancePlan::default(), &mut |_, _, _| {})
+        .unwrap();
+    let rewrite = maintenance.rewrite_catalog(0.0).unwrap();
+    drop(maintenance);
+    assert!(report.compaction.node_logs_held > 0, "{report:?}");
+    assert!(rewrite.rewritten, "{rewrite:?}");
+    let logs_before = objects_under(&memory, "s/overlays");
+
+    // A rewind to 0 would start records.log afresh, which the rewrite retired: refused.
+    let before = objects_under(&memory, "s");
+    assert!(matches!(remote.rewind(0), Err(Error::InvalidArgument(_))));
+    assert_eq!(objects_under(&memory, "s"), before, "nothing changed");
+
+    // Rewound below the compacted generations and refilled, the keyframes land at the same
+    // versions again: their new node logs have the retired ones' names.
+    remote.rewind(4).unwrap();
+    local.rewind(4).unwrap();
+    commit_rounds(&remote, 20..28);
+    commit_rounds(&local, 20..28);
+    let reused: Vec<_> = objects_under(&memory, "s/overlays")
+        .into_iter()
+        .filter(|o| logs_before.contains(o))
+        .collect();
+    assert!(
+        !reused.is_empty(),
+        "the case needs a log name written again"
+    );
+    let mut again = remote.maintenance().unwrap();
+    again.set_retention(std::time::Duration::ZERO);
+    again.reclaim().unwrap();
+    drop(again);
+    let fresh = open(&memory, "s");
+    let latest = local.latest_version().unwrap();
+    assert_eq!(fresh.latest_version().unwrap(), latest);
+    for v in 1..=latest {
+        assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
+    }
+    assert!(fresh.verify(1..=latest, &mut |_| {}).unwrap().is_intact());
 }
 
 #[test]

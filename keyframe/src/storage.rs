@@ -83,7 +83,8 @@ pub trait Storage: Send + Sync + Debug {
     fn rewrite_in_place(&self, path: &Path, offset: u64, data: &[u8]) -> Result<()>;
     /// True when a lock outlives a process that dies holding it, as on an object store
     /// (where a lock is an object). Such locks cannot tell live readers from dead ones, so
-    /// the `reeldb` crate's readers publish no leases there and it refuses what purges.
+    /// the `reeldb` crate's readers publish no leases there, and what it purges it retires
+    /// for a retention period (or, for a rewind, leaves to the checks of what is read).
     fn locks_outlive_their_process(&self) -> bool {
         false
     }
@@ -249,7 +250,9 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
     // single writer never truncates or rewrites bytes below the length a readable version
     // records (committed, not purged, or purged but still pinned by a live reader's lease);
     // readers only touch bytes below the lengths of versions they pin, so their pages never
-    // change or vanish.
+    // change or vanish. The files of an object store's local cache, also mapped through here,
+    // are created under a name of their own, renamed into place and then never written:
+    // evicting or replacing one unlinks it, which leaves a live map whole.
     unsafe { memmap2::Mmap::map(file) }
 }
 

@@ -284,6 +284,23 @@ pub fn remove_each(storage: &dyn Storage, versions: &[u64]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the head of every version above `version` (one listing of the heads, then a
+/// removal of each).
+pub fn remove_above(storage: &dyn Storage, version: u64) -> Result<()> {
+    if !storage.exists(&heads_dir())? {
+        return Ok(());
+    }
+    for v in storage
+        .list(&heads_dir())?
+        .iter()
+        .filter_map(|name| version_of(name))
+        .filter(|&v| v > version)
+    {
+        storage.remove(&head_path(v))?;
+    }
+    Ok(())
+}
+
 /// The versions whose entries differ between the index files `old` and `new` (or that only
 /// `old` holds): those whose heads an index replacing `old` by `new` must remove first.
 pub fn changed(old: &[u8], new: &[u8]) -> Vec<u64> {

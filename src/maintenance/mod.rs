@@ -178,7 +178,8 @@ impl Maintenance {
             None => Vec::new(),
         };
         // Holding the maintenance lock, this run is its range's only appender: packs of the
-        // range past the committed ones are a crashed run's, and are removed.
+        // range past the committed ones are a crashed run's, and are removed (on an object
+        // store left, and numbered past: `PackWriter::open_in`).
         let packs = PackWriter::open_in(storage, &committed, PackRange::Maintenance)?;
         Ok(Maintenance {
             store,

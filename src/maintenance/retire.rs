@@ -10,8 +10,9 @@
 //! past, the record last. A reader that opened a version before its files were retired can
 //! read it for the retention period; one that reads longer may find a file gone (an error,
 //! never another version's rows). Names so retired are never written again: pack ids and
-//! records-file numbers only grow, and a closed generation's node log is not reopened. (A
-//! rewind deletes what it purges at once instead: see `maintenance::rewind`.)
+//! records-file numbers only grow, and a closed generation's node log is not reopened. A
+//! rewind below a retired node log's generation is the exception: a refill may write that
+//! name again, so the rewind takes its retirement back first ([`unretire`]).
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -164,6 +165,27 @@ impl Retired {
         }
         Ok(new.len())
     }
+}
+
+/// Takes back the retirement of every retired path `again` accepts (a name a later commit
+/// will write again, which reclaim must then not delete): each record naming one is
+/// written again without it, or removed when nothing else is left in it. Returns how many
+/// paths were taken back.
+pub(crate) fn unretire(storage: &dyn Storage, again: impl Fn(&Path) -> bool) -> Result<usize> {
+    let mut taken = 0;
+    for (name, _, paths) in records(storage)? {
+        let (back, kept): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| again(p));
+        if back.is_empty() {
+            continue;
+        }
+        let path = Path::new(RETIRED_DIR).join(&name);
+        match kept.is_empty() {
+            true => storage.remove(&path)?,
+            false => storage.write_atomic(&path, &encode(&kept)?)?,
+        }
+        taken += back.len();
+    }
+    Ok(taken)
 }
 
 /// Deletes the files retired at least `retention` ago, then the records all of whose files

@@ -38,7 +38,7 @@ use crate::catalog::version::{self, VersionRecord};
 use crate::catalog::{self, OVERLAY_DIR, head, index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
-use crate::maintenance::maintenance_lock;
+use crate::maintenance::{maintenance_lock, retire};
 use crate::store::{LOCK_FILE, Store};
 use crate::writer::{Writer, WriterOptions, settle};
 
@@ -136,6 +136,7 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         let head = store.latest_entry()?;
         if tail::lost_after(storage.as_ref(), head.as_ref())?.is_some() {
             let file = head.map_or(0, |e| e.records_file);
+            before_an_object_store_purge(store, to, file)?;
             append_marker(storage.as_ref(), file, to, store.index().rewinds()?)?;
         }
         return Ok(0);
@@ -167,14 +168,15 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     for e in &kept {
         bytes.extend_from_slice(&e.encode());
     }
-    // Before the commit point: the purged versions' records stay in records.log until the
-    // cut, and must not then read as proof of lost versions (see `catalog::tail`).
     // Every entry names one records file (a catalog rewrite moves them all at once).
     let file = kept
         .last()
         .copied()
         .or_else(|| index.entry(1).ok())
         .map_or(0, |e| e.records_file);
+    before_an_object_store_purge(store, to, file)?;
+    // Before the commit point: the purged versions' records stay in records.log until the
+    // cut, and must not then read as proof of lost versions (see `catalog::tail`).
     append_marker(storage.as_ref(), file, to, index.rewinds()? + 1)?;
     // An empty store's records file is records.log, which a catalog rewrite may have retired
     // (deleted, or kept for a reader): it starts afresh.
@@ -201,6 +203,37 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     drop(census);
     store.forget_positions();
     Ok(latest - to)
+}
+
+/// On an object store, what must come before a rewind to `to` (whose records file is
+/// `file`) writes anything: the heads of every version above `to` removed (an open would
+/// follow one to a purged or lost version, never checking the index), and the retirement
+/// taken back from the names a refill may write again (node logs of generations above
+/// `to`), which reclaim would otherwise delete under the new versions. A rewind to 0 from
+/// a records file other than records.log is refused there, as the store would start
+/// records.log afresh, writing records at the positions of those a reader of an old
+/// version may still read. A failure here leaves the store as it was (a retirement taken
+/// back only keeps a file longer).
+fn before_an_object_store_purge(store: &Store, to: u64, file: u64) -> Result<()> {
+    let storage = store.inner.storage.as_ref();
+    if !storage.locks_outlive_their_process() {
+        return Ok(());
+    }
+    if to == 0 && file != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{}: a rewind to 0 of a store on an object store whose catalog was rewritten              would write its first records file again; rewind to 1 or later, or create a              new store",
+            store.path().display()
+        )));
+    }
+    head::remove_above(storage, to)?;
+    retire::unretire(storage, |p| {
+        p.parent() == Some(Path::new(OVERLAY_DIR))
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(log_id)
+                .is_some_and(|(_, g)| g > to)
+    })?;
+    Ok(())
 }
 
 /// Appends and syncs a rewind marker (see `catalog::tail`) to records file `file`.

@@ -1,12 +1,13 @@
 //! Recovery when a writer opens (or reloads after maintenance or a rewind): the catalog cut
 //! back to the latest version under the catalog lock, unless records.log proves acknowledged
 //! versions past it, the latest entry and record made durable again, and the writer's
-//! unfinished packs removed.
+//! unfinished packs removed (on an object store left in place, and numbered past).
 
 use super::*;
 
 /// The latest committed version, with the catalog files cut back to it (under the catalog
-/// lock) and the writer's pack files unfinished commits created removed; bytes past
+/// lock; on an object store not below a rewind marker past it) and the writer's pack files
+/// unfinished commits created removed (on an object store left, and numbered past); bytes past
 /// committed lengths in kept packs stay, unreferenced (readers may map them), and new records
 /// go to a new pack. The caller holds the writer lock.
 pub(crate) fn settle(

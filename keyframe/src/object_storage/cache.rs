@@ -20,6 +20,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -103,9 +104,16 @@ impl SegmentCache {
     /// Caches `bytes` as the segment `identity` names, then evicts past the limit.
     pub(super) fn put(&self, identity: &str, bytes: &[u8]) {
         let path = self.file(identity);
-        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        // A name no other process or thread writes: a file created anew, never one a
+        // rename already put in place (and perhaps mapped) written over.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let temporary = path.with_extension(format!(
+            "tmp{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let written = (|| -> std::io::Result<()> {
-            let mut file = fs::File::create(&temporary)?;
+            let mut file = fs::File::create_new(&temporary)?;
             file.write_all(bytes)?;
             file.write_all(&(bytes.len() as u64).to_le_bytes())?;
             file.write_all(&checksum(bytes).to_le_bytes())?;

@@ -44,9 +44,11 @@ impl ObjectStorage {
         let identity = self.listing_identity(path)?;
         // A listing kept in memory first (segments of such a file never change), then one
         // remembered in the cache.
-        let kept = lock(&self.listed).get(path).map(|k| k.segments.clone());
-        let remembered = || cache.get(&identity).and_then(|b| decode(&b));
-        for (segments, from_cache) in [(kept, false), (remembered(), true)] {
+        for from_cache in [false, true] {
+            let segments = match from_cache {
+                false => lock(&self.listed).get(path).map(|k| k.segments.clone()),
+                true => cache.get(&identity).and_then(|b| decode(&b)),
+            };
             let Some(segments) = segments.filter(|s| end_of(s) >= need && need > 0) else {
                 continue;
             };
