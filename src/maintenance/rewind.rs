@@ -35,7 +35,7 @@ use crate::catalog::index::{ENTRY_LEN, IndexEntry, NO_OFFSET, header_with};
 use crate::catalog::records::{self, CatalogKind};
 use crate::catalog::tail;
 use crate::catalog::version::{self, VersionRecord};
-use crate::catalog::{self, OVERLAY_DIR, head, index_path, records_path};
+use crate::catalog::{OVERLAY_DIR, head, index_path, records_path};
 use crate::error::{Error, Result, lock_error};
 use crate::lease::ReaderCensus;
 use crate::maintenance::{maintenance_lock, retire};
@@ -160,8 +160,11 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     if kept.last().is_some_and(|e| e.expired) {
         return Err(Error::Expired { version: to });
     }
-    if !kept.is_empty() {
+    // Whether `to`'s own entry changes (its record appended again).
+    let mut to_changed = false;
+    if let Some(&old) = kept.last() {
         let last = keep_what_kept_versions_need(store, &kept)?;
+        to_changed = last != old;
         kept.pop();
         kept.push(last);
     }
@@ -183,12 +186,10 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
     if to == 0 && file != 0 {
         storage.write_atomic(&records_path(0), &records::header())?;
     }
-    // The heads of the versions whose entries go or change go first: none may outlive its
-    // entry (an open would follow it to a purged version). The latest's head then names the
-    // index's new generation.
-    if store.inner.heads {
-        let old = catalog::read_exact(storage.as_ref(), &index_path(), 0, len as usize)?;
-        head::remove_each(storage.as_ref(), &head::changed(&old, &bytes))?;
+    // No head may outlive its entry: those above `to` went first (above), `to`'s goes when
+    // its entry changes. The latest's head then names the index's new generation.
+    if store.inner.heads && to_changed {
+        head::remove_each(storage.as_ref(), &[to])?;
     }
     storage.write_atomic(&index_path(), &bytes)?;
     if store.inner.heads

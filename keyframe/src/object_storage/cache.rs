@@ -73,10 +73,9 @@ impl SegmentCache {
     /// file is mapped, not copied: cache files are replaced by renames and removed, never
     /// written in place, so a map stays whole.
     pub(super) fn get(&self, identity: &str) -> Option<Bytes> {
-        let path = self.file(identity);
-        let bytes = LocalStorage::new(&self.dir)
-            .map(Path::new(&Self::name(identity)))
-            .ok()?;
+        let name = Self::name(identity);
+        let path = self.dir.join(&name);
+        let bytes = LocalStorage::new(&self.dir).map(Path::new(&name)).ok()?;
         let body_len = bytes.len().checked_sub(TRAILER_LEN);
         let intact = body_len.is_some_and(|n| {
             let trailer = &bytes[n..];

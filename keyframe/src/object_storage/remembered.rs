@@ -35,6 +35,7 @@ impl ObjectStorage {
     /// [`Storage::map_prefix`](crate::storage::Storage::map_prefix) (see the module docs).
     pub(super) fn map_remembered(&self, path: &Path, need: u64) -> Result<Bytes> {
         use crate::storage::Storage;
+        // Without a cache, or with unsynced bytes appended here, as `map`.
         let Some(cache) = self.cache.clone() else {
             return self.map(path);
         };
@@ -62,11 +63,12 @@ impl ObjectStorage {
                 Err(_) => self.forget_remembered(path),
             }
         }
-        let bytes = self.map(path)?;
-        let listed = lock(&self.listed).get(path).map(|k| k.segments.clone());
-        if let Some(segments) = listed
-            .filter(|s| end_of(s) == bytes.len() as u64 && s.iter().all(|s| s.e_tag.is_some()))
-        {
+        let segments = self.segments(path)?;
+        if segments.is_empty() {
+            return Err(super::not_found(path));
+        }
+        let bytes = self.read_segments(path, &segments, 0..end_of(&segments))?;
+        if segments.iter().all(|s| s.e_tag.is_some()) {
             cache.put(&identity, &encode(&segments));
         }
         Ok(bytes)
