@@ -338,60 +338,136 @@ fn try_rows_of(
     Ok(arrow::compute::take_record_batch(&all, &order).unwrap())
 }
 
-#[test]
-fn a_reader_of_a_version_a_rewind_purged_reads_it_whole_when_its_generation_stays() {
-    let memory = Arc::new(InMemory::new());
-    let remote = Store::create_in(
-        Arc::new(ObjectStorage::new(memory.clone(), "s").unwrap()),
-        Path::new("memory:///s"),
-    )
-    .unwrap();
-    // Packs of one record each, so every version's blocks lie in packs of their own.
-    let commit = |rounds: std::ops::Range<u64>| {
-        let mut w = remote
-            .writer_with(
-                reeldb::WriterOptions::default()
-                    .tree_shape(common::tiny_shape())
-                    .min_overlay_rows(0)
-                    .max_pack_len(1),
-            )
-            .unwrap();
-        for round in rounds {
-            let mut tx = w.begin();
-            if round == 0 {
-                tx.create_table("orders", common::orders_schema(), &["id"])
-                    .unwrap();
-            }
-            // A few rows a version after the first, so versions 2 to 4 are overlays.
-            let ids = match round {
-                0 => 0..200,
-                r => r as i64 * 7..r as i64 * 7 + 5,
-            };
-            tx.upsert("orders", orders(&ids.collect::<Vec<_>>(), round))
+/// Commits rounds `rounds` to `store` in packs of one record each (so every version's blocks
+/// lie in packs of their own), a keyframe on every second commit: round 0 creates "orders"
+/// with 200 rows, each later round upserts 5 of them.
+fn commit_in_small_packs(store: &Store, rounds: std::ops::Range<u64>) {
+    let mut w = store
+        .writer_with(
+            reeldb::WriterOptions::default()
+                .tree_shape(common::tiny_shape())
+                .min_overlay_rows(0)
+                .max_pack_len(1)
+                .keyframe_every(2)
+                .keyframe_touching(0.0),
+        )
+        .unwrap();
+    for round in rounds {
+        let mut tx = w.begin();
+        if round == 0 {
+            tx.create_table("orders", common::orders_schema(), &["id"])
                 .unwrap();
-            tx.commit().unwrap();
         }
-    };
-    commit(0..4);
+        let ids = match round {
+            0 => 0..200,
+            r => r as i64 * 7..r as i64 * 7 + 5,
+        };
+        tx.upsert("orders", orders(&ids.collect::<Vec<_>>(), round))
+            .unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+#[test]
+fn a_reader_of_a_version_a_rewind_purged_reads_it_whole_for_the_retention() {
+    // Versions 1 and 3 are keyframes, 2 and 4 overlays: version 4 is an overlay of the
+    // generation begun at 3 (node log t1-g3). Rewound to 2, the refill begins that
+    // generation again; rewound to 3, it writes that generation's first overlay again.
+    for to in [2, 3] {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        let remote = Store::create_in(
+            Arc::new(ObjectStorage::new(memory.clone(), "s").unwrap()),
+            Path::new("memory:///s"),
+        )
+        .unwrap();
+        let local = Store::create(dir.path().join("s")).unwrap();
+        commit_in_small_packs(&remote, 0..4);
+        commit_in_small_packs(&local, 0..4);
+        let log = "s/overlays/t1-g3.olog";
+        assert!(!objects_under(&memory, log).is_empty(), "version 4's log");
+        let truth = rows_at(&open(&memory, "s"), 4);
+        // Another process opens version 4 and has read nothing of it when the rewind comes.
+        let held = open(&memory, "s").snapshot(4).unwrap();
+
+        remote.rewind(to).unwrap();
+        local.rewind(to).unwrap();
+        let segments = objects_under(&memory, log).len();
+        assert!(segments > 0, "rewound to {to}: the purged log stays");
+        commit_in_small_packs(&remote, 10..12);
+        commit_in_small_packs(&local, 10..12);
+        assert!(
+            objects_under(&memory, log).len() > segments,
+            "rewound to {to}: the refill writes version 4's generation's log again"
+        );
+
+        let fresh = open(&memory, "s");
+        assert_eq!(
+            fresh.latest_version().unwrap(),
+            local.latest_version().unwrap()
+        );
+        for v in 1..=fresh.latest_version().unwrap() {
+            assert_eq!(
+                rows_at(&fresh, v),
+                rows_at(&local, v),
+                "rewound to {to}: v{v}"
+            );
+        }
+        assert_ne!(rows_at(&fresh, 4), truth, "version 4 holds other rows now");
+        assert_eq!(
+            try_rows_of(&held, "orders")
+                .map(|r| canonical(&[r]))
+                .unwrap(),
+            truth,
+            "rewound to {to}: the purged version 4 reads whole"
+        );
+        let latest = fresh.latest_version().unwrap();
+        assert!(fresh.verify(1..=latest, &mut |_| {}).unwrap().is_intact());
+    }
+}
+
+#[test]
+fn compaction_retires_a_node_log_a_rewind_left_that_nothing_writes_again() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, _) = both_stores(&memory, "s", &dir.path().join("s"));
+    // Versions 5 and 6 create table "extra" (id 2) and write an overlay on it: log t2-g5.
+    let mut w = remote
+        .writer_with(reeldb::WriterOptions::default().min_overlay_rows(0))
+        .unwrap();
+    let mut tx = w.begin();
+    let rows = extra("a", "b", 0..50);
+    tx.create_table("extra", rows.schema(), &["id"]).unwrap();
+    tx.upsert("extra", rows).unwrap();
+    tx.commit().unwrap();
+    let mut tx = w.begin();
+    tx.upsert("extra", extra("a", "b", 3..4)).unwrap();
+    tx.commit().unwrap();
+    drop(w);
+    let log = "s/overlays/t2-g5.olog";
+    assert!(!objects_under(&memory, log).is_empty());
+
+    // Rewound to 4 and refilled past 5 with "orders" alone: no table 2 again.
+    remote.rewind(4).unwrap();
+    commit_rounds(&remote, 20..23);
     assert!(
-        objects_under(&memory, "s/overlays")
-            .iter()
-            .all(|o| o.contains("t1-g1.olog")),
-        "one generation"
+        !objects_under(&memory, log).is_empty(),
+        "left by the rewind"
     );
-    let truth = rows_at(&open(&memory, "s"), 4);
-    // Another process opens version 4 and has read nothing of it when the rewind comes.
-    let held = open(&memory, "s").snapshot(4).unwrap();
-    remote.rewind(2).unwrap();
-    commit(10..13);
-    assert_eq!(open(&memory, "s").latest_version().unwrap(), 5);
-    assert_eq!(
-        try_rows_of(&held, "orders")
-            .map(|r| canonical(&[r]))
-            .unwrap(),
-        truth,
-        "the packs version 4 alone used stay for the retention"
+    let mut maintenance = remote.maintenance().unwrap();
+    maintenance
+        .run(&reeldb::MaintenancePlan::default(), &mut |_, _, _| {})
+        .unwrap();
+    maintenance.set_retention(std::time::Duration::ZERO);
+    maintenance.reclaim().unwrap();
+    drop(maintenance);
+    assert!(
+        objects_under(&memory, log).is_empty(),
+        "retired, then deleted"
     );
+    let fresh = open(&memory, "s");
+    let latest = fresh.latest_version().unwrap();
+    assert!(fresh.verify(1..=latest, &mut |_| {}).unwrap().is_intact());
 }
 
 #[test]
@@ -571,6 +647,70 @@ fn a_rewind_past_compacted_generations_on_an_object_store_loses_no_refilled_log_
         assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
     }
     assert!(fresh.verify(1..=latest, &mut |_| {}).unwrap().is_intact());
+}
+
+/// Commits round `round` to `store`'s "orders" (ten rows upserted) as a keyframe, or as an
+/// overlay when `keyframe` is false.
+fn commit_one(store: &Store, keyframe: bool, round: u64) {
+    let options = reeldb::WriterOptions::default().tree_shape(common::tiny_shape());
+    let options = match keyframe {
+        true => options.keyframe_every(1),
+        false => options.min_overlay_rows(0).keyframe_touching(0.0),
+    };
+    let mut w = store.writer_with(options).unwrap();
+    let mut tx = w.begin();
+    let lo = round as i64 * 13 % 150;
+    tx.upsert("orders", orders(&(lo..lo + 10).collect::<Vec<_>>(), round))
+        .unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_rewind_to_a_bare_keyframe_takes_back_its_logs_retirement_before_a_refill_appends_to_it() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = both_stores(&memory, "s", &dir.path().join("s"));
+    // Version 5 a keyframe, 6 an overlay on it (log t1-g5); rewound to 5, 6 is a keyframe.
+    for store in [&remote, &local] {
+        commit_one(store, true, 5);
+        commit_one(store, false, 6);
+        store.rewind(5).unwrap();
+        commit_one(store, true, 7);
+    }
+    let log = "s/overlays/t1-g5.olog";
+    assert!(
+        !objects_under(&memory, log).is_empty(),
+        "left by the rewind"
+    );
+    // No version reads t1-g5 now, and its generation is closed: compaction retires it.
+    // (Keyframes kept: thinned, version 5 would read 6's keyframe, and no refill would
+    // write generation 5 again.)
+    let mut maintenance = remote.maintenance().unwrap();
+    let plan = reeldb::MaintenancePlan {
+        thinning: reeldb::KeyframeThinning::Off,
+        ..reeldb::MaintenancePlan::default()
+    };
+    maintenance.run(&plan, &mut |_, _, _| {}).unwrap();
+    drop(maintenance);
+    assert!(!objects_under(&memory, "s/retired").is_empty());
+
+    // Rewound to 5 again, the refill's version 6 is an overlay on 5's keyframe: it appends
+    // to t1-g5, which a reclaim past the retention must not then delete.
+    for store in [&remote, &local] {
+        store.rewind(5).unwrap();
+        commit_one(store, false, 8);
+    }
+    let mut again = remote.maintenance().unwrap();
+    again.set_retention(std::time::Duration::ZERO);
+    again.reclaim().unwrap();
+    drop(again);
+    assert!(!objects_under(&memory, log).is_empty());
+    let fresh = open(&memory, "s");
+    assert_eq!(fresh.latest_version().unwrap(), 6);
+    for v in 1..=6 {
+        assert_eq!(rows_at(&fresh, v), rows_at(&local, v), "version {v}");
+    }
+    assert!(fresh.verify(1..=6, &mut |_| {}).unwrap().is_intact());
 }
 
 #[test]

@@ -198,6 +198,13 @@ fn frame_len(map: &[u8], offset: u64) -> Option<u64> {
     Some(u64::from(u32::from_le_bytes(len)))
 }
 
+/// The header a node log starts with.
+fn header() -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.raw(&LOG_MAGIC).u32(FORMAT_VERSION).u32(0);
+    e.finish()
+}
+
 /// Appends blobs to a node log for the single writer. Appends are buffered and written at
 /// [`NodeLogWriter::sync`]; nothing reads a blob before the commit that wrote it is synced.
 #[derive(Debug)]
@@ -230,10 +237,7 @@ impl NodeLogWriter {
                 if storage.exists(path)? {
                     storage.remove(path)?;
                 }
-                let mut f = storage.open_append(path)?;
-                let mut e = Encoder::new();
-                e.raw(&LOG_MAGIC).u32(FORMAT_VERSION).u32(0);
-                f.append(&e.finish())?;
+                storage.open_append(path)?.append(&header())?;
             }
         }
         let file = storage.open_append(path)?;
@@ -243,6 +247,26 @@ impl NodeLogWriter {
             created,
             buffer: Vec::new(),
         })
+    }
+
+    /// Opens the log at `path` for its generation's first commit without replacing a log
+    /// already there whose header is sound: its bytes stay, referenced by nothing this
+    /// generation writes, and the commit appends after them. Such a log is one a rewind
+    /// purged (whose readers, where they publish no leases, may still be reading it) or one
+    /// an unfinished commit created. A missing log is created, as [`NodeLogWriter::open`]
+    /// does with no committed length; one too short for a header, or whose header is not
+    /// this format's, is replaced (nothing can be read through it).
+    pub fn open_keeping(storage: Arc<dyn Storage>, path: &Path) -> Result<Self> {
+        let sound = storage.exists(path)?
+            && storage.len(path)? >= LOG_HEADER_LEN
+            && storage.read_at(path, 0, LOG_HEADER_LEN as usize)?.as_ref() == header();
+        if !sound {
+            return Self::open(storage, path, None);
+        }
+        let mut writer = Self::open(storage, path, Some(LOG_HEADER_LEN))?;
+        // Its directory entry may not be durable yet (an unfinished commit created it).
+        writer.created = true;
+        Ok(writer)
     }
 
     /// The reader over this log (it sees appended, uncommitted blobs too).

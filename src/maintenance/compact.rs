@@ -11,8 +11,9 @@
 //! records: the commit point. A crash before it leaves the store as it was (plus
 //! unreferenced bytes); after it, every version reads as before, now from its B-frame.
 //! Versions a writer commits meanwhile keep their entries: they never read a closed
-//! generation. A node log is deleted only once a later keyframe closed its generation (the
-//! writer appends only to its tables' open generations), no live version reads it, and no
+//! generation. A node log is deleted only once its generation is closed (a later keyframe
+//! of its table, or no such table, in the latest version read, which it precedes: the writer
+//! appends only to its tables' open generations), no live version reads it, and no
 //! live reader pins a version of its generation, since such a reader may still read that
 //! version's old record; otherwise a later compaction deletes it.
 
@@ -314,19 +315,20 @@ impl Maintenance {
                 }
             }
         }
-        // The generation each table's latest entry reads, and every generation of a table
-        // created since: the writer may be appending to their node logs for a commit not yet
-        // published. (A dropped table's logs are all closed: ids are never reused.)
+        // The generation each table's latest entry reads: the writer may be appending to its
+        // node log for a commit not yet published.
         let open: Vec<(u32, u64)> = records
             .last()
             .iter()
             .flat_map(|(_, r)| &r.tables)
             .map(|t| (t.id, t.keyframe_at))
             .collect();
-        let next_table_id = records.last().map_or(1, |(_, r)| r.next_table_id);
-        // Generations newer than every version read are the writer's, whatever the latest
-        // entries say (after a rewind into a compacted generation, a B-frame's `keyframe_at`
-        // names a purged version above the generations that follow it).
+        // Generations newer than every version read are the writer's too (those of tables
+        // created since among them), whatever the latest entries say (after a rewind into a
+        // compacted generation, a B-frame's `keyframe_at` names a purged version above the
+        // generations that follow it). Any other log is closed: no table, whatever its id,
+        // begins a generation at a version already committed. (A rewind below it would, and
+        // takes back a retirement first: `retire::unretire`.)
         let read_latest = records.last().map_or(0, |(e, _)| e.version);
         let census = ReaderCensus::take(storage.as_ref())?;
         let (mut doomed, mut bytes) = (Vec::new(), 0);
@@ -335,9 +337,7 @@ impl Maintenance {
             let Some((table, g)) = super::rewind::log_id(&name) else {
                 continue;
             };
-            let still_open = table >= next_table_id
-                || g > read_latest
-                || open.iter().any(|&(t, at)| t == table && at <= g);
+            let still_open = g > read_latest || open.iter().any(|&(t, at)| t == table && at <= g);
             if used.contains(&path) || still_open {
                 continue;
             }

@@ -13,7 +13,8 @@
 //! Why this is safe beside a writer: compaction rewrites only closed generations, and
 //! thinning only versions reading a keyframe older than the newest, so neither touches the
 //! latest version's tables nor anything the writer builds on; node logs are deleted only for
-//! generations a later keyframe closed. Log cleaning copies every live record to new packs,
+//! closed generations (a later keyframe of their table, or no such table, in the latest
+//! version read). Log cleaning copies every live record to new packs,
 //! which the writer's deduplication index would not know of: it copies only while it holds
 //! the writer lock, and beside an open writer it skips the copy and says so
 //! ([`Cleaning::writer_open`]). Rewinding purges versions, so it needs the writer lock and

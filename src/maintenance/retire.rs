@@ -11,8 +11,9 @@
 //! read it for the retention period; one that reads longer may find a file gone (an error,
 //! never another version's rows). Names so retired are never written again: pack ids and
 //! records-file numbers only grow, and a closed generation's node log is not reopened. A
-//! rewind below a retired node log's generation is the exception: a refill may write that
-//! name again, so the rewind takes its retirement back first ([`unretire`]).
+//! rewind is the exception: a refill may write again the node log of a generation above its
+//! target or of one the target holds, so the rewind takes their retirement back first
+//! ([`unretire`]).
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};

@@ -7,20 +7,22 @@
 //! point. Then it cuts the records file back to the target version, as a writer opening
 //! after a crash does, removes the packs created after it (as unfinished commits' packs are;
 //! on an object store they stay, for log cleaning to retire) and the node logs no remaining
-//! version reaches. Packs and node logs kept are never cut
+//! version reaches (on an object store they stay too). Packs and node logs kept are never cut
 //! (a reader may map them): bytes only purged versions used stay unreferenced until log
 //! cleaning, and the next commit starts a new pack. Readers drop their caches keyed by file
 //! position when they see the new rewind count, since records-file positions are written
 //! again.
 //!
 //! On an object store readers publish no leases, so a rewind there cannot see (and does
-//! not wait for) other processes' readers of the versions it purges. Those read on for the
-//! retention while their generation stays (purged packs are retired, not deleted), and may
-//! otherwise fail (a node log removed, or written again under the same name), but never
-//! read other rows: every pack record and node frame is
-//! checked against the reference that names it, and the records file is cut back no
-//! further than the rewind marker, so no record a purged version references is ever
-//! replaced by another (its table definitions, referenced by position, stay as they were).
+//! not wait for) other processes' readers of the versions it purges. Those read them whole
+//! for the retention: what they read is left in place, never overwritten, and deleted only
+//! after log cleaning or compaction retired it (purged packs stay and a refill numbers its
+//! packs above them; a purged generation's node log stays and a refill writing that
+//! generation again appends after its bytes). They never read other rows: every pack record
+//! and node frame is checked against the reference that names it, and the records file is
+//! cut back no further than the rewind marker, so no record a purged version references is
+//! ever replaced by another (its table definitions, referenced by position, stay as they
+//! were).
 //! The heads of the purged versions are removed before the commit point.
 //!
 //! Only the index entries up to the target are read before the commit point, so a store
@@ -136,7 +138,7 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         let head = store.latest_entry()?;
         if tail::lost_after(storage.as_ref(), head.as_ref())?.is_some() {
             let file = head.map_or(0, |e| e.records_file);
-            before_an_object_store_purge(store, to, file)?;
+            before_an_object_store_purge(store, to, file, head.as_ref())?;
             append_marker(storage.as_ref(), file, to, store.index().rewinds()?)?;
         }
         return Ok(0);
@@ -177,7 +179,7 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
         .copied()
         .or_else(|| index.entry(1).ok())
         .map_or(0, |e| e.records_file);
-    before_an_object_store_purge(store, to, file)?;
+    before_an_object_store_purge(store, to, file, kept.last())?;
     // Before the commit point: the purged versions' records stay in records.log until the
     // cut, and must not then read as proof of lost versions (see `catalog::tail`).
     append_marker(storage.as_ref(), file, to, index.rewinds()? + 1)?;
@@ -207,15 +209,23 @@ fn purge_above(store: &Store, to: u64) -> Result<u64> {
 }
 
 /// On an object store, what must come before a rewind to `to` (whose records file is
-/// `file`) writes anything: the heads of every version above `to` removed (an open would
-/// follow one to a purged or lost version, never checking the index), and the retirement
-/// taken back from the names a refill may write again (node logs of generations above
-/// `to`), which reclaim would otherwise delete under the new versions. A rewind to 0 from
+/// `file`, and index entry `target`) writes anything: the heads of every version above `to`
+/// removed (an open would follow one to a purged or lost version, never checking the index),
+/// and the retirement taken back from the node logs a refill may write again, which reclaim
+/// would otherwise delete under the new versions: those of generations above `to`, and
+/// those of the generations `to` holds (a refill's first overlay on a keyframe `to` holds
+/// with none appends to its log, which compaction may have retired while a later version
+/// began another generation). A rewind to 0 from
 /// a records file other than records.log is refused there, as the store would start
 /// records.log afresh, writing records at the positions of those a reader of an old
 /// version may still read. A failure here leaves the store as it was (a retirement taken
 /// back only keeps a file longer).
-fn before_an_object_store_purge(store: &Store, to: u64, file: u64) -> Result<()> {
+fn before_an_object_store_purge(
+    store: &Store,
+    to: u64,
+    file: u64,
+    target: Option<&IndexEntry>,
+) -> Result<()> {
     let storage = store.inner.storage.as_ref();
     if !storage.locks_outlive_their_process() {
         return Ok(());
@@ -226,13 +236,22 @@ fn before_an_object_store_purge(store: &Store, to: u64, file: u64) -> Result<()>
             store.path().display()
         )));
     }
+    let held: Vec<(u32, u64)> = match target {
+        Some(e) => store
+            .read_record(e)?
+            .tables
+            .iter()
+            .map(|t| (t.id, t.keyframe_at))
+            .collect(),
+        None => Vec::new(),
+    };
     head::remove_above(storage, to)?;
     retire::unretire(storage, |p| {
         p.parent() == Some(Path::new(OVERLAY_DIR))
             && p.file_name()
                 .and_then(|n| n.to_str())
                 .and_then(log_id)
-                .is_some_and(|(_, g)| g > to)
+                .is_some_and(|(t, g)| g > to || held.contains(&(t, g)))
     })?;
     Ok(())
 }
@@ -297,14 +316,17 @@ pub(crate) fn log_id(name: &str) -> Option<(u32, u64)> {
 
 /// Removes every node log no version up to `to` reaches (`head` is version `to`'s record): its
 /// generation began after `to`, or `to` holds that generation's keyframe with no overlay on
-/// it. The logs kept keep their purged tails, unreferenced.
+/// it. The logs kept keep their purged tails, unreferenced. On an object store it removes
+/// none: a reader of a purged version may still read them there, and a refill writing
+/// their generation again appends after their bytes (`NodeLogWriter::open_keeping`); those
+/// it never writes again, compaction retires once they are closed.
 fn remove_unreachable_logs(
     storage: &dyn Storage,
     head: Option<&VersionRecord>,
     to: u64,
 ) -> Result<()> {
     let dir = Path::new(OVERLAY_DIR);
-    if !storage.exists(dir)? {
+    if storage.locks_outlive_their_process() || !storage.exists(dir)? {
         return Ok(());
     }
     let bare: Vec<(u32, u64)> = head

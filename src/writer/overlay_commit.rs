@@ -150,7 +150,16 @@ pub(crate) fn write_overlay(
             if durable {
                 storage.sync_dir(std::path::Path::new(""))?;
             }
-            let log = NodeLogWriter::open(storage, v.key(), prev.map(|o| o.log_len))?;
+            let log = match prev {
+                Some(o) => NodeLogWriter::open(storage, v.key(), Some(o.log_len))?,
+                // Where readers publish no leases (an object store), a log a rewind purged
+                // may still be read by a reader of a purged version: kept, and appended
+                // after. On a local disk no reader holds one, and it is started afresh.
+                None if storage.locks_outlive_their_process() => {
+                    NodeLogWriter::open_keeping(storage, v.key())?
+                }
+                None => NodeLogWriter::open(storage, v.key(), None)?,
+            };
             // What an earlier writer of this handle left, if it still describes `prev`.
             let parked = store
                 .inner

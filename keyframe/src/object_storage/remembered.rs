@@ -11,8 +11,8 @@
 //! bytes asked for. A file that grew past them is listed again, and its new listing kept.
 //!
 //! What is remembered may be stale: the file removed and written again since (a store
-//! deleted and created again at the same prefix; a node log a writer started afresh after
-//! an unfinished commit). Its bytes then fail the reference's check, and the reader calls
+//! deleted and created again at the same prefix; a node log whose header was damaged,
+//! started afresh). Its bytes then fail the reference's check, and the reader calls
 //! [`Storage::forget`](crate::storage::Storage::forget), which drops what was remembered,
 //! and reads again from a new listing: a stale listing costs a read, never a wrong byte.
 //! A remembered segment that is gone, or whose object has another ETag, drops the listing
