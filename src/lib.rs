@@ -96,7 +96,7 @@ pub use reeldb_keyframe::object_storage;
 /// The storage trait all file I/O goes through, and its local-filesystem implementation.
 pub use reeldb_keyframe::storage;
 pub use store::{ColumnSpace, Store, StoreStats, VersionInfo, VersionKind};
-pub use sync::{SyncMode, SyncReport};
+pub use sync::{SyncMode, SyncOptions, SyncReport};
 pub use timestamp::parse_timestamp;
 pub use value::{Key, Value};
 pub use writer::schema_change::ColumnChange;

@@ -1,7 +1,9 @@
 //! `Store::sync_to` (`reel sync`): a fresh copy reads as its source at every version, a
 //! follow-up copies only the new version's bytes, an interrupted sync leaves the copy at its
 //! old version and the next one finishes it, maintenance on the source is followed, and a
-//! copy that diverged is refused without a byte changed.
+//! copy that diverged is refused without a byte changed, and what the source deleted since
+//! leaves the copy too (at once where no reader holds it, after the retention on an object
+//! store).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -225,6 +227,86 @@ fn a_copy_of_a_source_maintained_since_takes_the_rewritten_versions() {
         copy.snapshot(1),
         Err(Error::Expired { version: 1 })
     ));
+    // What the source's maintenance deleted, the copy no longer holds either.
+    assert!(report.files_removed > 0);
+    assert_eq!(report.files_kept, 0);
+    assert_eq!(data_files(&dst), data_files(&src_dir(&dir)));
+}
+
+/// The source store's directory in `dir`, as `source` was given it.
+fn src_dir(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("src")
+}
+
+/// The packs, node logs and records files of the store at `dir`.
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    file_lengths(dir)
+        .into_keys()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.ends_with(".pack") || name.ends_with(".olog") || name.starts_with("records")
+        })
+        .collect()
+}
+
+/// `src` with four more versions, compacted and cleaned: node logs and packs deleted.
+fn commit_and_maintain(src: &Store) {
+    for round in 5..9 {
+        commit_one(src, round);
+    }
+    let mut maintenance = src.maintenance().unwrap();
+    let report = maintenance
+        .run(&MaintenancePlan::default(), &mut |_, _, _| {})
+        .unwrap();
+    assert!(report.compaction.node_logs_removed > 0, "{report:?}");
+}
+
+#[test]
+fn a_local_copy_keeps_what_its_source_deleted_while_a_reader_holds_a_version_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(&src_dir(&dir));
+    let dst = dir.path().join("dst");
+    src.sync_to(&dst, &[], false).unwrap();
+    let before = data_files(&dst);
+    commit_and_maintain(&src);
+    let copy = Store::open(&dst).unwrap();
+    let held = copy.snapshot(4).unwrap();
+    let rows = |s: &reeldb::Snapshot| {
+        let t = s.table("orders").unwrap();
+        canonical(
+            &t.scan(&reeldb::ScanOptions::new())
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+        )
+    };
+    let held_rows = rows(&held);
+
+    let report = src.sync_to(&dst, &[], false).unwrap();
+    assert_eq!(report.mode, SyncMode::Replace);
+    assert_eq!(report.files_removed, 0);
+    assert!(report.files_kept > 0, "{report:?}");
+    assert!(before.iter().all(|p| dst.join(p).exists()), "all kept");
+    assert_eq!(rows(&held), held_rows, "the reader reads its version whole");
+
+    drop(held);
+    let report = src.sync_to(&dst, &[], false).unwrap();
+    assert_eq!(report.mode, SyncMode::UpToDate);
+    assert_eq!(report.files_kept, 0);
+    assert!(report.files_removed > 0, "{report:?}");
+    assert_eq!(data_files(&dst), data_files(&src_dir(&dir)));
+    let copy = Store::open(&dst).unwrap();
+    for v in 1..=src.latest_version().unwrap() {
+        assert_eq!(
+            rows(&copy.snapshot(v).unwrap()),
+            rows(&src.snapshot(v).unwrap())
+        );
+    }
+    assert!(
+        copy.verify(1..=src.latest_version().unwrap(), &mut |_| {})
+            .unwrap()
+            .is_intact()
+    );
 }
 
 #[test]
@@ -324,6 +406,74 @@ mod object_store {
         let report = src.sync_into(idle.clone(), name, false).unwrap();
         assert_eq!(report.mode, SyncMode::UpToDate);
         assert_eq!(idle.requests().bytes_written, 0);
+    }
+
+    /// The packs, node logs and records files of the store on `storage`.
+    fn stored_data_files(storage: &ObjectStorage) -> Vec<PathBuf> {
+        use reeldb::storage::Storage;
+        let mut files = Vec::new();
+        for dir in ["catalog", "packs", "overlays"] {
+            for name in storage.list(Path::new(dir)).unwrap() {
+                if name.ends_with(".pack") || name.ends_with(".olog") || name.starts_with("records")
+                {
+                    files.push(Path::new(dir).join(name));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn a_copy_on_an_object_store_retires_what_its_source_deleted_for_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(&src_dir(&dir));
+        let memory = Arc::new(InMemory::new());
+        let dst = || Arc::new(ObjectStorage::new(memory.clone(), "mirror").unwrap());
+        let name = Path::new("memory:///mirror");
+        src.sync_into(dst(), name, false).unwrap();
+        let before = stored_data_files(&dst());
+        commit_and_maintain(&src);
+        // A reader on another machine opens version 4 of the copy before the next sync.
+        let held = Store::open_in(dst(), name).unwrap().snapshot(4).unwrap();
+
+        let report = src.sync_into(dst(), name, false).unwrap();
+        assert_eq!(report.mode, SyncMode::Replace);
+        assert_eq!(report.files_removed, 0);
+        assert!(report.files_kept > 0, "{report:?}");
+        let now = stored_data_files(&dst());
+        assert!(
+            before.iter().all(|p| now.contains(p)),
+            "retired, not deleted"
+        );
+        let scan = held
+            .table("orders")
+            .unwrap()
+            .scan(&reeldb::ScanOptions::new())
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let at_4 = src.snapshot(4).unwrap().table("orders").unwrap();
+        let at_4 = at_4
+            .scan(&reeldb::ScanOptions::new())
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(canonical(&scan), canonical(&at_4));
+
+        // Past the retention (none here), the next sync deletes them.
+        let options = reeldb::SyncOptions {
+            verify: true,
+            retention: std::time::Duration::ZERO,
+        };
+        let report = src.sync_into_with(dst(), name, &options).unwrap();
+        assert_eq!(report.mode, SyncMode::UpToDate);
+        assert!(report.files_removed > 0, "{report:?}");
+        assert_eq!(report.files_kept, 0);
+        assert!(report.verified.unwrap().is_intact());
+        assert_eq!(stored_data_files(&dst()), data_files(&src_dir(&dir)));
+        let copy = Store::open_in(dst(), name).unwrap();
+        assert_eq!(read_all_canonical(&copy), read_all_canonical(&src));
     }
 
     #[test]

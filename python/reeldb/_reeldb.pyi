@@ -71,12 +71,17 @@ class Store:
         """Rows that differ between versions a and b: change, key, old_<c> and new_<c>."""
     def history(self, table: str, key: Key) -> pa.Table:
         """Every version at which the row with `key` changed, with its values then."""
-    def compact(self, keyframe_every: Optional[int] = None) -> Dict[str, Any]:
+    def compact(
+        self,
+        keyframe_every: Optional[int] = None,
+        retention: Union[None, float, timedelta] = None,
+    ) -> Dict[str, Any]:
         """Rewrites closed generations as B-frames and reclaims space; beside live readers
         and beside an open writer (then the packs are not copied: `writer_open` is True).
         Thins keyframes first: by default while a thinned version reads at most as many
         residual rows as its keyframe has; with `keyframe_every`, to one full keyframe per
-        that many versions (0 keeps every keyframe)."""
+        that many versions (0 keeps every keyframe). On an object store what it no longer
+        needs stays readable for `retention` (seconds or a timedelta; default an hour)."""
     def expire(
         self,
         keep_last: Optional[int] = None,
@@ -92,6 +97,18 @@ class Store:
         """Checks every stored byte of the versions: intact, newest_intact, versions, ...,
         lost_versions (committed versions whose index entries are lost, or None),
         damaged_heads (versions whose head, on an object store, is damaged)."""
+    def sync(
+        self,
+        dst: Union[str, PathLike[str]],
+        verify: bool = False,
+        storage_options: Optional[Dict[str, str]] = None,
+        retention: Union[None, float, timedelta] = None,
+    ) -> Dict[str, Any]:
+        """Copies this store at its latest version into `dst` (a directory or an object-store
+        URL), only what `dst` lacks: mode, from_version, to_version, files_written,
+        bytes_copied, resumed, files_removed and files_kept (files of `dst` this store no
+        longer has: deleted, or kept for `retention` on an object store or for readers of
+        `dst`), and with `verify`, intact."""
     def stats(self) -> Dict[str, Any]:
         """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..., and
         column_space: bytes per table, column and encoding (dicts with table, column,

@@ -309,21 +309,28 @@ impl Database {
     /// URL), copying only what `dst` lacks; run again to bring the copy up to date or to
     /// finish an interrupted one (README, "Replication"). `storage_options` configure `dst`.
     /// Returns a dict: `mode` ("fresh", "append", "replace" or "up-to-date"),
-    /// `from_version`, `to_version`, `files_written`, `bytes_copied`, `resumed`, and with
-    /// `verify`, `intact` (the versions copied verified whole).
-    #[pyo3(signature = (dst, verify = false, storage_options = None))]
+    /// `from_version`, `to_version`, `files_written`, `bytes_copied`, `resumed`,
+    /// `files_removed` and `files_kept` (files of `dst` its source no longer has, deleted, or
+    /// kept for `retention` on an object store, seconds or a timedelta, default an hour, or
+    /// for readers of `dst`), and with `verify`, `intact` (the versions copied verified whole).
+    #[pyo3(signature = (dst, verify = false, storage_options = None, retention = None))]
     fn sync<'py>(
         &self,
         py: Python<'py>,
         dst: PathBuf,
         verify: bool,
         storage_options: Option<std::collections::BTreeMap<String, String>>,
+        retention: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store.clone();
         let options: Vec<(String, String)> =
             storage_options.unwrap_or_default().into_iter().collect();
+        let sync = reeldb::SyncOptions {
+            verify,
+            retention: duration(retention, "retention")?.unwrap_or(reeldb::DEFAULT_RETENTION),
+        };
         let report = py
-            .detach(|| store.sync_to(&dst, &options, verify))
+            .detach(|| store.sync_to_with(&dst, &options, &sync))
             .py_err()?;
         let d = PyDict::new(py);
         d.set_item("mode", report.mode.as_str())?;
@@ -332,6 +339,8 @@ impl Database {
         d.set_item("files_written", report.files_written)?;
         d.set_item("bytes_copied", report.bytes_copied)?;
         d.set_item("resumed", report.resumed)?;
+        d.set_item("files_removed", report.files_removed)?;
+        d.set_item("files_kept", report.files_kept)?;
         if let Some(checked) = &report.verified {
             d.set_item("intact", checked.is_intact())?;
         }

@@ -373,8 +373,9 @@ def test_a_store_synced_to_s3_and_back_reads_the_same_and_follows_new_versions(
     commit(db, upsert=orders([1, 2, 3]))
     first = db.sync("s3://bkt/py/mirror", verify=True, storage_options=options)
     assert (first["mode"], first["to_version"], first["intact"]) == ("fresh", 2, True)
+    assert (first["files_removed"], first["files_kept"]) == (0, 0), "a fresh copy has no leftovers"
     commit(db, upsert=orders([4]))
-    second = db.sync("s3://bkt/py/mirror", storage_options=options)
+    second = db.sync("s3://bkt/py/mirror", storage_options=options, retention=dt.timedelta(0))
     assert (second["mode"], second["from_version"], second["to_version"]) == ("append", 2, 3)
     assert 0 < second["bytes_copied"] < first["bytes_copied"]
     mirror = reeldb.open("s3://bkt/py/mirror", create=False, storage_options=options)

@@ -207,6 +207,11 @@ enum Command {
         /// Then verify the versions copied (exit status 2 on damage).
         #[arg(long)]
         verify: bool,
+        /// When DST is on an object store: how long files DST no longer needs (SRC's
+        /// maintenance deleted them) stay readable after a sync retires them, before a
+        /// later sync deletes them (e.g. 1h, 30m, 0s).
+        #[arg(long, default_value = "1h")]
+        retention: String,
     },
     /// Write a table at a version to a file: Parquet, Arrow IPC, CSV or NDJSON by extension.
     Export {
@@ -364,9 +369,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             to,
             to_last_good,
         } => maintain::rewind(&mut out, &open_store(&store)?, to, to_last_good),
-        Command::Sync { src, dst, verify } => {
-            maintain::sync(&mut out, &open_store(&src)?, &dst, verify)
-        }
+        Command::Sync {
+            src,
+            dst,
+            verify,
+            retention,
+        } => maintain::sync(&mut out, &open_store(&src)?, &dst, verify, &retention),
     }
 }
 

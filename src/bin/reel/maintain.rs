@@ -342,15 +342,21 @@ fn say_rewrite(out: &mut dyn Write, catalog: &reeldb::CatalogRewrite) -> Result<
     )
 }
 
-/// `reel sync`: copies `src` into `dst` and says what was copied; with `verify`, exits 2
-/// when a version copied is damaged.
+/// `reel sync`: copies `src` into `dst` and says what was copied and what of `dst` its
+/// source no longer has was removed; with `verify`, exits 2 when a version copied is
+/// damaged.
 pub fn sync(
     out: &mut dyn Write,
     src: &Store,
     dst: &std::path::Path,
     verify: bool,
+    retention: &str,
 ) -> Result<(), Error> {
-    let report = src.sync_to(dst, &[], verify)?;
+    let options = reeldb::SyncOptions {
+        verify,
+        retention: parse_duration(retention)?,
+    };
+    let report = src.sync_to_with(dst, &[], &options)?;
     say(
         out,
         format_args!(
@@ -368,6 +374,16 @@ pub fn sync(
             }
         ),
     )?;
+    if report.files_removed + report.files_kept > 0 {
+        say(
+            out,
+            format_args!(
+                "files the source no longer has: {} removed, {} kept (for the retention, or \
+                 for readers of the copy)",
+                report.files_removed, report.files_kept
+            ),
+        )?;
+    }
     if let Some(checked) = &report.verified {
         for check in &checked.versions {
             if let Some(problem) = &check.problem {

@@ -26,10 +26,16 @@
 //! index is another (committed to, compacted or expired since: its files then hold bytes
 //! and pack names of its own), or a source rewound since the last sync, is
 //! [`Error::SyncDiverged`], and nothing is copied.
+//!
+//! Files the copy holds that the source's maintenance deleted since an earlier sync are
+//! disposed of after the commit point (module `leftovers`): deleted from a local copy no
+//! reader holds a version of, retired on an object store and deleted once the retention
+//! ([`SyncOptions::retention`]) has passed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reeldb_keyframe::format::{Decoder, Encoder, FORMAT_VERSION, checksum};
 use reeldb_keyframe::storage::{LockGuard, Storage};
@@ -40,8 +46,11 @@ use crate::catalog::{self, CATALOG_DIR, OVERLAY_DIR, head, index_path, records_p
 use crate::error::{Error, Result};
 use crate::location::{StorageOptions, first_request, locate};
 use crate::maintenance::MAINTENANCE_LOCK_FILE;
+use crate::maintenance::retire::DEFAULT_RETENTION;
 use crate::maintenance::verify::VerifyReport;
 use crate::store::{FEATURE_VERSION_HEADS, LOCK_FILE, STORE_FILE, Store};
+
+mod leftovers;
 
 /// The file a destination holds while a sync copies into it (see the module docs).
 pub const SYNC_FILE: &str = "SYNC";
@@ -79,6 +88,26 @@ impl SyncMode {
     }
 }
 
+/// How a sync runs ([`Store::sync_to_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Verify the versions copied in the destination ([`SyncReport::verified`]).
+    pub verify: bool,
+    /// On an object store, how long files the copy no longer needs stay readable after a
+    /// sync retires them, and how long ago a file must have been retired for a sync to
+    /// delete it (default [`DEFAULT_RETENTION`], an hour; see module `leftovers`).
+    pub retention: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            verify: false,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+}
+
 /// What a sync did.
 #[derive(Debug)]
 pub struct SyncReport {
@@ -94,6 +123,12 @@ pub struct SyncReport {
     pub bytes_copied: u64,
     /// True when an unfinished sync's `SYNC` file was found (and its bytes reused).
     pub resumed: bool,
+    /// Files of the destination its source no longer has (its maintenance deleted them since
+    /// an earlier sync), or that an earlier sync retired, deleted by this one.
+    pub files_removed: usize,
+    /// Such files kept: on an object store retired until their retention passes, on a local
+    /// disk held by a reader of the destination (a later sync deletes them).
+    pub files_kept: usize,
     /// With `verify`: the verification of the versions copied (all of them after a fresh
     /// copy or a replacement, and when nothing was new).
     pub verified: Option<VerifyReport>,
@@ -110,8 +145,22 @@ impl Store {
         options: &StorageOptions,
         verify: bool,
     ) -> Result<SyncReport> {
+        let sync = SyncOptions {
+            verify,
+            ..SyncOptions::default()
+        };
+        self.sync_to_with(dst, options, &sync)
+    }
+
+    /// [`Store::sync_to`] with every setting of [`SyncOptions`].
+    pub fn sync_to_with(
+        &self,
+        dst: impl AsRef<Path>,
+        options: &StorageOptions,
+        sync: &SyncOptions,
+    ) -> Result<SyncReport> {
         let located = locate(dst.as_ref(), options)?;
-        let result = self.sync_into(located.storage.clone(), &located.shown, verify);
+        let result = self.sync_into_with(located.storage.clone(), &located.shown, sync);
         first_request(&located, result)
     }
 
@@ -122,6 +171,22 @@ impl Store {
         shown: &Path,
         verify: bool,
     ) -> Result<SyncReport> {
+        let sync = SyncOptions {
+            verify,
+            ..SyncOptions::default()
+        };
+        self.sync_into_with(dst, shown, &sync)
+    }
+
+    /// [`Store::sync_to_with`] into any [`Storage`].
+    pub fn sync_into_with(
+        &self,
+        dst: Arc<dyn Storage>,
+        shown: &Path,
+        sync: &SyncOptions,
+    ) -> Result<SyncReport> {
+        // Listed before the index is read: what it lacks, no version copied reads.
+        let source_files = leftovers::data_files(self.inner.storage.as_ref())?;
         let source = Source::read(self)?;
         let target = shown.display().to_string();
         dst.create_dir_all(Path::new(""))?;
@@ -137,6 +202,12 @@ impl Store {
             found => found.is_some(),
         };
         let (mode, from_version) = classify(&source, dst.clone(), shown, marker)?;
+        // What the copy held before: an unfinished first copy holds only prefixes of the
+        // source's files.
+        let held = match mode {
+            SyncMode::Fresh => BTreeSet::new(),
+            _ => leftovers::data_files(dst.as_ref())?,
+        };
         let mut report = SyncReport {
             mode,
             from_version,
@@ -144,6 +215,8 @@ impl Store {
             files_written: 0,
             bytes_copied: 0,
             resumed,
+            files_removed: 0,
+            files_kept: 0,
             verified: None,
         };
         if mode != SyncMode::UpToDate {
@@ -161,7 +234,15 @@ impl Store {
             // One an earlier sync could not write.
             write_heads(self, &source, dst.as_ref(), &[source.latest]);
         }
-        if verify && source.latest > 0 {
+        // After the commit point, with the copy's locks still held (and still ours).
+        for lock in &locks {
+            lock.check()?;
+        }
+        let left: Vec<PathBuf> = held.difference(&source_files).cloned().collect();
+        let disposed = leftovers::dispose(dst.as_ref(), &left, sync.retention)?;
+        report.files_removed = disposed.deleted;
+        report.files_kept = disposed.kept;
+        if sync.verify && source.latest > 0 {
             let copy = Store::open_in(dst, shown)?;
             let first = match mode {
                 SyncMode::Append => from_version + 1,
