@@ -11,7 +11,8 @@
 //! Then, on each, `reel sync` (`Store::sync_into`) of a store of the same history into an
 //! empty prefix, again, after one more version, and back to local disk. Last, the requests
 //! of opens and of commits of a small table at 10, 1,000 and 10,000 versions
-//! (`REELDB_BENCH_VERSIONS`; in-memory store).
+//! (`REELDB_BENCH_VERSIONS`; in-memory store), and of opens of a copy of 100,000 versions
+//! (`REELDB_BENCH_OPEN_VERSIONS`; committed locally, synced into an in-memory store).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -364,6 +365,82 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // with the number of objects it holds (each listing walks them all).
     println!("\n## requests per open as versions accumulate (in-memory store)\n");
     measure_many_versions(Arc::new(InMemory::new()))?;
+    println!("\n## requests per open of a copy of 100,000 versions (in-memory store)\n");
+    measure_opens_of_a_long_history(Arc::new(InMemory::new()))?;
+    Ok(())
+}
+
+/// Requests of a new handle's open at 1 to `REELDB_BENCH_OPEN_VERSIONS` (default 100,000)
+/// versions: the versions committed to a local store (one row each, unsynced: committing
+/// them to object_store's in-memory store slows with every key it holds), then copied by
+/// `Store::sync_into`, which writes every version's head as a commit there does.
+fn measure_opens_of_a_long_history(
+    objects: Arc<dyn ObjectStore>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let many: u64 = std::env::var("REELDB_BENCH_OPEN_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir()?;
+    let local = Store::create(dir.path().join("s"))?;
+    let mut rng = Rng(7);
+    let rows: Vec<_> = (0..100).map(|_| new_row(&mut rng, 0, 1_000)).collect();
+    let ids: Vec<i64> = (0..100).collect();
+    let t = Instant::now();
+    let mut w = local.writer_with(reeldb::WriterOptions::default().sync(false))?;
+    let mut tx = w.begin();
+    tx.create_table("t", support::schema(), &["id"])?;
+    tx.upsert("t", batch(&ids, &rows.iter().collect::<Vec<_>>()))?;
+    tx.commit()?;
+    for v in 2..=many {
+        let id = rng.below(100) as i64;
+        let row = new_row(&mut rng, v as i64, 1_000);
+        let mut tx = w.begin();
+        tx.upsert("t", batch(&[id], &[&row]))?;
+        tx.commit()?;
+    }
+    drop(w);
+    let committed = t.elapsed();
+    let name = Path::new("long");
+    let t = Instant::now();
+    let report = local.sync_into(
+        Arc::new(ObjectStorage::new(objects.clone(), "long")?),
+        name,
+        false,
+    )?;
+    println!(
+        "{many} one-row versions committed locally in {:.1} s, copied in {:.1} s ({} bytes)\n",
+        committed.as_secs_f64(),
+        t.elapsed().as_secs_f64(),
+        report.bytes_copied
+    );
+    println!("| versions in the store | open | lists | gets | bytes got | writes | time |");
+    println!("|---|---|---|---|---|---|---|");
+    for at in [
+        None,
+        Some(1),
+        Some(1_000.min(many)),
+        Some(many / 2),
+        Some(many),
+    ] {
+        let storage = ObjectStorage::new(objects.clone(), "long")?;
+        let t = Instant::now();
+        let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+        let opened = match at {
+            None => handle.latest()?.version(),
+            Some(at) => handle.snapshot(at)?.version(),
+        };
+        let asked = storage.requests();
+        let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
+        println!(
+            "| {many} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
+            asked.lists,
+            asked.gets,
+            asked.bytes_read as f64 / 1024.0,
+            asked.writes(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 
