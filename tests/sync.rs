@@ -344,6 +344,63 @@ fn a_copy_committed_to_or_maintained_or_of_a_rewound_source_is_refused_unchanged
 }
 
 #[test]
+fn a_copy_keeps_a_file_its_damaged_source_lacks_but_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(&src_dir(&dir));
+    let dst = dir.path().join("dst");
+    src.sync_to(&dst, &[], false).unwrap();
+    // The source loses a pack its versions read (a disk fault, a stray `rm`).
+    let pack = data_files(&src_dir(&dir))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    std::fs::remove_file(src_dir(&dir).join(&pack)).unwrap();
+
+    let report = src.sync_to(&dst, &[], false).unwrap();
+    assert_eq!(report.mode, SyncMode::UpToDate);
+    assert_eq!((report.files_removed, report.files_kept), (0, 1));
+    assert!(report.leftovers_error.is_none());
+    assert!(dst.join(&pack).exists(), "the copy's bytes are kept");
+    let copy = Store::open(&dst).unwrap();
+    assert!(copy.verify(1..=4, &mut |_| {}).unwrap().is_intact());
+}
+
+#[test]
+fn a_failure_disposing_of_leftovers_keeps_them_and_is_reported_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(&src_dir(&dir));
+    let base = dir.path().join("base");
+    src.sync_to(&base, &[], false).unwrap();
+    commit_and_maintain(&src);
+    let new = read_all_canonical(&src);
+    let (mut failed_at, mut reported) = (0u64, 0);
+    loop {
+        let work = dir.path().join(format!("dst-{failed_at}"));
+        copy_dir(&base, &work);
+        let faulty = FaultyStorage::new(LocalStorage::new(&work));
+        faulty.plan().fail_at(failed_at, Fault::Eio, true);
+        let result = src.sync_into(Arc::new(faulty), &work, false);
+        failed_at += 1;
+        let Ok(report) = result else {
+            continue; // before the commit point: the loop above checks those
+        };
+        // The copy is synced whatever became of its leftovers.
+        assert_eq!(read_all_canonical(&Store::open(&work).unwrap()), new);
+        if report.leftovers_error.is_none() {
+            assert!(report.files_removed > 0, "{report:?}");
+            break;
+        }
+        reported += 1;
+        assert!(report.files_kept > 0, "{report:?}");
+        let again = src.sync_to(&work, &[], true).unwrap();
+        assert!(again.leftovers_error.is_none());
+        assert!(again.verified.unwrap().is_intact());
+        assert_eq!(data_files(&work), data_files(&src_dir(&dir)));
+    }
+    assert!(reported > 0, "no operation after the commit point failed");
+}
+
+#[test]
 fn a_destination_holding_other_files_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(&dir.path().join("src"));

@@ -108,7 +108,8 @@ class Store:
         URL), only what `dst` lacks: mode, from_version, to_version, files_written,
         bytes_copied, resumed, files_removed and files_kept (files of `dst` this store no
         longer has: deleted, or kept for `retention` on an object store or for readers of
-        `dst`), and with `verify`, intact."""
+        `dst`), leftovers_error (why they were kept when disposing of them failed after the
+        copy was made, else None), and with `verify`, intact."""
     def stats(self) -> Dict[str, Any]:
         """Sizes and sharing: bytes_on_disk, logical_bytes, sharing_ratio, ..., and
         column_space: bytes per table, column and encoding (dicts with table, column,

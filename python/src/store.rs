@@ -312,7 +312,9 @@ impl Database {
     /// `from_version`, `to_version`, `files_written`, `bytes_copied`, `resumed`,
     /// `files_removed` and `files_kept` (files of `dst` its source no longer has, deleted, or
     /// kept for `retention` on an object store, seconds or a timedelta, default an hour, or
-    /// for readers of `dst`), and with `verify`, `intact` (the versions copied verified whole).
+    /// for readers of `dst`), `leftovers_error` (why they were kept, when disposing of them
+    /// failed after the copy was made; else None), and with `verify`, `intact` (the versions
+    /// copied verified whole).
     #[pyo3(signature = (dst, verify = false, storage_options = None, retention = None))]
     fn sync<'py>(
         &self,
@@ -341,6 +343,10 @@ impl Database {
         d.set_item("resumed", report.resumed)?;
         d.set_item("files_removed", report.files_removed)?;
         d.set_item("files_kept", report.files_kept)?;
+        d.set_item(
+            "leftovers_error",
+            report.leftovers_error.as_ref().map(|e| e.to_string()),
+        )?;
         if let Some(checked) = &report.verified {
             d.set_item("intact", checked.is_intact())?;
         }

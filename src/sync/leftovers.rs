@@ -5,16 +5,19 @@
 //! the copy's before it copies anything. A file the copy held before this sync and the
 //! source did not hold when it was listed is one the source deleted, and no version this
 //! sync copies reads it: the engine never writes a deleted name again (a rewind aside,
-//! which makes the copy diverged, so nothing is synced).
+//! which makes the copy diverged, so nothing is synced). A source missing a file its own
+//! versions read (damaged, or listed short) must not cost the copy its bytes, so before
+//! anything is disposed of, every file a live version reads is taken out ([`unread`]).
 //!
 //! After its commit point a sync disposes of them as the copy's own maintenance would. On
 //! an object store, where readers hold no leases, it retires them (`maintenance::retire`)
 //! and deletes what was retired at least the retention ago, so a reader of the copy that
 //! opened a version before reads it whole for that long. On a local disk it deletes them
 //! under the reader gate when no reader holds any version of the copy, and otherwise keeps
-//! them for a later sync to find again.
+//! them for a later sync to find again. This runs after the commit point: a failure keeps
+//! them, and the sync reports it (`SyncReport::leftovers_error`) rather than failing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +52,23 @@ pub(super) fn data_files(storage: &dyn Storage) -> Result<BTreeSet<PathBuf>> {
         );
     }
     Ok(files)
+}
+
+/// `left` less every file a live version reads (`read`: the committed length of each, by
+/// path); `read` is called only when `left` is not empty.
+pub(super) fn unread<R>(
+    left: &[PathBuf],
+    read: impl FnOnce() -> Result<BTreeMap<PathBuf, R>>,
+) -> Result<Vec<PathBuf>> {
+    if left.is_empty() {
+        return Ok(Vec::new());
+    }
+    let read = read()?;
+    Ok(left
+        .iter()
+        .filter(|p| !read.contains_key(*p))
+        .cloned()
+        .collect())
 }
 
 /// What disposing of the leftovers did.
@@ -90,10 +110,10 @@ pub(super) fn dispose(
             kept: left.len(),
         });
     }
-    let mut dirs = BTreeSet::new();
+    let (mut dirs, mut deleted) = (BTreeSet::new(), 0);
     for path in left {
         match dst.remove(path) {
-            Ok(()) => {}
+            Ok(()) => deleted += 1,
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -103,8 +123,5 @@ pub(super) fn dispose(
         dst.sync_dir(dir)?;
     }
     drop(census);
-    Ok(Disposed {
-        deleted: left.len(),
-        kept: 0,
-    })
+    Ok(Disposed { deleted, kept: 0 })
 }

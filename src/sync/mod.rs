@@ -127,8 +127,12 @@ pub struct SyncReport {
     /// an earlier sync), or that an earlier sync retired, deleted by this one.
     pub files_removed: usize,
     /// Such files kept: on an object store retired until their retention passes, on a local
-    /// disk held by a reader of the destination (a later sync deletes them).
+    /// disk held by a reader of the destination (a later sync deletes them); with
+    /// `leftovers_error`, every such file (some of which it may have deleted).
     pub files_kept: usize,
+    /// Why those files were not disposed of, when that failed after the commit point (the
+    /// copy is at `to_version` all the same; the next sync finds them again).
+    pub leftovers_error: Option<Error>,
     /// With `verify`: the verification of the versions copied (all of them after a fresh
     /// copy or a replacement, and when nothing was new).
     pub verified: Option<VerifyReport>,
@@ -202,8 +206,7 @@ impl Store {
             found => found.is_some(),
         };
         let (mode, from_version) = classify(&source, dst.clone(), shown, marker)?;
-        // What the copy held before: an unfinished first copy holds only prefixes of the
-        // source's files.
+        // What the copy held before (an unfinished first copy is left to the next sync).
         let held = match mode {
             SyncMode::Fresh => BTreeSet::new(),
             _ => leftovers::data_files(dst.as_ref())?,
@@ -217,6 +220,7 @@ impl Store {
             resumed,
             files_removed: 0,
             files_kept: 0,
+            leftovers_error: None,
             verified: None,
         };
         if mode != SyncMode::UpToDate {
@@ -234,14 +238,27 @@ impl Store {
             // One an earlier sync could not write.
             write_heads(self, &source, dst.as_ref(), &[source.latest]);
         }
-        // After the commit point, with the copy's locks still held (and still ours).
-        for lock in &locks {
-            lock.check()?;
-        }
+        // After the commit point the copy is at the source's latest version whatever happens
+        // here: a failure keeps the leftovers (the next sync finds them again) and is
+        // reported, not returned.
         let left: Vec<PathBuf> = held.difference(&source_files).cloned().collect();
-        let disposed = leftovers::dispose(dst.as_ref(), &left, sync.retention)?;
-        report.files_removed = disposed.deleted;
-        report.files_kept = disposed.kept;
+        let disposed = locks
+            .iter()
+            .try_for_each(|lock| lock.check().map_err(Error::from))
+            .and_then(|()| leftovers::unread(&left, || source.committed_lengths(self, 0)))
+            .and_then(|unread| {
+                // Files the source's versions read yet it lacks are kept, and counted so.
+                let still_read = left.len() - unread.len();
+                let d = leftovers::dispose(dst.as_ref(), &unread, sync.retention)?;
+                Ok((d.deleted, d.kept + still_read))
+            });
+        match disposed {
+            Ok((deleted, kept)) => (report.files_removed, report.files_kept) = (deleted, kept),
+            Err(e) => {
+                report.files_kept = left.len();
+                report.leftovers_error = Some(e);
+            }
+        }
         if sync.verify && source.latest > 0 {
             let copy = Store::open_in(dst, shown)?;
             let first = match mode {

@@ -384,6 +384,12 @@ pub fn sync(
             ),
         )?;
     }
+    if let Some(e) = &report.leftovers_error {
+        say(
+            out,
+            format_args!("they were kept, for the next sync: {e} (the copy is synced)"),
+        )?;
+    }
     if let Some(checked) = &report.verified {
         for check in &checked.versions {
             if let Some(problem) = &check.problem {
