@@ -424,24 +424,35 @@ fn measure_opens_of_a_long_history(
         Some(many),
     ] {
         let storage = ObjectStorage::new(objects.clone(), "long")?;
-        let t = Instant::now();
-        let handle = Store::open_in(Arc::new(storage.clone()), name)?;
-        let opened = match at {
-            None => handle.latest()?.version(),
-            Some(at) => handle.snapshot(at)?.version(),
-        };
-        let asked = storage.requests();
-        let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
-        println!(
-            "| {many} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
-            asked.lists,
-            asked.gets,
-            asked.bytes_read as f64 / 1024.0,
-            asked.writes(),
-            t.elapsed().as_secs_f64() * 1e3
-        );
+        println!("{}", open_row(storage, name, many, at)?);
     }
     Ok(())
+}
+
+/// A table row for a new handle on `storage` (a store of `versions` versions) opening
+/// version `at`, or the latest: the requests it made and its time.
+fn open_row(
+    storage: ObjectStorage,
+    name: &Path,
+    versions: u64,
+    at: Option<u64>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let handle = Store::open_in(Arc::new(storage.clone()), name)?;
+    let opened = match at {
+        None => handle.latest()?.version(),
+        Some(at) => handle.snapshot(at)?.version(),
+    };
+    let asked = storage.requests();
+    let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
+    Ok(format!(
+        "| {versions} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
+        asked.lists,
+        asked.gets,
+        asked.bytes_read as f64 / 1024.0,
+        asked.writes(),
+        t.elapsed().as_secs_f64() * 1e3
+    ))
 }
 
 /// Requests per open and per commit as versions accumulate: a small table committed `many`
@@ -493,23 +504,7 @@ fn measure_many_versions(objects: Arc<dyn ObjectStore>) -> Result<(), Box<dyn st
             since.elapsed().as_secs_f64() * 1e3 / (v - sampled) as f64,
         ));
         for at in [None, Some(1), Some(v / 2)] {
-            let storage = fresh();
-            let t = Instant::now();
-            let handle = Store::open_in(Arc::new(storage.clone()), name)?;
-            let opened = match at {
-                None => handle.latest()?.version(),
-                Some(at) => handle.snapshot(at)?.version(),
-            };
-            let asked = storage.requests();
-            let what = at.map_or("latest".to_string(), |at| format!("v{at}"));
-            opens.push(format!(
-                "| {v} | {what} (got {opened}) | {} | {} | {:.1} KiB | {} | {:.2} ms |",
-                asked.lists,
-                asked.gets,
-                asked.bytes_read as f64 / 1024.0,
-                asked.writes(),
-                t.elapsed().as_secs_f64() * 1e3
-            ));
+            opens.push(open_row(fresh(), name, v, at)?);
         }
         (since, sampled) = (Instant::now(), v);
     }

@@ -62,6 +62,17 @@ fn file_lengths(dir: &Path) -> BTreeMap<PathBuf, u64> {
     out
 }
 
+/// The rows of "orders" in `snapshot`, canonical.
+fn rows_of(snapshot: &reeldb::Snapshot) -> arrow::array::RecordBatch {
+    let t = snapshot.table("orders").unwrap();
+    canonical(
+        &t.scan(&reeldb::ScanOptions::new())
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+    )
+}
+
 /// Every store file's bytes, to tell that nothing changed.
 fn file_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     file_lengths(dir)
@@ -212,15 +223,7 @@ fn a_copy_of_a_source_maintained_since_takes_the_rewritten_versions() {
     assert!(report.verified.unwrap().is_intact());
     let copy = Store::open(&dst).unwrap();
     for v in 3..=src.latest_version().unwrap() {
-        let scan = |s: &Store| {
-            let t = s.snapshot(v).unwrap().table("orders").unwrap();
-            canonical(
-                &t.scan(&reeldb::ScanOptions::new())
-                    .unwrap()
-                    .collect::<Result<Vec<_>, _>>()
-                    .unwrap(),
-            )
-        };
+        let scan = |s: &Store| rows_of(&s.snapshot(v).unwrap());
         assert_eq!(scan(&copy), scan(&src), "version {v}");
     }
     assert!(matches!(
@@ -271,23 +274,18 @@ fn a_local_copy_keeps_what_its_source_deleted_while_a_reader_holds_a_version_of_
     commit_and_maintain(&src);
     let copy = Store::open(&dst).unwrap();
     let held = copy.snapshot(4).unwrap();
-    let rows = |s: &reeldb::Snapshot| {
-        let t = s.table("orders").unwrap();
-        canonical(
-            &t.scan(&reeldb::ScanOptions::new())
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap(),
-        )
-    };
-    let held_rows = rows(&held);
+    let held_rows = rows_of(&held);
 
     let report = src.sync_to(&dst, &[], false).unwrap();
     assert_eq!(report.mode, SyncMode::Replace);
     assert_eq!(report.files_removed, 0);
     assert!(report.files_kept > 0, "{report:?}");
     assert!(before.iter().all(|p| dst.join(p).exists()), "all kept");
-    assert_eq!(rows(&held), held_rows, "the reader reads its version whole");
+    assert_eq!(
+        rows_of(&held),
+        held_rows,
+        "the reader reads its version whole"
+    );
 
     drop(held);
     let report = src.sync_to(&dst, &[], false).unwrap();
@@ -298,8 +296,8 @@ fn a_local_copy_keeps_what_its_source_deleted_while_a_reader_holds_a_version_of_
     let copy = Store::open(&dst).unwrap();
     for v in 1..=src.latest_version().unwrap() {
         assert_eq!(
-            rows(&copy.snapshot(v).unwrap()),
-            rows(&src.snapshot(v).unwrap())
+            rows_of(&copy.snapshot(v).unwrap()),
+            rows_of(&src.snapshot(v).unwrap())
         );
     }
     assert!(
@@ -503,20 +501,7 @@ mod object_store {
             before.iter().all(|p| now.contains(p)),
             "retired, not deleted"
         );
-        let scan = held
-            .table("orders")
-            .unwrap()
-            .scan(&reeldb::ScanOptions::new())
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let at_4 = src.snapshot(4).unwrap().table("orders").unwrap();
-        let at_4 = at_4
-            .scan(&reeldb::ScanOptions::new())
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        assert_eq!(canonical(&scan), canonical(&at_4));
+        assert_eq!(rows_of(&held), rows_of(&src.snapshot(4).unwrap()));
 
         // Past the retention (none here), the next sync deletes them.
         let options = reeldb::SyncOptions {

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "object-store")]
+pub mod in_memory;
+
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
